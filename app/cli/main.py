@@ -1,0 +1,89 @@
+"""The headless ``wattbench`` command line.
+
+Each command lives in its own module with ``register(subparsers)``; that function adds a
+parser whose ``func`` default takes the parsed arguments and returns an exit code.
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 a run failed, 4 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from wattbench import __version__
+from wattbench.errors import WattbenchError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 3
+EXIT_CANCELLED = 4
+
+# Command modules, in the order `--help` lists them. A missing module is skipped, so the
+# CLI works while a command is being built.
+COMMAND_MODULES = (
+    "wattbench.cli.cmd_run",
+    "wattbench.cli.cmd_catalog",
+    "wattbench.cli.cmd_sensors",
+    "wattbench.cli.cmd_store",
+    "wattbench.cli.cmd_compare",
+    "wattbench.cli.cmd_bundle",
+    "wattbench.cli.cmd_report",
+    "wattbench.cli.cmd_gui",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wattbench",
+        description="Which of your devices runs this AI model best — per second, per joule, "
+        "per dollar.",
+    )
+    parser.add_argument("--version", action="version", version=f"wattbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="SQLAlchemy URL or SQLite file of the run store (default: $WATTBENCH_DB or a "
+        "file in the user's data folder)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.func(args))
+    except WattbenchError as exc:
+        print(f"wattbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("wattbench: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

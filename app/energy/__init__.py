@@ -1,0 +1,1 @@
+"""Power sampling and energy figures (no Qt, no vendor imports)."""

@@ -1,0 +1,337 @@
+"""The result of a run: immutable values with metadata.
+
+The same object goes over the worker pipe (as JSON + packed arrays, never pickle), into the
+store, into the GUI and into reports. Unknown figures are None with a reason, never 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import numpy as np
+
+from wattbench import __version__
+from wattbench.engine.arrays import array_from_dict, array_to_dict
+from wattbench.engine.spec import RunSpec
+
+RESULT_FORMAT_VERSION = 1
+
+T = TypeVar("T")
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+# Quality flags (METHOD.md post-checks and ENERGY.md); stored as plain strings.
+FLAG_WARMUP_UNSTEADY = "warmup_unsteady"
+FLAG_NOT_CONVERGED = "not_converged"
+FLAG_DRIFT = "drift"
+FLAG_HIGH_CV = "high_cv"
+FLAG_AUTOCORRELATED = "autocorrelated"
+FLAG_OUTLIERS = "outliers"
+FLAG_THROTTLED = "throttled"
+FLAG_BLOCK_TIMING = "block_timing"
+FLAG_GC_ENABLED = "gc_enabled"
+FLAG_LOW_N_EFF = "tail_low_n_eff"
+
+
+def _plain(cls: type[T], d: Mapping[str, Any]) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A value with its 95 % confidence interval (lo/hi None when it cannot be computed)."""
+
+    value: float
+    lo: float | None = None
+    hi: float | None = None
+
+    @property
+    def rel_half_width(self) -> float | None:
+        if self.lo is None or self.hi is None or self.value == 0:
+            return None
+        return (self.hi - self.lo) / 2 / abs(self.value)
+
+
+@dataclass(frozen=True)
+class PercentileEstimate:
+    p: float  # 0.99 for p99
+    value_ns: float  # linear interpolation
+    nearest_rank_ns: float  # MLPerf-comparable
+    lo_ns: float | None  # order-statistic 95 % interval, None when n is too small
+    hi_ns: float | None
+    headline: bool  # n_eff large enough to show it as a headline number
+
+    @property
+    def name(self) -> str:
+        return "p" + f"{self.p * 100:g}"
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Per-call latency statistics (block timings already divided by the block size)."""
+
+    n: int
+    mean_ns: float
+    sd_ns: float
+    cv: float
+    median_ns: float
+    iqr_ns: float
+    mad_ns: float
+    min_ns: float
+    max_ns: float
+    mean_lo_ns: float
+    mean_hi_ns: float
+    rho: float  # relative half-width of the 95 % CI of the mean (batch means, k=20)
+    r1: float  # lag-1 autocorrelation
+    n_eff: float
+    outliers_low: int
+    outliers_high: int
+    drift: float  # (mean of 2nd half − mean of 1st half) / mean
+    percentiles: tuple[PercentileEstimate, ...] = ()
+
+    def percentile(self, p: float) -> PercentileEstimate | None:
+        for pe in self.percentiles:
+            if abs(pe.p - p) < 1e-9:
+                return pe
+        return None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LatencySummary:
+        d = dict(d)
+        d["percentiles"] = tuple(_plain(PercentileEstimate, p) for p in d.get("percentiles", ()))
+        return _plain(cls, d)
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    prompt_tokens: int
+    new_tokens: int
+    ttft_ns: Interval  # time to first token
+    tpot_ns: Interval  # time per output token = (latency − TTFT) / (tokens − 1)
+    decode_tokens_per_s: Interval
+    e2e_tokens_per_s: Interval
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GenerationSummary:
+        d = dict(d)
+        for k in ("ttft_ns", "tpot_ns", "decode_tokens_per_s", "e2e_tokens_per_s"):
+            d[k] = _plain(Interval, d[k])
+        return _plain(cls, d)
+
+
+@dataclass(frozen=True)
+class MemoryFigures:
+    """From a separate pass, so it cannot disturb timing. None = not measurable here."""
+
+    peak_rss_bytes: int | None = None
+    torch_allocated_peak_bytes: int | None = None
+    torch_reserved_peak_bytes: int | None = None
+    gpu_process_peak_bytes: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhaseTimings:
+    worker_start_s: float | None = None  # spawn → worker ready (reported apart from the run)
+    preflight_s: float | None = None
+    cold_load_s: float | None = None  # model load
+    first_call_ns: int | None = None  # first inference, timed alone
+    warmup_iterations: int = 0
+    warmup_s: float = 0.0
+    warmup_steady: bool = False
+    null_call_ns: float | None = None  # per-iteration cost of the timing loop itself
+    block_size: int = 1  # calls per timed sample
+    harness_overhead_fraction: float | None = None  # loop cost ÷ one inference
+    measure_s: float = 0.0
+    total_s: float | None = None
+    gc_disabled: bool = True
+
+
+@dataclass(frozen=True)
+class EnergyFigure:
+    """One energy domain over the measurement window (ENERGY.md 'Per run')."""
+
+    domain: str  # "package-0", "dram-0", "gpu0", "power1" ...
+    device: str  # compute device this domain belongs to: "cpu", "cuda:0", "node"
+    source: str  # "rapl.package-0", "nvml.total_energy", "hwmon.power1_input∫", "estimate.tdp"
+    scope: str  # "cpu-package", "dram", "gpu-board", "gpu-module", "node"
+    method: str  # "counter-difference", "integrated-samples", "model"
+    energy_j: float
+    duration_s: float
+    avg_power_w: float
+    items: int
+    energy_per_item_j: float  # gross
+    items_per_j: float
+    idle_power_w: float | None = None
+    energy_per_item_above_idle_j: float | None = None
+    rel_uncertainty: float | None = None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def is_estimate(self) -> bool:
+        return self.method == "model" or "estimate" in self.flags
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A sampled time series on the monotonic clock shared with the worker."""
+
+    name: str
+    unit: str
+    t_ns: np.ndarray  # int64, perf_counter_ns
+    values: np.ndarray  # float64
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    ref: str
+    name: str
+    family: str  # builtin | onnx-zoo | file
+    format: str  # torch-module | onnx | torchscript | torch-export
+    sha256: str
+    inputs: tuple[tuple[str, tuple[int, ...], str], ...]  # (name, concrete shape, dtype)
+    parameters: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelInfo:
+        d = dict(d)
+        d["inputs"] = tuple(
+            (str(n), tuple(int(s) for s in shape), str(dt)) for n, shape, dt in d["inputs"]
+        )
+        return _plain(cls, d)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    spec: RunSpec
+    status: RunStatus
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    reason: str | None = None  # why it failed / was cancelled / why figures are missing
+    created_at: str = field(default_factory=_now)
+    finished_at: str | None = None
+    wattbench_version: str = __version__
+    system: Mapping[str, Any] = field(default_factory=dict)
+    model: ModelInfo | None = None
+    phases: PhaseTimings = field(default_factory=PhaseTimings)
+    latency: LatencySummary | None = None
+    throughput_items_per_s: Interval | None = None
+    converged: bool = False
+    flags: tuple[str, ...] = ()
+    generation: GenerationSummary | None = None
+    memory: MemoryFigures | None = None
+    energy: tuple[EnergyFigure, ...] = ()
+    energy_na_reason: str | None = None
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    telemetry: Mapping[str, Trace] = field(default_factory=dict)
+    notes: str = ""
+
+    # -- convenience -------------------------------------------------------------------
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.DONE
+
+    def with_(self, **changes: Any) -> RunResult:
+        return dataclasses.replace(self, **changes)
+
+    # -- serialization -----------------------------------------------------------------
+    def to_dict(self, *, include_arrays: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format_version": RESULT_FORMAT_VERSION,
+            "id": self.id,
+            "spec": self.spec.to_dict(),
+            "status": self.status.value,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "wattbench_version": self.wattbench_version,
+            "system": dict(self.system),
+            "model": dataclasses.asdict(self.model) if self.model else None,
+            "phases": dataclasses.asdict(self.phases),
+            "latency": dataclasses.asdict(self.latency) if self.latency else None,
+            "throughput_items_per_s": (
+                dataclasses.asdict(self.throughput_items_per_s)
+                if self.throughput_items_per_s
+                else None
+            ),
+            "converged": self.converged,
+            "flags": list(self.flags),
+            "generation": dataclasses.asdict(self.generation) if self.generation else None,
+            "memory": dataclasses.asdict(self.memory) if self.memory else None,
+            "energy": [dataclasses.asdict(e) for e in self.energy],
+            "energy_na_reason": self.energy_na_reason,
+            "notes": self.notes,
+        }
+        if include_arrays:
+            d["arrays"] = {k: array_to_dict(v) for k, v in self.arrays.items()}
+            d["telemetry"] = {
+                k: {"name": t.name, "unit": t.unit, "t_ns": array_to_dict(t.t_ns),
+                    "values": array_to_dict(t.values)}
+                for k, t in self.telemetry.items()
+            }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
+        phases = dict(d.get("phases") or {})
+        energy = []
+        for e in d.get("energy") or ():
+            e = dict(e)
+            e["flags"] = tuple(e.get("flags", ()))
+            energy.append(_plain(EnergyFigure, e))
+        mem = d.get("memory")
+        if mem is not None:
+            mem = dict(mem)
+            mem["notes"] = tuple(mem.get("notes", ()))
+        tel = {}
+        for k, t in (d.get("telemetry") or {}).items():
+            tel[str(k)] = Trace(str(t["name"]), str(t["unit"]), array_from_dict(t["t_ns"]),
+                                array_from_dict(t["values"]))
+        thr = d.get("throughput_items_per_s")
+        return cls(
+            id=str(d["id"]),
+            spec=RunSpec.from_dict(d["spec"]),
+            status=RunStatus(d["status"]),
+            reason=d.get("reason"),
+            created_at=str(d["created_at"]),
+            finished_at=d.get("finished_at"),
+            wattbench_version=str(d.get("wattbench_version", "")),
+            system=dict(d.get("system") or {}),
+            model=ModelInfo.from_dict(d["model"]) if d.get("model") else None,
+            phases=_plain(PhaseTimings, phases),
+            latency=LatencySummary.from_dict(d["latency"]) if d.get("latency") else None,
+            throughput_items_per_s=_plain(Interval, thr) if thr else None,
+            converged=bool(d.get("converged", False)),
+            flags=tuple(str(f) for f in d.get("flags") or ()),
+            generation=(
+                GenerationSummary.from_dict(d["generation"]) if d.get("generation") else None
+            ),
+            memory=_plain(MemoryFigures, mem) if mem is not None else None,
+            energy=tuple(energy),
+            energy_na_reason=d.get("energy_na_reason"),
+            arrays={str(k): array_from_dict(v) for k, v in (d.get("arrays") or {}).items()},
+            telemetry=tel,
+            notes=str(d.get("notes") or ""),
+        )
+
+    def to_json(self, *, include_arrays: bool = True) -> str:
+        return json.dumps(self.to_dict(include_arrays=include_arrays), allow_nan=False)

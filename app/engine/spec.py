@@ -53,6 +53,8 @@ class RunSpec:
     epsilon: float | None = None  # overrides the preset
     t_max_s: float | None = None  # overrides the preset
     dims: tuple[tuple[str, int], ...] = ()  # user-set dynamic dimensions, e.g. (("seq_len", 128),)
+    # explicit input shapes for files that declare none (TorchScript): name -> "1x3x224x224:float32"
+    input_shapes: tuple[tuple[str, str], ...] = ()
     prompt_tokens: int = 32  # generation: prompt length
     new_tokens: int = 16  # generation: fixed number of new tokens (min = max)
     ort_provider: str | None = None  # e.g. "CUDAExecutionProvider"; None = from device
@@ -123,6 +125,7 @@ class RunSpec:
     def workload_key(self) -> tuple[Any, ...]:
         """What must match for two runs to be compared (model hash is checked separately)."""
         return (self.model, self.scenario.value, self.precision, self.batch_size, self.dims,
+                self.input_shapes,
                 self.prompt_tokens if self.scenario is Scenario.GENERATION else None,
                 self.new_tokens if self.scenario is Scenario.GENERATION else None)
 
@@ -137,6 +140,7 @@ class RunSpec:
         d["scenario"] = self.scenario.value
         d["dims"] = dict(self.dims)
         d["extra"] = dict(self.extra)
+        d["input_shapes"] = dict(self.input_shapes)
         d["percentiles"] = list(self.percentiles)
         d["required_tails"] = list(self.required_tails)
         d["tags"] = list(self.tags)
@@ -149,6 +153,9 @@ class RunSpec:
         kw["scenario"] = Scenario(kw.get("scenario", Scenario.SINGLE_STREAM.value))
         kw["dims"] = tuple(sorted((str(k), int(v)) for k, v in dict(kw.get("dims") or {}).items()))
         kw["extra"] = tuple(sorted((str(k), str(v)) for k, v in dict(kw.get("extra") or {}).items()))
+        kw["input_shapes"] = tuple(
+            sorted((str(k), str(v)) for k, v in dict(kw.get("input_shapes") or {}).items())
+        )
         for key in ("percentiles", "required_tails"):
             if key in kw:
                 kw[key] = tuple(float(x) for x in kw[key])

@@ -40,6 +40,7 @@ class RuntimeOptions:
     batch_size: int = 1
     threads: int | None = None
     dims: tuple[tuple[str, int], ...] = ()
+    input_shapes: tuple[tuple[str, str], ...] = ()  # name -> "1x3x224x224:float32"
     ort_provider: str | None = None
     ort_graph_optimization: str = "all"
     prompt_tokens: int = 32

@@ -1,0 +1,1 @@
+"""Comparison reports: HTML, PDF, CSV and JSON."""

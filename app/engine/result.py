@@ -158,6 +158,8 @@ class PhaseTimings:
     null_call_ns: float | None = None  # per-iteration cost of the timing loop itself
     block_size: int = 1  # calls per timed sample
     harness_overhead_fraction: float | None = None  # loop cost ÷ one inference
+    # η = reported throughput ÷ bare-loop throughput (same process, right after measuring)
+    harness_efficiency: float | None = None
     measure_s: float = 0.0
     total_s: float | None = None
     gc_disabled: bool = True
@@ -227,6 +229,8 @@ class RunResult:
     status: RunStatus
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     reason: str | None = None  # why it failed / was cancelled / why figures are missing
+    # what kind of failure: bad_input | crash | time_limit | out_of_memory | error | None
+    error_kind: str | None = None
     created_at: str = field(default_factory=_now)
     finished_at: str | None = None
     wattbench_version: str = __version__
@@ -261,6 +265,7 @@ class RunResult:
             "spec": self.spec.to_dict(),
             "status": self.status.value,
             "reason": self.reason,
+            "error_kind": self.error_kind,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "wattbench_version": self.wattbench_version,
@@ -312,6 +317,7 @@ class RunResult:
             spec=RunSpec.from_dict(d["spec"]),
             status=RunStatus(d["status"]),
             reason=d.get("reason"),
+            error_kind=d.get("error_kind"),
             created_at=str(d["created_at"]),
             finished_at=d.get("finished_at"),
             wattbench_version=str(d.get("wattbench_version", "")),

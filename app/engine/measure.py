@@ -1,0 +1,689 @@
+"""The timed phases of one run, executed inside the worker process (METHOD.md "Phases").
+
+``measure`` takes a loaded model and runs: first call (cold), warm-up until two windows agree,
+calibration of the timing loop (block timing for very fast calls), the measurement itself with
+convergence checks between iterations, post-check flags, a bare loop for the harness efficiency
+η, and a separate memory pass. It returns a JSON-able dict plus numpy arrays under "arrays".
+
+The timed region is ``t0 = clock(); run(); t1 = clock()`` and nothing else: the stores into
+preallocated int64 arrays, the deadline compare, convergence checks, progress and array growth
+all happen between iterations, outside [t0, t1].
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from wattbench.engine import stats
+from wattbench.engine.events import Phase
+from wattbench.engine.result import GenerationSummary, Interval, MemoryFigures
+from wattbench.engine.spec import RunSpec, Scenario
+from wattbench.errors import UnsupportedOptionError
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], None]
+clock = time.perf_counter_ns
+
+PROGRESS_INTERVAL_NS = 100_000_000  # ≤ 10 Hz
+RECENT_MAX = 256  # latencies per progress event, for live charts
+WARMUP_MIN_ITERS = 2
+WARMUP_WINDOW_MIN_ITERS = 10
+WARMUP_WINDOW_MIN_NS = 250_000_000
+WARMUP_TOLERANCE = 0.02
+WARMUP_MIN_WINDOWS_BEFORE_ITER_CAP = 3  # a fast model gets 3 window comparisons first
+WARMUP_CHUNK_NS = 20_000  # warm-up times calls faster than this in chunks
+BLOCK_TRIGGER = 100  # block timing when one call < 100 × the loop's own cost
+BLOCK_OVERHEAD_MAX = 0.001  # ... doubling the block until that cost ≤ 0.1 % of a block
+MAX_BLOCK = 1 << 20
+NULL_LOOP_ITERS = 2000
+BARE_LOOP_MIN_S, BARE_LOOP_MAX_S = 0.3, 2.0
+MIN_CAPACITY = 1024
+
+
+def _null() -> None:
+    """The null call used to measure the timing loop's own cost."""
+
+
+# -- the timed loops (kept minimal: these ARE the harness overhead) --------------------------
+
+
+def _loop_single(
+    run: Callable[[], None],
+    starts: np.ndarray,
+    lats: np.ndarray,
+    i: int,
+    stop: int,
+    deadline_ns: int,
+) -> int:
+    for j in range(i, stop):
+        t0 = clock()
+        run()
+        t1 = clock()
+        starts[j] = t0
+        lats[j] = t1 - t0
+        if t1 >= deadline_ns:
+            return j + 1
+    return stop
+
+
+def _loop_block(
+    run: Callable[[], None],
+    reps: range,
+    starts: np.ndarray,
+    lats: np.ndarray,
+    i: int,
+    stop: int,
+    deadline_ns: int,
+) -> int:
+    for j in range(i, stop):
+        t0 = clock()
+        for _ in reps:
+            run()
+        t1 = clock()
+        starts[j] = t0
+        lats[j] = t1 - t0
+        if t1 >= deadline_ns:
+            return j + 1
+    return stop
+
+
+def _loop_generation(
+    model: Any,
+    steps: range,
+    starts: np.ndarray,
+    lats: np.ndarray,
+    ttfts: np.ndarray,
+    i: int,
+    stop: int,
+    deadline_ns: int,
+) -> int:
+    reset, prefill, decode = model.reset, model.prefill, model.decode_step
+    for j in range(i, stop):
+        reset()  # untimed: drops the KV cache
+        t0 = clock()
+        prefill()
+        tf = clock()
+        for _ in steps:
+            decode()
+        t1 = clock()
+        starts[j] = t0
+        lats[j] = t1 - t0
+        ttfts[j] = tf - t0
+        if t1 >= deadline_ns:
+            return j + 1
+    return stop
+
+
+# -- phases ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Warmup:
+    latencies_ns: list[int]  # per call (per-call mean of a chunk for very fast calls)
+    iterations: int
+    steady: bool
+    duration_s: float
+
+
+def _iteration_timer(loaded: Any, generation: bool, new_tokens: int) -> Callable[[int], int]:
+    """``one(k)``: run k iterations back to back, return their total ns (warm-up, cold, memory).
+
+    Generation iterations reset the KV cache untimed before each prefill.
+    """
+    if generation:
+        steps = range(new_tokens - 1)
+
+        def one_gen(k: int) -> int:
+            total = 0
+            for _ in range(k):
+                loaded.reset()
+                t0 = clock()
+                loaded.prefill()
+                for _ in steps:
+                    loaded.decode_step()
+                total += clock() - t0
+            return total
+
+        return one_gen
+    run = loaded.run_once
+
+    def one(k: int) -> int:
+        reps = range(k)
+        t0 = clock()
+        for _ in reps:
+            run()
+        return clock() - t0
+
+    return one
+
+
+def _warmup(one: Callable[[int], int], spec: RunSpec, emit: Emit, chunkable: bool) -> _Warmup:
+    """Run until the medians of two consecutive windows agree within 2 % (or the cap).
+
+    A sample is one call, or for calls under WARMUP_CHUNK_NS a chunk of calls timed together
+    (its per-call mean is recorded), so a very fast model does not fill memory with samples.
+    """
+    preset = spec.preset_values
+    min_ns = int((2.0 if spec.is_gpu else 1.0) * 1e9)
+    max_ns = int(preset.warmup_max_s * 1e9)
+    lat: list[int] = []
+    iters = 0
+    chunk = 1
+    t_begin = clock()
+    win_start, win_t0 = 0, t_begin
+    prev: list[int] | None = None
+    compared = 0
+    next_emit = t_begin + PROGRESS_INTERVAL_NS
+    while True:
+        lat.append(one(chunk) // chunk)
+        iters += chunk
+        now = clock()
+        elapsed = now - t_begin
+        if chunkable and chunk == 1 and len(lat) == WARMUP_WINDOW_MIN_ITERS:
+            med = float(np.median(lat))
+            if med < WARMUP_CHUNK_NS:
+                chunk = math.ceil(WARMUP_CHUNK_NS / max(med, 1.0))
+        if len(lat) - win_start >= WARMUP_WINDOW_MIN_ITERS and now - win_t0 >= WARMUP_WINDOW_MIN_NS:
+            cur = lat[win_start:]
+            agree = prev is not None and stats.warmup_is_steady(
+                np.asarray(prev), np.asarray(cur), WARMUP_TOLERANCE
+            )
+            compared += prev is not None
+            prev, win_start, win_t0 = cur, len(lat), now
+            if agree and iters >= WARMUP_MIN_ITERS and elapsed >= min_ns:
+                return _Warmup(lat, iters, True, elapsed / 1e9)
+        if elapsed >= max_ns or (
+            iters >= preset.warmup_max_iters
+            and compared >= WARMUP_MIN_WINDOWS_BEFORE_ITER_CAP
+            and elapsed >= min_ns
+        ):
+            return _Warmup(lat, iters, False, elapsed / 1e9)
+        if now >= next_emit:
+            next_emit = now + PROGRESS_INTERVAL_NS
+            emit(
+                {
+                    "phase": Phase.WARMUP,
+                    "n": iters,
+                    "elapsed_s": elapsed / 1e9,
+                    "fraction": min(1.0, elapsed / max_ns),
+                    "recent_latencies_ns": lat[-RECENT_MAX:],
+                }
+            )
+
+
+def null_loop_cost_ns(iters: int = NULL_LOOP_ITERS, repeats: int = 5) -> float:
+    """Per-iteration cost of the measurement loop itself, with a null call (min of repeats)."""
+    starts = np.zeros(iters, dtype=np.int64)
+    lats = np.zeros(iters, dtype=np.int64)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = clock()
+        _loop_single(_null, starts, lats, 0, iters, 1 << 62)
+        best = min(best, (clock() - t0) / iters)
+    return best
+
+
+def _calibrate(run: Callable[[], None], call_ns: float) -> tuple[float, int]:
+    """(loop cost per iteration ns, block size): blocks only when a call < 100 × loop cost."""
+    loop_ns = null_loop_cost_ns()
+    if call_ns >= BLOCK_TRIGGER * loop_ns:
+        return loop_ns, 1
+    block = 1
+    while block < MAX_BLOCK:
+        block *= 2
+        reps = range(block)
+        best = math.inf
+        for _ in range(3):
+            t0 = clock()
+            for _ in reps:
+                run()
+            best = min(best, clock() - t0)
+        if loop_ns <= BLOCK_OVERHEAD_MAX * best:
+            break
+    return loop_ns, block
+
+
+def _next_due(monitor: stats.ConvergenceMonitor, n: int) -> int:
+    """Smallest m > n with monitor.due(m) (due is monotone in n between checks)."""
+    lo, step = n, 1
+    hi = n + step
+    while not monitor.due(hi):
+        lo, step = hi, step * 2
+        hi = n + step
+        if step > 1 << 40:
+            return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if monitor.due(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _grow(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    out = []
+    for a in arrays:
+        b = np.zeros(a.size * 2, dtype=a.dtype)
+        b.fill(0)  # touch the pages now, not inside the timed loop
+        b[: a.size] = a
+        out.append(b)
+    return tuple(out)
+
+
+def _new_array(n: int) -> np.ndarray:
+    a = np.empty(n, dtype=np.int64)
+    a.fill(0)
+    return a
+
+
+@dataclass
+class _Measured:
+    starts: np.ndarray
+    lats: np.ndarray  # raw samples (block durations when block > 1)
+    ttfts: np.ndarray | None
+    n: int
+    converged: bool
+    rho: float
+    reason: str
+    measure_s: float
+    gc_disabled: bool
+
+
+def _measure_loop(
+    loaded: Any, spec: RunSpec, emit: Emit, block: int, sample_ns: float, generation: bool
+) -> _Measured:
+    eps = spec.target_epsilon
+    t_max_ns = int(spec.measurement_t_max_s * 1e9)
+    monitor = stats.ConvergenceMonitor(
+        eps,
+        spec.required_tails,
+        min_n=30,
+        min_measure_ns=2_000_000_000 if spec.is_gpu else 1_000_000_000,
+    )
+    expected = int(min(t_max_ns, 4e9) / max(sample_ns, 1.0)) + 1
+    cap = max(MIN_CAPACITY, 1 << math.ceil(math.log2(max(expected, 2))))
+    cap = min(cap, 1 << 22)
+    starts, lats = _new_array(cap), _new_array(cap)
+    ttfts = _new_array(cap) if generation else None
+    run = loaded.run_once
+    reps = range(block)
+    steps = range(spec.new_tokens - 1)
+    i = 0
+    converged = False
+    rho = math.inf
+    reason = "not checked yet"
+    last_emit_i = 0
+    next_due = _next_due(monitor, 0)
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    gc_off = not gc.isenabled()
+    t_begin = clock()
+    t_end = t_begin + t_max_ns
+    next_emit = t_begin + PROGRESS_INTERVAL_NS
+    try:
+        while True:
+            if i >= cap:
+                if ttfts is not None:
+                    starts, lats, ttfts = _grow(starts, lats, ttfts)
+                else:
+                    starts, lats = _grow(starts, lats)
+                cap = starts.size
+            stop = min(cap, max(next_due, i + 1))
+            deadline = min(next_emit, t_end)
+            if generation:
+                assert ttfts is not None
+                i = _loop_generation(loaded, steps, starts, lats, ttfts, i, stop, deadline)
+            elif block == 1:
+                i = _loop_single(run, starts, lats, i, stop, deadline)
+            else:
+                i = _loop_block(run, reps, starts, lats, i, stop, deadline)
+            now = int(starts[i - 1] + lats[i - 1])
+            elapsed = now - t_begin
+            if monitor.due(i):
+                state = monitor.check(lats[:i], elapsed)
+                rho, reason = state.rho, state.reason
+                next_due = _next_due(monitor, i)
+                if state.stop:
+                    converged = True
+                    break
+            if now >= t_end:
+                break
+            if now >= next_emit:
+                next_emit = clock() + PROGRESS_INTERVAL_NS
+                lo = max(last_emit_i, i - RECENT_MAX)
+                recent = lats[lo:i] // block if block > 1 else lats[lo:i]
+                emit(
+                    {
+                        "phase": Phase.MEASURING,
+                        "n": i,
+                        "rho": _finite_or_none(rho),
+                        "epsilon": eps,
+                        "elapsed_s": elapsed / 1e9,
+                        "fraction": _fraction(elapsed, t_max_ns, rho, eps),
+                        "recent_latencies_ns": recent.tolist(),
+                        "recent_starts_ns": starts[lo:i].tolist(),
+                        "message": reason,
+                    }
+                )
+                last_emit_i = i
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    measure_s = (int(starts[i - 1] + lats[i - 1]) - t_begin) / 1e9
+    if not converged:
+        reason = (
+            f"did not converge within T_max = {spec.measurement_t_max_s:g} s: "
+            f"rho = {_pct(rho)} (target {eps:.2%}); {reason}"
+        )
+    return _Measured(
+        starts=starts[:i].copy(),
+        lats=lats[:i].copy(),
+        ttfts=None if ttfts is None else ttfts[:i].copy(),
+        n=i,
+        converged=converged,
+        rho=rho,
+        reason=reason,
+        measure_s=measure_s,
+        gc_disabled=gc_off,
+    )
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2%}" if math.isfinite(x) else "unknown"
+
+
+def _fraction(elapsed_ns: int, t_max_ns: int, rho: float, eps: float) -> float:
+    f = elapsed_ns / t_max_ns
+    if math.isfinite(rho) and rho > 0:
+        f = max(f, (eps / rho) ** 2)  # the half-width shrinks as 1/√n
+    return min(1.0, f)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def bare_loop_throughput(
+    run: Callable[[], None], call_ns: float, items_per_call: int, duration_s: float
+) -> float:
+    """Items per second of ``run`` in a loop with no instrumentation (chunks of ~20 ms)."""
+    chunk = max(1, int(20e6 / max(call_ns, 1.0)))
+    reps = range(chunk)
+    calls = 0
+    target_ns = int(duration_s * 1e9)
+    t0 = clock()
+    while True:
+        for _ in reps:
+            run()
+        calls += chunk
+        elapsed = clock() - t0
+        if elapsed >= target_ns and calls >= 3:
+            return calls * items_per_call / (elapsed / 1e9)
+
+
+# -- memory pass -------------------------------------------------------------------------
+
+
+def _peak_rss_bytes() -> tuple[int | None, str | None]:
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (int(peak) if sys.platform == "darwin" else int(peak) * 1024), None
+    except ImportError:
+        pass
+    try:
+        import psutil
+
+        info = psutil.Process().memory_info()
+        wset = getattr(info, "peak_wset", None)
+        if wset is None:
+            return None, "peak RSS: n/a (this platform reports no peak)"
+        return int(wset), None
+    except Exception as exc:  # psutil raises its own types per platform
+        return None, f"peak RSS: n/a ({exc})"
+
+
+def _cuda_index(device: str) -> int:
+    _, _, idx = device.partition(":")
+    return int(idx) if idx.isdigit() else 0
+
+
+def _nvml_process_bytes(device: str) -> tuple[int | None, str | None]:
+    try:
+        import os
+
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(_cuda_index(device))
+            pid = os.getpid()
+            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if proc.pid == pid and proc.usedGpuMemory is not None:
+                    return int(proc.usedGpuMemory), None
+            return None, "GPU process memory: n/a (NVML lists no memory for this process)"
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception as exc:  # pynvml raises NVMLError subclasses or ImportError
+        return None, f"GPU process memory: n/a (NVML: {exc})"
+
+
+def memory_pass(loaded: Any, spec: RunSpec, one: Callable[[int], int]) -> MemoryFigures:
+    """Peak memory from a few extra iterations, after (and apart from) the timed phases."""
+    notes: list[str] = []
+    cuda = spec.device.startswith("cuda")
+    torch = sys.modules.get("torch") if cuda else None
+    if torch is not None:
+        torch.cuda.reset_peak_memory_stats(spec.device)
+    gpu_peak: int | None = None
+    gpu_note: str | None = None
+    t0 = clock()
+    for k in range(1000):
+        one(1)
+        if cuda and k < 3:
+            used, gpu_note = _nvml_process_bytes(spec.device)
+            if used is not None:
+                gpu_peak = max(gpu_peak or 0, used)
+        if k >= 2 and clock() - t0 > 300_000_000:
+            break
+    rss, rss_note = _peak_rss_bytes()
+    if rss_note:
+        notes.append(rss_note)
+    else:
+        notes.append("peak RSS is the worker process's peak over its life (load included)")
+    alloc = reserved = None
+    if torch is not None:
+        alloc = int(torch.cuda.max_memory_allocated(spec.device))
+        reserved = int(torch.cuda.max_memory_reserved(spec.device))
+    elif cuda:
+        notes.append("torch memory peaks: n/a (this runtime does not allocate through torch)")
+    else:
+        notes.append("torch memory peaks: n/a (CPU device; torch tracks only GPU allocations)")
+    if not cuda:
+        notes.append("GPU process memory: n/a (CPU run)")
+    elif gpu_note:
+        notes.append(gpu_note)
+    return MemoryFigures(
+        peak_rss_bytes=rss,
+        torch_allocated_peak_bytes=alloc,
+        torch_reserved_peak_bytes=reserved,
+        gpu_process_peak_bytes=gpu_peak,
+        notes=tuple(notes),
+    )
+
+
+# -- the whole run -----------------------------------------------------------------------
+
+
+def _generation_summary(
+    m: _Measured, spec: RunSpec, summary_mean: Interval, sequences_per_call: int
+) -> GenerationSummary:
+    """TTFT, TPOT = (latency − TTFT)/(tokens − 1), and token rates (× sequences per call)."""
+    assert m.ttfts is not None
+    tokens = spec.new_tokens
+    lat = m.lats.astype(np.float64)
+    ttft = m.ttfts.astype(np.float64)
+    tpot = stats.mean_interval((lat - ttft) / (tokens - 1))
+    ttft_i = stats.mean_interval(ttft)
+
+    def inv(iv: Interval, scale: float) -> Interval:
+        return Interval(
+            scale / iv.value,
+            None if iv.hi is None or iv.hi <= 0 else scale / iv.hi,
+            None if iv.lo is None or iv.lo <= 0 else scale / iv.lo,
+        )
+
+    return GenerationSummary(
+        prompt_tokens=spec.prompt_tokens,
+        new_tokens=tokens,
+        ttft_ns=ttft_i,
+        tpot_ns=tpot,
+        decode_tokens_per_s=inv(tpot, 1e9 * sequences_per_call),
+        e2e_tokens_per_s=inv(summary_mean, 1e9 * tokens * sequences_per_call),
+    )
+
+
+def measure(
+    loaded: Any,
+    spec: RunSpec,
+    emit: Emit,
+    *,
+    load_s: float | None = None,
+    before_measure: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """All timed phases of one run on an already loaded model (runs in the worker).
+
+    ``emit`` receives progress dicts (phase, n, rho, epsilon, elapsed_s, fraction, recent
+    latencies) at most ~10 Hz, never from inside the timed loop. ``before_measure`` is called
+    right before the measurement phase (the worker's fault-injection hook for tests).
+    Returns a JSON-able dict (phases, latency, throughput, converged, flags, generation,
+    memory, items, window_ns, notes) with numpy arrays under "arrays".
+    """
+    generation = spec.scenario is Scenario.GENERATION
+    if generation and not hasattr(loaded, "prefill"):
+        raise UnsupportedOptionError(
+            f"{spec.model} is not a generative model; choose the single-stream or offline scenario."
+        )
+    if generation and spec.new_tokens < 2:
+        raise UnsupportedOptionError(
+            "Generation needs at least 2 new tokens to measure the time per output token."
+        )
+    one = _iteration_timer(loaded, generation, spec.new_tokens)
+    items_per_call = int(getattr(loaded, "items_per_call", spec.batch_size))
+
+    emit({"phase": Phase.LOADING, "message": "first call"})
+    first_call_ns = one(1)
+
+    emit({"phase": Phase.WARMUP, "message": "warming up"})
+    wu = _warmup(one, spec, emit, chunkable=not generation)
+    call_ns = float(np.median(wu.latencies_ns[-max(WARMUP_WINDOW_MIN_ITERS, 1) :]))
+
+    emit({"phase": Phase.CALIBRATION, "message": "timing the timing loop"})
+    if generation:
+        loop_ns, block = null_loop_cost_ns(), 1
+    else:
+        loop_ns, block = _calibrate(loaded.run_once, call_ns)
+
+    if before_measure is not None:
+        before_measure()
+    emit(
+        {
+            "phase": Phase.MEASURING,
+            "n": 0,
+            "epsilon": spec.target_epsilon,
+            "message": f"block of {block} calls per sample" if block > 1 else "",
+        }
+    )
+    m = _measure_loop(loaded, spec, emit, block, call_ns * block, generation)
+
+    per_call = m.lats / block if block > 1 else m.lats
+    summary = stats.summarize(per_call, spec.percentiles)
+    items = m.n * block * items_per_call
+    busy_ns = int(m.lats.sum())
+    throughput = stats.throughput_interval(items, busy_ns, summary.rho)
+    flags = stats.quality_flags(
+        summary,
+        converged=m.converged,
+        warmup_steady=wu.steady,
+        block_size=block,
+        gc_disabled=m.gc_disabled,
+        required_tails=spec.required_tails,
+    )
+    gen = None
+    if generation:
+        mean_iv = Interval(summary.mean_ns, summary.mean_lo_ns, summary.mean_hi_ns)
+        gen = _generation_summary(m, spec, mean_iv, items_per_call)
+
+    efficiency = None
+    if not generation:
+        bare_s = min(BARE_LOOP_MAX_S, max(BARE_LOOP_MIN_S, 0.2 * m.measure_s))
+        bare = bare_loop_throughput(loaded.run_once, call_ns, items_per_call, bare_s)
+        efficiency = throughput.value / bare if bare > 0 else None
+
+    memory = None
+    if spec.memory_pass:
+        emit({"phase": Phase.MEMORY, "message": "memory pass"})
+        memory = memory_pass(loaded, spec, one)
+
+    phases = {
+        "cold_load_s": load_s,
+        "first_call_ns": int(first_call_ns),
+        "warmup_iterations": wu.iterations,
+        "warmup_s": wu.duration_s,
+        "warmup_steady": wu.steady,
+        "null_call_ns": loop_ns,
+        "block_size": block,
+        "harness_overhead_fraction": loop_ns / (call_ns * block) if call_ns > 0 else None,
+        "harness_efficiency": efficiency,
+        "measure_s": m.measure_s,
+        "gc_disabled": m.gc_disabled,
+    }
+    arrays: dict[str, np.ndarray] = {
+        "latencies_ns": (np.rint(per_call).astype(np.int64) if block > 1 else m.lats),
+        "starts_ns": m.starts,
+        "warmup_latencies_ns": np.asarray(wu.latencies_ns, dtype=np.int64),
+    }
+    if block > 1:
+        arrays["block_latencies_ns"] = m.lats
+    if m.ttfts is not None:
+        arrays["ttft_ns"] = m.ttfts
+    return jsonable(
+        {
+            "phases": phases,
+            "latency": asdict(summary),
+            "throughput": asdict(throughput),
+            "converged": m.converged,
+            "rho": m.rho,
+            "flags": list(flags),
+            "generation": asdict(gen) if gen else None,
+            "memory": asdict(memory) if memory else None,
+            "items": items,
+            "window_ns": [int(m.starts[0]), int(m.starts[-1] + m.lats[-1])],
+            "notes": "" if m.converged else m.reason,
+        }
+    ) | {"arrays": arrays}
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, tuples as lists, non-finite floats as None."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,190 @@
+"""The worker process of one run: preflight, load, measure, send the result back.
+
+Started with ``multiprocessing.get_context("spawn").Process(target=worker_main, ...)`` by the
+supervisor. It talks over one end of a Pipe with ``send_bytes`` frames from ``ipc`` (JSON +
+raw arrays, never pickle): ``ready`` once Python is up, ``progress`` at ≤ 10 Hz, then exactly
+one of ``result`` or ``error`` (error class name, message for the user, phase).
+
+Test hook: the environment variable ``WATTBENCH_TEST_FAULT`` (read here only, at the start of
+the measurement phase) makes the worker misbehave on purpose so tests can check that the
+supervisor survives it: ``crash`` (abort: SIGABRT), ``hang`` (sleep forever), ``oom`` (raise
+MemoryError), ``raise`` (raise RuntimeError).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from wattbench.engine.events import Phase
+from wattbench.engine.ipc import KIND_ERROR, KIND_PROGRESS, KIND_READY, KIND_RESULT
+from wattbench.engine.ipc import encode_message
+from wattbench.engine.measure import jsonable, measure
+from wattbench.engine.spec import RunSpec
+from wattbench.errors import BadInputError, WattbenchError
+
+log = logging.getLogger(__name__)
+
+FAULT_ENV = "WATTBENCH_TEST_FAULT"
+FAULTS = ("crash", "hang", "oom", "raise")
+
+
+class _Channel:
+    """Sends frames to the supervisor and remembers the phase last reported."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.phase = Phase.STARTING
+
+    def send(
+        self, kind: str, payload: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None
+    ) -> None:
+        try:
+            self.conn.send_bytes(encode_message(kind, payload, arrays))
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            os._exit(1)  # the supervisor is gone: nobody wants this run any more
+
+    def progress(self, event: Mapping[str, Any]) -> None:
+        self.phase = str(event.get("phase", self.phase))
+        self.send(KIND_PROGRESS, jsonable(dict(event)))
+
+
+def fault_hook() -> Callable[[], None] | None:
+    """The test fault requested through WATTBENCH_TEST_FAULT, or None."""
+    fault = os.environ.get(FAULT_ENV, "").strip().lower()
+    if not fault:
+        return None
+    if fault not in FAULTS:
+        log.warning("ignoring unknown %s=%r (known: %s)", FAULT_ENV, fault, ", ".join(FAULTS))
+        return None
+
+    def inject() -> None:
+        log.warning("test fault %r injected", fault)
+        if fault == "crash":
+            try:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file for a test
+            except (ImportError, ValueError, OSError):
+                pass
+            os.abort()
+        if fault == "hang":
+            while True:
+                time.sleep(3600)
+        if fault == "oom":
+            raise MemoryError("test fault: simulated out of memory")
+        raise RuntimeError("test fault: simulated failure in the worker")
+
+    return inject
+
+
+def _runtime_options(spec: RunSpec) -> Any:
+    from wattbench.backends.runtimes.base import RuntimeOptions
+
+    return RuntimeOptions(
+        precision=spec.precision,
+        batch_size=spec.batch_size,
+        threads=spec.threads,
+        dims=spec.dims,
+        input_shapes=spec.input_shapes,
+        ort_provider=spec.ort_provider,
+        ort_graph_optimization=spec.ort_graph_optimization,
+        prompt_tokens=spec.prompt_tokens,
+        new_tokens=spec.new_tokens,
+        seed=spec.repeat,
+    )
+
+
+def _describe_system() -> dict[str, Any]:
+    try:
+        from wattbench.backends.system import describe_system
+
+        system = dict(describe_system())
+    except ImportError as exc:
+        system = {"unknown": f"system description not available: {exc}"}
+    proc: dict[str, Any] = {"pid": os.getpid(), "python": sys.version.split()[0]}
+    if hasattr(os, "sched_getaffinity"):
+        proc["affinity"] = sorted(os.sched_getaffinity(0))
+    system["worker_process"] = proc
+    return system
+
+
+def _load(spec: RunSpec, chan: _Channel) -> tuple[Any, dict[str, Any], float]:
+    """Resolve and load the model; returns (loaded, model info dict, load seconds)."""
+    from wattbench.backends.models import catalog
+    from wattbench.backends.runtimes.registry import get_runtime
+
+    chan.progress({"phase": Phase.LOADING, "message": f"loading {spec.model}"})
+    dims = spec.dims_map
+    shapes = dict(spec.input_shapes)
+    entry = catalog.resolve(spec.model, dims=dims, input_shapes=shapes)
+    inputs = catalog.concrete_inputs(entry, spec.batch_size, dims, shapes)
+    info = {
+        "ref": entry.ref,
+        "name": entry.name,
+        "family": entry.family,
+        "format": entry.format,
+        "sha256": catalog.model_sha256(entry),
+        "inputs": [[str(n), [int(s) for s in shape], str(dt)] for n, shape, dt in inputs],
+        "parameters": entry.parameters,
+    }
+    runtime = get_runtime(spec.runtime)
+    t0 = time.perf_counter_ns()
+    loaded = runtime.load(entry, spec.device, _runtime_options(spec))
+    return loaded, info, (time.perf_counter_ns() - t0) / 1e9
+
+
+def worker_main(conn: Connection, spec_dict: dict[str, Any]) -> None:
+    """Entry point of the spawned worker process."""
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    chan = _Channel(conn)
+    chan.send(KIND_READY, {"pid": os.getpid(), "t_ready_ns": time.perf_counter_ns()})
+    try:
+        spec = RunSpec.from_dict(spec_dict)
+        chan.progress({"phase": Phase.PREFLIGHT, "message": "describing the system"})
+        t0 = time.perf_counter_ns()
+        system = _describe_system()
+        preflight_s = (time.perf_counter_ns() - t0) / 1e9
+        loaded, model_info, load_s = _load(spec, chan)
+        try:
+            system["runtime_settings"] = jsonable(dict(loaded.settings()))
+            out = measure(loaded, spec, chan.progress, load_s=load_s, before_measure=fault_hook())
+        finally:
+            loaded.close()
+        arrays = out.pop("arrays")
+        out["phases"]["preflight_s"] = preflight_s
+        payload = jsonable(out | {"system": system, "model": model_info})
+        chan.send(KIND_RESULT, payload, arrays)
+    except MemoryError as exc:
+        _send_error(chan, exc, kind="out_of_memory")
+    except BadInputError as exc:
+        _send_error(chan, exc, kind="bad_input")
+    except WattbenchError as exc:
+        _send_error(chan, exc, kind="error")
+    except Exception as exc:
+        _send_error(chan, exc, kind="error", tb=traceback.format_exc())
+    finally:
+        conn.close()
+
+
+def _send_error(chan: _Channel, exc: BaseException, *, kind: str, tb: str | None = None) -> None:
+    chan.send(
+        KIND_ERROR,
+        {
+            "error_class": type(exc).__name__,
+            "message": str(exc),
+            "error_kind": kind,
+            "phase": chan.phase,
+            "traceback": tb,
+        },
+    )

@@ -1,0 +1,398 @@
+"""The report model: everything a comparison report says, as plain data, built once.
+
+HTML, PDF, CSV and JSON are renderings of this one model, so they cannot disagree. Figures come
+from wattbench.engine.compare (per-run values, pooled replicates, ratios and verdicts); this
+module only selects, labels and arranges them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from wattbench import __version__
+from wattbench.engine.compare import (
+    METRICS,
+    Comparison,
+    ConfigGroup,
+    Ratio,
+    compare_runs,
+    metric_value,
+)
+from wattbench.engine.cost import CostProfile
+from wattbench.engine.result import RunResult, RunStatus
+from wattbench.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+REPORT_METRICS: tuple[str, ...] = (
+    "throughput",
+    "latency-p50",
+    "latency-p99",
+    "latency-mean",
+    "energy",
+    "perf-per-watt",
+    "cost",
+    "co2",
+)
+# Metrics whose ratios make the one-line summary of each configuration.
+SUMMARY_METRICS: tuple[str, ...] = ("throughput", "perf-per-watt", "cost")
+MAX_SYSTEM_VALUE_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One figure in a table: value with its 95 % interval, or None with the reason."""
+
+    value: float | None
+    lo: float | None = None
+    hi: float | None = None
+    na_reason: str | None = None
+    note: str = ""  # e.g. "not a headline figure: n_eff 120 < 662"
+
+
+@dataclass(frozen=True)
+class DisplayUnit:
+    """How a metric is shown to people: unit text and the factor from stored units."""
+
+    unit: str
+    scale: float
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    run: RunResult
+    group_label: str | None  # None: not compared (failed, cancelled...)
+    host: str
+    cells: Mapping[str, Cell]
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    group: ConfigGroup
+    is_baseline: bool
+    cells: Mapping[str, Cell]
+    methods: Mapping[str, str]  # how each pooled figure was made
+    host: str
+
+
+@dataclass(frozen=True)
+class SystemEntry:
+    title: str
+    used_by: tuple[str, ...]  # group labels (or run labels) measured on this machine
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    title: str
+    generated_at: str
+    wattbench_version: str
+    energy_view: str
+    noise: float
+    comparison: Comparison
+    metrics: tuple[str, ...]
+    runs: tuple[RunEntry, ...]
+    groups: tuple[GroupEntry, ...]
+    summary: tuple[str, ...]
+    sentences: tuple[str, ...]
+    warnings: tuple[str, ...]
+    systems: tuple[SystemEntry, ...]
+    cost_profiles: Mapping[str, CostProfile]
+    units: Mapping[str, DisplayUnit]
+
+    @property
+    def baseline(self) -> GroupEntry:
+        return next(g for g in self.groups if g.is_baseline)
+
+    def ratio(self, group_label: str, metric: str) -> Ratio | None:
+        for row in self.comparison.rows:
+            if row.group.label == group_label:
+                return row.ratios.get(metric)
+        return None
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def build_report(
+    runs: Sequence[RunResult],
+    *,
+    baseline_id: str | None = None,
+    energy_view: str = "device",
+    noise: float = 0.01,
+    cost_profiles: Mapping[str, CostProfile] | None = None,
+    title: str | None = None,
+) -> ReportModel:
+    """Compare the runs and gather every figure, sentence and description the report shows."""
+    if not runs:
+        raise BadInputError("A report needs at least one run: give the ids of stored runs.")
+    profiles = dict(cost_profiles or {})
+    comparison = compare_runs(
+        runs,
+        baseline_id=baseline_id,
+        metrics=REPORT_METRICS,
+        noise=noise,
+        energy_view=energy_view,
+        cost_profiles=profiles,
+    )
+    group_of = {rid: g.label for g in comparison.groups for rid in g.run_ids}
+    entries = tuple(
+        RunEntry(
+            run=r,
+            group_label=group_of.get(r.id),
+            host=host_name(r.system),
+            cells=_run_cells(r, energy_view, profiles),
+        )
+        for r in _unique(runs)
+    )
+    groups = tuple(
+        GroupEntry(
+            group=g,
+            is_baseline=g is comparison.baseline,
+            cells={m: _group_cell(g, m) for m in REPORT_METRICS},
+            methods={m: g.estimate(m).method for m in REPORT_METRICS},
+            host=host_name(g.runs[0].system),
+        )
+        for g in comparison.groups
+    )
+    units = {m: display_unit(m, [c.cells[m].value for c in groups]) for m in REPORT_METRICS}
+    model_names = sorted({_model_name(g.runs[0]) for g in comparison.groups})
+    return ReportModel(
+        title=title or f"Wattbench comparison — {', '.join(model_names)}",
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        wattbench_version=__version__,
+        energy_view=energy_view,
+        noise=noise,
+        comparison=comparison,
+        metrics=REPORT_METRICS,
+        runs=entries,
+        groups=groups,
+        summary=tuple(summary_sentence(comparison, row_label, energy_view)
+                      for row_label in (row.group.label for row in comparison.rows)),
+        sentences=tuple(comparison.sentences()),
+        warnings=tuple(comparison.warnings),
+        systems=_systems(entries),
+        cost_profiles=profiles,
+        units=units,
+    )  # fmt: skip
+
+
+def _unique(runs: Sequence[RunResult]) -> list[RunResult]:
+    seen: set[str] = set()
+    out = []
+    for r in runs:
+        if r.id not in seen:
+            seen.add(r.id)
+            out.append(r)
+    return out
+
+
+def _run_cells(
+    run: RunResult, energy_view: str, profiles: Mapping[str, CostProfile]
+) -> dict[str, Cell]:
+    cells: dict[str, Cell] = {}
+    for m in REPORT_METRICS:
+        iv, reason = metric_value(run, m, energy_view=energy_view, cost_profiles=profiles)
+        if iv is None:
+            cells[m] = Cell(None, na_reason=reason or "not available", note=_estimate_note(run, m,
+                            energy_view))  # fmt: skip
+        else:
+            cells[m] = Cell(iv.value, iv.lo, iv.hi, note=_percentile_note(run, m))
+    return cells
+
+
+def _group_cell(group: ConfigGroup, metric: str) -> Cell:
+    est = group.estimate(metric)
+    if est.value is None:
+        return Cell(None, na_reason=est.na_reason or "not available")
+    note = ""
+    if len(group.runs) == 1:
+        note = _percentile_note(group.runs[0], metric)
+    return Cell(est.value.value, est.value.lo, est.value.hi, note=note)
+
+
+def _percentile_note(run: RunResult, metric: str) -> str:
+    if metric not in ("latency-p50", "latency-p99") or run.latency is None:
+        return ""
+    pe = run.latency.percentile(0.5 if metric == "latency-p50" else 0.99)
+    if pe is None or pe.headline:
+        return ""
+    return f"not a headline figure: too few effective samples (n_eff {run.latency.n_eff:.0f})"
+
+
+def _estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
+    """Say what estimate exists when only an estimate stands in for a measurement."""
+    if metric not in ("energy", "perf-per-watt"):
+        return ""
+    est = [e for e in run.energy if e.is_estimate and e.items > 0]
+    if not est:
+        return ""
+    own = [e for e in est if e.domain == energy_view] or est
+    e = own[0]
+    if metric == "energy":
+        return (f"ESTIMATE, not a measurement: {e.energy_per_item_j:.3g} J per inference "
+                f"({e.source}, {e.method})")  # fmt: skip
+    return (f"ESTIMATE, not a measurement: {e.items_per_j:.3g} inferences/J "
+            f"({e.source}, {e.method})")  # fmt: skip
+
+
+def _model_name(run: RunResult) -> str:
+    if run.model is not None and run.model.name:
+        return run.model.name
+    return run.spec.model
+
+
+def host_name(system: Mapping[str, Any]) -> str:
+    """The machine's name from its system description ('unknown host' when not recorded)."""
+    for key in ("hostname", "host", "node", "computer_name"):
+        v = system.get(key)
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    for k, v in flatten(system):
+        if k.endswith("hostname") and v.strip():
+            return v.strip()
+    return "unknown host"
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested mappings and lists as ('a.b[0].c', 'text') pairs, in their recorded order."""
+    out: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        if not value and prefix:
+            out.append((prefix, "(none)"))
+        for k, v in value.items():
+            out.extend(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list | tuple):
+        if not value and prefix:
+            out.append((prefix, "(none)"))
+        for i, v in enumerate(value):
+            out.extend(flatten(v, f"{prefix}[{i}]"))
+    else:
+        text = "unknown" if value is None else str(value)
+        if len(text) > MAX_SYSTEM_VALUE_CHARS:
+            text = text[: MAX_SYSTEM_VALUE_CHARS - 1] + "…"
+        out.append((prefix or "value", text))
+    return out
+
+
+def _systems(entries: Sequence[RunEntry]) -> tuple[SystemEntry, ...]:
+    """One entry per distinct system description, with the configurations measured on it."""
+    by_key: dict[str, tuple[RunEntry, list[str]]] = {}
+    for e in entries:
+        key = json.dumps(e.run.system, sort_keys=True, default=str)
+        who = e.group_label or f"{e.run.spec.label()} ({e.run.status.value})"
+        if key not in by_key:
+            by_key[key] = (e, [])
+        if who not in by_key[key][1]:
+            by_key[key][1].append(who)
+    out = []
+    hosts_seen: dict[str, int] = {}
+    for first, used_by in by_key.values():
+        host = first.host
+        hosts_seen[host] = hosts_seen.get(host, 0) + 1
+        title = host if hosts_seen[host] == 1 else f"{host} (description #{hosts_seen[host]})"
+        items = tuple(flatten(first.run.system)) or (("system", "not recorded"),)
+        out.append(SystemEntry(title, tuple(used_by), items))
+    return tuple(out)
+
+
+# -- sentences -------------------------------------------------------------------------------
+
+
+def _r(x: float) -> str:
+    return f"{x:.3f}" if abs(x - 1) < 0.05 else f"{x:.2f}" if x < 10 else f"{x:.3g}"
+
+
+def summary_sentence(comparison: Comparison, group_label: str, energy_view: str) -> str:
+    """One plain sentence per configuration: throughput, inferences per joule and cost ratios.
+
+    E.g. "On ResNet-50 at batch 32, cuda:0 delivers 0.80× the throughput of cpu (95 % CI
+    0.78–0.82, slower) and 1.9× its inferences per joule (95 % CI 1.8–2.0, better)."
+    """
+    row = comparison.row(group_label)
+    base = comparison.baseline
+    b_spec, a_spec = row.group.spec, base.spec
+    name = _model_name(row.group.runs[0])
+    if b_spec.batch_size == a_spec.batch_size:
+        where = f"On {name} at batch {b_spec.batch_size}, "
+    else:
+        where = f"On {name} (batch {b_spec.batch_size} vs {a_spec.batch_size}), "
+    parts: list[str] = []
+    for m in SUMMARY_METRICS:
+        ratio = row.ratios.get(m)
+        if ratio is not None:
+            parts.append(_clause(ratio, base.label if not parts else None))
+    text = where + f"{group_label} " + _join(parts)
+    if any(m in row.ratios for m in ("perf-per-watt", "cost")):
+        text += f" (energy view: {energy_view})"
+    text += "."
+    if not row.comparable:
+        text += f" Not like-for-like: the workloads differ in {', '.join(row.differences)}."
+    return text
+
+
+def _clause(ratio: Ratio, base_label: str | None) -> str:
+    """'delivers 0.80× the throughput of A (95 % CI …)', or the shorter follow-up form."""
+    info = METRICS[ratio.metric]
+    if ratio.value is None:
+        return f"has no {info.label} ratio (n/a: {ratio.na_reason})"
+    own = "its" if base_label is None else "the"
+    verbs = {
+        "throughput": f"delivers {_r(ratio.value)}× {own} throughput",
+        "perf-per-watt": f"{_r(ratio.value)}× {own} inferences per joule",
+        "cost": f"{_r(ratio.value)}× {own} cost per million inferences",
+    }
+    text = verbs.get(ratio.metric, f"{_r(ratio.value)}× {own} {info.label}")
+    if base_label is not None:
+        text += f" of {base_label}"
+    if ratio.lo is not None and ratio.hi is not None:
+        text += f" (95 % CI {_r(ratio.lo)}–{_r(ratio.hi)}, {ratio.verdict})"
+    else:
+        text += f" (no interval: {ratio.na_reason})" if ratio.na_reason else " (no interval)"
+    return text
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    if len(parts) == 2:
+        return f"{parts[0]} and {parts[1]}"
+    return ", ".join(parts[:-1]) + f" and {parts[-1]}"
+
+
+# -- display units ---------------------------------------------------------------------------
+
+
+def display_unit(metric: str, values: Sequence[float | None]) -> DisplayUnit:
+    """A unit that reads well for the typical value (latency in µs/ms/s, energy in µJ/mJ/J)."""
+    known = sorted(v for v in values if v is not None and math.isfinite(v) and v > 0)
+    typical = known[len(known) // 2] if known else None
+    if metric.startswith("latency"):
+        if typical is not None and typical < 1e6:
+            return DisplayUnit("µs", 1e-3)
+        if typical is not None and typical >= 1e9:
+            return DisplayUnit("s", 1e-9)
+        return DisplayUnit("ms", 1e-6)
+    if metric == "energy":
+        if typical is None or 1e-3 <= typical < 1:
+            return DisplayUnit("mJ per inference", 1e3)
+        if typical < 1e-3:
+            return DisplayUnit("µJ per inference", 1e6)
+        return DisplayUnit("J per inference", 1.0)
+    fixed = {
+        "throughput": "inferences/s",
+        "perf-per-watt": "inferences/J",
+        "cost": "USD per million inferences",
+        "co2": "gCO2 per million inferences",
+    }
+    return DisplayUnit(fixed.get(metric, METRICS[metric].unit), 1.0)
+
+
+def compared(entry: RunEntry) -> bool:
+    return entry.group_label is not None and entry.run.status is RunStatus.DONE

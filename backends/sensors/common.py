@@ -1,0 +1,159 @@
+"""Small pieces shared by the power sources: the sysfs root, file reading, status records.
+
+Every sysfs reader takes an ``opener`` with the signature of :func:`os.open`
+(``opener(path, flags) -> fd``); the default is ``os.open``. Tests pass an opener that raises
+the same ``PermissionError`` the kernel raises for a root-only file, because the tests run as
+root and root can read a mode-000 file; everything after the open is the real code.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wattbench.backends.sensors.base import Domain
+
+log = logging.getLogger(__name__)
+
+SYSFS_ROOT_ENV = "WATTBENCH_SYSFS_ROOT"
+DEFAULT_SYSFS_ROOT = "/sys"
+
+Opener = Callable[[str, int], int]
+
+STATUS_OK = "ok"
+STATUS_UNREADABLE = "unreadable"
+STATUS_ABSENT = "absent"
+
+
+def resolve_sys_root(sys_root: str | None = None) -> str:
+    """The sysfs root: the argument, else $WATTBENCH_SYSFS_ROOT, else /sys."""
+    if sys_root:
+        return sys_root
+    return os.environ.get(SYSFS_ROOT_ENV) or DEFAULT_SYSFS_ROOT
+
+
+def read_text(path: str, opener: Opener = os.open) -> str:
+    """Read a small sysfs attribute as stripped text (raises OSError as the kernel does)."""
+    fd = opener(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
+
+
+def read_optional(path: str, opener: Opener = os.open) -> str | None:
+    """Read an attribute that may be missing or unreadable; None when it cannot be read."""
+    try:
+        return read_text(path, opener)
+    except OSError:
+        return None
+
+
+def read_optional_float(path: str, opener: Opener = os.open) -> float | None:
+    text = read_optional(path, opener)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class ValueFile:
+    """A numeric sysfs attribute kept open and re-read with pread at offset 0 (one syscall).
+
+    sysfs regenerates an attribute's text on every read at offset 0, so holding the
+    descriptor is both correct and cheap at 10 Hz.
+    """
+
+    def __init__(self, path: str, opener: Opener = os.open) -> None:
+        self.path = path
+        self._fd: int | None = opener(path, os.O_RDONLY)
+
+    def read(self) -> float:
+        if self._fd is None:
+            raise OSError(errno.EBADF, "closed", self.path)
+        return float(os.pread(self._fd, 64, 0).decode("ascii", "replace").strip())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            finally:
+                self._fd = None
+
+
+def os_error_reason(exc: OSError) -> str:
+    """A short human reason for an OSError raised while reading a sensor file."""
+    code = exc.errno
+    if isinstance(exc, PermissionError) or code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if code == errno.ENXIO:
+        return "the sensor domain is switched off (ENXIO)"
+    if code == errno.ENODATA:
+        return "the driver has no data for this sensor (ENODATA)"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    return exc.strerror or str(exc)
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    """One line of the sensor inventory: a domain that is readable, unreadable, or absent."""
+
+    source: str  # "rapl", "hwmon", "nvml", "amdsmi", "estimate"
+    id: str  # the domain id when there is one, else a source-level id ("rapl", "nvml")
+    name: str
+    device: str  # "cpu", "cuda:0", "node", "" when unknown
+    status: str  # ok | unreadable | absent
+    why: str | None = None  # for unreadable / absent
+    fix: str | None = None  # the exact fix, when there is one
+    path: str | None = None  # the file or API it reads
+    note: str | None = None  # e.g. "duplicate of rapl:package-0: not summed"
+    domain: Domain | None = field(default=None, compare=False)
+    used: bool = True  # False when measured but left out of sums (duplicate / overlap)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "source": self.source,
+            "id": self.id,
+            "name": self.name,
+            "device": self.device,
+            "status": self.status,
+            "why": self.why,
+            "fix": self.fix,
+            "path": self.path,
+            "note": self.note,
+            "used": self.used,
+        }
+        if self.domain is not None:
+            dom = self.domain
+            d["domain"] = {
+                "source": dom.source,
+                "scope": dom.scope,
+                "kind": dom.kind,
+                "unit": dom.unit,
+                "update_period_s": dom.update_period_s,
+                "max_range": dom.max_range,
+                "max_power_w": dom.max_power_w,
+                "label": dom.label,
+            }
+        return d
+
+
+def in_container() -> bool:
+    """Best guess whether this process runs in a container (for the 'powercap hidden' hint)."""
+    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
+        return True
+    if os.environ.get("container"):
+        return True
+    try:
+        with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as fh:
+            text = fh.read(65536)
+    except OSError:
+        return False
+    return any(word in text for word in ("docker", "kubepods", "containerd", "libpod", "lxc"))

@@ -25,7 +25,6 @@ import numpy as np
 from sqlalchemy import Engine, Select, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
-
 from wattbench.db.schema import (
     COST_FIELDS,
     CostProfileRow,
@@ -171,8 +170,10 @@ def finite_json(value: Any, path: str = "", dropped: list[str] | None = None) ->
             dropped.append(path or "<root>")
         return None
     if isinstance(value, Mapping):
-        return {str(k): finite_json(v, f"{path}.{k}" if path else str(k), dropped)
-                for k, v in value.items()}
+        return {
+            str(k): finite_json(v, f"{path}.{k}" if path else str(k), dropped)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [finite_json(v, f"{path}[{i}]", dropped) for i, v in enumerate(value)]
     if isinstance(value, np.generic):
@@ -260,8 +261,9 @@ class Repository:
                 if "locked" in text or "busy" in text
                 else "check that the database is reachable and writable, or use another --db"
             )
-            raise StoreError(f"Could not {what} in the run store {self.url}: {text}; {hint}.") \
-                from exc
+            raise StoreError(
+                f"Could not {what} in the run store {self.url}: {text}; {hint}."
+            ) from exc
         except SQLAlchemyError as exc:
             text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StoreError(
@@ -313,8 +315,9 @@ class Repository:
             return s.get(Run, str(run_id)) is not None
 
     # -- writing runs ----------------------------------------------------------------------------
-    def _get_or_create(self, session: Session, cls: Any, lookup: dict[str, Any],
-                       extra: dict[str, Any]) -> Any:
+    def _get_or_create(
+        self, session: Session, cls: Any, lookup: dict[str, Any], extra: dict[str, Any]
+    ) -> Any:
         row = session.execute(select(cls).filter_by(**lookup)).scalar_one_or_none()
         if row is not None:
             return row
@@ -327,42 +330,64 @@ class Repository:
             row = session.execute(select(cls).filter_by(**lookup)).scalar_one()
         return row
 
-    def _links(self, session: Session, result: RunResult, now: datetime
-               ) -> tuple[int | None, int | None, int | None]:
+    def _links(
+        self, session: Session, result: RunResult, now: datetime
+    ) -> tuple[int | None, int | None, int | None]:
         machine_id = device_id = model_id = None
         if result.system:
             system = finite_json(dict(result.system))
             m = self._get_or_create(
-                session, Machine, {"fingerprint": canonical_sha256(system)},
-                {"hostname": (_find_hostname(system) or "")[:255] or None, "system": system,
-                 "first_seen": now},
+                session,
+                Machine,
+                {"fingerprint": canonical_sha256(system)},
+                {
+                    "hostname": (_find_hostname(system) or "")[:255] or None,
+                    "system": system,
+                    "first_seen": now,
+                },
             )
             machine_id = m.id
             dev = result.spec.device
-            d = self._get_or_create(session, Device, {"machine_id": m.id, "name": dev[:64]},
-                                    {"kind": dev.split(":", 1)[0][:16]})
+            d = self._get_or_create(
+                session,
+                Device,
+                {"machine_id": m.id, "name": dev[:64]},
+                {"kind": dev.split(":", 1)[0][:16]},
+            )
             device_id = d.id
         if result.model is not None:
             md = finite_json(asdict(result.model))
             row = self._get_or_create(
-                session, Model, {"key": canonical_sha256(md)},
-                {"ref": result.model.ref[:1024], "name": result.model.name[:255],
-                 "family": result.model.family[:32], "format": result.model.format[:32],
-                 "sha256": result.model.sha256[:64], "inputs": md["inputs"],
-                 "parameters": result.model.parameters},
+                session,
+                Model,
+                {"key": canonical_sha256(md)},
+                {
+                    "ref": result.model.ref[:1024],
+                    "name": result.model.name[:255],
+                    "family": result.model.family[:32],
+                    "format": result.model.format[:32],
+                    "sha256": result.model.sha256[:64],
+                    "inputs": md["inputs"],
+                    "parameters": result.model.parameters,
+                },
             )
             model_id = row.id
         if result.spec.sweep_id:
-            self._get_or_create(session, Sweep, {"id": result.spec.sweep_id[:64]},
-                                {"created_at": now, "label": None})
+            self._get_or_create(
+                session,
+                Sweep,
+                {"id": result.spec.sweep_id[:64]},
+                {"created_at": now, "label": None},
+            )
         return machine_id, device_id, model_id
 
     def _columns(self, result: RunResult) -> dict[str, Any]:
         dropped: list[str] = []
         doc = finite_json(result.to_dict(include_arrays=False), "", dropped)
         if dropped:
-            log.warning("run %s: non-finite numbers stored as null: %s", result.id,
-                        ", ".join(dropped[:10]))
+            log.warning(
+                "run %s: non-finite numbers stored as null: %s", result.id, ", ".join(dropped[:10])
+            )
         spec = result.spec
         lat = result.latency
         p50 = lat.percentile(0.5) if lat else None
@@ -413,19 +438,36 @@ class Repository:
         for name, arr in result.arrays.items():
             a = np.asarray(arr)
             a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-            arrays.append({"run_id": result.id, "name": str(name)[:128], "dtype": a.dtype.str,
-                           "shape": list(a.shape), "codec": CODEC_ZLIB, "data": pack_array(a)})
+            arrays.append(
+                {
+                    "run_id": result.id,
+                    "name": str(name)[:128],
+                    "dtype": a.dtype.str,
+                    "shape": list(a.shape),
+                    "codec": CODEC_ZLIB,
+                    "data": pack_array(a),
+                }
+            )
         traces = []
         for key, tr in result.telemetry.items():
             t = np.asarray(tr.t_ns).astype("<i8", copy=False)
             v = np.asarray(tr.values)
             v = v.astype(v.dtype.newbyteorder("<"), copy=False)
-            traces.append({
-                "run_id": result.id, "key": str(key)[:128], "name": tr.name[:255],
-                "unit": tr.unit[:32], "codec": CODEC_ZLIB,
-                "t_dtype": t.dtype.str, "t_shape": list(t.shape), "t_data": pack_array(t),
-                "v_dtype": v.dtype.str, "v_shape": list(v.shape), "v_data": pack_array(v),
-            })
+            traces.append(
+                {
+                    "run_id": result.id,
+                    "key": str(key)[:128],
+                    "name": tr.name[:255],
+                    "unit": tr.unit[:32],
+                    "codec": CODEC_ZLIB,
+                    "t_dtype": t.dtype.str,
+                    "t_shape": list(t.shape),
+                    "t_data": pack_array(t),
+                    "v_dtype": v.dtype.str,
+                    "v_shape": list(v.shape),
+                    "v_data": pack_array(v),
+                }
+            )
         if arrays:
             session.execute(insert(RunArray), arrays)
         if traces:
@@ -454,7 +496,7 @@ class Repository:
         if not begin:
             self._write_blobs(session, result)
 
-    def begin_run(self, result: RunResult) -> None:
+    def begin_result(self, result: RunResult) -> None:
         """Record a run as running (spec, machine, model), before measuring."""
         with self._write(f"record the start of run {result.id}") as s:
             self._store(s, result.with_(status=RunStatus.RUNNING), begin=True)
@@ -488,33 +530,46 @@ class Repository:
         out: dict[str, list[str]] = {}
         for chunk in _chunks(ids):
             rows = session.execute(
-                select(RunTag.run_id, Tag.name).join(Tag, Tag.id == RunTag.tag_id)
+                select(RunTag.run_id, Tag.name)
+                .join(Tag, Tag.id == RunTag.tag_id)
                 .where(RunTag.run_id.in_(chunk))
             )
             for rid, name in rows:
                 out.setdefault(rid, []).append(name)
         return {k: sorted(v) for k, v in out.items()}
 
-    def _blobs_of(self, session: Session, ids: Sequence[str]
-                  ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, Trace]]]:
+    def _blobs_of(
+        self, session: Session, ids: Sequence[str]
+    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, Trace]]]:
         arrays: dict[str, dict[str, np.ndarray]] = {}
         traces: dict[str, dict[str, Trace]] = {}
         try:
             for chunk in _chunks(ids):
                 for a in session.scalars(select(RunArray).where(RunArray.run_id.in_(chunk))):
-                    arrays.setdefault(a.run_id, {})[a.name] = _unpack(a.codec, a.data, a.dtype,
-                                                                      a.shape)
+                    arrays.setdefault(a.run_id, {})[a.name] = _unpack(
+                        a.codec, a.data, a.dtype, a.shape
+                    )
                 for t in session.scalars(select(RunTrace).where(RunTrace.run_id.in_(chunk))):
                     traces.setdefault(t.run_id, {})[t.key] = Trace(
-                        t.name, t.unit, _unpack(t.codec, t.t_data, t.t_dtype, t.t_shape),
-                        _unpack(t.codec, t.v_data, t.v_dtype, t.v_shape))
+                        t.name,
+                        t.unit,
+                        _unpack(t.codec, t.t_data, t.t_dtype, t.t_shape),
+                        _unpack(t.codec, t.v_data, t.v_dtype, t.v_shape),
+                    )
         except WattbenchError as exc:
-            raise StoreError(f"Stored arrays are damaged ({exc}); restore the database from a "
-                             "backup or delete the run.") from exc
+            raise StoreError(
+                f"Stored arrays are damaged ({exc}); restore the database from a "
+                "backup or delete the run."
+            ) from exc
         return arrays, traces
 
-    def _domain(self, row: Any, tags: list[str], arrays: Mapping[str, np.ndarray],
-                traces: Mapping[str, Trace]) -> RunResult:
+    def _domain(
+        self,
+        row: Any,
+        tags: list[str],
+        arrays: Mapping[str, np.ndarray],
+        traces: Mapping[str, Trace],
+    ) -> RunResult:
         d = dict(row.result)
         d["status"] = row.status
         d["reason"] = row.reason
@@ -525,8 +580,10 @@ class Repository:
         try:
             r = RunResult.from_dict(d)
         except (KeyError, TypeError, ValueError, WattbenchError) as exc:
-            raise StoreError(f"Run {row.id} in the store cannot be read ({exc!r}); it may have "
-                             "been written by an incompatible program.") from exc
+            raise StoreError(
+                f"Run {row.id} in the store cannot be read ({exc!r}); it may have "
+                "been written by an incompatible program."
+            ) from exc
         return r.with_(arrays=dict(arrays), telemetry=dict(traces))
 
     def get_run(self, run_id: str, *, with_arrays: bool = True) -> RunResult:
@@ -541,45 +598,73 @@ class Repository:
             rows = {}
             for chunk in _chunks(uniq):
                 q = select(Run.id, Run.result, Run.status, Run.reason, Run.note).where(
-                    Run.id.in_(chunk))
+                    Run.id.in_(chunk)
+                )
                 rows.update({r.id: r for r in s.execute(q)})
             tags = self._tags_of(s, uniq)
             arrays, traces = self._blobs_of(s, uniq) if with_arrays else ({}, {})
-            built = {rid: self._domain(rows[rid], tags.get(rid, []), arrays.get(rid, {}),
-                                       traces.get(rid, {})) for rid in uniq}
+            built = {
+                rid: self._domain(
+                    rows[rid], tags.get(rid, []), arrays.get(rid, {}), traces.get(rid, {})
+                )
+                for rid in uniq
+            }
         return [built[rid] for rid in full]
 
-    def _filtered(self, q: Select[Any], *, model: str | None, device: str | None,
-                  runtime: str | None, tag: str | None, status: str | None,
-                  since: datetime | str | None, until: datetime | str | None) -> Select[Any]:
+    def _filtered(
+        self,
+        q: Select,
+        *,
+        model: str | None,
+        device: str | None,
+        runtime: str | None,
+        tag: str | None,
+        status: str | None,
+        since: datetime | str | None,
+        until: datetime | str | None,
+    ) -> Select:
         if model:
-            q = q.where(or_(Run.model_ref == model, Model.name == model,
-                            Run.model_ref.contains(model, autoescape=True)))
+            q = q.where(
+                or_(
+                    Run.model_ref == model,
+                    Model.name == model,
+                    Run.model_ref.contains(model, autoescape=True),
+                )
+            )
         if device:
-            q = q.where(or_(Run.device == device,
-                            Run.device.startswith(device + ":", autoescape=True)))
+            q = q.where(
+                or_(Run.device == device, Run.device.startswith(device + ":", autoescape=True))
+            )
         if runtime:
             q = q.where(Run.runtime == runtime)
         if status:
             try:
                 q = q.where(Run.status == RunStatus(status).value)
             except ValueError as exc:
-                raise BadInputError(f"Unknown status {status!r}: choose one of "
-                                    f"{', '.join(s.value for s in RunStatus)}.") from exc
+                raise BadInputError(
+                    f"Unknown status {status!r}: choose one of "
+                    f"{', '.join(s.value for s in RunStatus)}."
+                ) from exc
         if tag:
-            q = q.where(Run.id.in_(select(RunTag.run_id).join(Tag, Tag.id == RunTag.tag_id)
-                                   .where(Tag.name == tag)))
+            q = q.where(
+                Run.id.in_(
+                    select(RunTag.run_id).join(Tag, Tag.id == RunTag.tag_id).where(Tag.name == tag)
+                )
+            )
         if since is not None:
-            q = q.where(Run.created_at >= (parse_time(since) if isinstance(since, str)
-                                           else to_utc_naive(since)))
+            q = q.where(
+                Run.created_at
+                >= (parse_time(since) if isinstance(since, str) else to_utc_naive(since))
+            )
         if until is not None:
-            q = q.where(Run.created_at <= (parse_time(until) if isinstance(until, str)
-                                           else to_utc_naive(until)))
+            q = q.where(
+                Run.created_at
+                <= (parse_time(until) if isinstance(until, str) else to_utc_naive(until))
+            )
         return q
 
     def list_runs(
         self,
-        *,
         model: str | None = None,
         device: str | None = None,
         runtime: str | None = None,
@@ -594,25 +679,58 @@ class Repository:
         """Summaries of the runs that match every given filter (no arrays are read)."""
         key = order.lstrip("-+")
         if key not in _ORDER_KEYS:
-            raise BadInputError(f"Cannot order runs by {order!r}: use one of "
-                                f"{', '.join(_ORDER_KEYS)} (prefix '-' for descending).")
+            raise BadInputError(
+                f"Cannot order runs by {order!r}: use one of "
+                f"{', '.join(_ORDER_KEYS)} (prefix '-' for descending)."
+            )
         col = _ORDER_KEYS[key]
         desc = order.startswith("-")
         q = (
-            select(Run.id, Run.status, Run.reason, Run.created_at, Run.finished_at,
-                   Run.model_ref, Model.name.label("model_name"), Run.device, Run.runtime,
-                   Run.precision, Run.batch_size, Run.threads, Run.scenario, Run.repeat,
-                   Run.sweep_id, Machine.hostname, Run.converged, Run.flags,
-                   Run.throughput_items_per_s, Run.throughput_lo, Run.throughput_hi,
-                   Run.mean_ns, Run.p50_ns, Run.p99_ns, Run.rho, Run.energy_per_item_j,
-                   Run.items_per_j, Run.energy_source, Run.note)
+            select(
+                Run.id,
+                Run.status,
+                Run.reason,
+                Run.created_at,
+                Run.finished_at,
+                Run.model_ref,
+                Model.name.label("model_name"),
+                Run.device,
+                Run.runtime,
+                Run.precision,
+                Run.batch_size,
+                Run.threads,
+                Run.scenario,
+                Run.repeat,
+                Run.sweep_id,
+                Machine.hostname,
+                Run.converged,
+                Run.flags,
+                Run.throughput_items_per_s,
+                Run.throughput_lo,
+                Run.throughput_hi,
+                Run.mean_ns,
+                Run.p50_ns,
+                Run.p99_ns,
+                Run.rho,
+                Run.energy_per_item_j,
+                Run.items_per_j,
+                Run.energy_source,
+                Run.note,
+            )
             .outerjoin(Model, Model.id == Run.model_id)
             .outerjoin(Machine, Machine.id == Run.machine_id)
         )
-        q = self._filtered(q, model=model, device=device, runtime=runtime, tag=tag,
-                           status=status, since=since, until=until)
-        q = q.order_by(col.desc() if desc else col.asc(),
-                       Run.id.desc() if desc else Run.id.asc())
+        q = self._filtered(
+            q,
+            model=model,
+            device=device,
+            runtime=runtime,
+            tag=tag,
+            status=status,
+            since=since,
+            until=until,
+        )
+        q = q.order_by(col.desc() if desc else col.asc(), Run.id.desc() if desc else Run.id.asc())
         if limit is not None:
             q = q.limit(max(0, int(limit)))
         if offset:
@@ -622,17 +740,36 @@ class Repository:
             tags = self._tags_of(s, [r.id for r in rows])
         return [
             RunSummary(
-                id=r.id, status=RunStatus(r.status), reason=r.reason, created_at=r.created_at,
-                finished_at=r.finished_at, model_ref=r.model_ref, model_name=r.model_name,
-                device=r.device, runtime=r.runtime, precision=r.precision,
-                batch_size=r.batch_size, threads=r.threads, scenario=r.scenario,
-                repeat=r.repeat, sweep_id=r.sweep_id, hostname=r.hostname,
-                converged=bool(r.converged), flags=tuple(r.flags or ()),
-                throughput_items_per_s=r.throughput_items_per_s, throughput_lo=r.throughput_lo,
-                throughput_hi=r.throughput_hi, mean_ns=r.mean_ns, p50_ns=r.p50_ns,
-                p99_ns=r.p99_ns, rho=r.rho, energy_per_item_j=r.energy_per_item_j,
-                items_per_j=r.items_per_j, energy_source=r.energy_source,
-                tags=tuple(tags.get(r.id, ())), note=r.note or "",
+                id=r.id,
+                status=RunStatus(r.status),
+                reason=r.reason,
+                created_at=r.created_at,
+                finished_at=r.finished_at,
+                model_ref=r.model_ref,
+                model_name=r.model_name,
+                device=r.device,
+                runtime=r.runtime,
+                precision=r.precision,
+                batch_size=r.batch_size,
+                threads=r.threads,
+                scenario=r.scenario,
+                repeat=r.repeat,
+                sweep_id=r.sweep_id,
+                hostname=r.hostname,
+                converged=bool(r.converged),
+                flags=tuple(r.flags or ()),
+                throughput_items_per_s=r.throughput_items_per_s,
+                throughput_lo=r.throughput_lo,
+                throughput_hi=r.throughput_hi,
+                mean_ns=r.mean_ns,
+                p50_ns=r.p50_ns,
+                p99_ns=r.p99_ns,
+                rho=r.rho,
+                energy_per_item_j=r.energy_per_item_j,
+                items_per_j=r.items_per_j,
+                energy_source=r.energy_source,
+                tags=tuple(tags.get(r.id, ())),
+                note=r.note or "",
             )
             for r in rows
         ]
@@ -680,8 +817,9 @@ class Repository:
         p = profile if isinstance(profile, CostProfile) else CostProfile.from_dict(profile)
         now = to_utc_naive(datetime.now(UTC))
         with self._write("save a cost profile") as s:
-            row = s.execute(select(CostProfileRow).filter_by(device=p.device, name=p.name)
-                            ).scalar_one_or_none()
+            row = s.execute(
+                select(CostProfileRow).filter_by(device=p.device, name=p.name)
+            ).scalar_one_or_none()
             if row is None:
                 row = CostProfileRow(device=p.device, name=p.name, updated_at=now)
                 s.add(row)
@@ -689,7 +827,7 @@ class Repository:
                 setattr(row, f, getattr(p, f))
             row.updated_at = now
 
-    def get_cost_profiles(self, device: str | None = None) -> list[CostProfile]:
+    def list_cost_profiles(self, device: str | None = None) -> list[CostProfile]:
         from wattbench.engine.cost import CostProfile
 
         q = select(CostProfileRow).order_by(CostProfileRow.device, CostProfileRow.name)
@@ -708,8 +846,11 @@ class Repository:
 
     def delete_cost_profile(self, device: str, name: str = "") -> bool:
         with self._write("delete a cost profile") as s:
-            res = s.execute(delete(CostProfileRow).where(CostProfileRow.device == device,
-                                                         CostProfileRow.name == name))
+            res = s.execute(
+                delete(CostProfileRow).where(
+                    CostProfileRow.device == device, CostProfileRow.name == name
+                )
+            )
             return bool(getattr(res, "rowcount", 0))
 
 
@@ -727,5 +868,8 @@ def _writer() -> dict[str, Any]:
         started: float | None = psutil.Process().create_time()
     except psutil.Error:
         started = None
-    return {"writer_host": socket.gethostname()[:255], "writer_pid": os.getpid(),
-            "writer_started": started}
+    return {
+        "writer_host": socket.gethostname()[:255],
+        "writer_pid": os.getpid(),
+        "writer_started": started,
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -45,7 +45,10 @@ JsonDict = dict[str, Any]
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {JsonDict: JSON, datetime: DateTime(timezone=False)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        JsonDict: JSON,
+        datetime: DateTime(timezone=False),
+    }
 
 
 class Machine(Base):
@@ -140,9 +143,7 @@ class RunArray(Base):
     """One raw per-run array (latencies, start timestamps, warm-up, TTFT ...), zlib-packed."""
 
     __tablename__ = "run_arrays"
-    run_id: Mapped[str] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     dtype: Mapped[str] = mapped_column(String(8))
     shape: Mapped[list[int]] = mapped_column(JSON)
@@ -154,9 +155,7 @@ class RunTrace(Base):
     """One telemetry trace: timestamps and values, both zlib-packed."""
 
     __tablename__ = "run_traces"
-    run_id: Mapped[str] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     unit: Mapped[str] = mapped_column(String(32))
@@ -177,9 +176,7 @@ class Tag(Base):
 
 class RunTag(Base):
     __tablename__ = "run_tags"
-    run_id: Mapped[str] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(
         ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True
     )

@@ -20,16 +20,19 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
 from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository, to_utc_naive
 from wattbench.db.schema import Base, Run
-from wattbench.engine.result import RunStatus
+from wattbench.engine.result import RunResult, RunStatus
+from wattbench.engine.spec import RunSpec
 from wattbench.errors import NewerSchemaError, StoreError
+
+if TYPE_CHECKING:
+    from wattbench.engine.cost import CostProfile
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +89,20 @@ def _make_engine(url: str) -> Engine:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"Cannot create the folder {path.parent} for the run store: "
-                                 f"{exc.strerror}; use another --db.") from exc
+                raise StoreError(
+                    f"Cannot create the folder {path.parent} for the run store: "
+                    f"{exc.strerror}; use another --db."
+                ) from exc
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         kwargs["pool_pre_ping"] = True
     try:
         engine = create_engine(u, **kwargs)
     except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"Cannot use the database {u.render_as_string(hide_password=True)}: "
-                         f"{exc}. For PostgreSQL install psycopg (pip install 'psycopg[binary]')."
-                         ) from exc
+        raise StoreError(
+            f"Cannot use the database {u.render_as_string(hide_password=True)}: "
+            f"{exc}. For PostgreSQL install psycopg (pip install 'psycopg[binary]')."
+        ) from exc
     if u.get_backend_name() == "sqlite":
         _sqlite_events(engine)
     return engine
@@ -139,9 +145,8 @@ def _set_wal(engine: Engine) -> None:
 
 def alembic_config(connection: Any = None) -> Any:
     """Alembic configured in code: script_location is the packaged migrations folder."""
-    from alembic.config import Config
-
     import wattbench.db.migrations as migrations
+    from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
@@ -231,6 +236,42 @@ class Store(Repository):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def begin_run(
+        self, spec: RunSpec | RunResult, run_id: str | None = None, sweep_id: str | None = None
+    ) -> None:
+        """Record a run as running before it is measured, so a crash leaves a trace.
+
+        ``spec`` is the run's RunSpec with its ``run_id`` (a pending RunResult is accepted too,
+        its id then being the run id); ``sweep_id`` groups the runs of one sweep.
+        """
+        if isinstance(spec, RunResult):
+            pending = spec
+            if run_id is not None and run_id != pending.id:
+                raise StoreError(f"begin_run got result {pending.id} with run id {run_id}.")
+        else:
+            if not run_id:
+                raise StoreError("begin_run needs the id of the run it records.")
+            pending = RunResult(spec=spec, status=RunStatus.RUNNING, id=str(run_id))
+        if sweep_id is not None and pending.spec.sweep_id != sweep_id:
+            pending = pending.with_(spec=pending.spec.with_(sweep_id=sweep_id))
+        self.begin_result(pending)
+
+    def get_cost_profiles(self, device: str | None = None) -> list[CostProfile]:
+        """Same as ``list_cost_profiles`` (older name)."""
+        return self.list_cost_profiles(device)
+
+    def describe(self) -> str:
+        """One line for the user: where the store is, its schema version and its size."""
+        where = self.url
+        path = _sqlite_path(self._raw_url)
+        if path is not None:
+            where = f"SQLite file {path}"
+        elif self._engine.dialect.name == "sqlite":
+            where = "in-memory SQLite database"
+        n = self.count_runs()
+        rev = self.schema_revision() or "none"
+        return f"{where} (schema {rev}, {n} run{'s' if n != 1 else ''})"
+
     def schema_revision(self) -> str | None:
         with self._errors("read the schema version"):
             revs = current_revisions(self._engine)
@@ -244,8 +285,9 @@ class Store(Repository):
         open_states = (RunStatus.RUNNING.value, RunStatus.PENDING.value)
         with self._read("check for interrupted runs") as s:
             rows = s.execute(
-                select(Run.id, Run.writer_host, Run.writer_pid, Run.writer_started,
-                       Run.created_at).where(Run.status.in_(open_states))
+                select(
+                    Run.id, Run.writer_host, Run.writer_pid, Run.writer_started, Run.created_at
+                ).where(Run.status.in_(open_states))
             ).all()
         dead = []
         for r in rows:
@@ -275,8 +317,9 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
         if engine.dialect.name == "sqlite" and _sqlite_path(full) is not None:
             _set_wal(engine)
         if migrate and revs != (head_revision(),):
-            log.info("migrating run store %s from %s to %s", shown, revs or "empty",
-                     head_revision())
+            log.info(
+                "migrating run store %s from %s to %s", shown, revs or "empty", head_revision()
+            )
             upgrade(engine)
         store = Store(engine, full)
         if migrate:
@@ -288,8 +331,10 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     except SQLAlchemyError as exc:
         engine.dispose()
         text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise StoreError(f"Cannot open the run store {shown}: {text}. Check the URL, that the "
-                         "server is running and the credentials, or use another --db.") from exc
+        raise StoreError(
+            f"Cannot open the run store {shown}: {text}. Check the URL, that the "
+            "server is running and the credentials, or use another --db."
+        ) from exc
 
 
 __all__ = ["Base", "Store", "data_dir", "open_store", "resolve_url"]

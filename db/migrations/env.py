@@ -12,7 +12,6 @@ import logging
 
 from alembic import context
 from sqlalchemy import create_engine, pool
-
 from wattbench.db.schema import Base
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,17 @@ power trace. Every keyword overrides a RunResult field; ``spec`` fields can be o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from wattbench.engine.result import (
     EnergyFigure,
     Interval,
@@ -223,3 +228,48 @@ def make_results(
         kw.update(overrides)
         out.append(make_result(spec_overrides=spec_ov, seed=seed + i, **kw))
     return out
+
+
+# -- database URLs for store tests: SQLite always, PostgreSQL when .ci/postgres.sh ran ---------
+
+PG_ENV = "WATTBENCH_TEST_PG_URL"
+PG_SKIP_REASON = (
+    f'no PostgreSQL server: ${PG_ENV} is not set (run `eval "$(.ci/postgres.sh)"` first)'
+)
+
+
+def sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'store.sqlite'}"
+
+
+@contextlib.contextmanager
+def fresh_pg_database(base_url: str) -> Iterator[str]:
+    """A new, empty database on the test server for one test; dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"wb_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty run store: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(PG_SKIP_REASON)
+    with fresh_pg_database(base) as url:
+        yield url

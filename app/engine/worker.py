@@ -24,13 +24,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-
 from wattbench.engine.events import Phase
-from wattbench.engine.ipc import KIND_ERROR, KIND_PROGRESS, KIND_READY, KIND_RESULT
-from wattbench.engine.ipc import encode_message
+from wattbench.engine.ipc import KIND_ERROR, KIND_PROGRESS, KIND_READY, KIND_RESULT, encode_message
 from wattbench.engine.measure import jsonable, measure
 from wattbench.engine.spec import RunSpec
-from wattbench.errors import BadInputError, WattbenchError
+from wattbench.errors import BadInputError, ModelError, WattbenchError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,8 @@ def fault_hook() -> Callable[[], None] | None:
     return inject
 
 
-def _runtime_options(spec: RunSpec) -> Any:
+def runtime_options(spec: RunSpec) -> Any:
+    """The runtime's options for ``spec`` (RuntimeOptions of backends/runtimes/base.py)."""
     from wattbench.backends.runtimes.base import RuntimeOptions
 
     return RuntimeOptions(
@@ -104,6 +103,29 @@ def _runtime_options(spec: RunSpec) -> Any:
     )
 
 
+def resolve_entry(spec: RunSpec) -> Any:
+    """The catalog entry of ``spec.model``; unexpected reader errors become ModelError."""
+    from wattbench.backends.models import catalog
+
+    try:
+        return catalog.resolve(
+            spec.model, dims=spec.dims_map, input_shapes=dict(spec.input_shapes) or None
+        )
+    except WattbenchError:
+        raise
+    except Exception as exc:  # a parser's own exception: the file is not a usable model
+        raise ModelError(f"Cannot read the model {spec.model}: {exc}") from exc
+
+
+def concrete_inputs(spec: RunSpec, entry: Any) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype) of every input, with batch and dynamic dimensions fixed."""
+    from wattbench.backends.models import catalog
+
+    return catalog.concrete_inputs(
+        entry, spec.batch_size, spec.dims_map, dict(spec.input_shapes) or None
+    )
+
+
 def _describe_system() -> dict[str, Any]:
     try:
         from wattbench.backends.system import describe_system
@@ -111,6 +133,9 @@ def _describe_system() -> dict[str, Any]:
         system = dict(describe_system())
     except ImportError as exc:
         system = {"unknown": f"system description not available: {exc}"}
+    except Exception as exc:  # a probe must never stop the run: record what failed
+        log.warning("system description failed: %s", exc)
+        system = {"unknown": f"system description failed: {exc}"}
     proc: dict[str, Any] = {"pid": os.getpid(), "python": sys.version.split()[0]}
     if hasattr(os, "sched_getaffinity"):
         proc["affinity"] = sorted(os.sched_getaffinity(0))
@@ -124,10 +149,8 @@ def _load(spec: RunSpec, chan: _Channel) -> tuple[Any, dict[str, Any], float]:
     from wattbench.backends.runtimes.registry import get_runtime
 
     chan.progress({"phase": Phase.LOADING, "message": f"loading {spec.model}"})
-    dims = spec.dims_map
-    shapes = dict(spec.input_shapes)
-    entry = catalog.resolve(spec.model, dims=dims, input_shapes=shapes)
-    inputs = catalog.concrete_inputs(entry, spec.batch_size, dims, shapes)
+    entry = resolve_entry(spec)
+    inputs = concrete_inputs(spec, entry)
     info = {
         "ref": entry.ref,
         "name": entry.name,
@@ -139,12 +162,20 @@ def _load(spec: RunSpec, chan: _Channel) -> tuple[Any, dict[str, Any], float]:
     }
     runtime = get_runtime(spec.runtime)
     t0 = time.perf_counter_ns()
-    loaded = runtime.load(entry, spec.device, _runtime_options(spec))
+    loaded = runtime.load(entry, spec.device, runtime_options(spec))
     return loaded, info, (time.perf_counter_ns() - t0) / 1e9
 
 
-def worker_main(conn: Connection, spec_dict: dict[str, Any]) -> None:
+def _is_oom(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError / onnxruntime allocation failures, recognized by name."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return "outofmemory" in text or "out of memory" in text or "failed to allocate" in text
+
+
+def worker_main(conn: Connection, spec_dict: dict[str, Any], log_level: int = 0) -> None:
     """Entry point of the spawned worker process."""
+    if log_level:
+        logging.basicConfig(level=log_level, format="%(levelname)s worker %(name)s: %(message)s")
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     chan = _Channel(conn)
@@ -172,7 +203,8 @@ def worker_main(conn: Connection, spec_dict: dict[str, Any]) -> None:
     except WattbenchError as exc:
         _send_error(chan, exc, kind="error")
     except Exception as exc:
-        _send_error(chan, exc, kind="error", tb=traceback.format_exc())
+        kind = "out_of_memory" if _is_oom(exc) else "error"
+        _send_error(chan, exc, kind=kind, tb=traceback.format_exc())
     finally:
         conn.close()
 

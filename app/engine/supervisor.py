@@ -1,0 +1,545 @@
+"""Supervision of one run's worker process, from a thread of the caller (METHOD.md "Phases").
+
+``supervise`` spawns the worker (``multiprocessing`` spawn context: never a fork of a process
+that may hold a GPU runtime), relays its progress at ≤ 10 Hz, samples power on the same clock,
+enforces the time limit, honours cancel within a second (it polls every 0.1 s), and turns a
+crash, hang, out-of-memory or error in the worker into a failed RunResult with its reason. It
+never raises for a failing run.
+
+Clock: every timestamp (worker samples, measurement window, power samples) is
+``time.perf_counter_ns()``, which is CLOCK_MONOTONIC on Linux and QueryPerformanceCounter on
+Windows: one system-wide monotonic clock, so the worker's window [t0, t1] cuts the sampler's
+trace exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from wattbench.engine.events import CancelToken, Phase, ProgressCallback, ProgressEvent
+from wattbench.engine.ipc import (
+    KIND_ERROR,
+    KIND_PROGRESS,
+    KIND_READY,
+    KIND_RESULT,
+    Message,
+    MessageError,
+    decode_message,
+)
+from wattbench.engine.result import (
+    EnergyFigure,
+    GenerationSummary,
+    Interval,
+    LatencySummary,
+    MemoryFigures,
+    ModelInfo,
+    PhaseTimings,
+    RunResult,
+    RunStatus,
+    Trace,
+)
+from wattbench.engine.spec import RunSpec
+from wattbench.engine.worker import worker_main
+
+log = logging.getLogger(__name__)
+
+clock = time.perf_counter_ns
+POLL_S = 0.1  # cancel and time limit are checked at least this often
+TERMINATE_GRACE_S = 0.5  # SIGTERM, then SIGKILL after this
+LOAD_ALLOWANCE_S = 300.0  # worker start, preflight, model load/export, first call
+ENERGY_NA_FAILED = "no measurement window: the run did not finish"
+
+
+def default_time_limit_s(spec: RunSpec) -> float:
+    """Whole-worker wall-clock limit when the spec sets none: load + warm-up + 2 × T_max + 60 s."""
+    preset = spec.preset_values
+    return LOAD_ALLOWANCE_S + preset.warmup_max_s + 2 * spec.measurement_t_max_s + 60.0
+
+
+def time_limit_s(spec: RunSpec) -> float:
+    return spec.time_limit_s if spec.time_limit_s is not None else default_time_limit_s(spec)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return f"signal {code}"
+
+
+def describe_exit(exitcode: int | None) -> tuple[str, str]:
+    """(error_kind, reason) for a worker that ended without sending a result."""
+    if exitcode is None:
+        return "crash", "The worker process stopped answering and was stopped."
+    if exitcode < 0:
+        sig = -exitcode
+        name = _signal_name(sig)
+        if sig == getattr(signal, "SIGKILL", 9):
+            return "out_of_memory", (
+                f"The worker process was killed ({name}); this is usually the system's "
+                "out-of-memory killer. Try a smaller batch size or model."
+            )
+        return "crash", (
+            f"The worker process crashed ({name}). The runtime or a native library failed; "
+            "run with -v for the worker's log, or try another runtime or device."
+        )
+    return "crash", (
+        f"The worker process exited with code {exitcode} without a result; "
+        "run with -v to see its log."
+    )
+
+
+# -- energy -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Energy:
+    """The optional energy sampler (ENERGY helper's wattbench.energy.sampler)."""
+
+    sampler: Any = None
+    na_reason: str | None = None
+    idle: Any = None
+    started: bool = False
+
+    @classmethod
+    def open(cls, spec: RunSpec) -> _Energy:
+        try:
+            from wattbench.energy.sampler import open_sampler
+        except ImportError as exc:
+            return cls(na_reason=f"energy measurement is not available ({exc})")
+        try:
+            return cls(sampler=open_sampler(spec))
+        except Exception as exc:  # a sensor problem must never stop the run
+            log.warning("energy sampler unavailable: %s", exc)
+            return cls(na_reason=f"no power sensor could be opened: {exc}")
+
+    def idle_baseline(self) -> None:
+        if self.sampler is None:
+            return
+        try:
+            self.idle = self.sampler.idle_baseline()
+        except Exception as exc:
+            log.warning("idle baseline failed: %s", exc)
+            self.idle = None
+
+    def start(self) -> None:
+        if self.sampler is None:
+            return
+        try:
+            self.sampler.start()
+            self.started = True
+        except Exception as exc:
+            log.warning("energy sampler failed to start: %s", exc)
+            self.na_reason = f"the power sampler failed to start: {exc}"
+            self.sampler = None
+
+    def stop(self) -> None:
+        if self.sampler is not None and self.started:
+            try:
+                self.sampler.stop()
+            except Exception as exc:
+                log.warning("energy sampler failed to stop: %s", exc)
+            self.started = False
+
+    def latest_power_w(self) -> dict[str, float]:
+        if self.sampler is None or not self.started:
+            return {}
+        try:
+            return {str(k): float(v) for k, v in dict(self.sampler.latest_power_w()).items()}
+        except Exception:
+            return {}
+
+    def figures(
+        self, t0_ns: int, t1_ns: int, items: int
+    ) -> tuple[tuple[EnergyFigure, ...], tuple[str, ...], str | None]:
+        if self.sampler is None:
+            return (), (), self.na_reason or "no power sensor"
+        try:
+            report = self.sampler.figures(t0_ns, t1_ns, items, self.idle)
+        except Exception as exc:
+            log.warning("energy figures failed: %s", exc)
+            return (), (), f"energy could not be computed: {exc}"
+        figs = tuple(getattr(report, "figures", ()) or ())
+        flags = tuple(str(f) for f in getattr(report, "flags", ()) or ())
+        na = getattr(report, "na_reason", None)
+        if not figs and not na:
+            na = "no power sensor reported data for this device"
+        return figs, flags, na
+
+    def traces(self) -> dict[str, Trace]:
+        if self.sampler is None:
+            return {}
+        try:
+            return dict(self.sampler.traces())
+        except Exception as exc:
+            log.warning("energy traces failed: %s", exc)
+            return {}
+
+    def close(self) -> None:
+        self.stop()
+        close = getattr(self.sampler, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception as exc:
+                log.debug("sampler close failed: %s", exc)
+
+
+# -- result assembly ----------------------------------------------------------------------
+
+
+def _build_result(
+    spec: RunSpec,
+    run_id: str,
+    created_at: str,
+    msg: Message,
+    timings: dict[str, float | None],
+    energy: _Energy,
+) -> RunResult:
+    """A DONE RunResult from the worker's result message, with energy from the sampler."""
+    p = msg.payload
+    phases_d = dict(p.get("phases") or {})
+    phases_d.update(timings)
+    names = set(PhaseTimings.__dataclass_fields__)
+    phases = PhaseTimings(**{k: v for k, v in phases_d.items() if k in names})
+    latency = LatencySummary.from_dict(p["latency"]) if p.get("latency") else None
+    thr = p.get("throughput")
+    throughput = Interval(**thr) if thr else None
+    gen = GenerationSummary.from_dict(p["generation"]) if p.get("generation") else None
+    mem_d = p.get("memory")
+    memory = None
+    if mem_d is not None:
+        mem_d = dict(mem_d)
+        mem_d["notes"] = tuple(mem_d.get("notes") or ())
+        memory = MemoryFigures(**mem_d)
+    model = ModelInfo.from_dict(p["model"]) if p.get("model") else None
+    t0_ns, t1_ns = (int(x) for x in p["window_ns"])
+    figs, eflags, na = energy.figures(t0_ns, t1_ns, int(p.get("items", 0)))
+    flags = tuple(dict.fromkeys([*p.get("flags", ()), *eflags]))
+    arrays = {k: np.asarray(v) for k, v in msg.arrays.items()}
+    arrays["window_ns"] = np.asarray([t0_ns, t1_ns], dtype=np.int64)
+    return RunResult(
+        spec=spec,
+        status=RunStatus.DONE,
+        id=run_id,
+        created_at=created_at,
+        finished_at=_now_iso(),
+        system=dict(p.get("system") or {}),
+        model=model,
+        phases=phases,
+        latency=latency,
+        throughput_items_per_s=throughput,
+        converged=bool(p.get("converged")),
+        flags=flags,
+        generation=gen,
+        memory=memory,
+        energy=figs,
+        energy_na_reason=None if figs else na,
+        arrays=arrays,
+        telemetry=energy.traces(),
+        notes=str(p.get("notes") or ""),
+    )
+
+
+# -- the supervisor -----------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    phase: str = Phase.STARTING
+    t_spawn_ns: int = 0
+    t_ready_ns: int | None = None
+    last_payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Supervisor:
+    """Runs one spec in a spawned worker and watches it; use :func:`supervise`."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        run_id: str,
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        run_index: int,
+        run_count: int,
+    ) -> None:
+        self.spec = spec
+        self.run_id = run_id
+        self.progress = progress
+        self.cancel = cancel or CancelToken()
+        self.run_index = run_index
+        self.run_count = run_count
+        self.created_at = _now_iso()
+        self.t_begin_ns = clock()
+        self.state = _State()
+
+    # -- helpers --------------------------------------------------------------------------
+    def _emit(self, phase: str, energy: _Energy | None = None, **kw: Any) -> None:
+        self.state.phase = phase
+        if self.progress is None:
+            return
+        event = ProgressEvent(
+            run_index=self.run_index,
+            run_count=self.run_count,
+            phase=phase,
+            elapsed_s=(clock() - self.t_begin_ns) / 1e9,
+            power_w=energy.latest_power_w() if energy is not None else {},
+            **kw,
+        )
+        try:
+            self.progress(event)
+        except Exception:  # a broken progress consumer must not kill the run
+            log.exception("progress callback failed")
+
+    def _relay(self, payload: Mapping[str, Any], energy: _Energy) -> None:
+        known = ("message", "n", "rho", "epsilon", "fraction")
+        kw: dict[str, Any] = {k: payload[k] for k in known if payload.get(k) is not None}
+        kw["recent_latencies_ns"] = tuple(int(x) for x in payload.get("recent_latencies_ns") or ())
+        kw["recent_starts_ns"] = tuple(int(x) for x in payload.get("recent_starts_ns") or ())
+        kw["extra"] = {"worker_elapsed_s": payload.get("elapsed_s")}
+        self._emit(str(payload.get("phase", self.state.phase)), energy, **kw)
+
+    def _failed(
+        self,
+        status: RunStatus,
+        reason: str,
+        error_kind: str | None,
+        energy_na: str = ENERGY_NA_FAILED,
+    ) -> RunResult:
+        st = self.state
+        worker_start_s = (
+            (st.t_ready_ns - st.t_spawn_ns) / 1e9 if st.t_ready_ns and st.t_spawn_ns else None
+        )
+        phase = st.phase
+        self._emit(
+            Phase.CANCELLED if status is RunStatus.CANCELLED else Phase.FAILED, message=reason
+        )
+        return RunResult(
+            spec=self.spec,
+            status=status,
+            id=self.run_id,
+            reason=reason,
+            error_kind=error_kind,
+            created_at=self.created_at,
+            finished_at=_now_iso(),
+            phases=PhaseTimings(
+                worker_start_s=worker_start_s, total_s=(clock() - self.t_begin_ns) / 1e9
+            ),
+            energy_na_reason=energy_na,
+            notes=f"stopped during phase {phase}",
+        )
+
+    def _cancelled(self) -> RunResult:
+        return self._failed(
+            RunStatus.CANCELLED,
+            f"Cancelled by the user during {self.state.phase}.",
+            None,
+            energy_na="run cancelled",
+        )
+
+    # -- main -----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        spec = self.spec
+        energy = _Energy.open(spec)
+        try:
+            if spec.idle_baseline and energy.sampler is not None:
+                self._emit(Phase.IDLE_BASELINE, message="measuring idle power")
+                if not self._idle_baseline(energy):
+                    return self._cancelled()
+            if self.cancel.cancelled:
+                return self._cancelled()
+            energy.start()
+            return self._run_worker(energy)
+        finally:
+            energy.close()
+
+    def _idle_baseline(self, energy: _Energy) -> bool:
+        """Idle baseline in a helper thread so that cancel stays responsive; False: cancelled."""
+        t = threading.Thread(target=energy.idle_baseline, name="wattbench-idle", daemon=True)
+        t.start()
+        while t.is_alive():
+            if self.cancel.wait(POLL_S):
+                return False
+        return True
+
+    def _run_worker(self, energy: _Energy) -> RunResult:
+        spec = self.spec
+        limit_s = time_limit_s(spec)
+        ctx = multiprocessing.get_context("spawn")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=worker_main,
+            args=(send, spec.to_dict(), _worker_log_level()),
+            name=f"wattbench-worker-{self.run_id[:8]}",
+            daemon=True,
+        )
+        self._emit(Phase.STARTING, energy, message="starting the worker process")
+        self.state.t_spawn_ns = clock()
+        deadline_ns = self.state.t_spawn_ns + int(limit_s * 1e9)
+        try:
+            proc.start()
+        except OSError as exc:
+            send.close()
+            recv.close()
+            return self._failed(
+                RunStatus.FAILED, f"Cannot start the worker process: {exc}", "crash"
+            )
+        send.close()  # the worker holds the only writing end: EOF when it dies
+        try:
+            return self._watch(proc, recv, energy, deadline_ns, limit_s)
+        finally:
+            recv.close()
+            _stop_process(proc)
+
+    def _watch(
+        self,
+        proc: Any,
+        recv: Any,
+        energy: _Energy,
+        deadline_ns: int,
+        limit_s: float,
+    ) -> RunResult:
+        from multiprocessing.connection import wait
+
+        while True:
+            if self.cancel.cancelled:
+                _stop_process(proc)
+                return self._cancelled()
+            if clock() >= deadline_ns:
+                _stop_process(proc)
+                return self._failed(
+                    RunStatus.FAILED,
+                    f"The run exceeded its time limit of {limit_s:g} s during "
+                    f"{self.state.phase} and was stopped (the worker may hang; raise the "
+                    "limit with --time-limit if the model is just slow).",
+                    "time_limit",
+                )
+            ready = wait([recv, proc.sentinel], timeout=POLL_S)
+            if recv in ready:
+                try:
+                    data = recv.recv_bytes()
+                except (EOFError, OSError):
+                    proc.join(TERMINATE_GRACE_S)
+                    kind, reason = describe_exit(proc.exitcode)
+                    return self._failed(RunStatus.FAILED, reason, kind)
+                try:
+                    msg = decode_message(data)
+                except MessageError as exc:
+                    _stop_process(proc)
+                    return self._failed(
+                        RunStatus.FAILED, f"The worker sent a malformed message: {exc}", "error"
+                    )
+                done = self._handle(msg, energy)
+                if done is not None:
+                    return done
+            elif proc.sentinel in ready and not recv.poll(0):
+                proc.join(TERMINATE_GRACE_S)
+                kind, reason = describe_exit(proc.exitcode)
+                return self._failed(RunStatus.FAILED, reason, kind)
+            else:
+                self._heartbeat(energy)
+
+    def _heartbeat(self, energy: _Energy) -> None:
+        """A progress event while the worker is quiet (loading), so power charts keep moving."""
+        if self.progress is not None and energy.started:
+            self._emit(self.state.phase, energy)
+
+    def _handle(self, msg: Message, energy: _Energy) -> RunResult | None:
+        st = self.state
+        if msg.kind == KIND_READY:
+            st.t_ready_ns = int(msg.payload.get("t_ready_ns") or clock())
+            return None
+        if msg.kind == KIND_PROGRESS:
+            self._relay(msg.payload, energy)
+            return None
+        if msg.kind == KIND_ERROR:
+            p = msg.payload
+            kind = str(p.get("error_kind") or "error")
+            text = str(p.get("message") or p.get("error_class") or "unknown error")
+            if kind == "out_of_memory":
+                text = f"Out of memory in the worker ({text}); try a smaller batch or model."
+            elif kind == "error" and p.get("traceback"):
+                log.error("worker traceback:\n%s", p["traceback"])
+                text = f"{p.get('error_class', 'Error')}: {text}"
+            return self._failed(RunStatus.FAILED, text, kind)
+        if msg.kind == KIND_RESULT:
+            self._emit(Phase.FINISHING, energy, message="computing figures")
+            energy.stop()
+            t_end = clock()
+            timings: dict[str, float | None] = {
+                "worker_start_s": (
+                    (st.t_ready_ns - st.t_spawn_ns) / 1e9 if st.t_ready_ns else None
+                ),
+                "total_s": (t_end - self.t_begin_ns) / 1e9,
+            }
+            try:
+                result = _build_result(
+                    self.spec, self.run_id, self.created_at, msg, timings, energy
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                log.exception("cannot assemble the run result")
+                return self._failed(
+                    RunStatus.FAILED, f"The worker's result is incomplete: {exc}", "error"
+                )
+            self._emit(Phase.DONE, message="done", rho=_finite(result))
+            return result
+        return None
+
+
+def _worker_log_level() -> int:
+    """The worker logs at the caller's level when that is more verbose than WARNING."""
+    level = logging.getLogger("wattbench").getEffectiveLevel()
+    return level if level < logging.WARNING else 0
+
+
+def _finite(result: RunResult) -> float | None:
+    rho = result.latency.rho if result.latency else None
+    return rho if rho is not None and math.isfinite(rho) else None
+
+
+def _stop_process(proc: Any) -> None:
+    """SIGTERM, then SIGKILL after a grace period; always reaps the process."""
+    if proc.pid is None:
+        return
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(TERMINATE_GRACE_S)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2.0)
+    else:
+        proc.join(0)
+    with contextlib.suppress(ValueError):
+        proc.close()
+
+
+def supervise(
+    spec: RunSpec,
+    run_id: str,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    run_index: int = 0,
+    run_count: int = 1,
+) -> RunResult:
+    """Run ``spec`` in its own spawned worker process; never raises for a failing run."""
+    sup = Supervisor(spec, run_id, progress, cancel, run_index, run_count)
+    try:
+        return sup.run()
+    except KeyboardInterrupt:
+        return replace(sup._cancelled(), reason="Interrupted (Ctrl-C).")

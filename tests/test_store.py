@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 

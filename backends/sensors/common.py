@@ -149,7 +149,7 @@ def in_container() -> bool:
     """Best guess whether this process runs in a container (for the 'powercap hidden' hint)."""
     if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
         return True
-    if os.environ.get("container"):
+    if os.environ.get("container"):  # noqa: SIM112 - systemd sets it lowercase
         return True
     try:
         with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as fh:

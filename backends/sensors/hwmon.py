@@ -45,7 +45,8 @@ HWMON_PERMISSION_FIX = (
     "Once, as an administrator:\n"
     f"  sudo groupadd --system {HWMON_GROUP}; sudo usermod -aG {HWMON_GROUP} $USER"
     "   # then log in again\n"
-    "  printf '%s\\n' " + " ".join(f"'{line}'" for line in _HWMON_TMPFILES)
+    "  printf '%s\\n' "
+    + " ".join(f"'{line}'" for line in _HWMON_TMPFILES)
     + " | sudo tee /etc/tmpfiles.d/wattbench-hwmon.conf\n"
     "  sudo systemd-tmpfiles --create /etc/tmpfiles.d/wattbench-hwmon.conf"
     "   # again after the sensor driver reloads"
@@ -91,25 +92,51 @@ class HwmonSource:
 
     def _scan(self) -> None:
         if not os.path.isdir(self.base):
-            self.statuses.append(DomainStatus(
-                source="hwmon", id="hwmon", name="hwmon", device="", status=STATUS_ABSENT,
-                path=self.base, why=f"{self.base} does not exist"))
+            self.statuses.append(
+                DomainStatus(
+                    source="hwmon",
+                    id="hwmon",
+                    name="hwmon",
+                    device="",
+                    status=STATUS_ABSENT,
+                    path=self.base,
+                    why=f"{self.base} does not exist",
+                )
+            )
             return
         try:
-            chips = sorted((e for e in os.listdir(self.base) if e.startswith("hwmon")),
-                           key=lambda e: (len(e), e))
+            chips = sorted(
+                (e for e in os.listdir(self.base) if e.startswith("hwmon")),
+                key=lambda e: (len(e), e),
+            )
         except OSError as exc:
-            self.statuses.append(DomainStatus(
-                source="hwmon", id="hwmon", name="hwmon", device="", status=STATUS_ABSENT,
-                path=self.base, why=f"cannot list {self.base}: {os_error_reason(exc)}"))
+            self.statuses.append(
+                DomainStatus(
+                    source="hwmon",
+                    id="hwmon",
+                    name="hwmon",
+                    device="",
+                    status=STATUS_ABSENT,
+                    path=self.base,
+                    why=f"cannot list {self.base}: {os_error_reason(exc)}",
+                )
+            )
             return
         found = 0
         for hw in chips:
             found += self._scan_chip(hw)
         if not found:
-            self.statuses.append(DomainStatus(
-                source="hwmon", id="hwmon", name="hwmon", device="", status=STATUS_ABSENT,
-                path=self.base, why="no hwmon chip exposes energy or power sensors"))
+            self.statuses.append(
+                DomainStatus(
+                    source="hwmon",
+                    id="hwmon",
+                    name="hwmon",
+                    device="",
+                    status=STATUS_ABSENT,
+                    path=self.base,
+                    why="no hwmon chip exposes energy or power sensors",
+                )
+            )
 
     def _scan_chip(self, hw: str) -> int:
         chip_dir = os.path.join(self.base, hw)
@@ -133,8 +160,16 @@ class HwmonSource:
             self._add_sensor(hw, chip, chip_dir, kind, idx, fname, interval_ms)
         return len(sensors)
 
-    def _add_sensor(self, hw: str, chip: str, chip_dir: str, kind: str, idx: str, fname: str,
-                    interval_ms: float | None) -> None:
+    def _add_sensor(
+        self,
+        hw: str,
+        chip: str,
+        chip_dir: str,
+        kind: str,
+        idx: str,
+        fname: str,
+        interval_ms: float | None,
+    ) -> None:
         path = os.path.join(chip_dir, fname)
         label = read_optional(os.path.join(chip_dir, f"{kind}{idx}_label"), self._opener)
         device, scope = classify(chip, label)
@@ -144,44 +179,91 @@ class HwmonSource:
             vf = ValueFile(path, self._opener)
             vf.read()
         except PermissionError as exc:
-            self.errors.append(SensorPermissionError(
-                f"Cannot read {path}: {os_error_reason(exc)}.\n{HWMON_PERMISSION_FIX}"))
-            self.statuses.append(DomainStatus(
-                source="hwmon", id=did, name=dname, device=device, status=STATUS_UNREADABLE,
-                path=path, why="permission denied", fix=HWMON_PERMISSION_FIX))
+            self.errors.append(
+                SensorPermissionError(
+                    f"Cannot read {path}: {os_error_reason(exc)}.\n{HWMON_PERMISSION_FIX}"
+                )
+            )
+            self.statuses.append(
+                DomainStatus(
+                    source="hwmon",
+                    id=did,
+                    name=dname,
+                    device=device,
+                    status=STATUS_UNREADABLE,
+                    path=path,
+                    why="permission denied",
+                    fix=HWMON_PERMISSION_FIX,
+                )
+            )
             return
         except OSError as exc:
             status = STATUS_ABSENT if exc.errno == errno.ENXIO else STATUS_UNREADABLE
-            self.statuses.append(DomainStatus(
-                source="hwmon", id=did, name=dname, device=device, status=status, path=path,
-                why=os_error_reason(exc)))
+            self.statuses.append(
+                DomainStatus(
+                    source="hwmon",
+                    id=did,
+                    name=dname,
+                    device=device,
+                    status=status,
+                    path=path,
+                    why=os_error_reason(exc),
+                )
+            )
             return
         except ValueError as exc:
-            self.statuses.append(DomainStatus(
-                source="hwmon", id=did, name=dname, device=device, status=STATUS_UNREADABLE,
-                path=path, why=f"bad value ({exc})"))
+            self.statuses.append(
+                DomainStatus(
+                    source="hwmon",
+                    id=did,
+                    name=dname,
+                    device=device,
+                    status=STATUS_UNREADABLE,
+                    path=path,
+                    why=f"bad value ({exc})",
+                )
+            )
             return
         period_s = DEFAULT_UPDATE_PERIOD_S
         if fname.endswith("_average"):
             avg_ms = read_optional_float(
-                os.path.join(chip_dir, f"power{idx}_average_interval"), self._opener)
+                os.path.join(chip_dir, f"power{idx}_average_interval"), self._opener
+            )
             if avg_ms and avg_ms > 0:
                 period_s = avg_ms / 1000.0
         if interval_ms and interval_ms > 0:
             period_s = interval_ms / 1000.0
         integrated = "∫" if kind == "power" else ""
         domain = Domain(
-            id=did, name=dname, device=device, source=f"hwmon.{chip}.{fname}{integrated}",
-            scope=scope, kind="energy" if kind == "energy" else "power",
-            unit="uJ" if kind == "energy" else "uW", update_period_s=period_s,
-            max_range=None, max_power_w=None, label=label or chip)
+            id=did,
+            name=dname,
+            device=device,
+            source=f"hwmon.{chip}.{fname}{integrated}",
+            scope=scope,
+            kind="energy" if kind == "energy" else "power",
+            unit="uJ" if kind == "energy" else "uW",
+            update_period_s=period_s,
+            max_range=None,
+            max_power_w=None,
+            label=label or chip,
+        )
         used = scope in ADDITIVE_SCOPES
         note = None if used else f"scope {scope!r}: shown, never summed"
         self._domains.append(domain)
         self._files.append(vf)
-        self.statuses.append(DomainStatus(
-            source="hwmon", id=did, name=dname, device=device, status=STATUS_OK, path=path,
-            domain=domain, used=used, note=note))
+        self.statuses.append(
+            DomainStatus(
+                source="hwmon",
+                id=did,
+                name=dname,
+                device=device,
+                status=STATUS_OK,
+                path=path,
+                domain=domain,
+                used=used,
+                note=note,
+            )
+        )
 
     # -- PowerSource -----------------------------------------------------------------------
     def domains(self) -> list[Domain]:

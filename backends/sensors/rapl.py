@@ -40,8 +40,13 @@ RAPL_GROUP = "power"
 RAPL_UPDATE_PERIOD_S = 0.001  # the hardware refreshes the counters about every millisecond
 
 # Plausibility bounds for garbage-delta rejection when the zone states no power limit.
-DEFAULT_MAX_POWER_W = {"cpu-package": 500.0, "dram": 200.0, "cpu-core": 500.0,
-                       "uncore": 200.0, "platform": 1000.0}
+DEFAULT_MAX_POWER_W = {
+    "cpu-package": 500.0,
+    "dram": 200.0,
+    "cpu-core": 500.0,
+    "uncore": 200.0,
+    "platform": 1000.0,
+}
 
 RAPL_UDEV_RULE = (
     'SUBSYSTEM=="powercap", ACTION=="add", KERNEL=="intel-rapl:*", '
@@ -122,8 +127,11 @@ class RaplSource:
     # -- discovery -------------------------------------------------------------------------
     def _scan(self) -> None:
         if not os.path.isdir(self.base):
-            self._absent(f"{self.base} does not exist (no powercap driver, not an x86 CPU, or "
-                         "hidden by a container)", CONTAINER_FIX if in_container() else None)
+            self._absent(
+                f"{self.base} does not exist (no powercap driver, not an x86 CPU, or "
+                "hidden by a container)",
+                CONTAINER_FIX if in_container() else None,
+            )
             return
         try:
             entries = sorted(os.listdir(self.base))
@@ -146,8 +154,10 @@ class RaplSource:
             if zname:
                 names[entry] = zname
         if hidden and not names:
-            self._absent(f"the powercap zones in {self.base} point to a hidden folder "
-                         "(container masking)", CONTAINER_FIX)
+            self._absent(
+                f"the powercap zones in {self.base} point to a hidden folder (container masking)",
+                CONTAINER_FIX,
+            )
             return
         msr_top_names = {names[e] for e in msr if e.count(":") == 1 and e in names}
         for entry in msr + mmio:
@@ -160,19 +170,35 @@ class RaplSource:
             if len(parts) > 2:
                 parent_name = names.get(":".join(parts[:2]))
             if is_mmio and parent_name is None and zname in msr_top_names:
-                self.statuses.append(DomainStatus(
-                    source="rapl", id=f"rapl-mmio:{zname}", name=zname, device="cpu",
-                    status=STATUS_ABSENT, path=os.path.join(self.base, entry),
-                    why=f"duplicate of the MSR zone {zname} (intel-rapl-mmio): dropped"))
+                self.statuses.append(
+                    DomainStatus(
+                        source="rapl",
+                        id=f"rapl-mmio:{zname}",
+                        name=zname,
+                        device="cpu",
+                        status=STATUS_ABSENT,
+                        path=os.path.join(self.base, entry),
+                        why=f"duplicate of the MSR zone {zname} (intel-rapl-mmio): dropped",
+                    )
+                )
                 continue
             if is_mmio and parent_name is not None:
                 continue  # sub-zones of a dropped/duplicate mmio zone
             self._add_zone(entry, zname, parent_name, is_mmio)
 
     def _absent(self, why: str, fix: str | None) -> None:
-        self.statuses.append(DomainStatus(source="rapl", id="rapl", name="rapl", device="cpu",
-                                          status=STATUS_ABSENT, why=why, fix=fix,
-                                          path=self.base))
+        self.statuses.append(
+            DomainStatus(
+                source="rapl",
+                id="rapl",
+                name="rapl",
+                device="cpu",
+                status=STATUS_ABSENT,
+                why=why,
+                fix=fix,
+                path=self.base,
+            )
+        )
 
     def _add_zone(self, entry: str, zname: str, parent_name: str | None, is_mmio: bool) -> None:
         zone_dir = os.path.join(self.base, entry)
@@ -181,9 +207,17 @@ class RaplSource:
         did = f"rapl:{dname}"
         energy_path = os.path.join(zone_dir, "energy_uj")
         if scope is None:
-            self.statuses.append(DomainStatus(
-                source="rapl", id=did, name=dname, device="cpu", status=STATUS_ABSENT,
-                path=energy_path, why=f"unknown RAPL zone name {zname!r}: not used"))
+            self.statuses.append(
+                DomainStatus(
+                    source="rapl",
+                    id=did,
+                    name=dname,
+                    device="cpu",
+                    status=STATUS_ABSENT,
+                    path=energy_path,
+                    why=f"unknown RAPL zone name {zname!r}: not used",
+                )
+            )
             return
         try:
             vf = ValueFile(energy_path, self._opener)
@@ -191,25 +225,48 @@ class RaplSource:
         except PermissionError as exc:
             err = SensorPermissionError(
                 f"Cannot read {energy_path}: {os_error_reason(exc)} (since Linux 5.10 RAPL "
-                f"counters are root-only).\n{RAPL_PERMISSION_FIX}")
+                f"counters are root-only).\n{RAPL_PERMISSION_FIX}"
+            )
             self.errors.append(err)
-            self.statuses.append(DomainStatus(
-                source="rapl", id=did, name=dname, device="cpu", status=STATUS_UNREADABLE,
-                path=energy_path, why="permission denied: energy_uj is readable by root only "
-                "(Linux ≥ 5.10, CVE-2020-8694)", fix=RAPL_PERMISSION_FIX))
+            self.statuses.append(
+                DomainStatus(
+                    source="rapl",
+                    id=did,
+                    name=dname,
+                    device="cpu",
+                    status=STATUS_UNREADABLE,
+                    path=energy_path,
+                    why="permission denied: energy_uj is readable by root only "
+                    "(Linux ≥ 5.10, CVE-2020-8694)",
+                    fix=RAPL_PERMISSION_FIX,
+                )
+            )
             return
         except (OSError, ValueError) as exc:
             reason = os_error_reason(exc) if isinstance(exc, OSError) else f"bad value ({exc})"
             self.errors.append(SensorError(f"Cannot read {energy_path}: {reason}."))
-            self.statuses.append(DomainStatus(
-                source="rapl", id=did, name=dname, device="cpu", status=STATUS_UNREADABLE,
-                path=energy_path, why=reason))
+            self.statuses.append(
+                DomainStatus(
+                    source="rapl",
+                    id=did,
+                    name=dname,
+                    device="cpu",
+                    status=STATUS_UNREADABLE,
+                    path=energy_path,
+                    why=reason,
+                )
+            )
             return
-        max_range = read_optional_float(os.path.join(zone_dir, "max_energy_range_uj"),
-                                        self._opener)
+        max_range = read_optional_float(os.path.join(zone_dir, "max_energy_range_uj"), self._opener)
         domain = Domain(
-            id=did, name=dname, device="cpu", source=f"rapl.{dname}", scope=scope,
-            kind="energy", unit="uJ", update_period_s=RAPL_UPDATE_PERIOD_S,
+            id=did,
+            name=dname,
+            device="cpu",
+            source=f"rapl.{dname}",
+            scope=scope,
+            kind="energy",
+            unit="uJ",
+            update_period_s=RAPL_UPDATE_PERIOD_S,
             max_range=max_range if max_range and max_range > 0 else None,
             max_power_w=_zone_max_power_w(zone_dir, scope, self._opener),
             label=f"{zname} ({entry})",
@@ -226,9 +283,19 @@ class RaplSource:
             note = "read through the MMIO interface (no MSR zone of this name)"
         self._domains.append(domain)
         self._files.append(vf)
-        self.statuses.append(DomainStatus(
-            source="rapl", id=did, name=dname, device="cpu", status=STATUS_OK, path=energy_path,
-            domain=domain, note=note, used=used))
+        self.statuses.append(
+            DomainStatus(
+                source="rapl",
+                id=did,
+                name=dname,
+                device="cpu",
+                status=STATUS_OK,
+                path=energy_path,
+                domain=domain,
+                note=note,
+                used=used,
+            )
+        )
 
     # -- PowerSource -----------------------------------------------------------------------
     def domains(self) -> list[Domain]:

@@ -13,6 +13,7 @@ import ast
 import functools
 import hashlib
 import importlib.util
+import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -56,45 +57,106 @@ def _mlp(key: str, in_f: int, hidden: int, layers: int, out_f: int, desc: str) -
     return BuiltinDef(key, "mlp", "MLP", cfg, desc)
 
 
-def _resnet(key: str, blocks: tuple[int, ...], width: int, size: int, classes: int,
-            desc: str) -> BuiltinDef:
+def _resnet(
+    key: str, blocks: tuple[int, ...], width: int, size: int, classes: int, desc: str
+) -> BuiltinDef:
     cfg = (("blocks", blocks), ("width", width), ("num_classes", classes), ("image_size", size))
     return BuiltinDef(key, "resnet", "ResNet", cfg, desc)
 
 
-def _bert(key: str, vocab: int, hidden: int, layers: int, heads: int, inter: int,
-          desc: str) -> BuiltinDef:
-    cfg = (("vocab", vocab), ("hidden", hidden), ("layers", layers), ("heads", heads),
-           ("intermediate", inter), ("max_positions", 512))
+def _bert(
+    key: str, vocab: int, hidden: int, layers: int, heads: int, inter: int, desc: str
+) -> BuiltinDef:
+    cfg = (
+        ("vocab", vocab),
+        ("hidden", hidden),
+        ("layers", layers),
+        ("heads", heads),
+        ("intermediate", inter),
+        ("max_positions", 512),
+    )
     return BuiltinDef(key, "bert", "BertEncoder", cfg, desc)
 
 
-def _gpt(key: str, vocab: int, hidden: int, layers: int, heads: int, positions: int,
-         desc: str) -> BuiltinDef:
-    cfg = (("vocab", vocab), ("hidden", hidden), ("layers", layers), ("heads", heads),
-           ("positions", positions))
+def _gpt(
+    key: str, vocab: int, hidden: int, layers: int, heads: int, positions: int, desc: str
+) -> BuiltinDef:
+    cfg = (
+        ("vocab", vocab),
+        ("hidden", hidden),
+        ("layers", layers),
+        ("heads", heads),
+        ("positions", positions),
+    )
     return BuiltinDef(key, "gpt", "GPT", cfg, desc)
 
 
 BUILTINS: dict[str, BuiltinDef] = {
     d.key: d
     for d in (
-        _mlp("mlp", 1024, 4096, 4, 1000, "MLP 1024→4×4096→1000, ReLU (memory-bound GEMV at batch 1)"),
-        _mlp("mlp-small", 1024, 1024, 4, 1000,
-             "MLP 1024→4×1024→1000; about 1 ms per batch-1 call on one CPU thread"),
-        _mlp("mlp-tiny", 256, 512, 5, 16,
-             "MLP 256→5×512→16; about 0.1 ms per batch-1 call on one CPU thread"),
-        _resnet("resnet50", (3, 4, 6, 3), 64, 224, 1000,
-                "ResNet-50 v1.5 (bottleneck blocks 3-4-6-3), 224×224 input"),
-        _resnet("resnet-small", (1, 1, 1, 1), 16, 64, 100,
-                "small ResNet (one bottleneck block per stage, width 16), 64×64 input"),
-        _bert("bert-base", 30522, 768, 12, 12, 3072,
-              "BERT-base encoder (12 layers, 768 hidden, 12 heads), no task head"),
+        _mlp(
+            "mlp", 1024, 4096, 4, 1000, "MLP 1024→4×4096→1000, ReLU (memory-bound GEMV at batch 1)"
+        ),
+        _mlp(
+            "mlp-small",
+            1024,
+            1024,
+            4,
+            1000,
+            "MLP 1024→4×1024→1000; about 1 ms per batch-1 call on one CPU thread",
+        ),
+        _mlp(
+            "mlp-tiny",
+            256,
+            512,
+            5,
+            16,
+            "MLP 256→5×512→16; about 0.1 ms per batch-1 call on one CPU thread",
+        ),
+        _resnet(
+            "resnet50",
+            (3, 4, 6, 3),
+            64,
+            224,
+            1000,
+            "ResNet-50 v1.5 (bottleneck blocks 3-4-6-3), 224×224 input",
+        ),
+        _resnet(
+            "resnet-small",
+            (1, 1, 1, 1),
+            16,
+            64,
+            100,
+            "small ResNet (one bottleneck block per stage, width 16), 64×64 input",
+        ),
+        _bert(
+            "bert-base",
+            30522,
+            768,
+            12,
+            12,
+            3072,
+            "BERT-base encoder (12 layers, 768 hidden, 12 heads), no task head",
+        ),
         _bert("bert-small", 1000, 128, 2, 2, 512, "small BERT encoder (2 layers, 128 hidden)"),
-        _gpt("gpt2", 50257, 768, 12, 12, 1024,
-             "GPT-2-small-class decoder (12 layers, 768 hidden), KV cache for generation"),
-        _gpt("gpt-small", 1000, 128, 2, 4, 256,
-             "small GPT decoder (2 layers, 128 hidden, vocab 1000), KV cache for generation"),
+        _gpt(
+            "gpt2",
+            50257,
+            768,
+            12,
+            12,
+            1024,
+            "GPT-2-small-class decoder (12 layers, 768 hidden), KV cache for generation",
+        ),
+        _gpt(
+            "gpt-small",
+            1000,
+            128,
+            2,
+            4,
+            256,
+            "small GPT decoder (2 layers, 128 hidden, vocab 1000), KV cache for generation",
+        ),
     )
 }
 
@@ -136,7 +198,7 @@ def parameter_count(d: BuiltinDef) -> int:
     c = d.kwargs
     if d.family == "mlp":
         dims = [c["in_features"]] + [c["hidden"]] * c["layers"] + [c["out_features"]]
-        return sum(a * b + b for a, b in zip(dims, dims[1:], strict=False))
+        return sum(a * b + b for a, b in itertools.pairwise(dims))
     if d.family == "resnet":
         w = c["width"]
         total = 3 * w * 49 + 2 * w  # stem conv + bn
@@ -157,7 +219,9 @@ def parameter_count(d: BuiltinDef) -> int:
         layer = (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
         return emb + c["layers"] * layer
     emb = c["vocab"] * h + c["positions"] * h
-    block = 2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * 4 * h + 4 * h) + (4 * h * h + h)
+    block = (
+        2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * 4 * h + 4 * h) + (4 * h * h + h)
+    )
     return emb + c["layers"] * block + 2 * h
 
 
@@ -238,7 +302,6 @@ def definition_hash(key: str) -> str:
 def build_module(key: str) -> torch.nn.Module:
     """Build the model in eval mode on the CPU with its seeded weights (deterministic)."""
     import torch
-
     from wattbench.backends.models import nets
 
     d = get(key)

@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-
 from wattbench.errors import ShapeError
 
 log = logging.getLogger(__name__)
@@ -20,12 +19,28 @@ log = logging.getLogger(__name__)
 DEFAULT_INT_HIGH = 100
 
 DTYPE_ALIASES = {
-    "float": "float32", "fp32": "float32", "f32": "float32", "float32": "float32",
-    "half": "float16", "fp16": "float16", "f16": "float16", "float16": "float16",
-    "double": "float64", "fp64": "float64", "float64": "float64",
-    "bf16": "bfloat16", "bfloat16": "bfloat16",
-    "int": "int64", "long": "int64", "int64": "int64", "i64": "int64",
-    "int32": "int32", "i32": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8",
+    "float": "float32",
+    "fp32": "float32",
+    "f32": "float32",
+    "float32": "float32",
+    "half": "float16",
+    "fp16": "float16",
+    "f16": "float16",
+    "float16": "float16",
+    "double": "float64",
+    "fp64": "float64",
+    "float64": "float64",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "int": "int64",
+    "long": "int64",
+    "int64": "int64",
+    "i64": "int64",
+    "int32": "int32",
+    "i32": "int32",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
     "bool": "bool",
 }
 

@@ -150,7 +150,13 @@ class BertEncoder(nn.Module):
     """BERT encoder without a task head: returns the last hidden state [batch, seq, hidden]."""
 
     def __init__(
-        self, vocab: int, hidden: int, layers: int, heads: int, intermediate: int, max_positions: int
+        self,
+        vocab: int,
+        hidden: int,
+        layers: int,
+        heads: int,
+        intermediate: int,
+        max_positions: int,
     ) -> None:
         super().__init__()
         self.word_emb = nn.Embedding(vocab, hidden)
@@ -238,8 +244,10 @@ class GPT(nn.Module):
         head_dim = self.wte.embedding_dim // self.heads
         shape = (batch, self.heads, length, head_dim)
         return [
-            (torch.zeros(shape, dtype=dtype, device=device),
-             torch.zeros(shape, dtype=dtype, device=device))
+            (
+                torch.zeros(shape, dtype=dtype, device=device),
+                torch.zeros(shape, dtype=dtype, device=device),
+            )
             for _ in self.blocks
         ]
 

@@ -60,8 +60,7 @@ def export_path(key: str) -> Path:
 
 def atomic_target(path: Path) -> Path:
     """A temporary name in ``path``'s folder, to be os.replace()d onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp" + path.suffix,
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     return Path(tmp)
 
@@ -103,8 +102,9 @@ def _example(key: str) -> tuple[tuple[Any, ...], dict[str, dict[int, str]]]:
     return (ids,), {"input_ids": axes}
 
 
-def _export_dynamo(module: Any, args: tuple[Any, ...], axes: dict[str, dict[int, str]],
-                   target: Path) -> None:
+def _export_dynamo(
+    module: Any, args: tuple[Any, ...], axes: dict[str, dict[int, str]], target: Path
+) -> None:
     import torch
 
     dims: dict[str, Any] = {}
@@ -113,22 +113,34 @@ def _export_dynamo(module: Any, args: tuple[Any, ...], axes: dict[str, dict[int,
         for name, ax in axes.items()
     }
     program = torch.onnx.export(
-        module, args, dynamo=True, dynamic_shapes=shapes, output_names=["output"],
-        external_data=False, verbose=False,
+        module,
+        args,
+        dynamo=True,
+        dynamic_shapes=shapes,
+        output_names=["output"],
+        external_data=False,
+        verbose=False,
     )
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")
     program.save(str(target), external_data=False)
 
 
-def _export_legacy(module: Any, args: tuple[Any, ...], axes: dict[str, dict[int, str]],
-                   target: Path) -> None:
+def _export_legacy(
+    module: Any, args: tuple[Any, ...], axes: dict[str, dict[int, str]], target: Path
+) -> None:
     import torch
 
     torch.onnx.export(
-        module, args, str(target), dynamo=False, input_names=list(axes),
-        output_names=["output"], dynamic_axes={**axes, "output": {0: "batch"}},
-        opset_version=17, do_constant_folding=True,
+        module,
+        args,
+        str(target),
+        dynamo=False,
+        input_names=list(axes),
+        output_names=["output"],
+        dynamic_axes={**axes, "output": {0: "batch"}},
+        opset_version=17,
+        do_constant_folding=True,
     )
 
 
@@ -140,8 +152,10 @@ def export_builtin(key: str) -> Path:
     import torch
 
     if builtin.parameter_count(builtin.get(key)) * 4 > _SINGLE_FILE_MAX_BYTES:
-        raise ModelError(f"builtin:{key} is too large for a single-file ONNX export; run it on "
-                         "the torch runtime.")
+        raise ModelError(
+            f"builtin:{key} is too large for a single-file ONNX export; run it on "
+            "the torch runtime."
+        )
     module = builtin.build_module(key)
     args, axes = _example(key)
     target = atomic_target(path)
@@ -151,8 +165,9 @@ def export_builtin(key: str) -> Path:
             try:
                 _export_dynamo(module, args, axes, target)
             except Exception as exc:  # the dynamo path fails on some graphs: try TorchScript
-                log.warning("dynamo ONNX export of builtin:%s failed (%s); trying dynamo=False",
-                            key, exc)
+                log.warning(
+                    "dynamo ONNX export of builtin:%s failed (%s); trying dynamo=False", key, exc
+                )
                 _export_legacy(module, args, axes, target)
         os.replace(target, path)
     except Exception as exc:

@@ -1,0 +1,417 @@
+"""The compare view's charts (pyqtgraph), drawn from a comparison the controller computed.
+
+Each widget takes plain data (a ConfigGroup's pooled estimates, a run's arrays and traces) and
+redraws in one go; nothing here runs the engine or touches the store. Charts that have nothing
+to draw say why in their title instead of showing an empty frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGridLayout, QWidget
+from wattbench.gui import formatting, theme
+
+log = logging.getLogger(__name__)
+
+CDF_MAX_POINTS = 1500  # per curve: the eye cannot tell more apart, and drawing stays fast
+POWER_MAX_POINTS = 3000
+
+# (metric name, chart title, axis unit label, scale from the metric's unit to the axis unit)
+BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
+    ("throughput", "Throughput", "items/s", 1.0),
+    ("latency-p50", "Latency p50", "ms", 1e-6),
+    ("latency-p99", "Latency p99", "ms", 1e-6),
+    ("energy", "Energy per inference", "mJ", 1e3),
+    ("perf-per-watt", "Inferences per joule", "items/J", 1.0),
+    ("cost", "$ per million inferences", "USD", 1.0),
+)
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One configuration's figure for one metric (already in the axis unit)."""
+
+    label: str
+    value: float | None  # None = n/a
+    lo: float | None
+    hi: float | None
+    na_reason: str | None = None
+    verdict: str | None = None  # vs the baseline; None for the baseline itself
+    ratio: float | None = None
+    is_baseline: bool = False
+
+
+def _short(text: str, limit: int = 34) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _set_title(plot: pg.PlotWidget, text: str) -> None:
+    plot.getPlotItem().setTitle(text, color=theme.foreground().name(), size="10pt")
+
+
+class MetricBars(pg.PlotWidget):
+    """Horizontal bars, one per configuration, with 95 % interval whiskers and verdicts."""
+
+    def __init__(self, title: str, unit: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        theme.watcher().register(self)
+        self._title = title
+        self._unit = unit
+        self.bars: list[Bar] = []
+        self.error_bars: pg.ErrorBarItem | None = None
+        self.verdict_items: list[pg.TextItem] = []
+        item = self.getPlotItem()
+        item.setMenuEnabled(False)
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        item.setLabel("bottom", unit)
+        item.showGrid(x=True, y=False, alpha=0.18)
+        _set_title(self, title)
+        self.setMinimumHeight(170)
+
+    def set_bars(self, bars: Sequence[Bar]) -> None:
+        item = self.getPlotItem()
+        item.clear()
+        self.verdict_items = []
+        self.error_bars = None
+        self.bars = list(bars)
+        shown = [b for b in self.bars if b.value is not None]
+        if not shown:
+            reasons = list(dict.fromkeys(b.na_reason for b in self.bars if b.na_reason))
+            _set_title(self, f"{self._title}: n/a")
+            text = "\n".join(_short(r, 80) for r in reasons[:4]) or "no figures"
+            if self._title.startswith("$"):
+                text += "\n(set a cost profile on the Costs page)"
+            note = pg.TextItem(text, color=theme.muted(), anchor=(0.5, 0.5))
+            note.setPos(0.5, 0.5)
+            item.addItem(note)
+            self.verdict_items.append(note)
+            item.setXRange(0, 1, padding=0)
+            item.setYRange(0, 1, padding=0)
+            item.getAxis("left").setTicks([[], []])
+            item.getAxis("bottom").setTicks([[], []])
+            return
+        item.getAxis("bottom").setTicks(None)
+        _set_title(self, self._title)
+        n = len(self.bars)
+        ys = np.arange(n, dtype=float)[::-1]  # first configuration at the top
+        values = np.array([b.value if b.value is not None else 0.0 for b in self.bars])
+        brushes = []
+        for i, b in enumerate(self.bars):
+            colour = QColor(theme.series_colour(i))
+            if b.value is None:
+                colour.setAlpha(0)
+            brushes.append(pg.mkBrush(colour))
+        pens = [
+            pg.mkPen(theme.foreground(), width=2) if b.is_baseline else pg.mkPen(None)
+            for b in self.bars
+        ]
+        bar_item = pg.BarGraphItem(
+            x0=np.zeros(n), y=ys, height=0.6, width=values, brushes=brushes, pens=pens
+        )
+        item.addItem(bar_item)
+        with_iv = [
+            (y, b)
+            for y, b in zip(ys, self.bars, strict=True)
+            if b.value is not None and b.lo is not None and b.hi is not None
+        ]
+        if with_iv:
+            y_arr = np.array([y for y, _ in with_iv])
+            x_arr = np.array([b.value for _, b in with_iv], dtype=float)
+            vals = [(b.value or 0.0, b.lo or 0.0, b.hi or 0.0) for _, b in with_iv]
+            left = np.array([v - lo for v, lo, _hi in vals], dtype=float)
+            right = np.array([hi - v for v, _lo, hi in vals], dtype=float)
+            self.error_bars = pg.ErrorBarItem(
+                x=x_arr,
+                y=y_arr,
+                left=left,
+                right=right,
+                beam=0.2,
+                pen=pg.mkPen(theme.foreground(), width=1.5),
+            )
+            item.addItem(self.error_bars)
+        top = max((b.hi if b.hi is not None else b.value) or 0.0 for b in shown)
+        for y, b in zip(ys, self.bars, strict=True):
+            text = self._bar_text(b)
+            colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
+            label = pg.TextItem(text, color=colour, anchor=(0, 0.5))
+            x = (b.hi if b.hi is not None else b.value) if b.value is not None else 0.0
+            label.setPos(x + top * 0.02, y)
+            item.addItem(label)
+            self.verdict_items.append(label)
+        item.setXRange(0, top * 1.75, padding=0)
+        item.setYRange(-0.6, n - 0.4, padding=0)
+        self._ticks()
+
+    @staticmethod
+    def _bar_text(b: Bar) -> str:
+        if b.value is None:
+            return "n/a"
+        value = formatting.sig(b.value)
+        if b.is_baseline:
+            return f"{value} (baseline)"
+        if b.ratio is None:
+            return value
+        verdict = b.verdict or "no interval"
+        return f"{value} · {b.ratio:.2f}× {verdict}"
+
+    def _ticks(self) -> None:
+        n = len(self.bars)
+        ticks = [(float(n - 1 - i), _short(b.label)) for i, b in enumerate(self.bars)]
+        self.getPlotItem().getAxis("left").setTicks([ticks, []])
+
+
+class BarGrid(QWidget):
+    """The six metric bar charts in a 2 × 3 grid."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QGridLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.charts: dict[str, MetricBars] = {}
+        for i, (metric, title, unit, _scale) in enumerate(BAR_METRICS):
+            chart = MetricBars(title, unit, self)
+            self.charts[metric] = chart
+            layout.addWidget(chart, i // 2, i % 2)
+
+
+class CdfChart(pg.PlotWidget):
+    """Latency distributions (empirical CDFs) of each configuration, overlaid, log x."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        theme.watcher().register(self)
+        item = self.getPlotItem()
+        item.setLabel("bottom", "latency per call (ms, log scale)")
+        item.setLabel("left", "fraction of calls ≤ latency")
+        item.setLogMode(x=True, y=False)
+        self.legend = item.addLegend(offset=(-10, 10))
+        self.curves: list[pg.PlotDataItem] = []
+        _set_title(self, "Latency distribution (CDF)")
+
+    def set_series(self, series: Sequence[tuple[str, np.ndarray]]) -> None:
+        """series: (label, latencies in ns) per configuration."""
+        item = self.getPlotItem()
+        item.clear()
+        self.legend.clear()
+        self.curves = []
+        drawn = 0
+        for i, (label, lat_ns) in enumerate(series):
+            x = np.sort(np.asarray(lat_ns, dtype=np.float64)[np.isfinite(lat_ns)])
+            x = x[x > 0]
+            if len(x) < 2:
+                continue
+            y = np.arange(1, len(x) + 1, dtype=np.float64) / len(x)
+            if len(x) > CDF_MAX_POINTS:
+                idx = np.unique(np.linspace(0, len(x) - 1, CDF_MAX_POINTS).astype(np.int64))
+                x, y = x[idx], y[idx]
+            curve = item.plot(
+                x / 1e6, y, pen=pg.mkPen(theme.series_colour(i), width=2), name=_short(label, 48)
+            )
+            self.curves.append(curve)
+            drawn += 1
+        for level in (0.5, 0.99):
+            item.addLine(y=level, pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DashLine))
+        if drawn == 0:
+            _set_title(self, "Latency distribution: n/a — the runs hold no per-call latencies")
+        else:
+            _set_title(self, "Latency distribution (CDF); dashed: p50 and p99")
+
+
+class PowerChart(pg.PlotWidget):
+    """Power per domain over time, each run aligned on the start of its measurement."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        theme.watcher().register(self)
+        item = self.getPlotItem()
+        item.setLabel("bottom", "time since the start of measurement (s)")
+        item.setLabel("left", "power (W)")
+        self.legend = item.addLegend(offset=(-10, 10))
+        self.curves: list[pg.PlotDataItem] = []
+        _set_title(self, "Power")
+
+    def set_series(
+        self, series: Sequence[tuple[str, np.ndarray, np.ndarray]], na_reason: str = ""
+    ) -> None:
+        """series: (label, time s since measurement start, power W)."""
+        item = self.getPlotItem()
+        item.clear()
+        self.legend.clear()
+        self.curves = []
+        for i, (label, t_s, power) in enumerate(series):
+            if len(t_s) < 2:
+                continue
+            step = max(1, len(t_s) // POWER_MAX_POINTS)
+            curve = item.plot(
+                t_s[::step],
+                power[::step],
+                pen=pg.mkPen(theme.series_colour(i), width=2),
+                name=_short(label, 56),
+            )
+            self.curves.append(curve)
+        if self.curves:
+            item.addLine(x=0.0, pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DashLine))
+            _set_title(self, "Power per domain, aligned on the start of measurement (dashed)")
+        else:
+            why = na_reason or "no power was recorded for these runs"
+            _set_title(self, f"Power: n/a — {_short(why, 90)}")
+
+
+class BatchChart(pg.PlotWidget):
+    """Throughput against batch size, one line per device (and runtime)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        theme.watcher().register(self)
+        item = self.getPlotItem()
+        item.setLabel("bottom", "batch size (log scale)")
+        item.setLabel("left", "throughput (items/s)")
+        item.setLogMode(x=True, y=False)
+        self.legend = item.addLegend(offset=(-10, 10))
+        self.curves: list[pg.PlotDataItem] = []
+        _set_title(self, "Throughput vs batch size")
+
+    def set_series(
+        self, series: Sequence[tuple[str, Sequence[tuple[int, float, float | None, float | None]]]]
+    ) -> None:
+        """series: (line label, [(batch, throughput, lo, hi), ...])."""
+        item = self.getPlotItem()
+        item.clear()
+        self.legend.clear()
+        self.curves = []
+        multi = 0
+        for i, (label, points) in enumerate(series):
+            pts = sorted(points)
+            if not pts:
+                continue
+            colour = theme.series_colour(i)
+            xs = np.array([p[0] for p in pts], dtype=float)
+            ys = np.array([p[1] for p in pts], dtype=float)
+            curve = item.plot(
+                xs,
+                ys,
+                pen=pg.mkPen(colour, width=2),
+                symbol="o",
+                symbolBrush=colour,
+                symbolSize=8,
+                name=_short(label, 48),
+            )
+            self.curves.append(curve)
+            with_iv = [p for p in pts if p[2] is not None and p[3] is not None]
+            if with_iv:
+                err = pg.ErrorBarItem(
+                    x=np.log10([p[0] for p in with_iv]),
+                    y=np.array([p[1] for p in with_iv]),
+                    bottom=np.array([p[1] - p[2] for p in with_iv]),  # type: ignore[operator]
+                    top=np.array([p[3] - p[1] for p in with_iv]),  # type: ignore[operator]
+                    beam=0.03,
+                    pen=pg.mkPen(colour),
+                )
+                item.addItem(err)
+            multi += len(pts) > 1
+        if not self.curves:
+            _set_title(self, "Throughput vs batch size: n/a — no run has a throughput")
+        elif multi == 0:
+            _set_title(
+                self,
+                "Throughput vs batch size (compare runs at several batch sizes to see a curve)",
+            )
+        else:
+            _set_title(self, "Throughput vs batch size")
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    label: str
+    throughput: float  # items/s
+    p99_ms: float
+    energy_mj: float | None  # energy per inference; None = not measured
+
+
+class ParetoChart(pg.PlotWidget):
+    """Throughput vs p99 latency; colour = energy per inference (grey when unknown)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        theme.watcher().register(self)
+        item = self.getPlotItem()
+        item.setLabel("bottom", "throughput (items/s)")
+        item.setLabel("left", "p99 latency (ms)")
+        self.scatter = pg.ScatterPlotItem(size=14, pxMode=True)
+        self.labels: list[pg.TextItem] = []
+        self.colour_bar: pg.ColorBarItem | None = None
+        self.points: list[ParetoPoint] = []
+        _set_title(self, "Throughput vs p99 latency")
+
+    def set_points(self, points: Sequence[ParetoPoint]) -> None:
+        item = self.getPlotItem()
+        item.clear()
+        if self.colour_bar is not None:
+            self.getPlotItem().layout.removeItem(self.colour_bar)
+            self.colour_bar.setParentItem(None)
+            self.colour_bar = None
+        self.labels = []
+        self.points = [p for p in points if p.throughput > 0 and p.p99_ms > 0]
+        if not self.points:
+            _set_title(self, "Throughput vs p99 latency: n/a — no run has both figures")
+            return
+        energies = [p.energy_mj for p in self.points if p.energy_mj is not None]
+        cmap = pg.colormap.get("viridis")
+        lo_e, hi_e = (min(energies), max(energies)) if energies else (0.0, 1.0)
+        if hi_e <= lo_e:
+            hi_e = lo_e * 1.1 + 1e-9
+        spots = []
+        for p in self.points:
+            if p.energy_mj is None:
+                brush = pg.mkBrush(theme.muted())
+            else:
+                brush = pg.mkBrush(cmap.map((p.energy_mj - lo_e) / (hi_e - lo_e), mode="qcolor"))
+            spots.append(
+                {
+                    "pos": (p.throughput, p.p99_ms),
+                    "brush": brush,
+                    "pen": pg.mkPen(theme.foreground()),
+                    "data": p.label,
+                }
+            )
+        self.scatter = pg.ScatterPlotItem(size=14, pxMode=True)
+        self.scatter.addPoints(spots)
+        item.addItem(self.scatter)
+        for p in self.points:
+            label = pg.TextItem(_short(p.label, 30), color=theme.foreground(), anchor=(0, 1))
+            label.setPos(p.throughput, p.p99_ms)
+            item.addItem(label)
+            self.labels.append(label)
+        xs = [p.throughput for p in self.points]
+        ys = [p.p99_ms for p in self.points]
+        item.setXRange(0, max(xs) * 1.3, padding=0)
+        item.setYRange(0, max(ys) * 1.25, padding=0)
+        if energies:
+            self.colour_bar = pg.ColorBarItem(
+                values=(lo_e, hi_e),
+                colorMap=cmap,
+                label="energy per inference (mJ)",
+                interactive=False,
+                width=14,
+            )
+            self.getPlotItem().layout.addItem(self.colour_bar, 2, 5)
+            _set_title(
+                self,
+                "Throughput vs p99 latency (right and low is better); "
+                "colour = energy per inference",
+            )
+        else:
+            _set_title(self, "Throughput vs p99 latency; energy per inference n/a (grey)")
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

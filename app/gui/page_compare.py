@@ -1,0 +1,552 @@
+"""Compare view: pick stored runs and a baseline, see ratios, verdicts and charts.
+
+The controller loads the runs and computes the comparison off the GUI thread
+(comparisonReady); this page only turns the result into bars, curves and sentences. Cost
+profiles (from the Costs page's store) are added with one more off-thread pass, because the
+controller's compare() does not take them.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+from wattbench.gui import formatting, services, theme
+from wattbench.gui.banner import Banner, Level
+from wattbench.gui.compare_charts import (
+    BAR_METRICS,
+    Bar,
+    BarGrid,
+    BatchChart,
+    CdfChart,
+    ParetoChart,
+    ParetoPoint,
+    PowerChart,
+)
+from wattbench.gui.controller import Controller
+
+log = logging.getLogger(__name__)
+
+REPORT_FILTERS = "HTML report (*.html);;PDF report (*.pdf);;CSV table (*.csv);;JSON data (*.json)"
+REPORT_SUFFIXES = (".html", ".pdf", ".csv", ".json")
+
+
+class _CostPass(QObject):
+    """Recomputes a comparison with cost profiles on a short-lived thread."""
+
+    done = Signal(object, int)  # ComparisonView, generation
+
+    def start(
+        self, view: services.ComparisonView, profiles: Mapping[str, Any], generation: int
+    ) -> None:
+        def work() -> None:
+            try:
+                new = services.build_comparison(
+                    view.runs,
+                    baseline_id=view.baseline_id,
+                    energy_view=view.energy_view,
+                    noise=view.comparison.noise,
+                    cost_profiles=profiles,
+                )
+            except Exception:  # keep the figures without cost rather than fail the view
+                log.exception("adding cost profiles to the comparison failed")
+                return
+            self.done.emit(new, generation)
+
+        threading.Thread(target=work, name="wattbench-cost-pass", daemon=True).start()
+
+
+def power_series(
+    view: services.ComparisonView,
+) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], str]:
+    """(label, t s since measurement start, W) for each power trace of each group's first run."""
+    out: list[tuple[str, np.ndarray, np.ndarray]] = []
+    reasons: list[str] = []
+    for group in view.comparison.groups:
+        run = group.runs[0]
+        starts = _array(run.arrays, "starts_ns", "start_ns")
+        traces = [t for t in run.telemetry.values() if t.unit.strip().lower() in ("w", "watt")]
+        if not traces:
+            if run.energy_na_reason:
+                reasons.append(run.energy_na_reason)
+            continue
+        for trace in traces:
+            t_ns = np.asarray(trace.t_ns, dtype=np.int64)
+            if len(t_ns) == 0:
+                continue
+            zero = int(starts[0]) if starts is not None and len(starts) else int(t_ns[0])
+            t_s = (t_ns - zero).astype(np.float64) / 1e9
+            out.append(
+                (f"{group.label} · {trace.name}", t_s, np.asarray(trace.values, dtype=np.float64))
+            )
+    return out, (reasons[0] if reasons else "")
+
+
+def batch_series(
+    view: services.ComparisonView,
+) -> list[tuple[str, list[tuple[int, float, float | None, float | None]]]]:
+    """Throughput against batch size, one line per configuration apart from its batch size."""
+    lines: dict[tuple[Any, ...], list[tuple[int, float, float | None, float | None]]] = {}
+    names: dict[tuple[Any, ...], dict[str, str]] = {}
+    for group in view.comparison.groups:
+        spec = group.spec
+        est = group.estimates.get("throughput")
+        if est is None or est.value is None:
+            continue
+        parts = {
+            "device": spec.device,
+            "runtime": spec.runtime,
+            "model": spec.model,
+            "precision": spec.precision,
+            "threads": f"t{spec.threads}" if spec.threads else "t-default",
+        }
+        key = tuple(parts.values())
+        names[key] = parts
+        iv = est.value
+        lines.setdefault(key, []).append((spec.batch_size, iv.value, iv.lo, iv.hi))
+    varying = [
+        k
+        for k in ("device", "runtime", "model", "precision", "threads")
+        if k in ("device", "runtime") or len({p[k] for p in names.values()}) > 1
+    ]
+    return [(" · ".join(names[k][v] for v in varying), pts) for k, pts in lines.items()]
+
+
+def pareto_points(view: services.ComparisonView) -> list[ParetoPoint]:
+    out = []
+    for group in view.comparison.groups:
+        thr = group.estimates.get("throughput")
+        p99 = group.estimates.get("latency-p99")
+        energy = group.estimates.get("energy")
+        if thr is None or p99 is None or thr.value is None or p99.value is None:
+            continue
+        e_mj = energy.value.value * 1e3 if energy is not None and energy.value else None
+        out.append(ParetoPoint(group.label, thr.value.value, p99.value.value / 1e6, e_mj))
+    return out
+
+
+def metric_bars(view: services.ComparisonView, metric: str, scale: float) -> list[Bar]:
+    comp = view.comparison
+    rows = {row.group.label: row for row in comp.rows}
+    bars = []
+    for group in comp.groups:
+        est = group.estimates.get(metric)
+        if est is None:
+            continue
+        iv = est.value
+        is_base = group is comp.baseline
+        ratio = None if is_base else rows[group.label].ratios.get(metric)
+        bars.append(
+            Bar(
+                label=group.label,
+                value=iv.value * scale if iv is not None else None,
+                lo=iv.lo * scale if iv is not None and iv.lo is not None else None,
+                hi=iv.hi * scale if iv is not None and iv.hi is not None else None,
+                na_reason=est.na_reason,
+                verdict=ratio.verdict if ratio is not None else None,
+                ratio=ratio.value if ratio is not None else None,
+                is_baseline=is_base,
+            )
+        )
+    return bars
+
+
+class ComparePage(QWidget):
+    """Pick runs and a baseline; bars with intervals and verdicts, CDFs, power, Pareto."""
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.view: services.ComparisonView | None = None
+        self.last_draw_s: float | None = None
+        self._summaries: dict[str, Any] = {}
+        self._checked: list[str] = []
+        self._baseline_id: str | None = None
+        self._profiles: dict[str, Any] = {}
+        self._generation = 0
+        self._waiting = False
+        self._cost_pass = _CostPass(self)
+        self._cost_pass.done.connect(self._on_cost_pass)
+        self._build()
+        controller.runsListed.connect(self._on_runs_listed)
+        controller.comparisonReady.connect(self._on_comparison)
+        controller.comparisonFailed.connect(self._on_comparison_failed)
+        controller.costProfilesReady.connect(self._on_profiles)
+        controller.reportWritten.connect(self._on_report_written)
+        controller.failed.connect(self._on_failed)
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        picker = QWidget(self)
+        pl = QVBoxLayout(picker)
+        pl.setContentsMargins(0, 0, 0, 0)
+        pl.addWidget(QLabel("<b>Runs to compare</b> (finished runs)"))
+        self.filter_edit = QLineEdit(picker)
+        self.filter_edit.setPlaceholderText("Filter by model, device, runtime, tag…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._apply_filter)
+        pl.addWidget(self.filter_edit)
+        self.run_list = QListWidget(picker)
+        self.run_list.setAccessibleName("Runs to compare")
+        self.run_list.itemChanged.connect(self._on_item_changed)
+        pl.addWidget(self.run_list, 1)
+        form = QFormLayout()
+        self.baseline_combo = QComboBox(picker)
+        self.baseline_combo.setAccessibleName("Baseline run")
+        self.baseline_combo.currentIndexChanged.connect(self._on_baseline_changed)
+        form.addRow("Baseline:", self.baseline_combo)
+        self.energy_combo = QComboBox(picker)
+        self.energy_combo.addItem("Device energy (the run's own device)", "device")
+        self.energy_combo.addItem("System energy (every measured domain)", "system")
+        self.energy_combo.setToolTip(
+            "Device: energy of the compute device that ran the model. System: every measured "
+            "domain together (a GPU server still powers its CPU and memory)."
+        )
+        self.energy_combo.currentIndexChanged.connect(self._on_energy_view)
+        form.addRow("Energy:", self.energy_combo)
+        pl.addLayout(form)
+        buttons = QHBoxLayout()
+        self.compare_button = QPushButton("Compare", picker)
+        self.compare_button.setDefault(True)
+        self.compare_button.clicked.connect(self.compare)
+        self.export_button = QPushButton("Export report…", picker)
+        self.export_button.clicked.connect(self.export_report)
+        ok, why = services.report_available()
+        if not ok:
+            self.export_button.setToolTip(why)
+        buttons.addWidget(self.compare_button)
+        buttons.addWidget(self.export_button)
+        pl.addLayout(buttons)
+        self.picker_status = QLabel("", picker)
+        self.picker_status.setWordWrap(True)
+        pl.addWidget(self.picker_status)
+
+        results = QWidget(self)
+        rl = QVBoxLayout(results)
+        rl.setContentsMargins(0, 0, 0, 0)
+        self.banner = Banner(results)
+        rl.addWidget(self.banner)
+        self.verdicts = QTextBrowser(results)
+        self.verdicts.setAccessibleName("Verdicts")
+        self.verdicts.setOpenLinks(False)
+        self.verdicts.setMaximumHeight(130)
+        self.verdicts.setPlaceholderText(
+            "Tick two or more runs, choose a baseline and press Compare. Each other "
+            "configuration is compared with the baseline, with 95 % intervals."
+        )
+        rl.addWidget(self.verdicts)
+        self.tabs = QTabWidget(results)
+        self.bars = BarGrid(self.tabs)
+        self.cdf = CdfChart(self.tabs)
+        self.power = PowerChart(self.tabs)
+        self.batch = BatchChart(self.tabs)
+        self.pareto = ParetoChart(self.tabs)
+        self.tabs.addTab(self.bars, "Figures")
+        self.tabs.addTab(self.cdf, "Latency CDF")
+        self.tabs.addTab(self.power, "Power")
+        self.tabs.addTab(self.batch, "Throughput vs batch")
+        self.tabs.addTab(self.pareto, "Pareto")
+        rl.addWidget(self.tabs, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(picker)
+        splitter.addWidget(results)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ picking runs
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._summaries:
+            self.controller.refresh_runs()
+        self.controller.refresh_cost_profiles()
+
+    def set_runs(self, run_ids: Sequence[str], baseline_id: str | None = None) -> None:
+        """Select these runs (e.g. from the runs browser) and compare them at once."""
+        self._checked = list(dict.fromkeys(run_ids))
+        self._baseline_id = baseline_id or (self._checked[0] if self._checked else None)
+        self._fill_list()
+        self._fill_baseline()
+        if len(self._checked) >= 2:
+            self.compare()
+        else:
+            self.controller.refresh_runs()
+
+    def _on_runs_listed(self, summaries: list[Any]) -> None:
+        self._summaries = {s.id: s for s in summaries}
+        if self._summaries:  # a ticked run that is no longer listed was deleted
+            self._checked = [rid for rid in self._checked if rid in self._summaries]
+        self._fill_list()
+        self._fill_baseline()
+
+    def _label(self, run_id: str) -> str:
+        s = self._summaries.get(run_id)
+        if s is None:
+            return run_id[:8]
+        created = formatting.timestamp(s.created_at.isoformat() + "+00:00")
+        thr = formatting.rate(s.throughput_items_per_s, "items/s")
+        return f"{s.label} — {thr} — {created} — {run_id[:8]}"
+
+    def _fill_list(self) -> None:
+        self.run_list.blockSignals(True)
+        self.run_list.clear()
+        shown = [s for s in self._summaries.values() if s.status.value == "done"]
+        for rid in self._checked:  # runs asked for but not (yet) listed stay visible
+            if rid not in self._summaries:
+                item = QListWidgetItem(rid[:8], self.run_list)
+                item.setData(Qt.ItemDataRole.UserRole, rid)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked)
+        for s in shown:
+            item = QListWidgetItem(self._label(s.id), self.run_list)
+            item.setData(Qt.ItemDataRole.UserRole, s.id)
+            item.setToolTip(f"{s.label}\n{s.id}\ntags: {', '.join(s.tags) or '—'}")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(
+                Qt.CheckState.Checked if s.id in self._checked else Qt.CheckState.Unchecked
+            )
+        self.run_list.blockSignals(False)
+        self._apply_filter(self.filter_edit.text())
+        if not shown and not self._checked:
+            self.picker_status.setText(
+                "No finished runs yet: run something on the New run "
+                "page, or import a bundle with `wattbench import`."
+            )
+        else:
+            self.picker_status.setText(f"{len(self._checked)} of {len(shown)} runs ticked.")
+
+    def _apply_filter(self, text: str) -> None:
+        words = text.lower().split()
+        for i in range(self.run_list.count()):
+            item = self.run_list.item(i)
+            s = self._summaries.get(item.data(Qt.ItemDataRole.UserRole))
+            hay = (item.text() + " " + " ".join(s.tags if s else ())).lower()
+            item.setHidden(bool(words) and not all(w in hay for w in words))
+
+    def _on_item_changed(self, item: QListWidgetItem) -> None:
+        rid = str(item.data(Qt.ItemDataRole.UserRole))
+        if item.checkState() == Qt.CheckState.Checked and rid not in self._checked:
+            self._checked.append(rid)
+        elif item.checkState() != Qt.CheckState.Checked and rid in self._checked:
+            self._checked.remove(rid)
+        self._fill_baseline()
+        self.picker_status.setText(f"{len(self._checked)} runs ticked.")
+
+    def _fill_baseline(self) -> None:
+        self.baseline_combo.blockSignals(True)
+        self.baseline_combo.clear()
+        for rid in self._checked:
+            self.baseline_combo.addItem(self._label(rid), rid)
+        if self._baseline_id not in self._checked:
+            self._baseline_id = self._checked[0] if self._checked else None
+        if self._baseline_id is not None:
+            self.baseline_combo.setCurrentIndex(self._checked.index(self._baseline_id))
+        self.baseline_combo.blockSignals(False)
+        self._update_buttons()
+
+    def _on_baseline_changed(self, index: int) -> None:
+        self._baseline_id = self.baseline_combo.itemData(index) if index >= 0 else None
+        if self.view is not None and len(self._checked) >= 2:
+            self.compare()
+
+    def _on_energy_view(self, _index: int) -> None:
+        if self.view is not None and len(self._checked) >= 2:
+            self.compare()
+
+    def _update_buttons(self) -> None:
+        enough = len(self._checked) >= 2
+        self.compare_button.setEnabled(enough and not self._waiting)
+        self.export_button.setEnabled(enough and services.report_available()[0])
+        if not enough:
+            self.compare_button.setToolTip("Tick at least two runs.")
+        else:
+            self.compare_button.setToolTip("Compare the ticked runs with the baseline.")
+
+    @property
+    def checked_ids(self) -> list[str]:
+        return list(self._checked)
+
+    @property
+    def baseline_id(self) -> str | None:
+        return self._baseline_id
+
+    @property
+    def energy_view(self) -> str:
+        return str(self.energy_combo.currentData())
+
+    # ------------------------------------------------------------------ comparing
+    def compare(self) -> None:
+        if len(self._checked) < 2:
+            self.banner.show_message("Tick at least two runs to compare.", Level.INFO)
+            return
+        self._generation += 1
+        self._waiting = True
+        self._update_buttons()
+        self.picker_status.setText("Loading and comparing the runs…")
+        self.controller.compare(
+            self._checked, baseline_id=self._baseline_id, energy_view=self.energy_view
+        )
+
+    def _on_comparison(self, view: services.ComparisonView) -> None:
+        self._waiting = False
+        self._update_buttons()
+        self.picker_status.setText(
+            f"{len(view.runs)} runs in {len(view.comparison.groups)} configurations."
+        )
+        self.show_comparison(view)
+        wanted = {p.device for p in self._profiles.values()} & {r.spec.device for r in view.runs}
+        if wanted and not view.cost_profiles:
+            self._cost_pass.start(view, self._profiles, self._generation)
+
+    def _on_cost_pass(self, view: services.ComparisonView, generation: int) -> None:
+        if generation == self._generation:
+            self.show_comparison(view)
+
+    def _on_comparison_failed(self, message: str) -> None:
+        self._waiting = False
+        self._update_buttons()
+        self.picker_status.setText("")
+        self.banner.show_message(message, Level.ERROR)
+
+    def _on_profiles(self, profiles: list[Any]) -> None:
+        chosen: dict[str, Any] = {}
+        for p in profiles:  # the unnamed profile of a device wins, else its first
+            if p.device not in chosen or not p.name:
+                chosen[p.device] = p
+        changed = chosen != self._profiles
+        self._profiles = chosen
+        if changed and self.view is not None and len(self._checked) >= 2:
+            self.compare()
+
+    def show_comparison(self, view: services.ComparisonView) -> None:
+        """Draw a comparison (public for tests and the benchmark)."""
+        start = time.perf_counter()
+        self.view = view
+        comp = view.comparison
+        warnings = list(comp.warnings)
+        if warnings:
+            self.banner.show_message(warnings, Level.WARNING)
+        else:
+            self.banner.clear()
+        self.verdicts.setHtml(self._verdict_html(view))
+        for metric, _title, _unit, scale in BAR_METRICS:
+            self.bars.charts[metric].set_bars(metric_bars(view, metric, scale))
+        series = []
+        for group in comp.groups:
+            lats = [
+                a
+                for r in group.runs
+                if (a := _array(r.arrays, "latencies_ns", "latency_ns")) is not None
+            ]
+            if lats:
+                series.append((group.label, np.concatenate(lats)))
+        self.cdf.set_series(series)
+        power, why = power_series(view)
+        self.power.set_series(power, why)
+        self.batch.set_series(batch_series(view))
+        self.pareto.set_points(pareto_points(view))
+        self.last_draw_s = time.perf_counter() - start
+        log.debug("drew a comparison of %d runs in %.3f s", len(view.runs), self.last_draw_s)
+
+    def _verdict_html(self, view: services.ComparisonView) -> str:
+        comp = view.comparison
+        base = html.escape(comp.baseline.label)
+        lines = [
+            f"<p style='margin:0'><b>Baseline:</b> {base} "
+            f"({comp.baseline.replicates} run{'s' if comp.baseline.replicates != 1 else ''})"
+            f" · energy view: {html.escape(comp.energy_view)}"
+            f" · equivalence band ±{comp.noise * 100:g} %</p>"
+        ]
+        if not comp.rows:
+            lines.append(
+                "<p>All runs are replicates of the baseline's configuration: "
+                "there is nothing to compare them with.</p>"
+            )
+        for row in comp.rows:
+            items = []
+            for metric in comp.metrics:
+                ratio = row.ratios[metric]
+                colour = theme.VERDICT_COLOURS.get(ratio.verdict or "", "")
+                text = html.escape(
+                    _verdict_line(ratio, row.group.label, comp.baseline.label, comp.energy_view)
+                )
+                style = f" style='color:{colour}'" if colour and ratio.verdict else ""
+                items.append(f"<li{style}>{text}</li>")
+            lines.append(
+                f"<p style='margin:4px 0 0 0'><b>{html.escape(row.group.label)}</b>"
+                f"</p><ul style='margin:0'>{''.join(items)}</ul>"
+            )
+        return "".join(lines)
+
+    # ------------------------------------------------------------------ reports
+    def export_report(self) -> None:
+        if len(self._checked) < 2:
+            self.banner.show_message("Tick at least two runs to export a report.", Level.INFO)
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export report", "wattbench-report.html", REPORT_FILTERS
+        )
+        if not path:
+            return
+        path = with_report_suffix(path, chosen)
+        self.picker_status.setText(f"Writing {path}…")
+        self.controller.export_report(self._checked, path, baseline_id=self._baseline_id)
+
+    def _on_report_written(self, path: str) -> None:
+        self.picker_status.setText("")
+        self.banner.show_message(f"Report written to {path}", Level.INFO)
+
+    def _on_failed(self, what: str, message: str) -> None:
+        if what in ("export a report", "load runs"):
+            self.picker_status.setText("")
+            self.banner.show_message(f"Could not {what}: {message}", Level.ERROR)
+
+
+def with_report_suffix(path: str, chosen_filter: str) -> str:
+    """Add the suffix of the chosen filter when the name has none of the known ones."""
+    if path.lower().endswith(REPORT_SUFFIXES):
+        return path
+    for suffix in REPORT_SUFFIXES:
+        if f"*{suffix}" in chosen_filter:
+            return path + suffix
+    return path + ".html"
+
+
+def _verdict_line(ratio: Any, label: str, baseline: str, energy_view: str) -> str:
+    from wattbench.engine.compare import verdict_sentence  # already loaded by the comparison
+
+    return verdict_sentence(ratio, label, baseline, energy_view=energy_view)
+
+
+def _array(arrays: Mapping[str, np.ndarray], *names: str) -> np.ndarray | None:
+    """The first of these arrays the run holds (the engine's names first)."""
+    for name in names:
+        if name in arrays:
+            return arrays[name]
+    return None

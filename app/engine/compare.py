@@ -13,18 +13,42 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wattbench.engine.cost import CostProfile, cost_figures
-from wattbench.engine.result import EnergyFigure, Interval, RunResult, RunStatus
+from wattbench.engine.cost import (
+    AGGREGATE_DOMAINS,
+    ENERGY_VIEWS,
+    CostProfile,
+    cost_figures,
+    energy_per_item,
+)
+from wattbench.engine.result import Interval, RunResult, RunStatus
 from wattbench.engine.spec import RunSpec
 from wattbench.engine.stats import Z_975, t_975
 from wattbench.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "AGGREGATE_DOMAINS",
+    "DEFAULT_METRICS",
+    "ENERGY_VIEWS",
+    "METRICS",
+    "Comparison",
+    "ComparisonRow",
+    "ConfigGroup",
+    "MetricEstimate",
+    "MetricInfo",
+    "Ratio",
+    "compare_runs",
+    "energy_per_item",
+    "metric_value",
+    "ratio_of",
+    "verdict_sentence",
+    "workload_phrase",
+]
+
 METHOD_BETWEEN_RUNS = "between runs (Welch)"
 METHOD_WITHIN_RUN = "within-run only"
-ENERGY_VIEWS = ("device", "system")
-AGGREGATE_DOMAINS = ("device", "system")  # EnergyFigure.domain of the aggregate figures
+DEFAULT_NOISE = 0.01  # the noise threshold: ratios within [0.99, 1.01] are no difference
 _ENERGY_BASED = ("energy", "perf-per-watt", "cost", "co2")
 
 
@@ -74,73 +98,6 @@ _WORKLOAD_FIELDS = (
 
 
 # -- per-run metric values -----------------------------------------------------------------
-
-
-def _energy_interval(per_item_j: float, sensor_rel: float | None, run: RunResult) -> Interval:
-    """Energy per item with sensor and timing uncertainty combined in quadrature."""
-    if sensor_rel is None:
-        return Interval(per_item_j, None, None)
-    thr = run.throughput_items_per_s
-    timing_rel = thr.rel_half_width if thr is not None else None
-    if timing_rel is None and run.latency is not None and math.isfinite(run.latency.rho):
-        timing_rel = run.latency.rho
-    if timing_rel is None:
-        return Interval(per_item_j, None, None)
-    rel = math.hypot(sensor_rel, timing_rel)
-    return Interval(per_item_j, per_item_j * (1 - rel), per_item_j * (1 + rel))
-
-
-def energy_per_item(run: RunResult, energy_view: str) -> tuple[Interval | None, str | None]:
-    """Gross energy per inference in the chosen view ("device" or "system"), or None + reason.
-
-    Uses the aggregate figure of that domain when the run has one; otherwise sums the measured
-    (non-estimate) domains: those of the run's own device for "device", all for "system".
-    Estimates are never compared with measurements.
-    """
-    if energy_view not in ENERGY_VIEWS:
-        raise BadInputError(
-            f"Unknown energy view {energy_view!r}: choose one of {', '.join(ENERGY_VIEWS)}."
-        )
-    aggregate = [e for e in run.energy if e.domain == energy_view]
-    if aggregate:
-        e = aggregate[0]
-        if e.is_estimate:
-            return None, f"only an estimated {energy_view} energy ({e.source}) is available"
-        if not e.items or e.energy_per_item_j <= 0:
-            return None, f"the {energy_view} energy figure covers no inferences"
-        return _energy_interval(e.energy_per_item_j, e.rel_uncertainty, run), None
-    measured = [e for e in run.energy if e.domain not in AGGREGATE_DOMAINS and not e.is_estimate]
-    if energy_view == "device":
-        parts = [e for e in measured if e.device == run.spec.device]
-    else:
-        parts = measured
-    if not parts:
-        if run.energy_na_reason:
-            return None, run.energy_na_reason
-        if any(e.is_estimate for e in run.energy):
-            return None, "only estimated energy is available for this run"
-        return None, f"no measured {energy_view} energy for {run.spec.device}"
-    return _sum_domains(parts, run)
-
-
-def _sum_domains(
-    parts: Sequence[EnergyFigure], run: RunResult
-) -> tuple[Interval | None, str | None]:
-    items = parts[0].items
-    if items <= 0:
-        return None, "the energy window covers no inferences"
-    if any(e.items != items for e in parts):
-        return None, "energy domains cover different numbers of inferences"
-    total_j = sum(e.energy_j for e in parts)
-    if total_j <= 0:
-        return None, "measured energy is not positive"
-    if any(e.rel_uncertainty is None for e in parts):
-        sensor_rel = None
-    else:
-        sensor_rel = (
-            math.sqrt(sum((e.rel_uncertainty or 0.0) ** 2 * e.energy_j**2 for e in parts)) / total_j
-        )
-    return _energy_interval(total_j / items, sensor_rel, run), None
 
 
 def metric_value(
@@ -195,13 +152,11 @@ def _raw_metric(
             None if energy.hi is None else 1 / energy.hi,
             None if energy.lo is None or energy.lo <= 0 else 1 / energy.lo,
         ), None
-    # cost, co2
+    # cost, co2: measured energy only (an estimate is never ranked against a measurement)
     profile = (cost_profiles or {}).get(run.spec.device)
     if profile is None:
         return None, f"no cost profile for device {run.spec.device}"
-    if run.throughput_items_per_s is None:
-        return None, "no throughput was recorded"
-    figures = cost_figures(run.throughput_items_per_s, energy, profile)
+    figures = cost_figures(run, profile, energy_view=energy_view, allow_estimate=False)
     if metric == "cost":
         return figures.usd_per_million, figures.usd_na_reason
     return figures.co2_g_per_million, figures.co2_na_reason
@@ -319,9 +274,7 @@ def _labels(first_runs: Sequence[RunResult]) -> list[str]:
     parts = [_spec_parts(r.spec, _sha(r)) for r in first_runs]
     if len(parts) <= 1:
         return [r.spec.label() for r in first_runs]
-    varying = [
-        k for k in parts[0] if k in ("device", "runtime") or len({p[k] for p in parts}) > 1
-    ]
+    varying = [k for k in parts[0] if k in ("device", "runtime") or len({p[k] for p in parts}) > 1]
     labels = [
         " · ".join(p[k] for k in varying) or r.spec.label()
         for p, r in zip(parts, first_runs, strict=True)
@@ -473,13 +426,21 @@ class Comparison:
 
     def sentences(self) -> list[str]:
         """One verdict sentence per row and metric (CLI and reports)."""
-        return [
-            verdict_sentence(
-                row.ratios[m], row.group.label, self.baseline.label, energy_view=self.energy_view
-            )
-            for row in self.rows
-            for m in self.metrics
-        ]
+        out = []
+        for row in self.rows:
+            workload = workload_phrase(self.baseline.runs[0]) if row.comparable else None
+            for m in self.metrics:
+                out.append(
+                    verdict_sentence(
+                        row.ratios[m],
+                        row.group.label,
+                        self.baseline.label,
+                        energy_view=self.energy_view,
+                        workload=workload,
+                        differences=row.differences,
+                    )
+                )
+        return out
 
 
 def _differences(base: RunResult, other: RunResult) -> tuple[str, ...]:
@@ -495,14 +456,24 @@ def _differences(base: RunResult, other: RunResult) -> tuple[str, ...]:
 
 def compare_runs(
     runs: Sequence[RunResult],
-    *,
     baseline_id: str | None = None,
-    metrics: Sequence[str] = DEFAULT_METRICS,
-    noise: float = 0.01,
+    metrics: Sequence[str] | None = None,
     energy_view: str = "device",
     cost_profiles: Mapping[str, CostProfile] | None = None,
+    noise: float | None = None,
 ) -> Comparison:
-    """Group runs into configurations, pool replicates, and give every ratio to the baseline."""
+    """Group runs into configurations, pool replicates, and give every ratio to the baseline.
+
+    baseline_id: a run id or unambiguous prefix (default: the first finished run); its whole
+    configuration is the baseline. metrics: names from METRICS (default: all). noise: the
+    noise threshold δ (default 1 %): faster/slower only when the whole 95 % interval of the
+    ratio lies outside [1 − δ, 1 + δ]. cost_profiles: by device. Runs that did not finish are
+    left out with a warning; workload mismatches and unknown model hashes are warned about.
+    """
+    metrics = DEFAULT_METRICS if metrics is None else tuple(metrics)
+    noise = DEFAULT_NOISE if noise is None else float(noise)
+    if not metrics:
+        raise BadInputError("Choose at least one metric to compare.")
     if not 0 <= noise < 1:
         raise BadInputError(f"The noise threshold must be between 0 and 1 (got {noise}).")
     if energy_view not in ENERGY_VIEWS:
@@ -594,17 +565,42 @@ def _fmt_ratio(x: float) -> str:
     return f"{x:.3f}" if abs(x - 1) < 0.05 else f"{x:.2f}"
 
 
+def workload_phrase(run: RunResult) -> str:
+    """What was run, for the start of a sentence: "mlp-small at batch 32"."""
+    spec = run.spec
+    name = run.model.name if run.model is not None and run.model.name else spec.model
+    if spec.scenario.value == "generation":
+        return (
+            f"{name} generating {spec.new_tokens} tokens after a {spec.prompt_tokens}-token "
+            f"prompt at batch {spec.batch_size}"
+        )
+    return f"{name} at batch {spec.batch_size}"
+
+
 def verdict_sentence(
-    ratio: Ratio, group_label: str, baseline_label: str, *, energy_view: str | None = None
+    ratio: Ratio,
+    group_label: str,
+    baseline_label: str,
+    *,
+    energy_view: str | None = None,
+    workload: str | None = None,
+    differences: Sequence[str] = (),
 ) -> str:
-    """E.g. "cpu · onnxruntime delivers 0.80× the throughput of cpu · torch (95 % CI
-    0.78–0.82): slower." """
+    """One plain sentence for one ratio, e.g. "On ResNet-50 at batch 32, cuda:0 · torch
+    delivers 0.80× the throughput of cpu · torch (95 % CI 0.78–0.82): slower."
+
+    workload (see workload_phrase) opens the sentence when the runs are like-for-like; an n/a
+    ratio says why; "within-run only" marks intervals from single runs; an inconclusive
+    verdict says how many runs per side would settle it.
+    """
     info = METRICS[ratio.metric]
     energy_based = energy_view is not None and ratio.metric in _ENERGY_BASED
+    opening = f"On {workload}, " if workload else ""
     if ratio.value is None:
-        text = f"{group_label} vs {baseline_label}: {info.label} n/a ({ratio.na_reason})."
+        text = f"{opening}{group_label} vs {baseline_label}: {info.label} n/a ({ratio.na_reason})."
     else:
-        text = f"{group_label} {info.phrase.format(r=_fmt_ratio(ratio.value))} {baseline_label}"
+        phrase = info.phrase.format(r=_fmt_ratio(ratio.value))
+        text = f"{opening}{group_label} {phrase} {baseline_label}"
         if ratio.lo is None or ratio.hi is None:
             text += f" (no interval: {ratio.na_reason})." if ratio.na_reason else " (no interval)."
         else:
@@ -618,5 +614,8 @@ def verdict_sentence(
     if energy_based:
         text += f" Energy view: {energy_view}."
     if not ratio.comparable:
-        text += " The workloads differ: not a like-for-like comparison."
+        if differences:
+            text += f" Not like-for-like: the workloads differ in {', '.join(differences)}."
+        else:
+            text += " The workloads differ: not a like-for-like comparison."
     return text

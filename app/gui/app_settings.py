@@ -78,6 +78,6 @@ class AppSettings:
     def _int(self, key: str, default: int) -> int:
         value = self._qs.value(key, default)
         try:
-            return int(value)  # type: ignore[arg-type]
+            return int(str(value))
         except (TypeError, ValueError):
             return default

@@ -8,7 +8,6 @@ from enum import StrEnum
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
-
 from wattbench.gui import theme
 
 log = logging.getLogger(__name__)
@@ -56,9 +55,11 @@ class Banner(QFrame):
         if len(self._lines) == 1:
             body = html.escape(self._lines[0]).replace("\n", "<br>")
         else:
-            body = "<ul style='margin:0; -qt-list-indent:1'>" + "".join(
-                f"<li>{html.escape(line)}</li>" for line in self._lines
-            ) + "</ul>"
+            body = (
+                "<ul style='margin:0; -qt-list-indent:1'>"
+                + "".join(f"<li>{html.escape(line)}</li>" for line in self._lines)
+                + "</ul>"
+            )
         self._label.setText(body)
         self._label.setAccessibleDescription(self.text)
         self.restyle()

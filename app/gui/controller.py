@@ -12,6 +12,7 @@ thread, so the window appears before torch (or SQLAlchemy) is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
@@ -25,7 +26,6 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-
 from wattbench.engine.events import CancelToken, Phase, ProgressEvent
 from wattbench.engine.result import RunResult, RunStatus
 from wattbench.engine.spec import RunSpec
@@ -113,6 +113,9 @@ class Controller(QObject):
     comparisonReady = Signal(object)  # services.ComparisonView
     comparisonFailed = Signal(str)
     reportWritten = Signal(str)
+    # navigation between pages: the runs browser asks for a comparison of its selection
+    compareRequested = Signal(object)  # list[str] of run ids (also kept in compare_selection)
+    pageRequested = Signal(str)  # a page name, see MainWindow.show_page
     # anything else that failed off the GUI thread: (what, message)
     failed = Signal(str, str)
 
@@ -134,6 +137,7 @@ class Controller(QObject):
         self._runs_started = 0
         self.live = LiveBuffer()
         self._run_cache: OrderedDict[str, RunResult] = OrderedDict()
+        self.compare_selection: list[str] = []  # the last ids sent to the compare page
         self._run_thread = threading.Thread(
             target=self._run_loop, name="wattbench-runs", daemon=True
         )
@@ -192,15 +196,18 @@ class Controller(QObject):
         future.add_done_callback(done)
         return future
 
-    def _db(self, what: str, fn: Callable[[Any], T], on_ok: Callable[[T], None],
-            on_error: Callable[[str], None] | None = None) -> None:
+    def _db(
+        self,
+        what: str,
+        fn: Callable[[Any], T],
+        on_ok: Callable[[T], None],
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         """Run fn(store) on the database thread."""
 
         def call() -> T:
             if self._store is None:
-                raise WattbenchError(
-                    "The run database is not open: choose a database in Settings."
-                )
+                raise WattbenchError("The run database is not open: choose a database in Settings.")
             return fn(self._store)
 
         self._submit(self._db_pool, what, call, on_ok, on_error)
@@ -210,9 +217,7 @@ class Controller(QObject):
 
         def call() -> T:
             if self._store is None:
-                raise WattbenchError(
-                    "The run database is not open: choose a database in Settings."
-                )
+                raise WattbenchError("The run database is not open: choose a database in Settings.")
             return fn(self._store)
 
         return self._db_pool.submit(call).result()
@@ -281,8 +286,9 @@ class Controller(QObject):
         self._db("untag runs", do, lambda _: self._changed(ids))
 
     def set_note(self, run_id: str, note: str) -> None:
-        self._db("save a note", lambda s: s.set_note(run_id, note),
-                 lambda _: self._changed([run_id]))
+        self._db(
+            "save a note", lambda s: s.set_note(run_id, note), lambda _: self._changed([run_id])
+        )
 
     def delete_runs(self, run_ids: Sequence[str]) -> None:
         ids = list(run_ids)
@@ -301,24 +307,34 @@ class Controller(QObject):
 
     # cost profiles
     def refresh_cost_profiles(self) -> None:
-        self._db("read cost profiles", lambda s: list(s.get_cost_profiles()),
-                 self.costProfilesReady.emit)
+        self._db(
+            "read cost profiles", lambda s: list(s.get_cost_profiles()), self.costProfilesReady.emit
+        )
 
     def save_cost_profile(self, profile: Any) -> None:
-        self._db("save a cost profile", lambda s: s.save_cost_profile(profile),
-                 lambda _: self.refresh_cost_profiles())
+        self._db(
+            "save a cost profile",
+            lambda s: s.save_cost_profile(profile),
+            lambda _: self.refresh_cost_profiles(),
+        )
 
     def delete_cost_profile(self, device: str, name: str) -> None:
-        self._db("delete a cost profile",
-                 lambda s: services.delete_cost_profile(s, device, name),
-                 lambda _: self.refresh_cost_profiles())
+        self._db(
+            "delete a cost profile",
+            lambda s: services.delete_cost_profile(s, device, name),
+            lambda _: self.refresh_cost_profiles(),
+        )
 
     # ------------------------------------------------------------------ catalog, devices, sensors
     def refresh_catalog(self) -> None:
         self._submit(self._pool, "list models", services.list_models, self.catalogReady.emit)
 
-    def resolve_model_file(self, path: str, dims: dict[str, int] | None = None,
-                           input_shapes: dict[str, str] | None = None) -> None:
+    def resolve_model_file(
+        self,
+        path: str,
+        dims: dict[str, int] | None = None,
+        input_shapes: dict[str, str] | None = None,
+    ) -> None:
         """Check a model file off-thread: modelResolved or modelRejected follows."""
         self._submit(
             self._pool,
@@ -329,12 +345,10 @@ class Controller(QObject):
         )
 
     def refresh_devices(self) -> None:
-        self._submit(self._pool, "list devices", services.device_inventory,
-                     self.devicesReady.emit)
+        self._submit(self._pool, "list devices", services.device_inventory, self.devicesReady.emit)
 
     def diagnose_sensors(self) -> None:
-        self._submit(self._pool, "diagnose sensors", services.sensor_report,
-                     self.sensorsReady.emit)
+        self._submit(self._pool, "diagnose sensors", services.sensor_report, self.sensorsReady.emit)
 
     # ------------------------------------------------------------------ launching runs
     def launch(self, specs: Sequence[RunSpec]) -> int:
@@ -439,22 +453,36 @@ class Controller(QObject):
             store_error = user_message(exc)
             log.warning("run %s: could not record its start: %s", key, store_error)
 
-        last_emit = [0, ""]
+        last_emit_ns = [0]
+        last_phase = [""]
 
         def progress(event: ProgressEvent) -> None:
             now = time.perf_counter_ns()
             self.live.add(
-                phase=event.phase, message=event.message, n=event.n, rho=event.rho,
-                epsilon=event.epsilon, fraction=event.fraction, elapsed_s=event.elapsed_s,
-                latencies_ns=event.recent_latencies_ns, starts_ns=event.recent_starts_ns,
-                power_w=event.power_w, now_ns=now,
+                phase=event.phase,
+                message=event.message,
+                n=event.n,
+                rho=event.rho,
+                epsilon=event.epsilon,
+                fraction=event.fraction,
+                elapsed_s=event.elapsed_s,
+                latencies_ns=event.recent_latencies_ns,
+                starts_ns=event.recent_starts_ns,
+                power_w=event.power_w,
+                now_ns=now,
             )
-            if event.phase != last_emit[1] or now - int(last_emit[0]) >= PROGRESS_MIN_INTERVAL_NS:
-                last_emit[0], last_emit[1] = now, event.phase
+            if event.phase != last_phase[0] or now - last_emit_ns[0] >= PROGRESS_MIN_INTERVAL_NS:
+                last_emit_ns[0], last_phase[0] = now, event.phase
                 self._post(self._on_progress, (key, event))
 
-        result = services.run_one(spec, pending=pending, progress=progress, cancel=token,
-                                  run_index=run_index, run_count=run_count)
+        result = services.run_one(
+            spec,
+            pending=pending,
+            progress=progress,
+            cancel=token,
+            run_index=run_index,
+            run_count=run_count,
+        )
         if store_error is None:
             try:
                 self._db_blocking(lambda s: s.finish_run(result))
@@ -504,8 +532,9 @@ class Controller(QObject):
                 ItemState.DONE: Phase.DONE,
                 ItemState.CANCELLED: Phase.CANCELLED,
             }.get(item.state, Phase.FAILED)
-            reasons = [r for r in (result.reason, store_error and f"Not stored: {store_error}")
-                       if r]
+            reasons = [
+                r for r in (result.reason, store_error and f"Not stored: {store_error}") if r
+            ]
             item.reason = " ".join(reasons) or None
             if result.latency is not None:
                 item.n = result.latency.n
@@ -533,9 +562,25 @@ class Controller(QObject):
             self._runs_started = 0
             self.queueIdle.emit()
 
+    # ------------------------------------------------------------------ navigation
+    def request_compare(self, run_ids: Sequence[str]) -> None:
+        """Send runs to the compare page (it reads compare_selection when it is first built)."""
+        self.compare_selection = list(dict.fromkeys(run_ids))
+        self.compareRequested.emit(list(self.compare_selection))
+
+    def request_page(self, name: str) -> None:
+        """Ask the main window to show a page ("new-run", "queue", "live", "runs", ...)."""
+        self.pageRequested.emit(name)
+
     # ------------------------------------------------------------------ comparison and reports
-    def compare(self, run_ids: Sequence[str], *, baseline_id: str | None,
-                energy_view: str = "device", noise: float = 0.01) -> None:
+    def compare(
+        self,
+        run_ids: Sequence[str],
+        *,
+        baseline_id: str | None,
+        energy_view: str = "device",
+        noise: float = 0.01,
+    ) -> None:
         """Load the runs (database thread), then compare them (pool): comparisonReady."""
         ids = list(dict.fromkeys(run_ids))
         missing = [rid for rid in ids if rid not in self._run_cache]
@@ -547,29 +592,36 @@ class Controller(QObject):
             self._submit(
                 self._pool,
                 "compare runs",
-                lambda: services.build_comparison(runs, baseline_id=baseline_id,
-                                                  energy_view=energy_view, noise=noise),
+                lambda: services.build_comparison(
+                    runs, baseline_id=baseline_id, energy_view=energy_view, noise=noise
+                ),
                 self.comparisonReady.emit,
                 self.comparisonFailed.emit,
             )
 
         if missing:
-            self._db("load runs", lambda s: list(s.load_runs(missing, with_arrays=True)),
-                     compute, self.comparisonFailed.emit)
+            self._db(
+                "load runs",
+                lambda s: list(s.load_runs(missing, with_arrays=True)),
+                compute,
+                self.comparisonFailed.emit,
+            )
         else:
             compute([])
 
-    def export_report(self, run_ids: Sequence[str], path: str, *,
-                      baseline_id: str | None) -> None:
+    def export_report(self, run_ids: Sequence[str], path: str, *, baseline_id: str | None) -> None:
         ids = list(run_ids)
 
         def load(store: Any) -> list[RunResult]:
             return list(store.load_runs(ids, with_arrays=True))
 
         def write(runs: list[RunResult]) -> None:
-            self._submit(self._pool, "export a report",
-                         lambda: services.write_report(runs, path, baseline_id=baseline_id),
-                         lambda _: self.reportWritten.emit(path))
+            self._submit(
+                self._pool,
+                "export a report",
+                lambda: services.write_report(runs, path, baseline_id=baseline_id),
+                lambda _: self.reportWritten.emit(path),
+            )
 
         self._db("load runs", load, write)
 
@@ -592,8 +644,6 @@ class Controller(QObject):
             if store is not None:
                 services.close_store(store)
 
-        try:
+        with contextlib.suppress(RuntimeError):
             self._db_pool.submit(close)
-        except RuntimeError:
-            pass
         self._db_pool.shutdown(wait=True, cancel_futures=False)

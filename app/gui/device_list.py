@@ -8,7 +8,6 @@ from collections.abc import Iterable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QVBoxLayout, QWidget
-
 from wattbench.gui import theme
 from wattbench.gui.services import DeviceChoice, PowerStatus
 

@@ -52,7 +52,7 @@ def duration_s(value_s: float | None) -> str:
     assert value_s is not None
     if value_s < 60:
         return f"{value_s:.1f} s"
-    minutes, seconds = divmod(int(round(value_s)), 60)
+    minutes, seconds = divmod(round(value_s), 60)
     return f"{minutes} min {seconds:02d} s"
 
 

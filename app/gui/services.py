@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from wattbench.engine.events import CancelToken, ProgressEvent
 from wattbench.engine.result import RunResult, RunStatus
 from wattbench.engine.spec import RunSpec
-from wattbench.errors import BadInputError, WattbenchError
+from wattbench.errors import WattbenchError
 
 if TYPE_CHECKING:
     from wattbench.backends.models.base import ModelEntry
@@ -46,7 +46,13 @@ def close_store(store: Any) -> None:
 
 
 def describe_store(store: Any, url: str | None) -> str:
-    """The store's URL with any password hidden."""
+    """Where the store is (its own description, or its URL with any password hidden)."""
+    describe = getattr(store, "describe", None)
+    if callable(describe):
+        try:
+            return str(describe())
+        except WattbenchError as exc:
+            log.warning("could not describe the store: %s", exc)
     text = str(getattr(store, "url", None) or url or "")
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", text)
 
@@ -68,12 +74,16 @@ def list_models() -> list[ModelEntry]:
     return list(_list())
 
 
-def resolve_model(path: str, dims: Mapping[str, int] | None,
-                  input_shapes: Mapping[str, str] | None) -> ModelEntry:
-    from wattbench.backends.models.catalog import resolve
+def resolve_model(
+    path: str, dims: Mapping[str, int] | None, input_shapes: Mapping[str, str] | None
+) -> ModelEntry:
+    from wattbench.backends.models.catalog import resolve_model as _resolve
 
-    return resolve(path, dims=dict(dims) if dims else None,
-                   input_shapes=dict(input_shapes) if input_shapes else None)
+    return _resolve(
+        path,
+        dims=dict(dims) if dims else None,
+        input_shapes=dict(input_shapes) if input_shapes else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -123,10 +133,34 @@ class SensorReport:
     raw: Any = None
 
 
-def device_inventory() -> DeviceInventory:
-    from wattbench.backends.devices import list_devices
+def _runtime_devices() -> tuple[list[DeviceInfo], list[str]]:
+    """Every device each registered runtime reports (the Runtime protocol's devices())."""
+    try:
+        from wattbench.backends.devices import list_devices
+    except ModuleNotFoundError as exc:
+        if exc.name != "wattbench.backends.devices":
+            raise
+    else:
+        return list(list_devices()), []
+    from wattbench.backends.runtimes.registry import get_runtime, runtime_names
 
-    infos = list(list_devices())
+    infos: list[DeviceInfo] = []
+    notes: list[str] = []
+    for name in runtime_names():
+        try:
+            runtime = get_runtime(name)
+            available = runtime.available()
+            if not available.ok:
+                notes.append(f"{name} is not usable: {available.reason}")
+                continue
+            infos += runtime.devices()
+        except WattbenchError as exc:
+            notes.append(f"{name}: {exc}")
+    return infos, notes
+
+
+def device_inventory() -> DeviceInventory:
+    infos, notes = _runtime_devices()
     try:
         report = sensor_report()
     except WattbenchError as exc:
@@ -139,31 +173,55 @@ def device_inventory() -> DeviceInventory:
     for dev_id, group in by_device.items():
         best = next((g for g in group if g.usable), group[0])
         power = tuple(
-            row for row, dev in zip(report.rows, report.devices, strict=False)
-            if dev == dev_id or (dev_id == "cpu" and dev in ("cpu", "dram"))
+            row
+            for row, dev in zip(report.rows, report.devices, strict=False)
+            if dev == dev_id or (dev_id == "cpu" and dev in ("cpu", "dram", "node"))
         )
-        devices.append(DeviceChoice(
-            id=dev_id, kind=best.kind, name=best.name,
-            runtimes={g.runtime: g for g in group}, power=power,
-        ))
-    notes = (report.summary,) if report.summary and not report.rows else ()
-    return DeviceInventory(tuple(devices), notes)
+        devices.append(
+            DeviceChoice(
+                id=dev_id,
+                kind=best.kind,
+                name=best.name,
+                runtimes={g.runtime: g for g in group},
+                power=power,
+            )
+        )
+    if report.summary and not report.rows:
+        notes.append(report.summary)
+    return DeviceInventory(tuple(devices), tuple(notes))
 
 
 def sensor_report() -> SensorReport:
     """Diagnose every power source (the `wattbench sensors` view)."""
-    from wattbench.energy import doctor
+    import importlib
 
-    diagnosis = doctor.diagnose()
+    try:
+        doctor: Any = importlib.import_module("wattbench.energy.doctor")
+    except ImportError:
+        doctor = None
+    if doctor is not None and hasattr(doctor, "diagnose"):
+        diagnosis: Any = doctor.diagnose()
+        items = getattr(diagnosis, "items", diagnosis)
+    else:  # the sensor inventory itself: every domain found, readable or not, and why
+        from wattbench.backends.sensors.discovery import inventory
+
+        diagnosis = inventory()
+        diagnosis.close()
+        items = diagnosis.statuses
     rows: list[PowerStatus] = []
     devices: list[str] = []
-    for item in getattr(diagnosis, "items", diagnosis):
-        rows.append(PowerStatus(
-            name=str(getattr(item, "name", "")),
-            status=str(getattr(item, "status", "")),
-            detail=str(getattr(item, "why", "")),
-            fix=str(getattr(item, "fix", "") or ""),
-        ))
+    for item in items:
+        why = getattr(item, "why", None) or getattr(item, "note", None) or ""
+        source = str(getattr(item, "source", "") or "")
+        name = str(getattr(item, "name", "") or "")
+        rows.append(
+            PowerStatus(
+                name=f"{source} {name}".strip() if source and source not in name else name,
+                status=str(getattr(item, "status", "")),
+                detail=str(why),
+                fix=str(getattr(item, "fix", "") or ""),
+            )
+        )
         devices.append(str(getattr(item, "device", "")))
     return SensorReport(tuple(rows), tuple(devices), raw=diagnosis)
 
@@ -173,21 +231,9 @@ def sensor_report() -> SensorReport:
 
 def validate_specs(specs: Sequence[RunSpec]) -> None:
     """Check every distinct configuration before anything is queued; one message for all."""
-    from wattbench.engine.supervisor import validate
+    from wattbench.engine.runner import validate_many
 
-    problems: list[str] = []
-    seen: set[tuple[Any, ...]] = set()
-    for spec in specs:
-        key = spec.config_key()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            validate(spec)
-        except BadInputError as exc:
-            problems.append(f"{spec.label()}: {exc}" if len(specs) > 1 else str(exc))
-    if problems:
-        raise BadInputError("\n".join(problems))
+    validate_many(list(specs))
 
 
 def run_one(
@@ -200,11 +246,12 @@ def run_one(
     run_count: int,
 ) -> RunResult:
     """Run one spec in a worker process; the result keeps the id under which it was begun."""
-    from wattbench.engine.supervisor import run_one as _run_one
+    from wattbench.engine.runner import run_one as _run_one
 
     try:
-        result = _run_one(spec, progress=progress, cancel=cancel, run_index=run_index,
-                          run_count=run_count)
+        result = _run_one(
+            spec, progress, cancel, run_index, run_count, run_id=pending.id, validated=True
+        )
     except WattbenchError as exc:  # run_one should not raise; keep the queue going if it does
         result = pending.with_(status=RunStatus.FAILED, reason=str(exc))
     return result.with_(id=pending.id, created_at=pending.created_at)
@@ -224,15 +271,26 @@ class ComparisonView:
     cost_profiles: Mapping[str, CostProfile] = field(default_factory=dict)
 
 
-def build_comparison(runs: Sequence[RunResult], *, baseline_id: str | None,
-                     energy_view: str, noise: float,
-                     cost_profiles: Mapping[str, CostProfile] | None = None) -> ComparisonView:
+def build_comparison(
+    runs: Sequence[RunResult],
+    *,
+    baseline_id: str | None,
+    energy_view: str,
+    noise: float,
+    cost_profiles: Mapping[str, CostProfile] | None = None,
+) -> ComparisonView:
     from wattbench.engine.compare import compare_runs
 
-    comparison = compare_runs(runs, baseline_id=baseline_id, noise=noise,
-                              energy_view=energy_view, cost_profiles=cost_profiles)
-    return ComparisonView(comparison, tuple(runs), baseline_id, energy_view,
-                          dict(cost_profiles or {}))
+    comparison = compare_runs(
+        runs,
+        baseline_id=baseline_id,
+        noise=noise,
+        energy_view=energy_view,
+        cost_profiles=cost_profiles,
+    )
+    return ComparisonView(
+        comparison, tuple(runs), baseline_id, energy_view, dict(cost_profiles or {})
+    )
 
 
 def report_available() -> tuple[bool, str]:

@@ -159,8 +159,9 @@ def watcher() -> ThemeWatcher:
     return _watcher
 
 
-def make_plot(parent: QWidget | None = None, *, title: str = "", left: str = "",
-              bottom: str = "") -> pg.PlotWidget:
+def make_plot(
+    parent: QWidget | None = None, *, title: str = "", left: str = "", bottom: str = ""
+) -> pg.PlotWidget:
     """A PlotWidget styled from the palette and re-styled when it changes."""
     plot = pg.PlotWidget(parent=parent)
     item = plot.getPlotItem()

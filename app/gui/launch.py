@@ -1,0 +1,120 @@
+"""Start the desktop app: `wattbench-gui` and `wattbench gui`.
+
+Without a display (no DISPLAY or WAYLAND_DISPLAY on Linux, and no offscreen platform asked
+for) it says how to use the command line instead and returns EXIT_NO_DISPLAY, before Qt is
+imported. Torch and the store are loaded by the controller's threads after the window shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
+
+EXIT_NO_DISPLAY = 2  # like bad input: the request cannot be met here
+HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay")
+
+NO_DISPLAY_MESSAGE = """\
+wattbench: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set).
+Use the command line instead, for example:
+  wattbench devices                      # what can run here, and why not
+  wattbench models                       # the model catalog
+  wattbench sensors                      # power sources and how to fix them
+  wattbench run --model builtin:mlp-tiny --device cpu --preset quick
+  wattbench runs                         # stored runs
+Or forward a display (ssh -X), or run under Xvfb: xvfb-run wattbench gui"""
+
+
+def display_problem(
+    environ: dict[str, str] | None = None, platform: str | None = None
+) -> str | None:
+    """Why no window can be shown here, or None when one can."""
+    env = os.environ if environ is None else environ
+    plat = sys.platform if platform is None else platform
+    qpa = env.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if qpa in HEADLESS_PLATFORMS:
+        return None
+    if not plat.startswith("linux") and not plat.startswith("freebsd"):
+        return None  # Windows and macOS always have a window system
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return NO_DISPLAY_MESSAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wattbench-gui", description="Open the Wattbench desktop workbench."
+    )
+    add_arguments(parser)
+    parser.add_argument(
+        "--db", metavar="URL", default=None, help="SQLAlchemy URL or SQLite file of the run store"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by `wattbench-gui` and `wattbench gui`."""
+    parser.add_argument(
+        "--page",
+        default=None,
+        help="page to open (new-run, queue, live, runs, compare, costs, sensors, settings)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `wattbench-gui`."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    return run_app(db_url=args.db, page=args.page)
+
+
+def run_app(
+    *, db_url: str | None = None, page: str | None = None, argv: Sequence[str] | None = None
+) -> int:
+    """Open the window and run the event loop; the exit code."""
+    problem = display_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_NO_DISPLAY
+
+    from PySide6.QtWidgets import QApplication
+    from wattbench.gui import icons, theme
+    from wattbench.gui.app_settings import APPLICATION, ORGANIZATION, AppSettings
+    from wattbench.gui.controller import Controller
+    from wattbench.gui.main_window import PAGE_NAMES, MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    assert isinstance(app, QApplication)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("Wattbench")
+    app.setDesktopFileName("wattbench")
+    app.setWindowIcon(icons.app_icon())
+    theme.configure_pyqtgraph()
+    settings = AppSettings()
+    url = db_url or settings.db_url()
+    controller = Controller(url)
+    window = MainWindow(controller, settings)
+    if page:
+        if page not in PAGE_NAMES:
+            print(
+                f"wattbench: unknown page {page!r}; pages: {', '.join(PAGE_NAMES)}", file=sys.stderr
+            )
+            controller.shutdown()
+            return 2
+        window.show_page(page)
+    window.show()
+    controller.open_store(url)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

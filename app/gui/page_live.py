@@ -1,0 +1,213 @@
+"""The Live view: latency, throughput, power per domain and convergence of the running run.
+
+A QTimer (~20 Hz) reads the controller's LiveBuffer snapshot and calls setData on existing
+curves when something new arrived; no signal is sent per sample. Long traces are downsampled
+and clipped to the view; the time axes of the plots are linked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from wattbench.engine.events import Phase
+from wattbench.gui import formatting, theme
+from wattbench.gui.controller import Controller
+from wattbench.gui.live_buffer import LiveSnapshot, throughput_series
+
+log = logging.getLogger(__name__)
+
+REDRAW_INTERVAL_MS = 50  # 20 Hz
+MAX_LATENCY_POINTS = 20_000  # drawn; older ones are decimated (the buffer keeps them all)
+
+
+class LivePage(QWidget):
+    """Charts of the run in progress (or the last one), redrawn from a timer."""
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self._version = -1
+        self._run_key = -1
+        self.redraws = 0  # how many times the charts were redrawn (tests, benchmarks)
+        self._rho_t_s: list[float] = []
+        self._rho: list[float] = []
+
+        self.title = QLabel("No run yet: start one on the New run page.", self)
+        self.title.setObjectName("live-title")
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.title.setWordWrap(True)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.latency_plot = theme.make_plot(
+            self, title="Latency per call", left="latency (ms)", bottom="time (s)"
+        )
+        self.throughput_plot = theme.make_plot(
+            self, title="Throughput", left="items/s", bottom="time (s)"
+        )
+        self.power_plot = theme.make_plot(
+            self, title="Power per domain", left="power (W)", bottom="time (s)"
+        )
+        self.rho_plot = theme.make_plot(
+            self, title="Convergence: ρ approaching ε", left="ρ (%)", bottom="time (s)"
+        )
+        for plot in (self.throughput_plot, self.power_plot, self.rho_plot):
+            plot.setXLink(self.latency_plot)
+        self.power_plot.addLegend(offset=(-10, 10))
+        self.power_na = pg.TextItem("", anchor=(0.5, 0.5))
+        self.power_plot.addItem(self.power_na, ignoreBounds=True)
+
+        self.latency_curve = self.latency_plot.plot(pen=pg.mkPen(theme.series_colour(0)))
+        self.latency_curve.setDownsampling(auto=True, method="peak")
+        self.latency_curve.setClipToView(True)
+        self.throughput_curve = self.throughput_plot.plot(
+            pen=pg.mkPen(theme.series_colour(1), width=2),
+            symbol="o",
+            symbolSize=4,
+            symbolBrush=theme.series_colour(1),
+        )
+        self.rho_curve = self.rho_plot.plot(pen=pg.mkPen(theme.series_colour(2), width=2))
+        self.epsilon_line = pg.InfiniteLine(
+            angle=0,
+            movable=False,
+            pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DashLine),
+            label="ε",
+            labelOpts={"position": 0.05},
+        )
+        self.rho_plot.addItem(self.epsilon_line)
+        self.epsilon_line.hide()
+        self.power_curves: dict[str, pg.PlotDataItem] = {}
+        self.phase_lines: list[pg.InfiniteLine] = []
+
+        grid = QGridLayout()
+        grid.addWidget(self.latency_plot, 0, 0)
+        grid.addWidget(self.throughput_plot, 0, 1)
+        grid.addWidget(self.power_plot, 1, 0)
+        grid.addWidget(self.rho_plot, 1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.status)
+        layout.addLayout(grid, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_INTERVAL_MS)
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+        theme.watcher().on_change(self._recolour)
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self) -> None:
+        """Draw what arrived since the last call (cheap when nothing did)."""
+        live = self.controller.live
+        if live.version == self._version:
+            return
+        snap = live.snapshot()
+        self._version = snap.version
+        if snap.run_key < 0:
+            return
+        if snap.run_key != self._run_key:
+            self._start_run(snap)
+        self._draw_status(snap)
+        t_s, lat_ms = snap.latency_t_s, snap.latency_ms
+        if len(t_s) > MAX_LATENCY_POINTS:
+            step = int(np.ceil(len(t_s) / MAX_LATENCY_POINTS))
+            t_s, lat_ms = t_s[::step], lat_ms[::step]
+        self.latency_curve.setData(t_s, lat_ms)
+        tput_t, tput = throughput_series(snap.latency_t_s, snap.latency_ms, snap.batch_size)
+        self.throughput_curve.setData(tput_t, tput)
+        self._draw_power(snap)
+        self._draw_rho(snap)
+        self._draw_phases(snap)
+        self.redraws += 1
+
+    def _start_run(self, snap: LiveSnapshot) -> None:
+        self._run_key = snap.run_key
+        self._rho_t_s, self._rho = [], []
+        for name, curve in self.power_curves.items():
+            self.power_plot.removeItem(curve)
+            legend = self.power_plot.getPlotItem().legend
+            if legend is not None:
+                legend.removeItem(name)
+        self.power_curves = {}
+        for line in self.phase_lines:
+            self.latency_plot.removeItem(line)
+        self.phase_lines = []
+        self.epsilon_line.hide()
+
+    def _draw_status(self, snap: LiveSnapshot) -> None:
+        self.title.setText(snap.label)
+        parts = [
+            f"Phase: {snap.phase or 'starting'}",
+            f"elapsed {formatting.duration_s(snap.elapsed_s)}",
+        ]
+        if snap.n:
+            parts.append(f"{snap.n:,} samples")
+        if snap.rho is not None:
+            target = (
+                f" (target ε {formatting.percent(snap.epsilon)})"
+                if snap.epsilon is not None
+                else ""
+            )
+            parts.append(f"ρ {formatting.percent(snap.rho)}{target}")
+        if len(snap.latency_ms):
+            median_ns = float(np.median(snap.latency_ms[-200:])) * 1e6
+            parts.append(f"recent median latency {formatting.duration_ns(median_ns)}")
+        if snap.message:
+            parts.append(snap.message)
+        self.status.setText(" · ".join(parts))
+
+    def _draw_power(self, snap: LiveSnapshot) -> None:
+        for i, (domain, (t_s, watts)) in enumerate(sorted(snap.power.items())):
+            curve = self.power_curves.get(domain)
+            if curve is None:
+                curve = self.power_plot.plot(
+                    pen=pg.mkPen(theme.series_colour(i), width=2), name=domain
+                )
+                self.power_curves[domain] = curve
+            curve.setData(t_s, watts)
+        if snap.power:
+            self.power_na.setText("")
+        else:
+            self.power_na.setText(
+                "no power readings (energy n/a; see Sensors)", color=theme.muted()
+            )
+
+    def _draw_rho(self, snap: LiveSnapshot) -> None:
+        if snap.rho is not None and snap.phase == Phase.MEASURING:
+            t_now = float(snap.latency_t_s[-1]) if len(snap.latency_t_s) else snap.elapsed_s
+            if not self._rho_t_s or t_now > self._rho_t_s[-1]:
+                self._rho_t_s.append(t_now)
+                self._rho.append(snap.rho * 100)
+        self.rho_curve.setData(self._rho_t_s, self._rho)
+        if snap.epsilon is not None:
+            self.epsilon_line.setValue(snap.epsilon * 100)
+            self.epsilon_line.show()
+
+    def _draw_phases(self, snap: LiveSnapshot) -> None:
+        for t_s, phase in snap.phase_marks[len(self.phase_lines) :]:
+            line = pg.InfiniteLine(
+                pos=t_s,
+                angle=90,
+                movable=False,
+                pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DotLine),
+                label=phase,
+                labelOpts={"position": 0.92, "rotateAxis": (1, 0)},
+            )
+            self.latency_plot.addItem(line)
+            self.phase_lines.append(line)
+
+    def _recolour(self) -> None:
+        self.latency_curve.setPen(pg.mkPen(theme.series_colour(0)))
+        self.throughput_curve.setPen(pg.mkPen(theme.series_colour(1), width=2))
+        self.rho_curve.setPen(pg.mkPen(theme.series_colour(2), width=2))
+        for i, curve in enumerate(self.power_curves.values()):
+            curve.setPen(pg.mkPen(theme.series_colour(i), width=2))
+        self._version = -1

@@ -232,8 +232,9 @@ def cdf_chart(series: Sequence[tuple[str, np.ndarray]], *, png_dpi: int = 250) -
             continue
         ys = np.arange(1, xs.size + 1) / xs.size
         xs_t, ys_t = _thin(xs, ys, MAX_CURVE_POINTS)
-        ax.step(xs_t, ys_t, where="post", color=PALETTE[i % len(PALETTE)], lw=1.4,
-                label=mpl_text(label))
+        ax.step(
+            xs_t, ys_t, where="post", color=PALETTE[i % len(PALETTE)], lw=1.4, label=mpl_text(label)
+        )
         lows.append(float(xs[0]))
         highs.append(float(xs[-1]))
     if lows and min(lows) > 0 and max(highs) / min(lows) > 20:
@@ -246,8 +247,10 @@ def cdf_chart(series: Sequence[tuple[str, np.ndarray]], *, png_dpi: int = 250) -
     ax.set_title("Latency distribution (CDF)", loc="left")
     if series:
         ax.legend(loc="lower right")
-    caption = ("Empirical cumulative distribution of every timed call; dotted lines mark the "
-               "median and p99.")
+    caption = (
+        "Empirical cumulative distribution of every timed call; dotted lines mark the "
+        "median and p99."
+    )
     return _finish(fig, "latency_cdf", "Latency distribution", caption, png_dpi)
 
 
@@ -265,8 +268,10 @@ def timeline_chart(series: Sequence[Series], *, png_dpi: int = 250) -> Chart:
     ax.set_title("Power during the runs", loc="left")
     if series:
         ax.legend(loc="lower right", ncols=2 if len(series) > 4 else 1)
-    caption = ("Sampled power of each domain; time 0 (dashed) is the first timed call of each "
-               "run, earlier samples are idle baseline and warm-up.")
+    caption = (
+        "Sampled power of each domain; time 0 (dashed) is the first timed call of each "
+        "run, earlier samples are idle baseline and warm-up."
+    )
     return _finish(fig, "power_timeline", "Power timeline", caption, png_dpi)
 
 
@@ -307,23 +312,42 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
     ax = fig.add_subplot()
     measured = [p for p in points if p.colour_value is not None]
     cvals = [p.colour_value for p in measured if p.colour_value is not None]
-    norm = Normalize(vmin=min(cvals), vmax=max(cvals) if max(cvals) > min(cvals) else
-                     min(cvals) * 1.01 + 1e-12) if cvals else None
+    norm = (
+        Normalize(
+            vmin=min(cvals),
+            vmax=max(cvals) if max(cvals) > min(cvals) else min(cvals) * 1.01 + 1e-12,
+        )
+        if cvals
+        else None
+    )
     cmap = colormaps["viridis"]
-    for p in points:
+    for i, p in enumerate(points):
         if p.colour_value is None or norm is None:
             ax.scatter(p.x, p.y, s=46, facecolors="none", edgecolors=NA_COLOUR, linewidths=1.2)
         else:
-            ax.scatter(p.x, p.y, s=46, color=cmap(norm(p.colour_value)),
-                       edgecolors="#333333" if not p.estimate else "#D55E00",
-                       linewidths=0.6 if not p.estimate else 1.4,
-                       marker="o" if not p.estimate else "D")
-        ax.annotate(mpl_text(p.label, 30), (p.x, p.y), xytext=(5, 4),
-                    textcoords="offset points", fontsize=6.5, color="#333333")
+            ax.scatter(
+                p.x,
+                p.y,
+                s=46,
+                color=cmap(norm(p.colour_value)),
+                edgecolors="#333333" if not p.estimate else "#D55E00",
+                linewidths=0.6 if not p.estimate else 1.4,
+                marker="o" if not p.estimate else "D",
+            )
+        # Staggered offsets keep labels of nearby points apart.
+        ax.annotate(
+            mpl_text(p.label, 30),
+            (p.x, p.y),
+            xytext=(6, 4 - 9 * (i % 3)),
+            textcoords="offset points",
+            fontsize=6.5,
+            color="#333333",
+        )
     front = _pareto_front(points)
     if len(front) > 1:
-        ax.plot([p.x for p in front], [p.y for p in front], color="#555555", lw=0.8, ls="--",
-                zorder=0)
+        ax.plot(
+            [p.x for p in front], [p.y for p in front], color="#555555", lw=0.8, ls="--", zorder=0
+        )
     if norm is not None:
         from matplotlib.cm import ScalarMappable
 
@@ -334,9 +358,11 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
     ax.set_ylabel("throughput (inferences/s)")
     ax.set_title("Throughput vs p99 latency", loc="left")
     ax.margins(0.12)
-    caption = ("Each configuration's throughput against its p99 latency (upper left is "
-               "better), coloured by energy per inference; hollow grey: energy not measured; "
-               "diamonds with an orange edge: energy estimated; dashed: the Pareto front.")
+    caption = (
+        "Each configuration's throughput against its p99 latency (upper left is "
+        "better), coloured by energy per inference; hollow grey: energy not measured; "
+        "diamonds with an orange edge: energy estimated; dashed: the Pareto front."
+    )
     return _finish(fig, "pareto", "Pareto view", caption, png_dpi)
 
 

@@ -326,7 +326,7 @@ def summary_sentence(comparison: Comparison, group_label: str, energy_view: str)
     parts: list[str] = []
     for m in SUMMARY_METRICS:
         ratio = row.ratios.get(m)
-        if ratio is not None:
+        if ratio is not None and not (m == "cost" and ratio.value is None):  # no cost profile
             parts.append(_clause(ratio, base.label if not parts else None))
     text = where + f"{group_label} " + _join(parts)
     if any(m in row.ratios for m in ("perf-per-watt", "cost")):

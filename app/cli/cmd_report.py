@@ -1,0 +1,78 @@
+"""``wattbench report ID... [--baseline ID] [--energy device|system] -o FILE``.
+
+Loads the runs from the store and writes a comparison report whose format follows FILE's
+suffix: .html (self-contained), .pdf, .csv (one row per run) or .json (docs/report-json.md).
+Cost figures use the store's cost profiles (one per device: the unnamed one, else the first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+from wattbench.errors import BadInputError
+
+if TYPE_CHECKING:
+    from wattbench.engine.cost import CostProfile
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write a comparison report (HTML, PDF, CSV or JSON)",
+        description="Compare stored runs and write the report to FILE; the suffix picks the "
+        "format: .html (one self-contained file), .pdf, .csv (one row per run) or .json.",
+    )
+    parser.add_argument("ids", nargs="+", metavar="ID", help="run ids (a unique prefix is enough)")
+    parser.add_argument(
+        "--baseline",
+        metavar="ID",
+        default=None,
+        help="the run whose configuration is the baseline (default: the first)",
+    )
+    parser.add_argument(
+        "--energy",
+        choices=("device", "system"),
+        default="device",
+        help="energy view: the device's own domains, or every measured domain",
+    )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="noise threshold of the verdicts (default 0.01 = ±1 %%)",
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="report file: .html, .pdf, .csv or .json")  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def pick_profiles(profiles: list[CostProfile]) -> dict[str, CostProfile]:
+    """One profile per device: the unnamed one when there is one, else the first by name."""
+    out: dict[str, CostProfile] = {}
+    for p in sorted(profiles, key=lambda p: (p.device, p.name != "", p.name)):
+        out.setdefault(p.device, p)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from wattbench.db.store import open_store
+    from wattbench.reports import REPORT_SUFFIXES, write_report
+
+    out = str(args.output)
+    if not out.lower().endswith(REPORT_SUFFIXES):
+        raise BadInputError(f"-o {out!r}: the report file must end in "
+                            f"{', '.join(REPORT_SUFFIXES)}.")  # fmt: skip
+    with open_store(args.db) as store:
+        runs = store.load_runs(list(args.ids), with_arrays=True)
+        baseline = store.resolve_id(args.baseline) if args.baseline else None
+        profiles = pick_profiles(store.list_cost_profiles())
+    path = write_report(runs, out, baseline_id=baseline, energy_view=args.energy,
+                        noise=args.noise, cost_profiles=profiles)  # fmt: skip
+    print(f"Wrote {path} ({len(runs)} runs).", file=sys.stderr)
+    return 0

@@ -1,0 +1,179 @@
+"""The HTML report: one self-contained file, readable offline, without any script.
+
+Charts are inline SVG, raw data is embedded (a <pre> and data: download links), and a Content
+Security Policy forbids scripts and every network fetch. Every user string goes through `esc`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from string import Template
+
+from wattbench.reports.charts import Chart
+from wattbench.reports.data import csv_text, json_text
+from wattbench.reports.figures import ChartSet
+from wattbench.reports.model import ReportModel
+from wattbench.reports.tables import Table, all_tables, method_notes
+from wattbench.reports.textfmt import esc
+
+log = logging.getLogger(__name__)
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'"
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+color:#1b1b1b;margin:0 auto;max-width:1180px;padding:24px 28px;background:#fff}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:2px solid
+#0072B2;padding-bottom:3px}h3{font-size:15px;margin:18px 0 6px}
+.meta{color:#555;font-size:12.5px}.summary li{margin:4px 0}
+.warn{background:#fff6e5;border-left:4px solid #E69F00;padding:8px 12px;margin:12px 0}
+.warn li{margin:2px 0}
+table{border-collapse:collapse;margin:6px 0 4px;font-size:12.5px;width:100%}
+th,td{border:1px solid #d0d0d0;padding:3px 6px;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}th{background:#f0f4f8}
+td.na{color:#6a6a6a;font-style:italic}td.est{background:#f3f3f3;color:#7a3d00}
+td.good{color:#00603c;font-weight:600}td.bad{color:#a33a00;font-weight:600}
+td.base{font-weight:600}td.flag{color:#7a3d00}td.mono{font-family:monospace}
+.caption{color:#555;font-size:12px;margin:0 0 10px}
+figure{margin:14px 0 22px;page-break-inside:avoid}figure svg{width:100%;max-width:900px;height:auto;
+display:block}figcaption{color:#444;font-size:12px;margin-top:4px}
+nav ol{columns:2;font-size:13px}pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;
+font-size:11px;max-height:360px;overflow:auto;white-space:pre}
+.sys{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:14px}
+.sys table td:first-child{width:38%;color:#444}.sys>div{min-width:0}
+h1,h3{overflow-wrap:anywhere}table{table-layout:fixed}
+@media print{pre{max-height:none;white-space:pre-wrap}nav{display:none}}
+"""
+
+PAGE = Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="$csp">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="wattbench $version">
+<title>$title</title>
+<style>$style</style>
+</head>
+<body>
+$body
+</body>
+</html>
+""")
+
+SECTIONS = (
+    ("summary", "Summary"),
+    ("tables", "Comparison tables"),
+    ("charts", "Charts"),
+    ("verdicts", "Every verdict"),
+    ("runs", "Runs"),
+    ("systems", "Systems"),
+    ("method", "Method"),
+    ("raw", "Raw data"),
+)
+
+
+def table_html(t: Table | None) -> str:
+    if t is None:
+        return ""
+    head = "".join(f"<th>{esc(h)}</th>" for h in t.header)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="{esc(c.kind)}">{esc(c.text)}</td>' if c.kind else f"<td>{esc(c.text)}</td>"
+            for c in row
+        ) + "</tr>"
+        for row in t.rows
+    )  # fmt: skip
+    if not t.rows:
+        body = f'<tr><td class="na" colspan="{len(t.header)}">none</td></tr>'
+    cols = ""
+    if t.widths:
+        total = sum(t.widths)
+        cols = "<colgroup>" + "".join(f'<col style="width:{w / total * 100:.1f}%">'
+                                      for w in t.widths) + "</colgroup>"  # fmt: skip
+    heading = f'<h3 id="t-{esc(t.key)}">{esc(t.title)}</h3>'
+    caption = f'<p class="caption">{esc(t.caption)}</p>'
+    table = f"<table>{cols}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return heading + caption + table
+
+
+def chart_html(c: Chart) -> str:
+    return (f'<figure id="c-{esc(c.key)}" role="img" aria-label="{esc(c.title)}">{c.svg}'
+            f"<figcaption>{esc(c.caption)}</figcaption></figure>")  # fmt: skip
+
+
+def _list(items: Sequence[str], cls: str = "") -> str:
+    attr = f' class="{cls}"' if cls else ""
+    return f"<ul{attr}>" + "".join(f"<li>{esc(s)}</li>" for s in items) + "</ul>"
+
+
+def _data_link(text: str, mime: str, filename: str, label: str) -> str:
+    b64 = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return f'<a download="{esc(filename)}" href="data:{mime};base64,{b64}">{esc(label)}</a>'
+
+
+def render_html(model: ReportModel, charts: ChartSet) -> str:
+    """The whole report as one HTML document."""
+    tables = all_tables(model)
+    base = model.baseline
+    out: list[str] = [
+        f"<header><h1>{esc(model.title)}</h1><p class='meta'>Generated {esc(model.generated_at)}"
+        f" by wattbench {esc(model.wattbench_version)} · baseline: <b>{esc(base.group.label)}</b>"
+        f" · energy view: <b>{esc(model.energy_view)}</b> · noise threshold "
+        f"±{model.noise * 100:g} % · {len(model.runs)} runs in {len(model.groups)} "
+        "configurations</p></header>",
+        "<nav><b>Contents</b><ol>" + "".join(f'<li><a href="#{k}">{esc(t)}</a></li>'
+                                             for k, t in SECTIONS) + "</ol></nav>",
+        '<section id="summary"><h2>Summary</h2>',
+    ]  # fmt: skip
+    if model.summary:
+        out.append(_list(model.summary, "summary"))
+    else:
+        out.append(f"<p>Only one configuration ({esc(base.group.label)}): there is nothing to "
+                   "compare it with; its figures are below.</p>")  # fmt: skip
+    if model.warnings:
+        out.append('<div class="warn"><b>Read with care</b>' + _list(model.warnings) + "</div>")
+    out.append("</section>")
+    out.append('<section id="tables"><h2>Comparison tables</h2>')
+    out += [table_html(tables[k]) for k in ("speed", "energy", "ratios")]
+    out.append("</section>")
+    out.append('<section id="charts"><h2>Charts</h2>')
+    out += [chart_html(c) for c in charts.charts]
+    if charts.skipped:
+        out.append("<p class='caption'>Not drawn: " + "; ".join(
+            f"{esc(t)} ({esc(why)})" for t, why in charts.skipped) + ".</p>")  # fmt: skip
+    out.append("</section>")
+    out.append('<section id="verdicts"><h2>Every verdict</h2>')
+    out.append(
+        _list(model.sentences) if model.sentences else "<p>No ratios: one configuration.</p>"
+    )
+    out.append("</section>")
+    out.append('<section id="runs"><h2>Runs</h2>' + table_html(tables["runs"]) + "</section>")
+    out.append('<section id="systems"><h2>Systems</h2><div class="sys">')
+    for s in model.systems:
+        rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in s.items)
+        out.append(
+            f"<div><h3>{esc(s.title)}</h3><p class='caption'>Used by: "
+            f"{esc('; '.join(s.used_by))}</p><table><tbody>{rows}</tbody></table></div>"
+        )
+    out.append("</div></section>")
+    out.append('<section id="method"><h2>Method</h2>')
+    for heading, text in method_notes(model):
+        out.append(f"<h3>{esc(heading)}</h3><p>{esc(text)}</p>")
+    out += [table_html(tables[k]) for k in ("stopping", "sensors", "cost")]
+    out.append("</section>")
+    csv_doc = csv_text(model)
+    out.append(
+        '<section id="raw"><h2>Raw data</h2><p>Download: '
+        + _data_link(csv_doc, "text/csv", "wattbench-runs.csv", "runs as CSV")
+        + " · "
+        + _data_link(json_text(model), "application/json", "wattbench-report.json",
+                     "full report as JSON (format wattbench.report, version 1)")
+        + ". One row per run, figures in stored units (ns, J, items/s); an empty cell is "
+        "unknown, with its reason in the matching _na_reason column.</p>"
+        f"<pre>{esc(csv_doc)}</pre></section>"
+    )  # fmt: skip
+    return PAGE.substitute(csp=CSP, version=esc(model.wattbench_version),
+                           title=esc(model.title), style=STYLE, body="\n".join(out))  # fmt: skip

@@ -1,0 +1,240 @@
+"""The PDF report (reportlab): the HTML report's content, paginated, charts at 250 dpi.
+
+reportlab's Paragraph reads a small markup language, so every user string is escaped with
+`esc` before it goes in. Text uses the DejaVu fonts that matplotlib ships, which have the
+symbols the report uses (×, ≤, ρ, ε, µ) that the PDF base fonts lack.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wattbench.reports.charts import Chart
+from wattbench.reports.data import csv_text
+from wattbench.reports.figures import ChartSet
+from wattbench.reports.model import ReportModel
+from wattbench.reports.tables import Table, all_tables, method_notes
+from wattbench.reports.textfmt import esc
+
+if TYPE_CHECKING:
+    from reportlab.platypus import Flowable
+
+log = logging.getLogger(__name__)
+
+FONT = "WattbenchSans"
+FONT_BOLD = "WattbenchSans-Bold"
+FONT_MONO = "WattbenchMono"
+MAX_RAW_RUNS = 12  # runs shown field by field; beyond that the CSV export is the raw data
+RAW_RUNS_PER_TABLE = 4
+KIND_COLOURS = {"na": "#6a6a6a", "est": "#7a3d00", "good": "#00603c", "bad": "#a33a00",
+                "flag": "#7a3d00"}  # fmt: skip
+
+
+def _register_fonts() -> None:
+    import matplotlib
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if FONT in pdfmetrics.getRegisteredFontNames():
+        return
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    pdfmetrics.registerFont(TTFont(FONT, str(ttf / "DejaVuSans.ttf")))
+    pdfmetrics.registerFont(TTFont(FONT_BOLD, str(ttf / "DejaVuSans-Bold.ttf")))
+    pdfmetrics.registerFont(TTFont(FONT_MONO, str(ttf / "DejaVuSansMono.ttf")))
+    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT,
+                                  boldItalic=FONT_BOLD)  # fmt: skip
+
+
+def _styles() -> dict[str, Any]:
+    from reportlab.lib.styles import ParagraphStyle
+
+    base = ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12, spaceAfter=4)
+    return {
+        "body": base,
+        "title": ParagraphStyle("title", base, fontName=FONT_BOLD, fontSize=17, leading=21,
+                                spaceAfter=4),
+        "h2": ParagraphStyle("h2", base, fontName=FONT_BOLD, fontSize=13, leading=16,
+                             spaceBefore=10, spaceAfter=5, textColor="#0b4f7c"),
+        "h3": ParagraphStyle("h3", base, fontName=FONT_BOLD, fontSize=10, leading=13,
+                             spaceBefore=6, spaceAfter=2),
+        "meta": ParagraphStyle("meta", base, fontSize=8, leading=10, textColor="#555555"),
+        "caption": ParagraphStyle("caption", base, fontSize=7.5, leading=9.5,
+                                  textColor="#444444"),
+        "bullet": ParagraphStyle("bullet", base, leftIndent=10, bulletIndent=2, spaceAfter=3),
+        "cell": ParagraphStyle("cell", base, fontSize=7, leading=8.6, spaceAfter=0),
+        "head": ParagraphStyle("head", base, fontName=FONT_BOLD, fontSize=7, leading=8.6,
+                               spaceAfter=0),
+        "mono": ParagraphStyle("mono", base, fontName=FONT_MONO, fontSize=6.5, leading=8,
+                               spaceAfter=0),
+    }  # fmt: skip
+
+
+def _cell(text: str, kind: str, st: dict[str, Any]) -> Any:
+    from reportlab.platypus import Paragraph
+
+    body = esc(text)
+    if kind in KIND_COLOURS:
+        body = f'<font color="{KIND_COLOURS[kind]}">{body}</font>'
+    if kind in ("good", "bad", "base"):
+        body = f"<b>{body}</b>"
+    return Paragraph(body, st["mono" if kind == "mono" else "cell"])
+
+
+def _grid(header: list[str], rows: list[list[Any]], widths: list[float],
+          st: dict[str, Any]) -> Flowable:  # fmt: skip
+    from reportlab.lib import colors
+    from reportlab.platypus import Paragraph
+    from reportlab.platypus import Table as RLTable
+
+    data = [[Paragraph(esc(h), st["head"]) for h in header], *rows]
+    t = RLTable(data, colWidths=widths, repeatRows=1)
+    t.setStyle([
+        ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#c8c8c8")),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef3f8")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ])  # fmt: skip
+    return t
+
+
+def _table(t: Table | None, width: float, st: dict[str, Any]) -> list[Flowable]:
+    from reportlab.platypus import Paragraph
+
+    if t is None:
+        return []
+    rel = t.widths or tuple([1.0] * len(t.header))
+    widths = [width * w / sum(rel) for w in rel]
+    rows = [[_cell(c.text, c.kind, st) for c in row] for row in t.rows]
+    if not rows:
+        rows = [[_cell("none", "na", st)] + [_cell("", "", st)] * (len(t.header) - 1)]
+    return [Paragraph(esc(t.title), st["h3"]), Paragraph(esc(t.caption), st["caption"]),
+            _grid(t.header, rows, widths, st)]  # fmt: skip
+
+
+def _chart(c: Chart, width: float, st: dict[str, Any]) -> Flowable:
+    from reportlab.platypus import Image, KeepTogether, Paragraph
+
+    w = min(width, c.width_in * 72)
+    img = Image(io.BytesIO(c.png), width=w, height=w * c.height_in / c.width_in)
+    img.hAlign = "LEFT"
+    return KeepTogether([img, Paragraph(esc(c.caption), st["caption"])])
+
+
+def _raw_tables(model: ReportModel, width: float, st: dict[str, Any]) -> list[Flowable]:
+    """Every run's CSV fields, a few runs per table, field names down the side."""
+    import csv
+
+    from reportlab.platypus import Paragraph
+
+    rows = list(csv.reader(io.StringIO(csv_text(model))))
+    header, runs = rows[0], rows[1:]
+    out: list[Flowable] = []
+    shown = runs[:MAX_RAW_RUNS]
+    if len(runs) > MAX_RAW_RUNS:
+        out.append(Paragraph(f"The first {MAX_RAW_RUNS} of {len(runs)} runs; export the "
+                             "report as CSV for all of them.", st["body"]))  # fmt: skip
+    for start in range(0, len(shown), RAW_RUNS_PER_TABLE):
+        chunk = shown[start : start + RAW_RUNS_PER_TABLE]
+        label_w = width * 0.28
+        col_w = (width - label_w) / RAW_RUNS_PER_TABLE
+        body = []
+        for i, name in enumerate(header[1:], start=1):
+            values = [r[i] if i < len(r) else "" for r in chunk]
+            if not any(values):
+                continue
+            body.append([_cell(name, "mono", st)] + [_cell(v, "", st) for v in values])
+        out.append(_grid(["field"] + [r[0][:8] for r in chunk], body,
+                         [label_w] + [col_w] * len(chunk), st))  # fmt: skip
+        out.append(Paragraph("", st["body"]))
+    return out
+
+
+def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
+    """The whole report as PDF bytes (A4)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate
+
+    _register_fonts()
+    st = _styles()
+    buf = io.BytesIO()
+    footer = f"{model.title} · {model.generated_at}"
+
+    def on_page(canvas: Any, doc: Any) -> None:
+        canvas.saveState()
+        canvas.setFont(FONT, 7)
+        canvas.setFillColor("#666666")
+        canvas.drawString(15 * mm, 8 * mm, footer[:120])
+        canvas.drawRightString(A4[0] - 15 * mm, 8 * mm, f"page {doc.page}")
+        canvas.restoreState()
+
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=14 * mm,
+        bottomMargin=16 * mm,
+        title=model.title,
+        author="wattbench",
+        creator=f"wattbench {model.wattbench_version}",
+    )
+    width = doc.width
+    tables = all_tables(model)
+    base = model.baseline
+    story: list[Flowable] = [
+        Paragraph(esc(model.title), st["title"]),
+        Paragraph(esc(f"Generated {model.generated_at} by wattbench {model.wattbench_version} · "
+                      f"baseline: {base.group.label} · energy view: {model.energy_view} · noise "
+                      f"threshold ±{model.noise * 100:g} % · {len(model.runs)} runs in "
+                      f"{len(model.groups)} configurations"), st["meta"]),
+        Paragraph("Summary", st["h2"]),
+    ]  # fmt: skip
+    if model.summary:
+        story += [Paragraph(esc(s), st["bullet"], bulletText="•") for s in model.summary]
+    else:
+        story.append(Paragraph(esc(f"Only one configuration ({base.group.label}): there is "
+                                   "nothing to compare it with."), st["body"]))  # fmt: skip
+    if model.warnings:
+        story.append(Paragraph("Read with care", st["h3"]))
+        story += [Paragraph(esc(w), st["bullet"], bulletText="!") for w in model.warnings]
+    story.append(Paragraph("Comparison tables", st["h2"]))
+    for k in ("speed", "energy", "ratios"):
+        story += _table(tables[k], width, st)
+    story.append(Paragraph("Charts", st["h2"]))
+    story += [_chart(c, width, st) for c in charts.charts]
+    if charts.skipped:
+        story.append(Paragraph(esc("Not drawn: " + "; ".join(f"{t} ({why})"
+                                                              for t, why in charts.skipped)
+                                   + "."), st["caption"]))  # fmt: skip
+    story.append(Paragraph("Every verdict", st["h2"]))
+    story += [Paragraph(esc(s), st["bullet"], bulletText="•") for s in model.sentences]
+    story.append(Paragraph("Runs", st["h2"]))
+    story += _table(tables["runs"], width, st)
+    story.append(Paragraph("Systems", st["h2"]))
+    for s in model.systems:
+        story.append(Paragraph(esc(s.title), st["h3"]))
+        story.append(Paragraph(esc("Used by: " + "; ".join(s.used_by)), st["caption"]))
+        rows = [[_cell(k, "", st), _cell(v, "", st)] for k, v in s.items]
+        story.append(_grid(["item", "value"], rows, [width * 0.35, width * 0.65], st))
+    story.append(Paragraph("Method", st["h2"]))
+    for heading, text in method_notes(model):
+        story += [Paragraph(esc(heading), st["h3"]), Paragraph(esc(text), st["body"])]
+    for k in ("stopping", "sensors", "cost"):
+        story += _table(tables[k], width, st)
+    story += [
+        PageBreak(),
+        Paragraph("Raw data", st["h2"]),
+        Paragraph(
+            "Every figure and flag of every run, in stored units (ns, J, items/s), "
+            "as in the CSV export; empty fields are left out.",
+            st["body"],
+        ),
+    ]
+    story += _raw_tables(model, width, st)
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    return buf.getvalue()

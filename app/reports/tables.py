@@ -1,0 +1,269 @@
+"""The report's tables as plain text cells, shared by the HTML and PDF renderings.
+
+Cells hold unescaped text plus a kind ("na", "est", "good", "bad", "base", "flag"); each renderer
+escapes the text for its own format. Unknown figures read "n/a — reason", never 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from wattbench.engine.compare import METRICS
+from wattbench.engine.result import RunStatus
+from wattbench.reports.model import Cell, ReportModel, RunEntry
+from wattbench.reports.textfmt import interval_text, na, percent_text, ratio_text, sig
+
+log = logging.getLogger(__name__)
+
+SPEED_METRICS = ("throughput", "latency-p50", "latency-p99", "latency-mean")
+ENERGY_METRICS = ("energy", "perf-per-watt", "cost", "co2")
+GOOD_VERDICTS = ("faster", "better")
+BAD_VERDICTS = ("slower", "worse")
+
+
+@dataclass(frozen=True)
+class TCell:
+    text: str
+    kind: str = ""  # "", "na", "est", "good", "bad", "base", "flag", "mono"
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    caption: str
+    header: list[str]
+    rows: list[list[TCell]] = field(default_factory=list)
+    widths: tuple[float, ...] = ()  # relative column widths (PDF); empty = equal
+
+
+def figure_cell(cell: Cell, scale: float) -> TCell:
+    """'1,234 (95 % CI 1,220–1,250)' in display units, or the n/a reason, or the estimate."""
+    if cell.value is None:
+        if cell.note.startswith("ESTIMATE"):
+            return TCell(cell.note, "est")
+        return TCell(na(cell.na_reason), "na")
+    text = sig(cell.value * scale)
+    iv = interval_text(None if cell.lo is None else cell.lo * scale,
+                       None if cell.hi is None else cell.hi * scale)  # fmt: skip
+    text += f" ({iv})" if iv else " (no interval)"
+    if cell.note:
+        text += f" — {cell.note}"
+    return TCell(text)
+
+
+def _metric_header(model: ReportModel, metric: str) -> str:
+    return f"{METRICS[metric].label} ({model.units[metric].unit})"
+
+
+def figures_table(model: ReportModel, key: str, metrics: Sequence[str], title: str) -> Table:
+    header = ["Configuration", "Runs", *(_metric_header(model, m) for m in metrics)]
+    t = Table(key, title, "Pooled figures per configuration with 95 % intervals in brackets "
+              "(geometric mean across replicate runs; a single run's own interval otherwise).",
+              header, widths=(2.2, 0.6, *([1.6] * len(metrics))))  # fmt: skip
+    for g in model.groups:
+        label = g.group.label + (" [baseline]" if g.is_baseline else "")
+        row = [TCell(label, "base" if g.is_baseline else ""), TCell(str(g.group.replicates))]
+        row += [figure_cell(g.cells[m], model.units[m].scale) for m in metrics]
+        t.rows.append(row)
+    return t
+
+
+def ratios_table(model: ReportModel) -> Table:
+    base = model.baseline.group.label
+    t = Table("ratios", f"Ratios to the baseline ({base})",
+              f"Each configuration ÷ the baseline. Verdicts: the whole 95 % interval outside "
+              f"[{1 - model.noise:g}, {1 + model.noise:g}] gives faster/slower (better/worse); "
+              "inside it, equivalent; otherwise inconclusive.",
+              ["Configuration", "Metric", "Ratio", "95 % CI", "Verdict", "Interval method"],
+              widths=(2.2, 1.6, 0.8, 1.1, 1.6, 1.6))  # fmt: skip
+    metrics = [m for m in model.metrics if model.cost_profiles or m not in ("cost", "co2")]
+    if len(metrics) < len(model.metrics):
+        t.caption += " Cost and CO2 ratios are left out: no cost profile was given."
+    for row in model.comparison.rows:
+        label = row.group.label + ("" if row.comparable else " (not like-for-like)")
+        for m in metrics:
+            r = row.ratios[m]
+            if r.value is None:
+                t.rows.append([TCell(label), TCell(METRICS[m].label), TCell(na(r.na_reason), "na"),
+                               TCell(""), TCell(""), TCell("")])  # fmt: skip
+                continue
+            ci = f"{sig(r.lo)}–{sig(r.hi)}" if r.lo is not None and r.hi is not None else na(
+                r.na_reason or "no interval")  # fmt: skip
+            verdict = r.verdict or "none"
+            if r.verdict == "inconclusive" and r.reps_needed:
+                verdict += f" (≈{r.reps_needed} runs per side would settle it)"
+            kind = "good" if r.verdict in GOOD_VERDICTS else (
+                "bad" if r.verdict in BAD_VERDICTS else "")  # fmt: skip
+            t.rows.append([TCell(label), TCell(METRICS[m].label), TCell(ratio_text(r.value)),
+                           TCell(ci, "" if r.lo is not None else "na"), TCell(verdict, kind),
+                           TCell(r.method)])  # fmt: skip
+    return t
+
+
+def run_status_text(e: RunEntry) -> str:
+    r = e.run
+    if r.status is RunStatus.DONE:
+        if r.converged:
+            return "done, converged"
+        rho = percent_text(r.latency.rho) if r.latency else "n/a"
+        return f"done, NOT converged (ρ reached {rho})"
+    return f"{r.status.value}: {r.reason or 'no reason recorded'}"
+
+
+def runs_table(model: ReportModel) -> Table:
+    t = Table("runs", "Every run", "All runs in the report, including those not compared.",
+              ["Run", "Configuration", "Status", "Host", "Quality flags", "Tags", "Notes"],
+              widths=(0.9, 2.4, 1.5, 1.2, 1.2, 1.0, 1.6))  # fmt: skip
+    for e in model.runs:
+        r = e.run
+        t.rows.append([
+            TCell(r.id[:8], "mono"),
+            TCell(e.group_label or r.spec.label()),
+            TCell(run_status_text(e), "" if r.status is RunStatus.DONE and r.converged else "na"),
+            TCell(e.host),
+            TCell(", ".join(r.flags) or "none", "flag" if r.flags else ""),
+            TCell(", ".join(r.spec.tags) or "—"),
+            TCell(r.notes or "—"),
+        ])  # fmt: skip
+    return t
+
+
+def sensors_table(model: ReportModel) -> Table:
+    t = Table("sensors", "Energy sources per run",
+              "Each energy figure with where it comes from (source), what it covers (scope), how "
+              "it was obtained (method) and its flags. Estimates are marked and never ranked "
+              "against measurements.",
+              ["Run", "Domain", "Source", "Scope", "Method", "Avg power", "Idle power",
+               "Energy per inference (gross / above idle)", "Flags"],
+              widths=(0.9, 0.9, 1.3, 1.0, 1.2, 0.8, 0.8, 1.7, 1.2))  # fmt: skip
+    for e in model.runs:
+        r = e.run
+        if not r.energy:
+            if r.status is RunStatus.DONE:
+                t.rows.append([TCell(r.id[:8], "mono"), TCell(na(r.energy_na_reason or
+                               "no energy figure recorded"), "na")] + [TCell("")] * 7)  # fmt: skip
+            continue
+        for f in r.energy:
+            kind = "est" if f.is_estimate else ""
+            method = f.method + (" — ESTIMATE" if f.is_estimate else "")
+            idle = f"{sig(f.idle_power_w)} W" if f.idle_power_w is not None else na("not measured")
+            above = (
+                f"{sig(f.energy_per_item_above_idle_j * 1e3)} mJ"
+                if f.energy_per_item_above_idle_j is not None
+                else na("no idle baseline")
+            )
+            unc = (f" ±{percent_text(f.rel_uncertainty)}" if f.rel_uncertainty is not None
+                   else "")  # fmt: skip
+            t.rows.append([
+                TCell(r.id[:8], "mono"), TCell(f.domain), TCell(f.source, kind), TCell(f.scope),
+                TCell(method, kind), TCell(f"{sig(f.avg_power_w)} W"), TCell(idle),
+                TCell(f"{sig(f.energy_per_item_j * 1e3)} mJ{unc} / {above}", kind),
+                TCell(", ".join(f.flags) or "none", "flag" if f.flags else ""),
+            ])  # fmt: skip
+    return t
+
+
+def stopping_table(model: ReportModel) -> Table:
+    t = Table("stopping", "Stopping rule per run",
+              "Target ε is the relative half-width of the 95 % CI of the mean latency at which "
+              "measurement stops (two consecutive checks); T_max stops it otherwise.",
+              ["Run", "Preset", "Target ε", "Reached ρ", "T_max", "Samples (n / n_eff)",
+               "Measured for", "Warm-up", "Block size"],
+              widths=(0.9, 0.7, 0.6, 0.7, 0.6, 1.1, 0.8, 1.2, 0.6))  # fmt: skip
+    for e in model.runs:
+        r = e.run
+        if r.status is not RunStatus.DONE:
+            continue
+        s, ph, lat = r.spec, r.phases, r.latency
+        t.rows.append([
+            TCell(r.id[:8], "mono"), TCell(s.preset), TCell(percent_text(s.target_epsilon)),
+            TCell(percent_text(lat.rho) if lat else na("no latency"),
+                  "" if r.converged else "na"),
+            TCell(f"{sig(s.measurement_t_max_s)} s"),
+            TCell(f"{lat.n:,} / {lat.n_eff:,.0f}" if lat else na("no latency")),
+            TCell(f"{sig(ph.measure_s)} s" if ph.measure_s else na("not recorded")),
+            TCell(f"{ph.warmup_iterations} iterations, {sig(ph.warmup_s) if ph.warmup_s else 0} s"
+                  + ("" if ph.warmup_steady else " (unsteady)")),
+            TCell(str(ph.block_size)),
+        ])  # fmt: skip
+    return t
+
+
+def cost_table(model: ReportModel) -> Table | None:
+    if not model.cost_profiles:
+        return None
+    t = Table("cost", "Cost assumptions", "Per-device cost profiles used for $ and CO2 figures; "
+              "blank: not set (never taken as 0).",
+              ["Device", "Profile", "Purchase", "Amortization", "Utilization", "Electricity",
+               "PUE", "Carbon", "Cloud"])  # fmt: skip
+    for dev, p in model.cost_profiles.items():
+
+        def opt(v: float | None, unit: str) -> str:
+            return "not set" if v is None else f"{sig(v)} {unit}".strip()
+
+        t.rows.append([TCell(dev), TCell(p.name or "—"), TCell(opt(p.purchase_price_usd, "USD")),
+                       TCell(opt(p.amortization_years, "years")),
+                       TCell(percent_text(p.utilization)),
+                       TCell(opt(p.electricity_usd_per_kwh, "USD/kWh")), TCell(sig(p.pue)),
+                       TCell(opt(p.carbon_g_per_kwh, "gCO2/kWh")),
+                       TCell(opt(p.cloud_usd_per_hour, "USD/h"))])  # fmt: skip
+    return t
+
+
+def all_tables(model: ReportModel) -> dict[str, Table | None]:
+    return {
+        "speed": figures_table(model, "speed", SPEED_METRICS, "Speed per configuration"),
+        "energy": figures_table(model, "energy", ENERGY_METRICS,
+                                f"Energy and cost per configuration ({model.energy_view} view)"),
+        "ratios": ratios_table(model),
+        "runs": runs_table(model),
+        "stopping": stopping_table(model),
+        "sensors": sensors_table(model),
+        "cost": cost_table(model),
+    }  # fmt: skip
+
+
+def method_notes(model: ReportModel) -> list[tuple[str, str]]:
+    """The method in words: stopping rule, comparison, energy and idle handling, cost."""
+    presets = sorted({e.run.spec.preset for e in model.runs})
+    notes = [
+        ("Measurement and stopping rule",
+         "Each run executed in its own worker process: system description, cold load and first "
+         "call, warm-up until two consecutive windows agree within 2 %, calibration of the "
+         "timing loop's own cost, then measurement. Measurement stops when ρ — the relative "
+         "half-width of the 95 % confidence interval of the mean latency, from k = 20 batch "
+         "means — is at most the target ε on two consecutive checks, with at least 30 samples "
+         "and 1 s (2 s on a GPU); otherwise at T_max, and the run is marked not converged. "
+         f"Presets used: {', '.join(presets)}. Percentiles carry order-statistic intervals; "
+         "p99 is a headline figure only with an effective sample size n_eff ≥ 662."),
+        ("Comparison",
+         "Runs of the same configuration (same workload, runtime, device, threads and model "
+         "hash) are replicates: with at least 2 on both sides, a ratio's 95 % interval comes "
+         "from the spread between runs (Welch t on the log of each run's figure); with a single "
+         "run on either side it combines the runs' own intervals and is labelled 'within-run "
+         f"only'. Noise threshold: ±{model.noise * 100:g} %. Ratios between workloads that "
+         "differ (model, shapes, precision, batch) are marked not like-for-like."),
+        ("Energy and idle handling",
+         f"Energy figures use the {model.energy_view} view: 'device' counts the device's own "
+         "domains (GPU board, or CPU packages + DRAM); 'system' adds every measured domain. "
+         "Energy per inference is gross (idle power included); the above-idle figure "
+         "(E − P_idle × T) / N is listed per domain in the energy sources table, with the idle "
+         "power measured before the run until its 5 s rolling mean was stable within ±2 %. "
+         "Estimates from a TDP × load model are marked ESTIMATE, drawn hatched in grey, and "
+         "never ranked against measurements."),
+    ]  # fmt: skip
+    if model.cost_profiles:
+        notes.append(("Cost assumptions",
+                      "Owned hardware: purchase price ÷ (years × 8,766 h × utilization) per "
+                      "hour of use, plus energy × electricity tariff × PUE; a cloud $/hour "
+                      "replaces both. CO2: energy × PUE × carbon intensity. Uncertainties of "
+                      "throughput and energy combine in quadrature. The profiles are listed in "
+                      "the cost table."))  # fmt: skip
+    else:
+        notes.append(("Cost assumptions",
+                      "No cost profile was given, so $ and CO2 per million inferences are n/a. "
+                      "Set a cost profile per device to get them."))  # fmt: skip
+    return notes

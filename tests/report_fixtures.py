@@ -1,0 +1,161 @@
+"""Synthetic but complete runs for the report tests, built with the real RunResult classes.
+
+Figures come from seeded random latencies, so each run is internally consistent (mean, percentiles,
+throughput and energy agree with its arrays). `HOSTILE` strings go into names, notes and tags.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from wattbench.engine.result import (
+    EnergyFigure,
+    Interval,
+    LatencySummary,
+    ModelInfo,
+    PercentileEstimate,
+    PhaseTimings,
+    RunResult,
+    RunStatus,
+    Trace,
+)
+from wattbench.engine.spec import RunSpec, Scenario
+
+HOSTILE = (
+    "<script>document.title='PWNED';document.body.innerHTML='PWNED'</script>"
+    "<img src=x onerror=\"document.title='PWNED'\">$\\alpha$ & \"q\" 'a' _x"
+)
+
+
+def make_run(
+    *,
+    device: str = "cpu",
+    runtime: str = "torch",
+    batch: int = 32,
+    mean_ms: float = 10.0,
+    power_w: float | None = 50.0,
+    seed: int = 0,
+    n: int = 800,
+    host: str = "bench-a",
+    notes: str = "",
+    tags: tuple[str, ...] = (),
+    estimate_only: bool = False,
+    status: RunStatus = RunStatus.DONE,
+    model: str = "builtin:resnet50",
+) -> RunResult:
+    """One finished run whose every figure is derived from its own synthetic latencies."""
+    spec = RunSpec(
+        model=model,
+        device=device,
+        runtime=runtime,
+        batch_size=batch,
+        scenario=Scenario.OFFLINE,
+        tags=tags,
+        repeat=seed,
+    )
+    system = {
+        "hostname": host,
+        "cpu": {"model": "Synthetic CPU 9000", "cores": 8, "threads": 16},
+        "os": "Linux 6.1",
+        "torch": "2.13.0",
+        "gpus": [{"name": "Synthetic GPU", "driver": "550.1"}] if device != "cpu" else [],
+    }
+    info = ModelInfo(
+        ref=model,
+        name="ResNet-50",
+        family="builtin",
+        format="torch-module",
+        sha256="ab" * 32,
+        inputs=(("input", (batch, 3, 224, 224), "float32"),),
+        parameters=25_557_032,
+    )
+    if status is not RunStatus.DONE:
+        return RunResult(
+            spec=spec, status=status, reason="worker ran out of memory", system=system, model=info,
+            error_kind="out_of_memory", notes=notes,
+        )  # fmt: skip
+    rng = np.random.default_rng(seed)
+    lat_ns = (mean_ms * 1e6 * (1 + 0.02 * rng.standard_normal(n))).astype(np.int64)
+    starts = np.cumsum(np.concatenate([[0], lat_ns[:-1]])).astype(np.int64) + 5_000_000_000
+    mean = float(lat_ns.mean())
+    sd = float(lat_ns.std(ddof=1))
+    h = 2.093 * sd / math.sqrt(n) * 3
+    pcts = []
+    for p in (0.5, 0.9, 0.99):
+        v = float(np.quantile(lat_ns, p))
+        pcts.append(PercentileEstimate(p, v, v, v * 0.99, v * 1.01, p < 0.99 or n >= 662))
+    lat = LatencySummary(
+        n=n, mean_ns=mean, sd_ns=sd, cv=sd / mean, median_ns=float(np.median(lat_ns)),
+        iqr_ns=float(np.subtract(*np.quantile(lat_ns, [0.75, 0.25]))), mad_ns=sd * 0.67,
+        min_ns=float(lat_ns.min()), max_ns=float(lat_ns.max()), mean_lo_ns=mean - h,
+        mean_hi_ns=mean + h, rho=h / mean, r1=0.05, n_eff=n * 0.95 / 1.05, outliers_low=0,
+        outliers_high=2, drift=0.001, percentiles=tuple(pcts),
+    )  # fmt: skip
+    thr = batch / (mean * 1e-9)
+    throughput = Interval(thr, thr * (1 - lat.rho), thr * (1 + lat.rho))
+    duration_s = float(lat_ns.sum()) * 1e-9
+    items = n * batch
+    energy: tuple[EnergyFigure, ...] = ()
+    telemetry: dict[str, Trace] = {}
+    if power_w is not None:
+        e_j = power_w * duration_s
+        src = "estimate.tdp" if estimate_only else (
+            "nvml.total_energy" if device != "cpu" else "rapl.package-0")  # fmt: skip
+        energy = (
+            EnergyFigure(
+                domain="gpu0" if device != "cpu" else "package-0",
+                device=device,
+                source=src,
+                scope="gpu-board" if device != "cpu" else "cpu-package",
+                method="model" if estimate_only else "counter-difference",
+                energy_j=e_j, duration_s=duration_s, avg_power_w=power_w, items=items,
+                energy_per_item_j=e_j / items, items_per_j=items / e_j, idle_power_w=power_w / 5,
+                energy_per_item_above_idle_j=(e_j - power_w / 5 * duration_s) / items,
+                rel_uncertainty=0.02, flags=("estimate",) if estimate_only else ("wrap_corrected",),
+            ),
+        )  # fmt: skip
+        t = np.arange(-2.0, duration_s, 0.1)
+        watts = np.where(t < 0, power_w / 5, power_w + rng.standard_normal(t.size))
+        telemetry["power.0"] = Trace(
+            name=f"{device} power", unit="W",
+            t_ns=(starts[0] + t * 1e9).astype(np.int64), values=watts.astype(np.float64),
+        )  # fmt: skip
+    return RunResult(
+        spec=spec,
+        status=RunStatus.DONE,
+        phases=PhaseTimings(
+            cold_load_s=0.8,
+            first_call_ns=int(mean_ms * 3e6),
+            warmup_iterations=120,
+            warmup_s=1.2,
+            warmup_steady=True,
+            null_call_ns=60.0,
+            measure_s=duration_s,
+            total_s=duration_s + 4,
+        ),
+        system=system,
+        model=info,
+        latency=lat,
+        throughput_items_per_s=throughput,
+        converged=True,
+        flags=("outliers",),
+        energy=energy,
+        energy_na_reason=None if power_w is not None else "no power sensor readable on this host",
+        arrays={"latencies_ns": lat_ns, "starts_ns": starts},
+        telemetry=telemetry,
+        notes=notes,
+    )
+
+
+def comparison_runs() -> list[RunResult]:
+    """CPU baseline (2 replicates), a GPU (2 replicates) at two batch sizes, a failed run."""
+    return [
+        make_run(seed=1, host="bench-a", notes="baseline " + HOSTILE, tags=(HOSTILE,)),
+        make_run(seed=2, host="bench-a"),
+        make_run(device="cuda:0", mean_ms=12.5, power_w=20.0, seed=3, host=HOSTILE),
+        make_run(device="cuda:0", mean_ms=12.4, power_w=20.5, seed=4, host=HOSTILE),
+        make_run(device="cuda:0", batch=8, mean_ms=4.0, power_w=15.0, seed=5, host=HOSTILE),
+        make_run(device="cpu", runtime="onnxruntime", power_w=None, seed=6, host="bench-a"),
+        make_run(device="cuda:0", status=RunStatus.FAILED, seed=7, notes=HOSTILE),
+    ]

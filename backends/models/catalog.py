@@ -149,12 +149,11 @@ def _read_onnx(path: Path) -> Any:
 
 def _onnx_signature(path: Path) -> tuple[tuple[InputSpec, ...], int | None]:
     """Declared inputs (initializers excluded) and parameter count of an ONNX file."""
-    import numpy as np
 
     model = _read_onnx(path)
     graph = model.graph
     init = {t.name for t in graph.initializer}
-    params = sum(int(np.prod(t.dims)) for t in graph.initializer) if graph.initializer else None
+    params = _parameter_count(graph)
     specs: list[InputSpec] = []
     for value in graph.input:
         if value.name in init:
@@ -182,6 +181,24 @@ def _onnx_signature(path: Path) -> tuple[tuple[InputSpec, ...], int | None]:
     if not specs:
         raise ModelError(f"{path} declares no inputs; Wattbench needs at least one to feed.")
     return tuple(specs), params
+
+
+def _parameter_count(graph: Any) -> int | None:
+    """Weights in initializers plus tensors made by ConstantOfShape from constant shapes
+    (the onnx test models build their weights that way)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    consts: dict[str, Any] = {t.name: t for t in graph.initializer}
+    total = sum(int(np.prod(t.dims)) for t in graph.initializer)
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = node.attribute[0].t
+    for node in graph.node:
+        if node.op_type == "ConstantOfShape" and node.input and node.input[0] in consts:
+            dims = numpy_helper.to_array(consts[node.input[0]])
+            total += int(np.prod(dims))
+    return total or None
 
 
 def _onnx_file_entry(path: Path) -> ModelEntry:

@@ -261,5 +261,6 @@ class GPT(nn.Module):
         positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
         x = self.wte(input_ids) + self.wpe(positions)
         for block, (k_cache, v_cache) in zip(self.blocks, cache, strict=True):
+            assert isinstance(block, GPTBlock)
             x = block.forward_cached(x, k_cache, v_cache, start)
         return self.logits(x[:, -1:, :])[:, 0, :]

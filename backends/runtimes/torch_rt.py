@@ -203,6 +203,7 @@ class TorchRuntime:
                     precisions=(),
                 )
             ]
+        assert xpu is not None
         return [
             DeviceInfo(
                 id=f"xpu:{i}",

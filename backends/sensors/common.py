@@ -1,9 +1,10 @@
 """Small pieces shared by the power sources: the sysfs root, file reading, status records.
 
 Every sysfs reader takes an ``opener`` with the signature of :func:`os.open`
-(``opener(path, flags) -> fd``); the default is ``os.open``. Tests pass an opener that raises
-the same ``PermissionError`` the kernel raises for a root-only file, because the tests run as
-root and root can read a mode-000 file; everything after the open is the real code.
+(``opener(path, flags) -> fd``); the default is :data:`OPENER` (``os.open``). Tests set an
+opener that raises the same ``PermissionError`` the kernel raises for a root-only file,
+because the tests may run as root and root can read a mode-000 file; everything after the
+open is the real code.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ SYSFS_ROOT_ENV = "WATTBENCH_SYSFS_ROOT"
 DEFAULT_SYSFS_ROOT = "/sys"
 
 Opener = Callable[[str, int], int]
+OPENER: Opener = os.open  # the default opener of every sysfs reader (tests replace it)
+
+
+def default_opener() -> Opener:
+    return OPENER
+
 
 STATUS_OK = "ok"
 STATUS_UNREADABLE = "unreadable"

@@ -25,6 +25,7 @@ from wattbench.backends.sensors.common import (
     DomainStatus,
     Opener,
     ValueFile,
+    default_opener,
     os_error_reason,
     read_optional,
     read_optional_float,
@@ -80,10 +81,10 @@ class HwmonSource:
 
     name = "hwmon"
 
-    def __init__(self, sys_root: str | None = None, *, opener: Opener = os.open) -> None:
+    def __init__(self, sys_root: str | None = None, *, opener: Opener | None = None) -> None:
         self.sys_root = resolve_sys_root(sys_root)
         self.base = os.path.join(self.sys_root, "class", "hwmon")
-        self._opener = opener
+        self._opener = opener or default_opener()
         self._domains: list[Domain] = []
         self._files: list[ValueFile] = []
         self.statuses: list[DomainStatus] = []

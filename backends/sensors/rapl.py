@@ -26,6 +26,7 @@ from wattbench.backends.sensors.common import (
     DomainStatus,
     Opener,
     ValueFile,
+    default_opener,
     in_container,
     os_error_reason,
     read_optional,
@@ -114,10 +115,10 @@ class RaplSource:
 
     name = "rapl"
 
-    def __init__(self, sys_root: str | None = None, *, opener: Opener = os.open) -> None:
+    def __init__(self, sys_root: str | None = None, *, opener: Opener | None = None) -> None:
         self.sys_root = resolve_sys_root(sys_root)
         self.base = os.path.join(self.sys_root, "class", "powercap")
-        self._opener = opener
+        self._opener = opener or default_opener()
         self._domains: list[Domain] = []
         self._files: list[ValueFile] = []
         self.statuses: list[DomainStatus] = []
@@ -319,7 +320,7 @@ class RaplSource:
         self._domains = []
 
 
-def open_rapl(sys_root: str | None = None, *, opener: Opener = os.open) -> RaplSource:
+def open_rapl(sys_root: str | None = None, *, opener: Opener | None = None) -> RaplSource:
     """A RAPL source with at least one readable zone, else the reason as a SensorError."""
     src = RaplSource(sys_root, opener=opener)
     if src.domains():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from wattbench.energy.counters import (
     FLAG_COUNTER_RESET,
     FLAG_GARBAGE_REJECTED,
@@ -121,6 +120,8 @@ def test_24h_replay_wrapping_every_234s_with_read_errors() -> None:
     assert (deltas >= 0).all()
     assert c.stats.wraps >= 360  # ~369 wraps in a day
     rel_err = abs(accepted_e[-1] - true_cum_j[-1]) / true_cum_j[-1]
-    print(f"24 h replay: {c.stats.wraps} wraps, {c.stats.rejected} rejected, {c.stats.resets} "
-          f"resets, total error {rel_err:.2e}")
+    print(
+        f"24 h replay: {c.stats.wraps} wraps, {c.stats.rejected} rejected, {c.stats.resets} "
+        f"resets, total error {rel_err:.2e}"
+    )
     assert rel_err <= 0.001, rel_err

@@ -7,14 +7,19 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.fakes.sysfs import FakeSysfs, enforcing_opener, two_socket_tree
 from wattbench.backends.sensors import common
 from wattbench.backends.sensors.common import STATUS_ABSENT, STATUS_OK, STATUS_UNREADABLE
 from wattbench.backends.sensors.discovery import discover, inventory
 from wattbench.backends.sensors.hwmon import HwmonSource
-from wattbench.backends.sensors.rapl import RAPL_TMPFILES_LINE, RAPL_UDEV_RULE, RaplSource, open_rapl
+from wattbench.backends.sensors.rapl import (
+    RAPL_TMPFILES_LINE,
+    RAPL_UDEV_RULE,
+    RaplSource,
+    open_rapl,
+)
 from wattbench.errors import SensorError, SensorPermissionError
+
+from tests.fakes.sysfs import FakeSysfs, enforcing_opener, two_socket_tree
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +36,14 @@ def test_rapl_two_packages_dram_psys_and_mmio_duplicate(tmp_path: Path) -> None:
     src = RaplSource(str(tmp_path))
     st = _by_id(src)
     ids = {d.id for d in src.domains()}
-    assert ids == {"rapl:package-0", "rapl:core-0", "rapl:dram-0", "rapl:package-1",
-                   "rapl:dram-1", "rapl:psys"}
+    assert ids == {
+        "rapl:package-0",
+        "rapl:core-0",
+        "rapl:dram-0",
+        "rapl:package-1",
+        "rapl:dram-1",
+        "rapl:psys",
+    }
     assert st["rapl:package-0"].used and st["rapl:package-1"].used
     assert st["rapl:dram-0"].domain is not None and st["rapl:dram-0"].domain.scope == "dram"
     assert st["rapl:dram-1"].used
@@ -104,13 +115,20 @@ def test_rapl_absent(tmp_path: Path) -> None:
 def test_hwmon_sensors_labels_and_unreadable(tmp_path: Path) -> None:
     fs = FakeSysfs(tmp_path)
     fs.hwmon_chip("hwmon0", "coretemp", {"temp1_input": 40000})  # no power: ignored
-    fs.hwmon_chip("hwmon1", "apm_xgene", {"power1_input": 35_000_000, "power2_input": 5_000_000,
-                                           "energy1_input": 7_000_000},
-                  labels={"power1": "CPU power", "power2": "IO power", "energy1": "SoC energy"},
-                  update_interval_ms=50)
-    fs.hwmon_chip("hwmon2", "amd_energy", {"energy1_input": 1, "energy17_input": 99},
-                  labels={"energy1": "Ecore000", "energy17": "Esocket0"},
-                  unreadable=("energy17_input",))
+    fs.hwmon_chip(
+        "hwmon1",
+        "apm_xgene",
+        {"power1_input": 35_000_000, "power2_input": 5_000_000, "energy1_input": 7_000_000},
+        labels={"power1": "CPU power", "power2": "IO power", "energy1": "SoC energy"},
+        update_interval_ms=50,
+    )
+    fs.hwmon_chip(
+        "hwmon2",
+        "amd_energy",
+        {"energy1_input": 1, "energy17_input": 99},
+        labels={"energy1": "Ecore000", "energy17": "Esocket0"},
+        unreadable=("energy17_input",),
+    )
     src = HwmonSource(str(tmp_path))
     st = _by_id(src)
     p1 = st["hwmon:hwmon1/power1"]
@@ -127,11 +145,13 @@ def test_hwmon_sensors_labels_and_unreadable(tmp_path: Path) -> None:
     src.close()
 
 
-def test_discovery_is_fast_and_starts_no_subprocess(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_discovery_is_fast_and_starts_no_subprocess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     two_socket_tree(tmp_path)
-    FakeSysfs(tmp_path).hwmon_chip("hwmon0", "amd_energy", {"energy1_input": 5},
-                                   labels={"energy1": "Esocket0"})
+    FakeSysfs(tmp_path).hwmon_chip(
+        "hwmon0", "amd_energy", {"energy1_input": 5}, labels={"energy1": "Esocket0"}
+    )
 
     def no_subprocess(*args: object, **kwargs: object) -> None:
         raise AssertionError("discovery started a subprocess")

@@ -27,8 +27,13 @@ NVML_CLOCK_SM = 1
 NVML_CLOCK_MEM = 2
 NVML_TEMPERATURE_GPU = 0
 
-_MESSAGES = {3: "Not Supported", 4: "Insufficient Permissions", 9: "Driver Not Loaded",
-             12: "NVML Shared Library Not Found", 15: "GPU is lost"}
+_MESSAGES = {
+    3: "Not Supported",
+    4: "Insufficient Permissions",
+    9: "Driver Not Loaded",
+    12: "NVML Shared Library Not Found",
+    15: "GPU is lost",
+}
 
 
 class NVMLError(Exception):
@@ -75,8 +80,7 @@ class FakeNvml:
 
     NVMLError = NVMLError
 
-    def __init__(self, gpus: list[FakeGpu] | None = None, *, library_missing: bool = False
-                 ) -> None:
+    def __init__(self, gpus: list[FakeGpu] | None = None, *, library_missing: bool = False) -> None:
         self.gpus = gpus if gpus is not None else [FakeGpu()]
         self.library_missing = library_missing
         self.initialized = False
@@ -131,9 +135,14 @@ class FakeNvml:
         for fid in field_ids:
             ok = fid in (NVML_FI_DEV_POWER_INSTANT, NVML_FI_DEV_POWER_AVERAGE) and g.instant_field
             value = int(g.power_at(time.perf_counter() - g.t_start) * 1000) if ok else 0
-            out.append(SimpleNamespace(
-                fieldId=fid, nvmlReturn=NVML_SUCCESS if ok else NVML_ERROR_NOT_SUPPORTED,
-                valueType=NVML_VALUE_TYPE_UNSIGNED_INT, value=SimpleNamespace(uiVal=value)))
+            out.append(
+                SimpleNamespace(
+                    fieldId=fid,
+                    nvmlReturn=NVML_SUCCESS if ok else NVML_ERROR_NOT_SUPPORTED,
+                    valueType=NVML_VALUE_TYPE_UNSIGNED_INT,
+                    value=SimpleNamespace(uiVal=value),
+                )
+            )
         return out
 
     def nvmlDeviceGetClockInfo(self, h: Any, kind: int) -> int:

@@ -38,9 +38,16 @@ class FakeSysfs:
         path.chmod(0o644 if readable else 0o000)
         return path
 
-    def rapl_zone(self, entry: str, name: str, energy_uj: float = 1_000_000, *,
-                  max_range_uj: float | None = DEFAULT_MAX_RANGE_UJ,
-                  power_limit_uw: float | None = 125_000_000, readable: bool = True) -> Path:
+    def rapl_zone(
+        self,
+        entry: str,
+        name: str,
+        energy_uj: float = 1_000_000,
+        *,
+        max_range_uj: float | None = DEFAULT_MAX_RANGE_UJ,
+        power_limit_uw: float | None = 125_000_000,
+        readable: bool = True,
+    ) -> Path:
         """A zone such as ``intel-rapl:0`` (name package-0) or ``intel-rapl:0:1`` (dram)."""
         zone = self.powercap / entry
         self._write(zone / "name", name)
@@ -58,9 +65,16 @@ class FakeSysfs:
         path.write_text(f"{int(energy_uj)}\n")
         path.chmod(stat.S_IMODE(mode))
 
-    def hwmon_chip(self, hw: str, chip: str, files: dict[str, float], *,
-                   labels: dict[str, str] | None = None, unreadable: tuple[str, ...] = (),
-                   update_interval_ms: float | None = None) -> Path:
+    def hwmon_chip(
+        self,
+        hw: str,
+        chip: str,
+        files: dict[str, float],
+        *,
+        labels: dict[str, str] | None = None,
+        unreadable: tuple[str, ...] = (),
+        update_interval_ms: float | None = None,
+    ) -> Path:
         """A chip ``hwmonN`` named ``chip`` with e.g. {"power1_input": 12_500_000}."""
         d = self.hwmon / hw
         self._write(d / "name", chip)

@@ -196,6 +196,10 @@ class ComparePage(QWidget):
         controller.costProfilesReady.connect(self._on_profiles)
         controller.reportWritten.connect(self._on_report_written)
         controller.failed.connect(self._on_failed)
+        controller.compareRequested.connect(lambda ids: self.set_runs(list(ids)))
+        asked = list(getattr(controller, "compare_selection", None) or [])
+        if asked:
+            self.set_runs(asked)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

@@ -2,7 +2,7 @@
 
 The table shows the store's run summaries (no arrays); selecting one run loads it in full
 through the controller for the details pane (system description, spec, flags, latency
-histogram). "Compare selected" hands the ids to the compare view (compareRequested).
+histogram). "Compare selected" hands the ids to the compare view (controller.request_compare).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
-    Signal,
 )
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -181,10 +180,11 @@ class RunsFilter(QSortFilterProxyModel):
         since: datetime | None = None,
         text: str = "",
     ) -> None:
+        self.beginFilterChange()
         self.model_ref, self.device, self.status, self.tag = model, device, status, tag
         self.since = since
         self.words = text.lower().split()
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def lessThan(self, left: _Index, right: _Index) -> bool:
         a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
@@ -398,8 +398,6 @@ def run_summary_html(result: Any) -> str:
 
 class RunsPage(QWidget):
     """Every stored run: filter, sort, tag, note, delete, inspect, send to compare."""
-
-    compareRequested = Signal(list)  # list[str] of run ids
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -679,10 +677,14 @@ class RunsPage(QWidget):
             self.controller.delete_runs(ids)
             self.banner.show_message(f"Deleted {len(ids)} run(s).", Level.INFO)
 
+    def selected_run_ids(self) -> list[str]:
+        """The selected runs (the main window's compare shortcut reads this)."""
+        return self.selected_ids()
+
     def compare_selected(self) -> None:
         ids = self.selected_ids()
         if len(ids) >= 2:
-            self.compareRequested.emit(ids)
+            self.controller.request_compare(ids)
 
     def _on_failed(self, what: str, message: str) -> None:
         if what in (

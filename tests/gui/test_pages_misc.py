@@ -1,0 +1,146 @@
+"""Cost profiles, sensors and settings pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QGuiApplication
+from wattbench.gui import services
+from wattbench.gui.app_settings import AppSettings
+from wattbench.gui.banner import Level
+from wattbench.gui.page_costs import CostsPage
+from wattbench.gui.page_sensors import SensorsPage
+from wattbench.gui.page_settings import SettingsPage, check_db_text
+
+from tests.gui.pages_helpers import TIMEOUT_MS, fill_store, make_controller_fixture  # noqa: F401
+from tests.store_fixtures import make_results
+
+
+def _costs_page(qtbot: Any, controller: Any) -> CostsPage:
+    page = CostsPage(controller)
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(controller.costProfilesReady, timeout=TIMEOUT_MS):
+        page.show()
+    return page
+
+
+def test_cost_profile_saved_and_reloaded(qtbot: Any, tmp_path: Path, make_controller: Any) -> None:
+    url = fill_store(tmp_path / "cost.sqlite", make_results(2))
+    page = _costs_page(qtbot, make_controller(url))
+    assert page.profiles == []
+    page.device_combo.setCurrentText("cuda:0")
+    page.edits["purchase_price_usd"].setText("1500")
+    page.edits["amortization_years"].setText("3")
+    page.edits["electricity_usd_per_kwh"].setText("0.25")
+    page.edits["pue"].setText("1.2")
+    page.edits["carbon_g_per_kwh"].setText("300")
+    with qtbot.waitSignal(page.controller.costProfilesReady, timeout=TIMEOUT_MS):
+        page.save_button.click()
+    assert page.table.rowCount() == 1
+    assert page.banner.level is Level.INFO
+
+    # a new controller on the same database finds it
+    again = _costs_page(qtbot, make_controller(url))
+    [profile] = again.profiles
+    assert (
+        profile.device,
+        profile.purchase_price_usd,
+        profile.amortization_years,
+        profile.electricity_usd_per_kwh,
+        profile.pue,
+        profile.carbon_g_per_kwh,
+        profile.cloud_usd_per_hour,
+    ) == ("cuda:0", 1500.0, 3.0, 0.25, 1.2, 300.0, None)
+    again.table.selectRow(0)
+    assert again.edits["purchase_price_usd"].text() == "1500"
+    assert again.edits["cloud_usd_per_hour"].text() == ""  # not set stays empty, not 0
+
+    # an implausible profile is explained in place and not saved
+    again.edits["amortization_years"].setText("")
+    again.save_button.click()
+    assert again.banner.level is Level.ERROR and "amortization" in again.banner.text
+    again.edits["amortization_years"].setText("3")
+    again.edits["pue"].setText("0.5")
+    again.save_button.click()
+    assert again.banner.level is Level.ERROR and "pue" in again.banner.text
+    qtbot.wait(200)
+    assert again.profiles[0].pue == 1.2
+
+    with qtbot.waitSignal(again.controller.costProfilesReady, timeout=TIMEOUT_MS):
+        again.delete_button.click()
+    assert again.profiles == [] and again.table.rowCount() == 0
+
+
+def test_sensors_page_shows_reasons_and_copies_fixes(
+    qtbot: Any, tmp_path: Path, make_controller: Any
+) -> None:
+    controller = make_controller(fill_store(tmp_path / "s.sqlite", []))
+    page = SensorsPage(controller)
+    qtbot.addWidget(page)
+    fix = 'SUBSYSTEM=="powercap", ACTION=="add", RUN+="/bin/chmod 0444 /sys%p/energy_uj"'
+    report = services.SensorReport(
+        rows=(
+            services.PowerStatus(
+                "RAPL package-0",
+                "unavailable",
+                "energy_uj is readable by root only (permission denied)",
+                fix,
+            ),
+            services.PowerStatus("NVML", "unavailable", "the NVIDIA driver is not installed"),
+            services.PowerStatus("hwmon power1", "ok", "readable, 10 ms updates"),
+        ),
+        devices=("cpu", "cuda:0", "node"),
+    )
+    controller.sensorsReady.emit(report)  # the diagnosis as the controller delivers it
+    assert page.table.rowCount() == 3
+    cells = [[page.table.item(r, c).text() for c in range(4)] for r in range(3)]
+    assert cells[0] == [
+        "cpu",
+        "RAPL package-0",
+        "unavailable",
+        "energy_uj is readable by root only (permission denied)",
+    ]
+    assert "driver is not installed" in cells[1][3]
+    assert "1 of 3 power sources can be read" in page.summary.text()
+    assert page.fix_text.toPlainText() == fix  # the first fixable row is selected
+    page.copy_button.click()
+    assert QGuiApplication.clipboard().text() == fix
+    page.table.selectRow(2)
+    assert page.fix_text.toPlainText() == "" and not page.copy_button.isEnabled()
+
+    controller.failed.emit("diagnose sensors", "Sensor discovery failed: test")
+    assert page.banner.level is Level.ERROR and "discovery failed" in page.banner.text
+
+
+def test_settings_change_the_database(qtbot: Any, tmp_path: Path, make_controller: Any) -> None:
+    first = tmp_path / "first.sqlite"
+    controller = make_controller(fill_store(first, make_results(1)))
+    page = SettingsPage(controller)
+    qtbot.addWidget(page)
+    page.show()
+    assert check_db_text("") is not None
+    assert check_db_text(str(tmp_path)) is not None  # a folder
+    assert check_db_text("://nothing") is not None
+    assert check_db_text("postgresql+psycopg://u@h/db") is None
+    page.db_edit.setText(str(tmp_path))
+    assert not page.apply_button.isEnabled() and "folder" in page.check_label.text()
+
+    second = tmp_path / "sub" / "second.sqlite"
+    page.db_edit.setText(str(second))
+    assert page.apply_button.isEnabled()
+    with qtbot.waitSignal(controller.storeReady, timeout=TIMEOUT_MS):
+        page.apply_button.click()
+    assert second.exists()
+    assert "second.sqlite" in controller.store_description
+    assert AppSettings().db_url() == str(second)
+    assert page.banner.level is Level.INFO and "second.sqlite" in page.banner.text
+    with qtbot.waitSignal(controller.runsListed, timeout=TIMEOUT_MS) as blocker:
+        controller.refresh_runs()
+    assert blocker.args[0] == []  # the new, empty database is in use
+
+    page.db_edit.setText("nosuchdriver://user@host/db")
+    with qtbot.waitSignal(controller.storeFailed, timeout=TIMEOUT_MS):
+        page.apply_button.click()
+    assert page.banner.level is Level.ERROR and "not saved" in page.banner.text
+    assert AppSettings().db_url() == str(second)  # the failed choice was not remembered

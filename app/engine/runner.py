@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 
 from wattbench.engine.events import CancelToken, ProgressCallback
 from wattbench.engine.result import RunResult, RunStatus
-from wattbench.engine.spec import RunSpec, Scenario
+from wattbench.engine.spec import RunSpec
 from wattbench.engine.supervisor import supervise
-from wattbench.errors import BadInputError, UnsupportedOptionError, WattbenchError
+from wattbench.errors import BadInputError, WattbenchError
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +39,12 @@ def validate(spec: RunSpec) -> None:
     scenario fits the model, the runtime is installed, and the runtime accepts the device and
     options (precision, threads, provider).
     """
-    from wattbench.engine.worker import concrete_inputs, resolve_entry, runtime_options
+    from wattbench.backends.runtimes import registry
+    from wattbench.engine.worker import resolve_entry
 
-    entry = resolve_entry(spec)
-    concrete_inputs(spec, entry)
-    if spec.scenario is Scenario.GENERATION:
-        if not entry.generative:
-            raise UnsupportedOptionError(
-                f"{spec.model} is not a generative model: the generation scenario needs a "
-                "decoder with a KV cache (e.g. builtin:gpt-small); use single-stream or offline."
-            )
-        if spec.new_tokens < 2:
-            raise UnsupportedOptionError(
-                "Generation needs at least 2 new tokens to measure the time per output token "
-                "(--new-tokens 2 or more)."
-            )
-    from wattbench.backends.runtimes.registry import get_runtime
-
-    runtime = get_runtime(spec.runtime)
-    avail = runtime.available()
-    if not avail.ok:
-        raise UnsupportedOptionError(f"The {spec.runtime} runtime is not usable: {avail.reason}")
+    resolve_entry(spec)  # a model file's parser errors become ModelError here
     try:
-        runtime.check(entry, spec.device, runtime_options(spec))
+        registry.check_options(spec)
     except WattbenchError:
         raise
     except Exception as exc:  # a vendor error from a check: still the user's input

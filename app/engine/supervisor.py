@@ -185,7 +185,10 @@ class _Energy:
         if self.sampler is None:
             return {}
         try:
-            return dict(self.sampler.traces())
+            found = self.sampler.traces()
+            if isinstance(found, Mapping):
+                return {str(k): v for k, v in found.items()}
+            return {t.name: t for t in found}
         except Exception as exc:
             log.warning("energy traces failed: %s", exc)
             return {}
@@ -515,7 +518,10 @@ def _finite(result: RunResult) -> float | None:
 
 def _stop_process(proc: Any) -> None:
     """SIGTERM, then SIGKILL after a grace period; always reaps the process."""
-    if proc.pid is None:
+    try:
+        if proc.pid is None:
+            return
+    except ValueError:  # already closed: stopped and reaped before
         return
     if proc.is_alive():
         proc.terminate()

@@ -1,0 +1,193 @@
+"""The engine end to end: spawned workers, faults, time limit, cancel, both runtimes, generation.
+
+Every run here is a real worker process measuring a real built-in model on the CPU; T_max is
+kept short (preset quick, --t-max of a second or two) so the whole file takes well under a
+minute or two on a busy two-core machine. Timings are never asserted tightly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from wattbench.engine import runner
+from wattbench.engine.events import CancelToken, Phase, ProgressEvent
+from wattbench.engine.result import RunResult, RunStatus
+from wattbench.engine.spec import RunSpec, Scenario, expand_sweep
+from wattbench.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
+
+FAULT_ENV = "WATTBENCH_TEST_FAULT"
+
+
+def quick(model: str = "builtin:mlp-tiny", **kw: Any) -> RunSpec:
+    base: dict[str, Any] = dict(
+        model=model,
+        preset="quick",
+        t_max_s=1.5,
+        threads=1,
+        idle_baseline=False,
+        memory_pass=False,
+        time_limit_s=120.0,
+    )
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def _check_done(r: RunResult) -> None:
+    assert r.status is RunStatus.DONE, r.reason
+    assert r.latency is not None and r.latency.n >= 30
+    assert r.throughput_items_per_s is not None and r.throughput_items_per_s.value > 0
+    assert r.model is not None and len(r.model.sha256) == 64
+    assert r.arrays["latencies_ns"].size == r.latency.n
+    assert r.arrays["window_ns"][1] > r.arrays["window_ns"][0]
+    assert r.phases.worker_start_s is not None and r.phases.worker_start_s > 0
+    assert r.phases.total_s is not None and r.phases.total_s >= r.phases.measure_s > 0
+    assert r.system.get("worker_process", {}).get("pid")
+    # energy is either measured or says why not (never a silent 0)
+    assert r.energy or r.energy_na_reason
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_quick_run_on_each_runtime(runtime: str) -> None:
+    events: list[ProgressEvent] = []
+    r = runner.run_one(quick(runtime=runtime, memory_pass=runtime == "torch"), events.append)
+    _check_done(r)
+    assert r.phases.harness_efficiency is not None and r.phases.harness_efficiency > 0
+    phases = [e.phase for e in events]
+    for ph in (Phase.STARTING, Phase.LOADING, Phase.WARMUP, Phase.MEASURING, Phase.DONE):
+        assert ph in phases
+    assert phases.index(Phase.LOADING) < phases.index(Phase.MEASURING) < phases.index(Phase.DONE)
+    measuring = [e for e in events if e.phase == Phase.MEASURING and e.recent_latencies_ns]
+    assert measuring and all(e.run_count == 1 for e in events)
+    if runtime == "torch":
+        assert r.memory is not None and r.memory.peak_rss_bytes
+    # the result survives JSON (store, bundles) unchanged
+    back = RunResult.from_dict(r.to_dict())
+    assert back.latency == r.latency and back.phases == r.phases
+    np.testing.assert_array_equal(back.arrays["latencies_ns"], r.arrays["latencies_ns"])
+
+
+def test_generation_run_with_gpt_small() -> None:
+    r = runner.run_one(
+        quick("builtin:gpt-small", scenario=Scenario.GENERATION, new_tokens=4, prompt_tokens=8)
+    )
+    _check_done(r)
+    g = r.generation
+    assert g is not None and g.new_tokens == 4
+    assert 0 < g.ttft_ns.value < r.latency.mean_ns  # type: ignore[union-attr]
+    assert g.tpot_ns.value > 0 and g.decode_tokens_per_s.value > 0
+    assert r.arrays["ttft_ns"].size == r.latency.n  # type: ignore[union-attr]
+
+
+def test_sweep_runs_one_by_one_with_hooks() -> None:
+    specs = expand_sweep(quick(t_max_s=1.0), batch_sizes=[1, 4], sweep_id="s1")
+    started: list[tuple[str, str]] = []
+    finished: list[RunResult] = []
+    results = runner.run_many(
+        specs,
+        on_start=lambda s, rid: started.append((s.label(), rid)),
+        on_result=finished.append,
+    )
+    assert [r.spec.batch_size for r in results] == [1, 4]
+    assert [rid for _, rid in started] == [r.id for r in results] == [r.id for r in finished]
+    for r in results:
+        _check_done(r)
+    # items per call follow the batch
+    r4 = results[1]
+    assert r4.latency is not None
+    assert r4.throughput_items_per_s is not None
+    per_item_ns = 1e9 / r4.throughput_items_per_s.value
+    assert per_item_ns == pytest.approx(r4.latency.mean_ns / 4, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "words"),
+    [
+        ("crash", "crash", "crashed (SIGABRT)"),
+        ("oom", "out_of_memory", "Out of memory"),
+        ("raise", "error", "simulated failure"),
+    ],
+)
+def test_worker_faults_become_failed_runs(
+    monkeypatch: pytest.MonkeyPatch, fault: str, kind: str, words: str
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, fault)
+    r = runner.run_one(quick())
+    assert r.status is RunStatus.FAILED
+    assert r.error_kind == kind
+    assert r.reason is not None and words in r.reason
+    assert r.latency is None and r.energy_na_reason
+    if fault == "crash":  # the caller carries on: the next run (fault removed) works
+        monkeypatch.delenv(FAULT_ENV)
+        _check_done(runner.run_one(quick(t_max_s=1.0)))
+
+
+def test_hang_hits_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_ENV, "hang")
+    r = runner.run_one(quick(time_limit_s=8.0))
+    assert r.status is RunStatus.FAILED
+    assert r.error_kind == "time_limit"
+    assert r.reason is not None and "time limit of 8 s" in r.reason
+    assert r.phases.total_s is not None and r.phases.total_s >= 8.0
+
+
+def _run_in_thread(spec: RunSpec, token: CancelToken) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {"events": []}
+
+    def target() -> None:
+        box["result"] = runner.run_one(spec, box["events"].append, token)
+        box["returned_at"] = time.monotonic()
+
+    t = threading.Thread(target=target)
+    t.start()
+    return t, box
+
+
+@pytest.mark.parametrize("fault", ["", "hang"])
+def test_cancel_is_honoured_quickly(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    if fault:
+        monkeypatch.setenv(FAULT_ENV, fault)
+    token = CancelToken()
+    t, box = _run_in_thread(quick(t_max_s=60.0, epsilon=1e-6), token)
+    deadline = time.monotonic() + 90
+    want = Phase.MEASURING if not fault else Phase.CALIBRATION
+    while time.monotonic() < deadline and not any(e.phase == want for e in box["events"]):
+        time.sleep(0.05)
+    assert any(e.phase == want for e in box["events"]), "the run never reached " + want
+    time.sleep(0.3 if not fault else 1.0)
+    asked = time.monotonic()
+    token.cancel()
+    t.join(30)
+    assert not t.is_alive()
+    r: RunResult = box["result"]
+    assert r.status is RunStatus.CANCELLED
+    assert r.reason is not None and "Cancelled" in r.reason
+    # loosely: the target is 1 s; a busy machine gets slack, but not the 60 s T_max
+    assert box["returned_at"] - asked < 10.0
+    assert box["events"][-1].phase == Phase.CANCELLED
+
+
+def test_run_many_stops_at_cancel() -> None:
+    token = CancelToken()
+    token.cancel()
+    assert runner.run_many([quick(), quick(batch_size=2)], cancel=token) == []
+
+
+@pytest.mark.parametrize(
+    ("spec_kw", "exc", "words"),
+    [
+        ({"model": "/nonexistent/model.onnx"}, ModelError, "does not exist"),
+        ({"model": "builtin:nope"}, ModelError, "Unknown built-in model"),
+        ({"device": "cuda:7"}, DeviceError, "cuda:7"),
+        ({"scenario": Scenario.GENERATION}, UnsupportedOptionError, "not a generative model"),
+        ({"model": "builtin:bert-small", "dims": (("seq_len", 100000),)}, ShapeError, "seq_len"),
+    ],
+)
+def test_validate_refuses_bad_input_before_any_worker(
+    spec_kw: dict[str, Any], exc: type[Exception], words: str
+) -> None:
+    with pytest.raises(exc, match=words):
+        runner.run_one(quick(**spec_kw))

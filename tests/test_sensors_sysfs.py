@@ -136,7 +136,8 @@ def test_hwmon_sensors_labels_and_unreadable(tmp_path: Path) -> None:
     assert p1.domain.label == "CPU power" and p1.domain.scope == "soc" and p1.used
     assert p1.domain.source.endswith("power1_input∫") and p1.domain.update_period_s == 0.05
     assert not st["hwmon:hwmon1/power2"].used  # "IO power": cannot be placed, never summed
-    assert st["hwmon:hwmon1/energy1"].domain.kind == "energy"  # type: ignore[union-attr]
+    e1 = st["hwmon:hwmon1/energy1"].domain
+    assert e1 is not None and e1.kind == "energy"
     sock = st["hwmon:hwmon2/energy17"]
     assert sock.status == STATUS_UNREADABLE and "tmpfiles.d" in (sock.fix or "")
     assert not st["hwmon:hwmon2/energy1"].used  # a core counter is part of the socket

@@ -22,6 +22,7 @@ from wattbench.engine.result import (
 )
 from wattbench.engine.spec import RunSpec, Scenario
 
+HOSTILE_TAG = "<script>document.title='PWNED'</script>_$x$"  # tags are at most 128 chars
 HOSTILE = (
     "<script>document.title='PWNED';document.body.innerHTML='PWNED'</script>"
     "<img src=x onerror=\"document.title='PWNED'\">$\\alpha$ & \"q\" 'a' _x"
@@ -43,6 +44,7 @@ def make_run(
     estimate_only: bool = False,
     status: RunStatus = RunStatus.DONE,
     model: str = "builtin:resnet50",
+    model_name: str = "ResNet-50",
 ) -> RunResult:
     """One finished run whose every figure is derived from its own synthetic latencies."""
     spec = RunSpec(
@@ -63,7 +65,7 @@ def make_run(
     }
     info = ModelInfo(
         ref=model,
-        name="ResNet-50",
+        name=model_name,
         family="builtin",
         format="torch-module",
         sha256="ab" * 32,
@@ -151,7 +153,7 @@ def make_run(
 def comparison_runs() -> list[RunResult]:
     """CPU baseline (2 replicates), a GPU (2 replicates) at two batch sizes, a failed run."""
     return [
-        make_run(seed=1, host="bench-a", notes="baseline " + HOSTILE, tags=(HOSTILE,)),
+        make_run(seed=1, host="bench-a", notes="baseline " + HOSTILE, tags=(HOSTILE_TAG,)),
         make_run(seed=2, host="bench-a"),
         make_run(device="cuda:0", mean_ms=12.5, power_w=20.0, seed=3, host=HOSTILE),
         make_run(device="cuda:0", mean_ms=12.4, power_w=20.5, seed=4, host=HOSTILE),

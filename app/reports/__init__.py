@@ -71,7 +71,7 @@ def write_report(
         if suffix == ".html":
             from wattbench.reports.html import render_html
 
-            data = render_html(model, build_charts(model, png_dpi=72)).encode("utf-8")
+            data = render_html(model, build_charts(model, png_dpi=0)).encode("utf-8")
         else:
             from wattbench.reports.pdf import render_pdf
 

@@ -129,10 +129,12 @@ def _new_figure(height_in: float) -> Figure:
 
 
 def _finish(fig: Figure, key: str, title: str, caption: str, png_dpi: int) -> Chart:
+    """SVG always; PNG at `png_dpi` (0: no PNG, for renderings that only embed SVG)."""
     svg_buf = io.StringIO()
     fig.savefig(svg_buf, format="svg", metadata={"Date": None})
     png_buf = io.BytesIO()
-    fig.savefig(png_buf, format="png", dpi=png_dpi, metadata={"Software": None})
+    if png_dpi > 0:
+        fig.savefig(png_buf, format="png", dpi=png_dpi, metadata={"Software": None})
     svg = svg_buf.getvalue()
     start = svg.find("<svg")
     w, h = fig.get_size_inches()

@@ -455,6 +455,34 @@ def _check_dataclass(obj: Any, where: str) -> None:
         _check_typed(getattr(obj, f.name), _hints(type(obj))[f.name], f"{where}.{f.name}", f.name)
 
 
+# Containers the decoder would otherwise coerce ("drift" would become a tuple of letters).
+_LISTS = {
+    "": ("flags", "energy"),
+    "spec": ("tags", "percentiles", "required_tails"),
+    "memory": ("notes",),
+    "model": ("inputs",),
+}
+_OBJECTS = {
+    "": ("spec", "phases", "latency", "throughput_items_per_s", "generation", "memory", "model"),
+    "spec": ("dims", "extra", "input_shapes"),
+}
+
+
+def _check_containers(doc: Mapping[str, Any], where: str) -> None:
+    for part, keys in _LISTS.items():
+        d = doc.get(part) if part else doc
+        if isinstance(d, Mapping):
+            for k in keys:
+                if d.get(k) is not None and not isinstance(d[k], list):
+                    raise _fail(f"{where}: {part + '.' if part else ''}{k} should be a list")
+    for part, keys in _OBJECTS.items():
+        d = doc.get(part) if part else doc
+        if isinstance(d, Mapping):
+            for k in keys:
+                if d.get(k) is not None and not isinstance(d[k], Mapping):
+                    raise _fail(f"{where}: {part + '.' if part else ''}{k} should be an object")
+
+
 # -- import ----------------------------------------------------------------------------------
 
 
@@ -534,6 +562,7 @@ def _build_run(
             t_ns,
             values,
         )
+    _check_containers(doc, where)
     try:
         r = RunResult.from_dict(doc)
     except WattbenchError as exc:

@@ -1,0 +1,85 @@
+"""What the New run page refuses before anything is queued, and why it says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+from wattbench.engine.spec import Scenario
+from wattbench.gui.banner import Level
+from wattbench.gui.main_window import MainWindow
+from wattbench.gui.page_new_run import NewRunPage
+
+
+def test_an_invalid_model_file_is_refused_with_a_message(
+    qtbot: QtBot, window: MainWindow, new_run: NewRunPage, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"this is not an ONNX protobuf\x00\x01\x02")
+    models_before = new_run.model_combo.count()
+    with qtbot.waitSignal(window.controller.modelRejected, timeout=60_000) as blocker:
+        new_run.open_model_file(str(broken))
+        assert not new_run.run_button.isEnabled()  # while the file is being checked
+    assert blocker.args[0] == str(broken)
+    assert new_run.banner.level is Level.ERROR
+    assert "nothing was queued" in new_run.banner.text
+    assert str(broken) in new_run.banner.text
+    assert len(new_run.banner.text.splitlines()) >= 2  # the reason follows the file name
+    assert new_run.model_combo.count() == models_before
+    assert window.controller.items == {}
+    # the previous choice still runs
+    assert new_run.run_button.isEnabled(), new_run.run_reason
+
+
+def test_a_missing_file_is_refused(
+    qtbot: QtBot, window: MainWindow, new_run: NewRunPage, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "model.onnx"
+    with qtbot.waitSignal(window.controller.modelRejected, timeout=60_000) as blocker:
+        new_run.open_model_file(str(missing))
+    assert "model.onnx" in blocker.args[1] or "not" in blocker.args[1].lower()
+    assert window.controller.items == {}
+
+
+def test_invalid_combinations_are_explained_in_place(
+    qtbot: QtBot, window: MainWindow, new_run: NewRunPage
+) -> None:
+    assert new_run.run_button.isEnabled(), new_run.run_reason
+
+    new_run.scenario_combo.setCurrentIndex(
+        new_run.scenario_combo.findData(Scenario.GENERATION.value)
+    )
+    assert not new_run.run_button.isEnabled()
+    assert "does not generate tokens" in new_run.run_reason
+    assert new_run.banner.level is Level.ERROR and new_run.banner.isVisible()
+    new_run.scenario_combo.setCurrentIndex(
+        new_run.scenario_combo.findData(Scenario.SINGLE_STREAM.value)
+    )
+    assert new_run.run_button.isEnabled(), new_run.run_reason
+
+    new_run.batch_edit.setText("1, zero")
+    assert not new_run.run_button.isEnabled()
+    assert "'zero' is not a whole number" in new_run.run_reason
+    new_run.batch_edit.setText("1")
+
+    new_run.device_list.set_checked("cpu", False)
+    assert not new_run.run_button.isEnabled()
+    assert new_run.run_button.toolTip() == "Choose at least one device."
+    new_run.device_list.set_checked("cpu")
+
+    for check in new_run.precision_checks.values():
+        check.setChecked(False)
+    new_run.precision_checks["int8"].setChecked(True)
+    cpu = new_run.device_list.device("cpu")
+    assert cpu is not None
+    if "int8" not in cpu.precisions("torch"):
+        assert not new_run.run_button.isEnabled()
+        assert "cannot run int8" in new_run.banner.text
+        # a valid combination beside it: the invalid one is left out, with a warning
+        new_run.precision_checks["fp32"].setChecked(True)
+        assert new_run.run_button.isEnabled(), new_run.run_reason
+        assert new_run.banner.level is Level.WARNING
+        assert "left out" in new_run.banner.text
+        assert all(s.precision == "fp32" for s in new_run.plan().specs)
+    window.controller.launch([])  # an empty launch is refused, not queued
+    assert window.controller.items == {}

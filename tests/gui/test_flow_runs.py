@@ -1,0 +1,122 @@
+"""The whole run flow through the real window, controller, engine, worker process and store.
+
+Each run is builtin:mlp-tiny on the CPU with the quick preset and a short measuring limit, so
+the real engine runs end to end (spawned worker, progress, result, store) in a few seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from pytestqt.qtbot import QtBot
+from wattbench.engine.events import Phase
+from wattbench.engine.result import RunStatus
+from wattbench.gui.controller import ItemState
+from wattbench.gui.main_window import MainWindow
+from wattbench.gui.page_live import LivePage
+from wattbench.gui.page_new_run import NewRunPage
+from wattbench.gui.page_queue import COL_REASON, COL_STATE, QueuePage
+
+from tests.gui.conftest import launch, stored_runs, wait_items
+
+FAULT_ENV = "WATTBENCH_TEST_FAULT"
+# phases that only the worker process reports: once seen, the worker has been spawned
+WORKER_PHASES = (Phase.PREFLIGHT, Phase.LOADING, Phase.WARMUP, Phase.CALIBRATION, Phase.MEASURING)
+
+
+def test_quick_run_then_a_second_configuration(
+    qtbot: QtBot, window: MainWindow, new_run: NewRunPage
+) -> None:
+    controller = window.controller
+    order: list[tuple[str, int]] = []
+    controller.runStarted.connect(lambda key: order.append(("start", key)))
+    controller.runFinished.connect(lambda key, _result: order.append(("end", key)))
+
+    [first] = launch(qtbot, new_run)
+    assert window.current_page_name() in ("queue", "live")
+    [item] = wait_items(qtbot, controller, [first])
+    assert item.state is ItemState.DONE, item.reason
+    assert item.stored and item.result_id
+    live = window.page("live")
+    assert isinstance(live, LivePage)
+    qtbot.waitUntil(lambda: live.redraws > 0, timeout=5_000)
+    assert live.latency_curve.getData()[0] is not None
+    assert "mlp-tiny" in live.title.text()
+
+    # a second configuration: two batch sizes, queued together, run one after the other
+    window.show_page("new-run")
+    new_run.batch_edit.setText("1, 4")
+    assert new_run.run_button.isEnabled(), new_run.run_reason
+    assert "2 run(s)" in new_run.summary_label.text()
+    keys = launch(qtbot, new_run)
+    assert len(keys) == 2
+    items = wait_items(qtbot, controller, keys)
+    assert [it.state for it in items] == [ItemState.DONE, ItemState.DONE], [
+        it.reason for it in items
+    ]
+    assert [it.spec.batch_size for it in items] == [1, 4]
+    ends = [k for what, k in order if what == "end"]
+    starts = [k for what, k in order if what == "start"]
+    assert starts == [first, *keys] and ends == [first, *keys]
+    for a, b in itertools.pairwise(order):  # one at a time: start, end, start, end
+        assert a[0] != b[0]
+
+    queue = window.show_page("queue")
+    assert isinstance(queue, QueuePage)
+    assert queue.cell_text(keys[1], COL_STATE) == "done"
+    assert "stored" in queue.cell_text(keys[1], COL_REASON)
+
+    runs = {r.id: r for r in stored_runs(qtbot, controller)}
+    for it in (item, *items):
+        assert it.result_id in runs
+        assert runs[it.result_id].status is RunStatus.DONE
+        assert runs[it.result_id].model_ref == "builtin:mlp-tiny"
+    assert {runs[it.result_id].batch_size for it in items} == {1, 4}
+    assert runs[items[1].result_id].throughput_items_per_s is not None
+
+
+def test_cancel_the_running_run_and_the_queued_one(
+    qtbot: QtBot, window: MainWindow, new_run: NewRunPage
+) -> None:
+    controller = window.controller
+    new_run.t_max_spin.setValue(60)
+    new_run.repeats_spin.setValue(2)
+    keys = launch(qtbot, new_run)
+    assert len(keys) == 2
+    wait_items(qtbot, controller, keys[:1], lambda it: it.phase == Phase.MEASURING)
+    assert controller.items[keys[1]].state is ItemState.QUEUED
+    window.cancel_all_action.trigger()
+    items = wait_items(qtbot, controller, keys, timeout_ms=30_000)
+    assert [it.state for it in items] == [ItemState.CANCELLED, ItemState.CANCELLED]
+    assert items[1].reason and "before it started" in items[1].reason
+    qtbot.waitUntil(lambda: not controller.busy, timeout=10_000)
+    runs = {r.id: r for r in stored_runs(qtbot, controller)}
+    assert runs[items[0].result_id].status is RunStatus.CANCELLED
+
+
+def test_a_crashing_run_fails_with_its_reason_and_the_queue_goes_on(
+    qtbot: QtBot, window: MainWindow, new_run: NewRunPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controller = window.controller
+    new_run.repeats_spin.setValue(2)
+    monkeypatch.setenv(FAULT_ENV, "crash")  # inherited by the next worker process only
+    keys = launch(qtbot, new_run)
+    # once the first worker reports progress it has its environment: the second one must not
+    wait_items(
+        qtbot, controller, keys[:1], lambda it: it.state.finished or it.phase in WORKER_PHASES
+    )
+    monkeypatch.delenv(FAULT_ENV)
+    crashed, after = wait_items(qtbot, controller, keys)
+    assert crashed.state is ItemState.FAILED
+    assert crashed.reason
+    assert after.state is ItemState.DONE, after.reason
+    queue = window.show_page("queue")
+    assert isinstance(queue, QueuePage)
+    assert queue.cell_text(keys[0], COL_STATE) == "failed"
+    assert queue.cell_text(keys[0], COL_REASON) == crashed.reason
+    assert window.isVisible()
+    runs = {r.id: r for r in stored_runs(qtbot, controller)}
+    assert runs[crashed.result_id].status is RunStatus.FAILED
+    assert runs[crashed.result_id].reason == crashed.reason
+    assert runs[after.result_id].status is RunStatus.DONE

@@ -1,0 +1,142 @@
+"""``wattbench run`` through the real CLI entry point: bad inputs, exit codes, JSON, the store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wattbench.cli.main import main
+
+QUICK = ["--preset", "quick", "--t-max", "1", "--threads", "1", "--no-idle", "--no-memory"]
+
+
+def _zoo_file(name: str = "squeezenet") -> Path:
+    from wattbench.backends.models import catalog
+
+    entry = catalog.resolve(f"onnx-zoo:{name}")
+    assert entry.path is not None
+    return Path(entry.path)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def not_onnx(tmp_path: Path) -> Path:
+    p = tmp_path / "notes.onnx"
+    p.write_text("this is a text file, not a model\n")
+    return p
+
+
+@pytest.fixture
+def corrupt_onnx(tmp_path: Path) -> Path:
+    data = _zoo_file().read_bytes()
+    p = tmp_path / "corrupt.onnx"
+    p.write_bytes(data[: len(data) // 3])
+    return p
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "words"),
+    [
+        ("missing file", ["--model", "/nonexistent/dir/model.onnx"], "does not exist"),
+        ("unknown device", ["--model", "builtin:mlp-tiny", "--device", "tpu:0"], "tpu"),
+        ("absent gpu", ["--model", "builtin:mlp-tiny", "--device", "cuda:7"], "cuda:7"),
+        ("wrong shape", ["--model", "onnx-zoo:squeezenet", "--batch", "3"], "fixed batch"),
+        ("bad batch list", ["--model", "builtin:mlp-tiny", "--batch", "1,x"], "--batch"),
+        ("bad dim", ["--model", "builtin:bert-small", "--dim", "seq_len"], "NAME=SIZE"),
+        ("unknown precision", ["--model", "builtin:mlp-tiny", "--precision", "fp8"], "fp8"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_exit_2(
+    capsys: pytest.CaptureFixture[str], case: str, extra: list[str], words: str
+) -> None:
+    code, out, err = _run(capsys, "run", *extra, *QUICK, "--no-store")
+    assert code == 2, (case, err)
+    assert "error:" in err and words in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_non_onnx_and_corrupt_onnx_files_are_refused(
+    capsys: pytest.CaptureFixture[str], not_onnx: Path, corrupt_onnx: Path
+) -> None:
+    for path in (not_onnx, corrupt_onnx):
+        code, _, err = _run(
+            capsys, "run", "--model", str(path), "--runtime", "onnxruntime", *QUICK, "--no-store"
+        )
+        assert code == 2, err
+        assert str(path.name) in err and "Traceback" not in err
+    # a good copy of the same file passes validation (the error was about the content)
+    good = not_onnx.parent / "good.onnx"
+    shutil.copy(_zoo_file(), good)
+    from wattbench.engine.runner import validate
+    from wattbench.engine.spec import RunSpec
+
+    validate(RunSpec(model=str(good), runtime="onnxruntime"))
+
+
+def test_bad_input_with_json_prints_a_json_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "run", "--model", "builtin:nope", *QUICK, "--json", "--no-store")
+    assert code == 2
+    doc = json.loads(out)
+    assert doc["exit_code"] == 2 and doc["runs"] == []
+    assert doc["error"]["type"] == "ModelError" and "builtin:nope" in doc["error"]["message"]
+
+
+def test_run_json_and_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite"
+    code, out, err = _run(
+        capsys,
+        "--db",
+        str(db),
+        "run",
+        "--model",
+        "builtin:mlp-tiny",
+        "--batch",
+        "1,2",
+        *QUICK,
+        "--tag",
+        "cli-test",
+        "--json",
+    )
+    assert code == 0, err
+    doc: dict[str, Any] = json.loads(out)
+    assert doc["format"] == "wattbench.run-output" and doc["format_version"] == 1
+    assert doc["store"]["saved"] == 2 and doc["store"]["warning"] is None
+    runs = doc["runs"]
+    assert [r["spec"]["batch_size"] for r in runs] == [1, 2]
+    assert (
+        runs[0]["spec"]["sweep_id"] and runs[0]["spec"]["sweep_id"] == runs[1]["spec"]["sweep_id"]
+    )
+    for r in runs:
+        assert r["status"] == "done"
+        assert r["latency"]["n"] >= 30 and r["throughput_items_per_s"]["value"] > 0
+        assert "arrays" not in r
+        assert r["energy_summary"]["text"]
+        assert r["phases"]["worker_start_s"] > 0
+    from wattbench.db.store import open_store
+
+    with open_store(str(db)) as store:
+        got = store.get_run(runs[1]["id"])
+        assert got.status.value == "done" and got.spec.batch_size == 2
+        assert "cli-test" in got.spec.tags
+        assert got.arrays["latencies_ns"].size == runs[1]["latency"]["n"]
+
+
+def test_table_output_and_failed_run_exit_3(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = _run(capsys, "run", "--model", "builtin:mlp-tiny", *QUICK, "--no-store")
+    assert code == 0, err
+    for words in ("throughput", "p99", "ρ", "energy:", "harness efficiency"):
+        assert words in out
+    monkeypatch.setenv("WATTBENCH_TEST_FAULT", "crash")
+    code, out, err = _run(capsys, "run", "--model", "builtin:mlp-tiny", *QUICK, "--no-store")
+    assert code == 3
+    assert "failed: The worker process crashed" in out

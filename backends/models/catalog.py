@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 ZOO_PREFIX = "onnx-zoo:"
 BUILTIN_PREFIX = "builtin:"
 BATCH = "batch"
-DIM_HELP = "set it with --dim NAME=SIZE, e.g. --dim batch=8 or --dim seq_len=128"
+DIM_HELP = "set it with --dim NAME=SIZE (e.g. --dim seq_len=128; the batch is --batch)"
 SHAPE_HELP = "give it with --input-shape NAME=1x3x224x224:float32"
 
 # ONNX TensorProto element types -> numpy dtype names.
@@ -226,11 +226,21 @@ def _explicit_inputs(shapes: Mapping[str, str]) -> tuple[InputSpec, ...]:
     return tuple(out)
 
 
-def _torchscript_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEntry:
+def jit_load(path: str) -> Any:
+    """torch.jit.load without its deprecation warning: TorchScript files are still read."""
+    import warnings
+
     import torch
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(path, map_location="cpu")
+
+
+def _torchscript_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEntry:
+
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = jit_load(str(path))
     except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors
         raise ModelError(
             f"{path} is not a readable TorchScript file ({type(exc).__name__}: "
@@ -274,7 +284,7 @@ def _torchscript_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEnt
     )
 
 
-def _export_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEntry:
+def _export_entry(path: Path) -> ModelEntry:
     import torch
 
     try:
@@ -298,16 +308,6 @@ def _export_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEntry:
             else:
                 shape.append(BATCH if i == 0 else str(d))
         specs.append(InputSpec(name, tuple(shape), str(val.dtype).removeprefix("torch.")))
-    if shapes:
-        known = {s.name for s in specs}
-        unknown = [n for n in shapes if n not in known]
-        if unknown:
-            raise ShapeError(
-                f"{path.name} has no input named {', '.join(unknown)}; its inputs are "
-                f"{', '.join(sorted(known))}."
-            )
-        explicit = {s.name: s for s in _explicit_inputs(shapes)}
-        specs = [explicit.get(s.name, s) for s in specs]
     params = sum(int(p.numel()) for p in program.state_dict.values())
     return ModelEntry(
         ref=str(path),
@@ -338,6 +338,8 @@ def resolve_model(
         entry = _zoo_entry(ref.removeprefix(ZOO_PREFIX))
     else:
         entry = _file_entry(ref, input_shapes)
+    if input_shapes and entry.format != "torchscript":
+        entry = _override_shapes(entry, input_shapes)
     if dims is not None:
         concrete_inputs(entry, dims.get(BATCH, 1), dims, input_shapes)
     return entry
@@ -361,12 +363,9 @@ def _file_entry(ref: str, input_shapes: Mapping[str, str] | None) -> ModelEntry:
     suffix = path.suffix.lower()
     if suffix in _TORCH_SUFFIXES:
         if _TORCH_SUFFIXES[suffix] == "torch-export":
-            return _export_entry(path, input_shapes)
+            return _export_entry(path)
         return _torchscript_entry(path, input_shapes)
-    entry = _onnx_file_entry(path)  # .onnx, or any other name: it must parse as ONNX
-    if input_shapes:
-        return _override_shapes(entry, input_shapes)
-    return entry
+    return _onnx_file_entry(path)  # .onnx, or any other name: it must parse as ONNX
 
 
 def _override_shapes(entry: ModelEntry, shapes: Mapping[str, str]) -> ModelEntry:
@@ -446,7 +445,7 @@ def concrete_inputs(
                 raise ShapeError(
                     f"Input {spec.name!r} of {entry.name} has the dynamic dimension {d!r} "
                     f"({format_shape(spec.shape)}) and no size was given: "
-                    f"{DIM_HELP.replace('NAME', d)}."
+                    f"{DIM_HELP.replace('NAME', d, 1)}."
                 )
             size = int(given[d])
             if size < 1:

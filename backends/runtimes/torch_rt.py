@@ -296,7 +296,7 @@ def _build(model: ModelEntry) -> Any:
     assert model.path is not None
     try:
         if model.format == "torchscript":
-            return torch.jit.load(model.path, map_location="cpu").eval()
+            return catalog.jit_load(model.path).eval()
         if model.format == "torch-export":
             return torch.export.load(model.path).module()
     except Exception as exc:

@@ -190,10 +190,12 @@ def lag1_autocorr(x: np.ndarray) -> float:
     if a.size < 3:
         return 0.0
     d = a - a.mean()
-    denom = float(np.dot(d, d))
+    # einsum, not np.dot: BLAS dot wakes OpenBLAS's thread pool, which on a busy machine (or
+    # next to the model being measured) costs 100× the arithmetic
+    denom = float(np.einsum("i,i->", d, d))
     if denom <= 0:
         return 0.0
-    r = float(np.dot(d[:-1], d[1:])) / denom
+    r = float(np.einsum("i,i->", d[:-1], d[1:])) / denom
     return min(1.0, max(-1.0, r))
 
 

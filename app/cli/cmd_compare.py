@@ -1,0 +1,201 @@
+"""`wattbench compare ID...`: ratios to a baseline with 95 % intervals and verdicts.
+
+Replicates of one configuration are pooled (wattbench.engine.compare, METHOD.md); the cost
+metric uses the cost profiles saved in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from typing import Any
+
+from wattbench.cli.cmd_store import fmt_ns, fmt_num, print_json, store_from, table
+from wattbench.engine.compare import METRICS, Comparison, compare_runs
+from wattbench.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+CLI_METRICS = ("throughput", "latency-p50", "latency-p99", "energy", "perf-per-watt", "cost")
+DEFAULT_CLI_METRICS = CLI_METRICS
+MAX_COMPARED = 500
+
+
+def _iv(value: Any) -> dict[str, Any] | None:
+    return None if value is None else {"value": value.value, "lo": value.lo, "hi": value.hi}
+
+
+def comparison_dict(c: Comparison) -> dict[str, Any]:
+    """The comparison as plain JSON-able data."""
+    groups = []
+    for g in c.groups:
+        groups.append(
+            {
+                "label": g.label,
+                "run_ids": list(g.run_ids),
+                "replicates": g.replicates,
+                "baseline": g is c.baseline,
+                "estimates": {
+                    m: {
+                        "unit": METRICS[m].unit,
+                        "value": _iv(e.value),
+                        "na_reason": e.na_reason,
+                        "replicates": e.replicates,
+                        "method": e.method,
+                    }
+                    for m, e in g.estimates.items()
+                },
+            }
+        )
+    rows = [
+        {
+            "label": row.group.label,
+            "comparable": row.comparable,
+            "differences": list(row.differences),
+            "ratios": {m: dataclasses.asdict(r) for m, r in row.ratios.items()},
+        }
+        for row in c.rows
+    ]
+    return {
+        "baseline": c.baseline.label,
+        "metrics": list(c.metrics),
+        "noise": c.noise,
+        "energy_view": c.energy_view,
+        "groups": groups,
+        "rows": rows,
+        "warnings": list(c.warnings),
+        "sentences": c.sentences(),
+    }
+
+
+def _value_text(e: Any, unit: str) -> str:
+    if e.value is None:
+        return f"n/a ({e.na_reason})" if e.na_reason else "n/a"
+    v = e.value
+    if unit == "ns":
+        text = fmt_ns(v.value)
+        if v.lo is not None and v.hi is not None:
+            text += f" [{fmt_ns(v.lo)}–{fmt_ns(v.hi)}]"
+        return text
+    text = fmt_num(v.value, unit)
+    if v.lo is not None and v.hi is not None:
+        text += f" [{fmt_num(v.lo)}–{fmt_num(v.hi)}]"
+    return text
+
+
+def _ratio_text(r: Any) -> tuple[str, str]:
+    if r.value is None:
+        return "n/a", r.na_reason or ""
+    text = f"{r.value:.3f}×"
+    if r.lo is not None and r.hi is not None:
+        text += f" [{r.lo:.3f}–{r.hi:.3f}]"
+    verdict = r.verdict or (f"no interval: {r.na_reason}" if r.na_reason else "no interval")
+    if r.method and r.method != "between runs (Welch)":
+        verdict += f" ({r.method})"
+    return text, verdict
+
+
+def comparison_text(c: Comparison) -> str:
+    out = [
+        f"Baseline: {c.baseline.label} ({c.baseline.replicates} run"
+        f"{'s' if c.baseline.replicates != 1 else ''})"
+    ]
+    for m in c.metrics:
+        info = METRICS[m]
+        rows = []
+        for g in c.groups:
+            est = g.estimates[m]
+            if g is c.baseline:
+                rows.append(
+                    [g.label, str(g.replicates), _value_text(est, info.unit), "1 (baseline)", ""]
+                )
+                continue
+            row = next(r for r in c.rows if r.group is g)
+            ratio, verdict = _ratio_text(row.ratios[m])
+            rows.append([g.label, str(g.replicates), _value_text(est, info.unit), ratio, verdict])
+        out += [
+            "",
+            f"{info.label} ({info.unit}, {'higher' if info.higher_is_better else 'lower'}"
+            f" is better)",
+            table(["CONFIGURATION", "RUNS", "VALUE [95 % CI]", "RATIO [95 % CI]", "VERDICT"], rows),
+        ]
+    if c.rows:
+        out += ["", *c.sentences()]
+    return "\n".join(out)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    metrics = tuple(dict.fromkeys(args.metric or DEFAULT_CLI_METRICS))
+    if len(args.ids) > MAX_COMPARED:
+        raise BadInputError(f"Compare at most {MAX_COMPARED} runs at a time.")
+    with store_from(args) as store:
+        ids = list(args.ids)
+        baseline = None
+        if args.baseline:
+            baseline = store.resolve_id(args.baseline)
+            if baseline not in {store.resolve_id(i) for i in ids}:
+                ids.insert(0, baseline)
+        runs = store.load_runs(ids, with_arrays=False)
+        profiles: dict[str, Any] = {}
+        if "cost" in metrics or "co2" in metrics:
+            for p in store.list_cost_profiles():
+                if p.device not in profiles or p.name == "":
+                    profiles[p.device] = p
+    if len({r.id for r in runs}) < 2:
+        raise BadInputError("Give at least two different runs to compare.")
+    c = compare_runs(
+        runs,
+        baseline_id=baseline,
+        metrics=metrics,
+        noise=args.noise,
+        energy_view=args.energy,
+        cost_profiles=profiles,
+    )
+    if args.json:
+        print_json(comparison_dict(c))
+    else:
+        print(comparison_text(c))
+    for w in c.warnings:
+        print(f"wattbench: warning: {w}", file=sys.stderr)
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="compare stored runs: ratios with 95 %% intervals and verdicts",
+        description="Compare stored runs to a baseline. Runs of one configuration are pooled "
+        "as replicates; each ratio comes with its 95 %% interval and a verdict.",
+    )
+    p.add_argument("ids", nargs="+", metavar="ID", help="run ids (a unique prefix is enough)")
+    p.add_argument(
+        "--baseline",
+        metavar="ID",
+        default=None,
+        help="run whose configuration is the baseline (default: the first finished)",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        choices=tuple(METRICS),
+        default=None,
+        help="metric to compare (repeatable; default: " + ", ".join(DEFAULT_CLI_METRICS) + ")",
+    )
+    p.add_argument(
+        "--energy",
+        choices=("device", "system"),
+        default="device",
+        help="energy view: the device's own domains, or every measured domain",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="noise threshold of the verdicts (default 0.01 = ±1 %%)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=_cmd_compare)

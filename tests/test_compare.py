@@ -393,3 +393,17 @@ def test_labels_name_what_differs() -> None:
     assert c.ratio("cpu · torch · t2", "throughput").value == pytest.approx(1.5)
     with pytest.raises(KeyError):
         c.row("nope")
+
+
+def test_identical_replicates_do_not_claim_certainty() -> None:
+    """Two runs per side with equal figures: no spread between runs, so no zero-width interval."""
+    runs = [simple_run(100.0, 0.01, repeat=i) for i in range(2)]
+    runs += [simple_run(100.5, 0.01, device="cuda:0", repeat=i) for i in range(2)]
+    c = compare_runs(runs, metrics=["throughput"])
+    est = c.baseline.estimate("throughput")
+    assert est.value is not None and est.value.rel_half_width is not None
+    assert est.value.rel_half_width == pytest.approx(math.hypot(0.01, 0.01) / 2, rel=1e-3)
+    assert "identical" in est.method
+    r = c.rows[0].ratios["throughput"]
+    assert r.method == METHOD_WITHIN_RUN and r.lo is not None and r.hi is not None
+    assert r.lo < 1.005 < r.hi and r.verdict == "inconclusive"

@@ -239,14 +239,27 @@ def _pool(
     m = sum(logs) / r
     est = MetricEstimate(Interval(math.exp(m)), None, r, logs, rels)
     sd = est.log_sd or 0.0
-    h = t_975(r - 1) * sd / math.sqrt(r)
+    method = f"geometric mean of {r} runs" + partial
+    if sd > 0:
+        h: float | None = t_975(r - 1) * sd / math.sqrt(r)
+    elif all(x is not None for x in rels):
+        # identical figures: the spread between runs says nothing, the runs' own intervals do
+        h = math.sqrt(sum((x or 0.0) ** 2 for x in rels)) / r
+        method += ", identical: interval from the runs' own"
+    else:
+        h = None
+    value = (
+        Interval(math.exp(m))
+        if h is None
+        else Interval(math.exp(m), math.exp(m - h), math.exp(m + h))
+    )
     return MetricEstimate(
-        Interval(math.exp(m), math.exp(m - h), math.exp(m + h)),
+        value,
         None,
         r,
         logs,
         rels,
-        f"geometric mean of {r} runs" + partial,
+        method,
     )
 
 
@@ -336,17 +349,22 @@ def ratio_of(
         return Ratio(metric, None, None, None, None, "", None, comparable, reason)
     r = b.value.value / a.value.value
     sd_a, sd_b = a.log_sd, b.log_sd
-    if a.replicates >= 2 and b.replicates >= 2 and sd_a is not None and sd_b is not None:
+    # between runs (Welch); identical replicates on both sides (se = 0) would claim certainty,
+    # so they fall back to the runs' own intervals
+    if (
+        a.replicates >= 2
+        and b.replicates >= 2
+        and sd_a is not None
+        and sd_b is not None
+        and (sd_a > 0 or sd_b > 0)
+    ):
         va, vb = sd_a**2 / a.replicates, sd_b**2 / b.replicates
         se = math.sqrt(va + vb)
-        if se > 0:
-            den = (va**2 / (a.replicates - 1) if va else 0.0) + (
-                vb**2 / (b.replicates - 1) if vb else 0.0
-            )
-            nu = (va + vb) ** 2 / den
-            h = t_975(nu) * se
-        else:
-            h = 0.0
+        den = (va**2 / (a.replicates - 1) if va else 0.0) + (
+            vb**2 / (b.replicates - 1) if vb else 0.0
+        )
+        nu = (va + vb) ** 2 / den
+        h = t_975(nu) * se
         lo, hi = r * math.exp(-h), r * math.exp(h)
         verdict = _verdict(lo, hi, noise, info)
         pooled = math.sqrt(

@@ -47,7 +47,7 @@ def test_small_model_runs_on_cpu(runtime: str, ref: str) -> None:
         loaded.synchronize()
         settings = loaded.settings()
         assert settings["runtime"] == runtime and settings["intra_op_threads"] == 1
-        outs = loaded.outputs()  # type: ignore[attr-defined]
+        outs = loaded.outputs()
         assert outs[0].shape[0] == 2 and np.isfinite(outs[0]).all()
     finally:
         loaded.close()
@@ -55,8 +55,8 @@ def test_small_model_runs_on_cpu(runtime: str, ref: str) -> None:
 
 @pytest.mark.parametrize("ref", SMALL)
 def test_export_round_trip_matches_torch(ref: str) -> None:
-    torch_out = _load("torch", ref).outputs()  # type: ignore[attr-defined]
-    ort_out = _load("onnxruntime", ref).outputs()  # type: ignore[attr-defined]
+    torch_out = _load("torch", ref).outputs()
+    ort_out = _load("onnxruntime", ref).outputs()
     scale = float(np.abs(torch_out[0]).max())
     np.testing.assert_allclose(ort_out[0], torch_out[0], rtol=1e-3, atol=1e-4 * max(scale, 1))
 
@@ -74,8 +74,8 @@ def test_same_seed_same_inputs_on_both_runtimes() -> None:
     a = _load("torch", "builtin:bert-small")
     b = _load("onnxruntime", "builtin:bert-small")
     assert a.input_shapes == b.input_shapes
-    ids_torch = a.args[0].numpy()  # type: ignore[attr-defined]
-    np.testing.assert_array_equal(ids_torch, b.arrays["input_ids"])  # type: ignore[attr-defined]
+    ids_torch = a.args[0].numpy()
+    np.testing.assert_array_equal(ids_torch, b.arrays["input_ids"])
     assert ids_torch.max() < 1000  # within bert-small's vocabulary
 
 
@@ -88,12 +88,10 @@ def test_torch_half_precisions_on_cpu(precision: str) -> None:
         loaded.run_once()
         assert loaded.args[0].dtype == getattr(
             torch,
-            {"fp16": "float16", "bf16": "bfloat16"}[  # type: ignore[attr-defined]
-                precision
-            ],
+            {"fp16": "float16", "bf16": "bfloat16"}[precision],
         )
-        full = _load("torch", "builtin:mlp-small", RuntimeOptions()).outputs()[0]  # type: ignore[attr-defined]
-        half = loaded.outputs()[0]  # type: ignore[attr-defined]
+        full = _load("torch", "builtin:mlp-small", RuntimeOptions()).outputs()[0]
+        half = loaded.outputs()[0]
         assert np.abs(half - full).max() < 0.05 * np.abs(full).max() + 1e-3
     finally:
         loaded.close()
@@ -105,11 +103,11 @@ def test_gpt_generation_with_kv_cache_matches_full_recompute() -> None:
     opts = RuntimeOptions(batch_size=2, prompt_tokens=8, new_tokens=6, seed=1)
     loaded = _load("torch", "builtin:gpt-small", opts)
     assert all(hasattr(loaded, m) for m in ("prefill", "decode_step", "reset"))
-    tokens = loaded.generate()  # type: ignore[attr-defined]
+    tokens = loaded.generate()
     assert tokens.shape == (2, 6)
     # Greedy decoding without the cache (full forward each step) gives the same tokens.
-    module = loaded.module  # type: ignore[attr-defined]
-    seq = loaded.prompt.clone()  # type: ignore[attr-defined]
+    module = loaded.module
+    seq = loaded.prompt.clone()
     for _ in range(6):
         nxt = module(seq)[:, -1, :].argmax(dim=-1, keepdim=True)
         seq = torch.cat([seq, nxt], dim=1)
@@ -136,7 +134,7 @@ def test_onnx_zoo_models_run_on_ort(name: str) -> None:
     loaded = _load("onnxruntime", f"onnx-zoo:{name}", RuntimeOptions(batch_size=1, threads=1))
     try:
         loaded.run_once()
-        out = loaded.outputs()[0]  # type: ignore[attr-defined]
+        out = loaded.outputs()[0]
         assert out.shape[:2] == (1, 1000) and np.isfinite(out).all()
         assert loaded.settings()["providers"] == ["CPUExecutionProvider"]
     finally:
@@ -167,7 +165,7 @@ def test_torchscript_and_export_files_run_on_torch(tmp_path: Path) -> None:
     entry = catalog.resolve_model(str(ts_path), input_shapes=shapes)
     opts = RuntimeOptions(batch_size=3, input_shapes=tuple(shapes.items()))
     loaded = registry.get_runtime("torch").load(entry, "cpu", opts)
-    assert loaded.outputs()[0].shape == (3, 16)  # type: ignore[attr-defined]
+    assert loaded.outputs()[0].shape == (3, 16)
     loaded.close()
     program = torch.export.export(
         module, (torch.randn(2, 256),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
@@ -176,7 +174,7 @@ def test_torchscript_and_export_files_run_on_torch(tmp_path: Path) -> None:
     torch.export.save(program, str(pt2))
     entry = catalog.resolve_model(str(pt2), dims={})
     loaded = registry.get_runtime("torch").load(entry, "cpu", RuntimeOptions(batch_size=5))
-    assert loaded.outputs()[0].shape == (5, 16)  # type: ignore[attr-defined]
+    assert loaded.outputs()[0].shape == (5, 16)
     loaded.close()
 
 
@@ -205,7 +203,7 @@ REFUSED = [
 def test_check_options_refuses_before_a_run(
     changes: dict[str, object], error: type[Exception], message: str
 ) -> None:
-    spec = RunSpec(**({"model": "builtin:mlp-small"} | changes))  # type: ignore[arg-type]
+    spec = RunSpec(**({"model": "builtin:mlp-small"} | changes))
     with pytest.raises(error, match=message):
         registry.check_options(spec)
 

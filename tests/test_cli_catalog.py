@@ -1,0 +1,77 @@
+"""`wattbench models` and `wattbench devices`: table and --json output, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from wattbench.cli.main import main
+
+
+def test_models_table_lists_builtins_and_zoo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["MODEL", "FORMAT", "PARAMS"]
+    assert "builtin:mlp-small" in out and "onnx-zoo:squeezenet" in out
+    assert "input_ids[batchxseq_len]:int64" in out
+    assert "--dim" in out
+
+
+def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--json"]) == 0
+    models = {m["ref"]: m for m in json.loads(capsys.readouterr().out)}
+    gpt = models["builtin:gpt-small"]
+    assert gpt["generative"] is True and gpt["default_dims"] == {"seq_len": 128}
+    assert gpt["inputs"] == [{"name": "input_ids", "shape": ["batch", "seq_len"], "dtype": "int64"}]
+    assert models["onnx-zoo:squeezenet"]["inputs"][0]["shape"] == [1, 3, 224, 224]
+
+
+def test_models_describes_one_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wattbench.backends.models import catalog
+
+    root = catalog.zoo_dir()
+    assert root is not None
+    assert main(["models", str(root / "light_squeezenet.onnx"), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["family"] == "file" and entry["format"] == "onnx"
+
+
+def test_models_bad_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.onnx"
+    path.write_text("nope")
+    assert main(["models", str(path)]) == 2
+    assert "is not an ONNX file" in capsys.readouterr().err
+    assert main(["models", str(tmp_path / "missing.onnx")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_devices_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CPU: ")
+    assert "runtime torch:" in out and "runtime onnxruntime:" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("cpu ", "cuda"))]
+    assert any(r[0] == "cpu" and "yes" in r for r in rows)
+
+
+def test_devices_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    assert main(["devices", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["runtimes"]["torch"]["available"] is True
+    assert data["cpu"]["logical_cpus"] >= 1
+    cpu_rows = [d for d in data["devices"] if d["id"] == "cpu"]
+    assert {d["runtime"] for d in cpu_rows} == {"torch", "onnxruntime"}
+    if not torch.cuda.is_available():
+        cuda = [d for d in data["devices"] if d["kind"] == "cuda"]
+        assert cuda and all(not d["usable"] and d["reason"] for d in cuda)
+
+
+def test_devices_for_one_runtime_and_unknown_runtime(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devices", "--json", "--runtime", "onnxruntime"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["runtime"] for d in data["devices"]} == {"onnxruntime"}
+    assert main(["devices", "--runtime", "tensorflow"]) == 2
+    assert "Unknown runtime" in capsys.readouterr().err

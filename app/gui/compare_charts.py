@@ -17,7 +17,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QWidget
-from wattbench.gui import formatting, theme
+from wattbench.gui import (
+    formatting,
+    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
+    theme,
+)
 
 log = logging.getLogger(__name__)
 

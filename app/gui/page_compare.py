@@ -33,7 +33,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.gui import formatting, services, theme
+from wattbench.gui import (
+    formatting,
+    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
+    services,
+    theme,
+)
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.compare_charts import (
     BAR_METRICS,

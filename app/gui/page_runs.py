@@ -41,7 +41,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.gui import formatting, theme
+from wattbench.gui import (
+    formatting,
+    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
+    theme,
+)
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
 

@@ -25,7 +25,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.gui import services, theme
+from wattbench.gui import (
+    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
+    services,
+    theme,
+)
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
 

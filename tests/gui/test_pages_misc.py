@@ -144,3 +144,39 @@ def test_settings_change_the_database(qtbot: Any, tmp_path: Path, make_controlle
         page.apply_button.click()
     assert page.banner.level is Level.ERROR and "not saved" in page.banner.text
     assert AppSettings().db_url() == str(second)  # the failed choice was not remembered
+
+
+def test_binding_reference_leaks_are_neutralised(qtbot: Any) -> None:
+    """The PySide6 leaks qt_workarounds guards against must not bring a count near zero."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QWidget
+    from wattbench.gui import qt_workarounds
+
+    class Emitter(QObject):
+        ping = Signal(object)
+
+    class Widget(QWidget):
+        def showEvent(self, event: Any) -> None:
+            super().showEvent(event)
+
+    emitter, widget = Emitter(), Widget()
+    qtbot.addWidget(widget)
+    before = {
+        name: sys.getrefcount(obj)
+        for name, obj in (("None", None), ("True", True), ("False", False))
+    }
+    for _ in range(2000):
+        emitter.ping.emit(None)
+        widget.hide()
+        widget.show()
+    after = {
+        name: sys.getrefcount(obj)
+        for name, obj in (("None", None), ("True", True), ("False", False))
+    }
+    if qt_workarounds._affected():
+        assert qt_workarounds.apply()
+        assert all(count > 1 << 39 for count in after.values()), after
+    else:  # a fixed binding: nothing leaks
+        assert all(after[k] >= before[k] - 50 for k in before), (before, after)

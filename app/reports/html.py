@@ -15,7 +15,7 @@ from wattbench.reports.charts import Chart
 from wattbench.reports.data import csv_text, json_text
 from wattbench.reports.figures import ChartSet
 from wattbench.reports.model import ReportModel
-from wattbench.reports.tables import Table, all_tables, method_notes
+from wattbench.reports.tables import Table, TCell, all_tables, method_notes
 from wattbench.reports.textfmt import esc
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,17 @@ SECTIONS = (
 )
 
 
+def _td(c: TCell) -> str:
+    attrs = (f' class="{esc(c.kind)}"' if c.kind else "") + (
+        f' colspan="{c.span}"' if c.span > 1 else "")  # fmt: skip
+    return f"<td{attrs}>{esc(c.text)}</td>"
+
+
 def table_html(t: Table | None) -> str:
     if t is None:
         return ""
     head = "".join(f"<th>{esc(h)}</th>" for h in t.header)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="{esc(c.kind)}">{esc(c.text)}</td>' if c.kind else f"<td>{esc(c.text)}</td>"
-            for c in row
-        ) + "</tr>"
-        for row in t.rows
-    )  # fmt: skip
+    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in t.rows)
     if not t.rows:
         body = f'<tr><td class="na" colspan="{len(t.header)}">none</td></tr>'
     cols = ""

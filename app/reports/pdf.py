@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,12 +58,14 @@ def _styles() -> dict[str, Any]:
         "title": ParagraphStyle("title", base, fontName=FONT_BOLD, fontSize=17, leading=21,
                                 spaceAfter=4),
         "h2": ParagraphStyle("h2", base, fontName=FONT_BOLD, fontSize=13, leading=16,
-                             spaceBefore=10, spaceAfter=5, textColor="#0b4f7c"),
+                             spaceBefore=10, spaceAfter=5, textColor="#0b4f7c", keepWithNext=1),
         "h3": ParagraphStyle("h3", base, fontName=FONT_BOLD, fontSize=10, leading=13,
-                             spaceBefore=6, spaceAfter=2),
+                             spaceBefore=6, spaceAfter=2, keepWithNext=1),
         "meta": ParagraphStyle("meta", base, fontSize=8, leading=10, textColor="#555555"),
         "caption": ParagraphStyle("caption", base, fontSize=7.5, leading=9.5,
                                   textColor="#444444"),
+        "tcaption": ParagraphStyle("tcaption", base, fontSize=7.5, leading=9.5,
+                                   textColor="#444444", keepWithNext=1),
         "bullet": ParagraphStyle("bullet", base, leftIndent=10, bulletIndent=2, spaceAfter=3),
         "cell": ParagraphStyle("cell", base, fontSize=7, leading=8.6, spaceAfter=0),
         "head": ParagraphStyle("head", base, fontName=FONT_BOLD, fontSize=7, leading=8.6,
@@ -84,7 +87,8 @@ def _cell(text: str, kind: str, st: dict[str, Any]) -> Any:
 
 
 def _grid(header: list[str], rows: list[list[Any]], widths: list[float],
-          st: dict[str, Any]) -> Flowable:  # fmt: skip
+          st: dict[str, Any], spans: Sequence[tuple[int, int, int]] = ()) -> Flowable:  # fmt: skip
+    """A table; `spans` are (row, first column, last column) of cells spanning columns."""
     from reportlab.lib import colors
     from reportlab.platypus import Paragraph
     from reportlab.platypus import Table as RLTable
@@ -97,6 +101,7 @@ def _grid(header: list[str], rows: list[list[Any]], widths: list[float],
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
         ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+        *(("SPAN", (c0, r + 1), (c1, r + 1)) for r, c0, c1 in spans),
     ])  # fmt: skip
     return t
 
@@ -108,11 +113,19 @@ def _table(t: Table | None, width: float, st: dict[str, Any]) -> list[Flowable]:
         return []
     rel = t.widths or tuple([1.0] * len(t.header))
     widths = [width * w / sum(rel) for w in rel]
-    rows = [[_cell(c.text, c.kind, st) for c in row] for row in t.rows]
+    rows: list[list[Any]] = []
+    spans: list[tuple[int, int, int]] = []
+    for i, row in enumerate(t.rows):
+        cells: list[Any] = []
+        for c in row:
+            if c.span > 1:
+                spans.append((i, len(cells), len(cells) + c.span - 1))
+            cells += [_cell(c.text, c.kind, st)] + [""] * (c.span - 1)
+        rows.append(cells + [""] * (len(t.header) - len(cells)))
     if not rows:
-        rows = [[_cell("none", "na", st)] + [_cell("", "", st)] * (len(t.header) - 1)]
-    return [Paragraph(esc(t.title), st["h3"]), Paragraph(esc(t.caption), st["caption"]),
-            _grid(t.header, rows, widths, st)]  # fmt: skip
+        rows = [[_cell("none", "na", st)] + [""] * (len(t.header) - 1)]
+    return [Paragraph(esc(t.title), st["h3"]), Paragraph(esc(t.caption), st["tcaption"]),
+            _grid(t.header, rows, widths, st, spans)]  # fmt: skip
 
 
 def _chart(c: Chart, width: float, st: dict[str, Any]) -> Flowable:

@@ -27,6 +27,7 @@ BAD_VERDICTS = ("slower", "worse")
 class TCell:
     text: str
     kind: str = ""  # "", "na", "est", "good", "bad", "base", "flag", "mono"
+    span: int = 1  # columns this cell covers (the row then has fewer cells)
 
 
 @dataclass
@@ -87,8 +88,8 @@ def ratios_table(model: ReportModel) -> Table:
         for m in metrics:
             r = row.ratios[m]
             if r.value is None:
-                t.rows.append([TCell(label), TCell(METRICS[m].label), TCell(na(r.na_reason), "na"),
-                               TCell(""), TCell(""), TCell("")])  # fmt: skip
+                t.rows.append([TCell(label), TCell(METRICS[m].label),
+                               TCell(na(r.na_reason), "na", span=4)])  # fmt: skip
                 continue
             ci = f"{sig(r.lo)}–{sig(r.hi)}" if r.lo is not None and r.hi is not None else na(
                 r.na_reason or "no interval")  # fmt: skip
@@ -144,7 +145,7 @@ def sensors_table(model: ReportModel) -> Table:
         if not r.energy:
             if r.status is RunStatus.DONE:
                 t.rows.append([TCell(r.id[:8], "mono"), TCell(na(r.energy_na_reason or
-                               "no energy figure recorded"), "na")] + [TCell("")] * 7)  # fmt: skip
+                               "no energy figure recorded"), "na", span=8)])  # fmt: skip
             continue
         for f in r.energy:
             kind = "est" if f.is_estimate else ""

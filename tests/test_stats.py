@@ -422,3 +422,21 @@ def test_quality_flags_each_threshold() -> None:
     expected = {FLAG_NOT_CONVERGED, FLAG_WARMUP_UNSTEADY, FLAG_BLOCK_TIMING, FLAG_GC_ENABLED}
     assert set(flags) == expected
     assert _flags(clean, required_tails=(0.999,)) == (FLAG_LOW_N_EFF,)
+
+
+@pytest.mark.parametrize("phi", [0.3, 0.7])
+def test_effective_n_gives_the_variance_of_the_mean_on_ar1(phi: float) -> None:
+    """2000 Gaussian AR(1) streams of 2000 samples: var(mean) ≈ var(x)/n_eff, n_eff from r₁."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(int(phi * 100))
+    reps, n = 2000, 2000
+    e = rng.standard_normal((reps, n)) * math.sqrt(1 - phi**2)
+    e[:, 0] = rng.standard_normal(reps)
+    z = lfilter([1.0], [1.0, -phi], e, axis=1)  # stationary, unit variance
+    n_effs = np.array([effective_n(n, lag1_autocorr(row)) for row in z])
+    expected = n * (1 - phi) / (1 + phi)
+    assert float(np.median(n_effs)) == pytest.approx(expected, rel=0.05)
+    var_of_mean = float(z.mean(axis=1).var(ddof=1))
+    assert var_of_mean == pytest.approx(1.0 / expected, rel=0.12)
+    assert var_of_mean > 1.5 / n  # far from the iid 1/n

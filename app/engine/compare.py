@@ -1,8 +1,15 @@
 """Comparing runs: ratios to a baseline with 95 % intervals and verdicts (METHOD.md).
 
-Runs of one configuration (same spec.config_key() and model hash) are replicates and pooled.
-With ≥ 2 replicates on both sides the ratio's interval comes from the spread between runs
-(Welch t on log estimates); otherwise from the runs' own intervals ("within-run only").
+- Runs of one configuration (same spec.config_key() and model hash) are replicates, pooled
+  by the geometric mean. The unit of replication is the process run.
+- R ≥ 2 on both sides: r = X̂_B / X̂_A with interval exp(log r ± t_ν·√(s²_A/R_A + s²_B/R_B)),
+  s² the variance of the log per-run figures, ν Welch's degrees of freedom. Otherwise the
+  relative half-widths of the two sides combine: √(h_A² + h_B²), labelled "within-run only".
+- Verdict: faster/slower (better/worse for energy and cost) only when the whole interval lies
+  outside [1 − δ, 1 + δ] (δ the noise threshold, 1 % by default); equivalent when it lies
+  inside; otherwise inconclusive, with ⌈4z²σ²/δ²⌉ runs per side that would settle it.
+- A figure that cannot be had is None with the reason, never 0; estimated energy is never
+  ranked against measured energy; workloads that differ are warned about.
 """
 
 from __future__ import annotations
@@ -305,7 +312,12 @@ def _labels(first_runs: Sequence[RunResult]) -> list[str]:
 
 @dataclass(frozen=True)
 class Ratio:
-    """B / A for one metric. value None = n/a (na_reason says why); lo/hi None = no interval."""
+    """B / A for one metric with its 95 % interval and verdict (see the module docstring).
+
+    value None = n/a (na_reason says why); lo/hi None = no interval (verdict None then).
+    reps_needed is set for an inconclusive verdict only. comparable is False when the two
+    workloads differ.
+    """
 
     metric: str
     value: float | None

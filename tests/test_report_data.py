@@ -104,6 +104,8 @@ def test_estimates_are_marked_not_ranked(tmp_path: Path) -> None:
     model = build_report(runs)
     est = model.groups[1].cells["energy"]
     assert est.value is None  # never compared with a measurement
+    assert est.note.startswith("ESTIMATE, not a measurement")
+    assert model.ratio(model.groups[1].group.label, "energy").value is None  # type: ignore[union-attr]
     run_cell = model.runs[1].cells["energy"]
     assert run_cell.note.startswith("ESTIMATE")
     html = write_report(runs, tmp_path / "e.html").read_text("utf-8")
@@ -159,3 +161,19 @@ def test_cli_report_from_store(tmp_path: Path) -> None:
     assert doc["baseline"].startswith("cuda:0")
     assert "cpu" in doc["cost_profiles"]
     assert main(["--db", db, "report", ids[0], "-o", str(tmp_path / "r.doc")]) == 2
+
+
+def test_charts_say_why_they_are_missing() -> None:
+    from wattbench.reports.figures import build_charts
+
+    run = make_run(power_w=None)
+    bare = run.with_(arrays={}, telemetry={})
+    charts = build_charts(build_report([bare]), png_dpi=0)
+    drawn = {c.key for c in charts.charts}
+    assert drawn == {"bar_throughput", "bar_latency-p99"}
+    skipped = dict(charts.skipped)
+    assert skipped["Energy per inference"].startswith("no configuration has this figure (no power")
+    assert skipped["Latency distribution"] == "no run has its raw latencies stored"
+    assert skipped["Power timeline"] == "no run has a sampled power trace"
+    assert "two or more batch sizes" in skipped["Throughput vs batch size"]
+    assert "fewer than two" in skipped["Pareto view"]

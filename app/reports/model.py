@@ -23,6 +23,7 @@ from wattbench.engine.compare import (
     Ratio,
     compare_runs,
     metric_value,
+    verdict_sentence,
 )
 from wattbench.engine.cost import CostProfile
 from wattbench.engine.result import RunResult, RunStatus
@@ -155,7 +156,7 @@ def build_report(
         GroupEntry(
             group=g,
             is_baseline=g is comparison.baseline,
-            cells={m: _group_cell(g, m) for m in REPORT_METRICS},
+            cells={m: _group_cell(g, m, energy_view) for m in REPORT_METRICS},
             methods={m: g.estimate(m).method for m in REPORT_METRICS},
             host=host_name(g.runs[0].system),
         )
@@ -175,7 +176,7 @@ def build_report(
         groups=groups,
         summary=tuple(summary_sentence(comparison, row_label, energy_view)
                       for row_label in (row.group.label for row in comparison.rows)),
-        sentences=tuple(comparison.sentences()),
+        sentences=_sentences(comparison, bool(profiles)),
         warnings=tuple(comparison.warnings),
         systems=_systems(entries),
         cost_profiles=profiles,
@@ -207,10 +208,22 @@ def _run_cells(
     return cells
 
 
-def _group_cell(group: ConfigGroup, metric: str) -> Cell:
+def _sentences(comparison: Comparison, with_cost: bool) -> tuple[str, ...]:
+    """Every verdict sentence; cost and CO2 only when cost profiles were given."""
+    return tuple(
+        verdict_sentence(row.ratios[m], row.group.label, comparison.baseline.label,
+                         energy_view=comparison.energy_view)
+        for row in comparison.rows
+        for m in comparison.metrics
+        if with_cost or m not in ("cost", "co2")
+    )  # fmt: skip
+
+
+def _group_cell(group: ConfigGroup, metric: str, energy_view: str) -> Cell:
     est = group.estimate(metric)
     if est.value is None:
-        return Cell(None, na_reason=est.na_reason or "not available")
+        return Cell(None, na_reason=est.na_reason or "not available",
+                    note=_estimate_note(group.runs[0], metric, energy_view))  # fmt: skip
     note = ""
     if len(group.runs) == 1:
         note = _percentile_note(group.runs[0], metric)

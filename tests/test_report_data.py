@@ -105,7 +105,8 @@ def test_estimates_are_marked_not_ranked(tmp_path: Path) -> None:
     est = model.groups[1].cells["energy"]
     assert est.value is None  # never compared with a measurement
     assert est.note.startswith("ESTIMATE, not a measurement")
-    assert model.ratio(model.groups[1].group.label, "energy").value is None  # type: ignore[union-attr]
+    ratio = model.ratio(model.groups[1].group.label, "energy")
+    assert ratio is not None and ratio.value is None
     run_cell = model.runs[1].cells["energy"]
     assert run_cell.note.startswith("ESTIMATE")
     html = write_report(runs, tmp_path / "e.html").read_text("utf-8")

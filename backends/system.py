@@ -58,6 +58,8 @@ PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "nvidia-
 
 PROC = Path("/proc")
 SYS_CPU = Path("/sys/devices/system/cpu")
+SYS_DRM = Path("/sys/class/drm")
+GPU_VENDORS = {"0x10de": "NVIDIA", "0x1002": "AMD", "0x8086": "Intel"}
 
 
 def _read(path: Path) -> str | None:
@@ -129,6 +131,39 @@ def cpufreq_state(sys_cpu: Path = SYS_CPU) -> dict[str, Any]:
     return {"governor": governor, "frequency_driver": driver, "turbo": turbo}
 
 
+def gpus(proc: Path = PROC, drm: Path = SYS_DRM) -> dict[str, Any]:
+    """GPUs as the kernel shows them: the NVIDIA driver's /proc entries (model, driver
+    version) and the display devices' PCI vendors under /sys/class/drm."""
+    out: dict[str, Any] = {"nvidia_driver": None, "nvidia": [], "drm": []}
+    version = _read(proc / "driver" / "nvidia" / "version")
+    if version:
+        out["nvidia_driver"] = version.splitlines()[0]
+    gpu_root = proc / "driver" / "nvidia" / "gpus"
+    if gpu_root.is_dir():
+        for bus in sorted(gpu_root.iterdir()):
+            info: dict[str, str] = {"bus": bus.name}
+            for line in (_read(bus / "information") or "").splitlines():
+                key, sep, value = line.partition(":")
+                if sep and key.strip() in ("Model", "GPU UUID", "Video BIOS"):
+                    info[key.strip().lower().replace(" ", "_")] = value.strip()
+            out["nvidia"].append(info)
+    if drm.is_dir():
+        for card in sorted(drm.glob("card[0-9]*")):
+            if "-" in card.name:  # connectors (card0-HDMI-A-1) are not devices
+                continue
+            vendor = _read(card / "device" / "vendor")
+            if vendor is None:
+                continue
+            out["drm"].append(
+                {
+                    "card": card.name,
+                    "vendor": GPU_VENDORS.get(vendor, vendor),
+                    "device_id": _read(card / "device" / "device"),
+                }
+            )
+    return out
+
+
 def package_versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -141,7 +176,9 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def describe_system(proc: Path = PROC, sys_cpu: Path = SYS_CPU) -> dict[str, Any]:
+def describe_system(
+    proc: Path = PROC, sys_cpu: Path = SYS_CPU, drm: Path = SYS_DRM
+) -> dict[str, Any]:
     """The preflight record: host, OS, CPU, memory, frequency state, versions, thread env."""
     import psutil
 
@@ -151,6 +188,8 @@ def describe_system(proc: Path = PROC, sys_cpu: Path = SYS_CPU) -> dict[str, Any
     for key, value in freq.items():
         if value is None:
             unknown[key] = "not readable here (no cpufreq in /sys, e.g. a VM or container)"
+    if cpu["max_mhz"] is None:
+        unknown["max_mhz"] = "the CPU's maximum frequency is not exposed here"
     if cpu["model"] is None:
         unknown["cpu_model"] = "no model name in /proc/cpuinfo"
     mem = psutil.virtual_memory()
@@ -161,6 +200,9 @@ def describe_system(proc: Path = PROC, sys_cpu: Path = SYS_CPU) -> dict[str, Any
         unknown["load_average"] = "os.getloadavg() is not available here"
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     versions = package_versions()
+    gpu = gpus(proc, drm)
+    if gpu["nvidia_driver"] is None:
+        unknown["nvidia_driver"] = "no NVIDIA driver loaded (/proc/driver/nvidia is absent)"
     for name in ("torch", "onnxruntime"):
         if versions.get(name) is None and versions.get(f"{name}-gpu") is None:
             unknown[f"{name}_version"] = f"{name} is not installed"
@@ -177,6 +219,7 @@ def describe_system(proc: Path = PROC, sys_cpu: Path = SYS_CPU) -> dict[str, Any
         "memory_available_bytes": int(mem.available),
         "swap_total_bytes": int(psutil.swap_memory().total),
         "cpu_frequency": freq,
+        "gpus": gpu,
         "load_average": load,
         "affinity": affinity,
         "boot_time_s": float(psutil.boot_time()),

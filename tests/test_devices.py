@@ -124,3 +124,28 @@ def test_runtime_status_and_device_dict() -> None:
     d = devices.device_dict(cpu)
     assert d["id"] == "cpu" and isinstance(d["precisions"], list)
     assert devices.find_device("npu:0", "torch") is None
+
+
+def test_gpus_from_fake_nvidia_proc_and_drm(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    gpu = proc / "driver" / "nvidia" / "gpus" / "0000:3b:00.0"
+    gpu.mkdir(parents=True)
+    (proc / "driver" / "nvidia" / "version").write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n"
+        "GCC version:  gcc version 12.2.0\n"
+    )
+    (gpu / "information").write_text(
+        "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 123\nGPU UUID: \t GPU-abc\n"
+    )
+    drm = tmp_path / "drm"
+    for card, vendor in (("card0", "0x10de"), ("card1", "0x1002"), ("card0-DP-1", "0x10de")):
+        (drm / card / "device").mkdir(parents=True)
+        (drm / card / "device" / "vendor").write_text(vendor + "\n")
+    got = system.gpus(proc, drm)
+    assert got["nvidia_driver"].startswith("NVRM version") and "550.54.15" in got["nvidia_driver"]
+    assert got["nvidia"] == [
+        {"bus": "0000:3b:00.0", "model": "NVIDIA H100 80GB HBM3", "gpu_uuid": "GPU-abc"}
+    ]
+    assert [(d["card"], d["vendor"]) for d in got["drm"]] == [("card0", "NVIDIA"), ("card1", "AMD")]
+    none = system.gpus(tmp_path / "empty", tmp_path / "nodrm")
+    assert none == {"nvidia_driver": None, "nvidia": [], "drm": []}

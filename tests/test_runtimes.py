@@ -194,6 +194,8 @@ REFUSED = [
     (dict(model="builtin:gpt-small", scenario=Scenario.GENERATION, runtime="onnxruntime"),
      UnsupportedOptionError, "runtime torch only"),
     (dict(model="onnx-zoo:squeezenet"), UnsupportedOptionError, "--runtime onnxruntime"),
+    (dict(model="builtin:gpt-small", scenario=Scenario.GENERATION, prompt_tokens=250),
+     ShapeError, "at most 256 positions"),
     (dict(model="onnx-zoo:squeezenet", runtime="onnxruntime", batch_size=8), ShapeError,
      "fixed batch"),
 ]  # fmt: skip

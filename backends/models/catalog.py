@@ -136,8 +136,9 @@ def _read_onnx(path: Path) -> Any:
             f"{path} is not an ONNX file (no model graph in it). "
             "Give an .onnx model exported with torch.onnx or a converter."
         )
-    try:
-        onnx.checker.check_model(model)
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    try:  # a model with external data is checked from its path, which finds the data files
+        onnx.checker.check_model(str(path) if external else model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
@@ -456,13 +457,19 @@ def concrete_inputs(
     return out
 
 
-def _check_limits(entry: ModelEntry, given: Mapping[str, int]) -> None:
-    """Built-in transformers have a maximum sequence length (their position table)."""
-    if entry.family != "builtin" or "seq_len" not in given:
-        return
+def max_positions(entry: ModelEntry) -> int | None:
+    """The longest sequence a built-in transformer takes (its position table), else None."""
+    if entry.family != "builtin":
+        return None
     c = builtin.get(entry.ref).kwargs
     limit = c.get("max_positions") or c.get("positions")
-    if limit is not None and given["seq_len"] > limit:
+    return int(limit) if limit is not None else None
+
+
+def _check_limits(entry: ModelEntry, given: Mapping[str, int]) -> None:
+    """Built-in transformers have a maximum sequence length (their position table)."""
+    limit = max_positions(entry)
+    if limit is not None and "seq_len" in given and given["seq_len"] > limit:
         raise ShapeError(
             f"{entry.ref} takes at most {limit} tokens; seq_len {given['seq_len']} is too long "
             f"(--dim seq_len=N with N ≤ {limit})."

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from wattbench.backends.runtimes.base import Runtime, RuntimeOptions
-from wattbench.errors import UnsupportedOptionError
+from wattbench.errors import ShapeError, UnsupportedOptionError
 
 if TYPE_CHECKING:
     from wattbench.engine.spec import RunSpec
@@ -113,6 +113,12 @@ def check_options(spec: RunSpec) -> None:
             )
         if spec.new_tokens < 2:
             raise UnsupportedOptionError("Generation needs at least 2 new tokens (TPOT).")
+        limit = catalog.max_positions(entry)
+        if limit is not None and spec.prompt_tokens + spec.new_tokens > limit:
+            raise ShapeError(
+                f"{spec.model} holds at most {limit} positions: prompt {spec.prompt_tokens} + "
+                f"{spec.new_tokens} new tokens is too long."
+            )
     runtime.check(entry, spec.device, options_from_spec(spec))
 
 

@@ -136,7 +136,7 @@ class TorchRuntime:
             props = torch.cuda.get_device_properties(i)
             cap = (props.major, props.minor)
             precisions = ["fp32", "fp16"]
-            if torch.cuda.is_bf16_supported() if i == 0 else cap >= (8, 0):
+            if cap >= (8, 0) or hip:  # Ampere and later; AMD Instinct/Radeon via ROCm
                 precisions.append("bf16")
             details = {
                 "memory_bytes": int(props.total_memory),

@@ -24,6 +24,7 @@ from wattbench.engine.cost import (
     AGGREGATE_DOMAINS,
     ENERGY_VIEWS,
     CostProfile,
+    check_energy_view,
     cost_figures,
     energy_per_item,
 )
@@ -506,10 +507,7 @@ def compare_runs(
         raise BadInputError("Choose at least one metric to compare.")
     if not 0 <= noise < 1:
         raise BadInputError(f"The noise threshold must be between 0 and 1 (got {noise}).")
-    if energy_view not in ENERGY_VIEWS:
-        raise BadInputError(
-            f"Unknown energy view {energy_view!r}: choose one of {', '.join(ENERGY_VIEWS)}."
-        )
+    check_energy_view(energy_view)
     for m in metrics:
         if m not in METRICS:
             raise BadInputError(f"Unknown metric {m!r}: choose from {', '.join(METRICS)}.")

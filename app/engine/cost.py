@@ -151,7 +151,8 @@ class CostFigures:
 # -- energy per inference of a run -----------------------------------------------------------
 
 
-def _check_view(energy_view: str) -> None:
+def check_energy_view(energy_view: str) -> None:
+    """BadInputError unless energy_view is one of ENERGY_VIEWS."""
     if energy_view not in ENERGY_VIEWS:
         raise BadInputError(
             f"Unknown energy view {energy_view!r}: choose one of {', '.join(ENERGY_VIEWS)}."
@@ -218,7 +219,7 @@ def energy_per_item(run: RunResult, energy_view: str) -> tuple[Interval | None, 
     domains (ENERGY.md "Per run" 4): those of the run's own device for "device", every domain
     for "system". Estimates never count here (see estimated_energy_per_item).
     """
-    _check_view(energy_view)
+    check_energy_view(energy_view)
     aggregate = [e for e in run.energy if e.domain == energy_view]
     if aggregate:
         e = aggregate[0]
@@ -245,7 +246,7 @@ def estimated_energy_per_item(
     Only for display marked "estimate" — never ranked against measurements. An estimate has
     no interval.
     """
-    _check_view(energy_view)
+    check_energy_view(energy_view)
     aggregate = [e for e in run.energy if e.domain == energy_view and e.is_estimate]
     parts = aggregate[:1] or _view_parts(run, energy_view, estimates=True)
     if not parts:
@@ -299,7 +300,7 @@ def cost_figures(
     case energy_basis is "estimate" and every energy-based figure is an estimate. A run that
     did not finish gives n/a figures with the reason. See cost_figures_from for the formulas.
     """
-    _check_view(energy_view)
+    check_energy_view(energy_view)
     if profile.device != run.spec.device:
         raise BadInputError(
             f"The cost profile is for {profile.device} but the run ran on {run.spec.device}: "

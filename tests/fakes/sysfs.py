@@ -59,11 +59,9 @@ class FakeSysfs:
         return zone
 
     def set_energy(self, entry: str, energy_uj: float) -> None:
-        path = self.powercap / entry / "energy_uj"
-        mode = path.stat().st_mode
-        path.chmod(0o644)
-        path.write_text(f"{int(energy_uj)}\n")
-        path.chmod(stat.S_IMODE(mode))
+        """Rewrite the counter in place (same inode, no truncation), as sysfs would show it:
+        readers holding the file open see the new value and never a half-written one."""
+        _rewrite(self.powercap / entry / "energy_uj", energy_uj)
 
     def hwmon_chip(
         self,
@@ -87,7 +85,15 @@ class FakeSysfs:
         return d
 
     def set_hwmon(self, hw: str, fname: str, value: float) -> None:
-        (self.hwmon / hw / fname).write_text(f"{int(value)}\n")
+        _rewrite(self.hwmon / hw / fname, value)
+
+
+def _rewrite(path: Path, value: float) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, f"{int(value):<30d}\n".encode(), 0)
+    finally:
+        os.close(fd)
 
 
 def two_socket_tree(root: Path, *, readable: bool = True) -> FakeSysfs:

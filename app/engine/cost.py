@@ -187,7 +187,7 @@ def _sum_domains(
         return None, "energy domains cover different numbers of inferences"
     total_j = sum(e.energy_j for e in parts)
     if not total_j > 0:
-        return None, "measured energy is not positive"
+        return None, "the energy in the window is not positive"
     if any(e.rel_uncertainty is None for e in parts):
         sensor_rel = None
     else:

@@ -11,8 +11,10 @@ import math
 import numpy as np
 from wattbench.engine.result import (
     EnergyFigure,
+    GenerationSummary,
     Interval,
     LatencySummary,
+    MemoryFigures,
     ModelInfo,
     PercentileEstimate,
     PhaseTimings,
@@ -45,6 +47,7 @@ def make_run(
     status: RunStatus = RunStatus.DONE,
     model: str = "builtin:resnet50",
     model_name: str = "ResNet-50",
+    generation: bool = False,
 ) -> RunResult:
     """One finished run whose every figure is derived from its own synthetic latencies."""
     spec = RunSpec(
@@ -52,7 +55,7 @@ def make_run(
         device=device,
         runtime=runtime,
         batch_size=batch,
-        scenario=Scenario.OFFLINE,
+        scenario=Scenario.GENERATION if generation else Scenario.OFFLINE,
         tags=tags,
         repeat=seed,
     )
@@ -123,9 +126,27 @@ def make_run(
             name=f"{device} power", unit="W",
             t_ns=(starts[0] + t * 1e9).astype(np.int64), values=watts.astype(np.float64),
         )  # fmt: skip
+    gen = None
+    if generation:
+        ttft = mean * 0.2
+        tpot = (mean - ttft) / (spec.new_tokens - 1)
+        gen = GenerationSummary(
+            prompt_tokens=spec.prompt_tokens, new_tokens=spec.new_tokens,
+            ttft_ns=Interval(ttft, ttft * 0.98, ttft * 1.02),
+            tpot_ns=Interval(tpot, tpot * 0.99, tpot * 1.01),
+            decode_tokens_per_s=Interval(1e9 / tpot, 0.99e9 / tpot, 1.01e9 / tpot),
+            e2e_tokens_per_s=Interval(spec.new_tokens * 1e9 / mean, None, None),
+        )  # fmt: skip
+    memory = MemoryFigures(
+        peak_rss_bytes=700 * 2**20,
+        gpu_process_peak_bytes=2 * 2**30 if device != "cpu" else None,
+        notes=("torch allocator figures: not measured in this synthetic run",),
+    )
     return RunResult(
         spec=spec,
         status=RunStatus.DONE,
+        generation=gen,
+        memory=memory,
         phases=PhaseTimings(
             cold_load_s=0.8,
             first_call_ns=int(mean_ms * 3e6),

@@ -16,6 +16,7 @@ from wattbench.errors import BadInputError
 from wattbench.reports import write_report
 from wattbench.reports.data import METRIC_COLUMNS, REPORT_JSON_FORMAT, REPORT_JSON_VERSION
 from wattbench.reports.model import build_report
+from wattbench.reports.textfmt import sig
 
 from tests.report_fixtures import HOSTILE, comparison_runs, make_run
 
@@ -178,3 +179,18 @@ def test_charts_say_why_they_are_missing() -> None:
     assert skipped["Power timeline"] == "no run has a sampled power trace"
     assert "two or more batch sizes" in skipped["Throughput vs batch size"]
     assert "fewer than two" in skipped["Pareto view"]
+
+
+def test_generation_and_memory_tables(tmp_path: Path) -> None:
+    runs = [make_run(generation=True, batch=1, seed=1),
+            make_run(generation=True, batch=1, device="cuda:0", seed=2)]  # fmt: skip
+    html = write_report(runs, tmp_path / "g.html").read_text("utf-8")
+    assert "Token generation per run" in html
+    gen = runs[0].generation
+    assert gen is not None
+    assert f"{sig(gen.ttft_ns.value * 1e-6)} ms (" in html
+    assert "700 MiB" in html and "2,048 MiB" in html
+    assert "n/a — not measurable here" in html  # torch allocator peak unknown: not 0
+    rows = list(csv.DictReader(io.StringIO(write_report(runs, tmp_path / "g.csv").read_text())))
+    assert float(rows[0]["gen_ttft_ns"]) == gen.ttft_ns.value
+    assert rows[0]["gen_e2e_tokens_per_s_lo"] == ""

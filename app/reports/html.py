@@ -137,7 +137,7 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         out.append('<div class="warn"><b>Read with care</b>' + _list(model.warnings) + "</div>")
     out.append("</section>")
     out.append('<section id="tables"><h2>Comparison tables</h2>')
-    out += [table_html(tables[k]) for k in ("speed", "energy", "ratios")]
+    out += [table_html(tables[k]) for k in ("speed", "energy", "ratios", "generation")]
     out.append("</section>")
     out.append('<section id="charts"><h2>Charts</h2>')
     out += [chart_html(c) for c in charts.charts]
@@ -162,7 +162,7 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
     out.append('<section id="method"><h2>Method</h2>')
     for heading, text in method_notes(model):
         out.append(f"<h3>{esc(heading)}</h3><p>{esc(text)}</p>")
-    out += [table_html(tables[k]) for k in ("stopping", "sensors", "cost")]
+    out += [table_html(tables[k]) for k in ("stopping", "startup", "sensors", "cost")]
     out.append("</section>")
     csv_doc = csv_text(model)
     out.append(

@@ -216,7 +216,7 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
         story.append(Paragraph("Read with care", st["h3"]))
         story += [Paragraph(esc(w), st["bullet"], bulletText="!") for w in model.warnings]
     story.append(Paragraph("Comparison tables", st["h2"]))
-    for k in ("speed", "energy", "ratios"):
+    for k in ("speed", "energy", "ratios", "generation"):
         story += _table(tables[k], width, st)
     story.append(Paragraph("Charts", st["h2"]))
     story += [_chart(c, width, st) for c in charts.charts]
@@ -237,7 +237,7 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
     story.append(Paragraph("Method", st["h2"]))
     for heading, text in method_notes(model):
         story += [Paragraph(esc(heading), st["h3"]), Paragraph(esc(text), st["body"])]
-    for k in ("stopping", "sensors", "cost"):
+    for k in ("stopping", "startup", "sensors", "cost"):
         story += _table(tables[k], width, st)
     story += [
         PageBreak(),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wattbench.engine.compare import METRICS
-from wattbench.engine.result import RunStatus
+from wattbench.engine.result import Interval, RunStatus
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 from wattbench.reports.textfmt import interval_text, na, percent_text, ratio_text, sig
 
@@ -214,13 +214,79 @@ def cost_table(model: ReportModel) -> Table | None:
     return t
 
 
+def _iv_text(iv: Interval, scale: float, unit: str) -> str:
+    lo = None if iv.lo is None else iv.lo * scale
+    hi = None if iv.hi is None else iv.hi * scale
+    ci = interval_text(lo, hi)
+    return f"{sig(iv.value * scale)} {unit}" + (f" ({ci})" if ci else " (no interval)")
+
+
+def generation_table(model: ReportModel) -> Table | None:
+    """Token generation figures per run; None when no run generated tokens."""
+    runs = [e for e in model.runs if e.run.generation is not None]
+    if not runs:
+        return None
+    t = Table("generation", "Token generation per run",
+              "Time to first token, time per output token = (latency − TTFT) / (tokens − 1), "
+              "and tokens per second, with 95 % intervals.",
+              ["Run", "Configuration", "Prompt / new tokens", "TTFT", "TPOT", "Decode tokens/s",
+               "End-to-end tokens/s"], widths=(0.9, 2.0, 1.0, 1.3, 1.3, 1.3, 1.3))  # fmt: skip
+    for e in runs:
+        g = e.run.generation
+        assert g is not None
+        t.rows.append([
+            TCell(e.run.id[:8], "mono"), TCell(e.group_label or e.run.spec.label()),
+            TCell(f"{g.prompt_tokens} / {g.new_tokens}"), TCell(_iv_text(g.ttft_ns, 1e-6, "ms")),
+            TCell(_iv_text(g.tpot_ns, 1e-6, "ms")), TCell(_iv_text(g.decode_tokens_per_s, 1, "")),
+            TCell(_iv_text(g.e2e_tokens_per_s, 1, "")),
+        ])  # fmt: skip
+    return t
+
+
+def _bytes_text(n: int | None, why: str) -> TCell:
+    return TCell(na(why), "na") if n is None else TCell(f"{sig(n / 2**20)} MiB")
+
+
+def startup_table(model: ReportModel) -> Table:
+    """Cold start, harness overhead and memory per finished run."""
+    t = Table("startup", "Cold start, harness and memory per run",
+              "Model load and first call are timed apart from the measurement; η is the "
+              "measured throughput ÷ the bare timing loop's; memory comes from a separate pass.",
+              ["Run", "Model load", "First call", "Harness overhead (η)", "Peak host RSS",
+               "Torch allocated peak", "GPU process peak"],
+              widths=(0.9, 0.9, 0.9, 1.3, 1.1, 1.1, 1.1))  # fmt: skip
+    for e in model.runs:
+        r = e.run
+        if r.status is not RunStatus.DONE:
+            continue
+        ph, mem = r.phases, r.memory
+        over = (percent_text(ph.harness_overhead_fraction)
+                if ph.harness_overhead_fraction is not None else "n/a")  # fmt: skip
+        eta = f"η {sig(ph.harness_efficiency, 4)}" if ph.harness_efficiency is not None else (
+            "η n/a")  # fmt: skip
+        why = "no memory pass" if mem is None else "not measurable here"
+        t.rows.append([
+            TCell(r.id[:8], "mono"),
+            TCell(f"{sig(ph.cold_load_s)} s" if ph.cold_load_s is not None else na("not recorded")),
+            TCell(f"{sig(ph.first_call_ns * 1e-6)} ms" if ph.first_call_ns is not None
+                  else na("not recorded")),
+            TCell(f"{over} ({eta})"),
+            _bytes_text(mem.peak_rss_bytes if mem else None, why),
+            _bytes_text(mem.torch_allocated_peak_bytes if mem else None, why),
+            _bytes_text(mem.gpu_process_peak_bytes if mem else None, why),
+        ])  # fmt: skip
+    return t
+
+
 def all_tables(model: ReportModel) -> dict[str, Table | None]:
     return {
         "speed": figures_table(model, "speed", SPEED_METRICS, "Speed per configuration"),
         "energy": figures_table(model, "energy", ENERGY_METRICS,
                                 f"Energy and cost per configuration ({model.energy_view} view)"),
         "ratios": ratios_table(model),
+        "generation": generation_table(model),
         "runs": runs_table(model),
+        "startup": startup_table(model),
         "stopping": stopping_table(model),
         "sensors": sensors_table(model),
         "cost": cost_table(model),

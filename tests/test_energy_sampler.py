@@ -148,16 +148,20 @@ def test_gpu_lost_mid_run(tmp_path: Path) -> None:
 
 
 def test_machine_without_sensors_gives_labelled_estimate(tmp_path: Path) -> None:
-    spec = RunSpec(model="builtin:mlp-small", idle_baseline=False)
+    spec = RunSpec(model="builtin:mlp-small")
     s = open_sampler(spec, sys_root=tmp_path, nvml_module=FakeNvml(library_missing=True))
+    idle = s.idle_baseline()  # the estimate's idle comes from its model: no waiting
+    assert idle is not None and idle.duration_s == 0.0
+    assert idle.power_w["estimate:cpu"] > 0
     s.start()
     t0 = time.perf_counter_ns()
     time.sleep(1.2)
     t1 = time.perf_counter_ns()
     s.stop()
-    rep = s.figures(t0, t1, 10, None)
+    rep = s.figures(t0, t1, 10, idle)
     dev = rep.figure("device")
     assert dev is not None and dev.is_estimate and dev.method == "model"
+    assert dev.idle_power_w == idle.power_w["estimate:cpu"]
     assert rep.na_reason is not None and "no power sensor" in rep.na_reason
     assert "powercap" in rep.na_reason and "NVML" in rep.na_reason
     s.close()

@@ -184,6 +184,9 @@ class Sampler:
         within ±2 % with the one a second earlier, for every domain; at most ``idle_max_s``."""
         if not self.spec.idle_baseline or not self._tracks:
             return None
+        modelled = self._modelled_idle_w()
+        if len(modelled) == len(self._tracks):  # nothing to measure: no waiting
+            return IdleBaseline(power_w=modelled, duration_s=0.0, stable=True, window_s=0.0)
         t_start = time.perf_counter_ns()
         step_ns = int(min(IDLE_STEP_S, self.idle_window_s / 2) * 1e9)
         window_ns = int(self.idle_window_s * 1e9)
@@ -204,8 +207,20 @@ class Sampler:
             means, stable = self._idle_means(time.perf_counter_ns(), window_ns, step_ns)
         duration_s = (time.perf_counter_ns() - t_start) / 1e9
         return IdleBaseline(
-            power_w=means, duration_s=duration_s, stable=stable, window_s=self.idle_window_s
+            power_w={**means, **modelled},
+            duration_s=duration_s,
+            stable=stable,
+            window_s=self.idle_window_s,
         )
+
+    def _modelled_idle_w(self) -> dict[str, float]:
+        """Idle power of estimate domains, from their model (nothing to measure there)."""
+        out: dict[str, float] = {}
+        for did, tr in self._tracks.items():
+            fn = getattr(tr.source, "idle_power_w", None)
+            if fn is not None:
+                out[did] = float(fn())
+        return out
 
     def _idle_means(
         self, now_ns: int, window_ns: int, step_ns: int
@@ -214,6 +229,8 @@ class Sampler:
         stable = True
         with self._lock:
             for did, tr in self._tracks.items():
+                if hasattr(tr.source, "idle_power_w"):
+                    continue  # modelled, not measured
                 cur = _mean_power_w(tr, now_ns - window_ns, now_ns)
                 prev = _mean_power_w(tr, now_ns - window_ns - step_ns, now_ns - step_ns)
                 if cur is None:

@@ -93,6 +93,10 @@ class EstimateSource:
             return 0.0
         return min(1.0, max(0.0, 1.0 - idle / total))
 
+    def idle_power_w(self) -> float:
+        """The model's power at zero load (an estimate too)."""
+        return self.tdp_w * IDLE_FRACTION
+
     def read(self) -> list[Reading]:
         power_w = self.tdp_w * (IDLE_FRACTION + (1.0 - IDLE_FRACTION) * self.load())
         return [Reading(ESTIMATE_DOMAIN_ID, time.perf_counter_ns(), power_w)]

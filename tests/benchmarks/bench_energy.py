@@ -1,0 +1,164 @@
+"""Energy benchmarks (ENERGY.md targets 3 and 6); prints figures, asserts nothing timed.
+
+    python tests/benchmarks/bench_energy.py [--seconds 10] [--pairs 3] [--t-max 5]
+
+1. Sampler CPU cost at 10 Hz: process CPU time over ~10 s with the sampler thread reading a
+   fake sysfs tree (6 RAPL zones + 3 hwmon sensors), minus the same interval with it off;
+   also for the TDP × load estimate alone (what this sensorless machine uses).
+2. Throughput of a CPU run with sampling on vs off, alternating in one session, through the
+   engine's runner (wattbench.engine.runner.run_one, builtin:mlp-small, preset quick); "on"
+   samples the fake tree, "off" makes the supervisor's open_sampler fail (run without energy).
+3. Discovery time (median of 20) on the fake tree and on this machine's /sys, with
+   subprocess.Popen patched to fail, proving no subprocess is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.fakes.fake_pynvml import FakeNvml
+from tests.fakes.sysfs import FakeSysfs, two_socket_tree
+
+
+def build_tree(root: Path) -> Path:
+    two_socket_tree(root)
+    FakeSysfs(root).hwmon_chip(
+        "hwmon1",
+        "apm_xgene",
+        {"power1_input": 30e6, "power2_input": 5e6, "energy1_input": 7e6},
+        labels={"power1": "CPU power", "power2": "IO power"},
+    )
+    return root
+
+
+def sampler_cpu_cost(root: Path | None, seconds: float) -> tuple[float, int]:
+    """(% of one core, samples taken) for a 10 Hz sampler over ``seconds``."""
+    from wattbench.energy.sampler import open_sampler
+    from wattbench.engine.spec import RunSpec
+
+    spec = RunSpec(model="builtin:mlp-small", sample_hz=10.0, idle_baseline=False)
+    s = open_sampler(
+        spec, sys_root=root or "/nonexistent", nvml_module=FakeNvml(library_missing=True)
+    )
+    c0, w0 = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    idle_cpu = time.process_time() - c0
+    idle_wall = time.perf_counter() - w0
+    s.start()
+    c0, w0 = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    cpu = time.process_time() - c0
+    wall = time.perf_counter() - w0
+    s.stop()
+    n = max(len(t.t_ns) for t in s.traces()) if s.traces() else 0
+    s.close()
+    return 100.0 * (cpu / wall - idle_cpu / idle_wall), n
+
+
+def discovery_times(root: Path | None, repeats: int = 20) -> list[float]:
+    from wattbench.backends.sensors.discovery import inventory
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("discovery started a subprocess")
+
+    real_init = subprocess.Popen.__init__
+    subprocess.Popen.__init__ = refuse  # type: ignore[assignment,method-assign]
+    try:
+        out = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            inv = inventory(root)
+            out.append(time.perf_counter() - t0)
+            inv.close()
+        return out
+    finally:
+        subprocess.Popen.__init__ = real_init  # type: ignore[method-assign]
+
+
+def throughput_on_off(root: Path, pairs: int, t_max_s: float) -> tuple[list[float], list[float]]:
+    import wattbench.energy.sampler as sampler_mod
+    from wattbench.engine.runner import run_one
+    from wattbench.engine.spec import RunSpec
+
+    spec = RunSpec(
+        model="builtin:mlp-small",
+        preset="quick",
+        t_max_s=t_max_s,
+        idle_baseline=False,
+        memory_pass=False,
+    )
+    real_open = sampler_mod.open_sampler
+
+    def off(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("sampling switched off for the benchmark")
+
+    on_tp: list[float] = []
+    off_tp: list[float] = []
+    os.environ["WATTBENCH_SYSFS_ROOT"] = str(root)
+    for i in range(pairs):
+        for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            sampler_mod.open_sampler = real_open if mode == "on" else off  # type: ignore[assignment]
+            r = run_one(spec)
+            sampler_mod.open_sampler = real_open
+            if r.throughput_items_per_s is None:
+                print(f"  run {mode}: no throughput ({r.status}: {r.reason})")
+                continue
+            value = r.throughput_items_per_s.value
+            (on_tp if mode == "on" else off_tp).append(value)
+            srcs = sorted({f.source for f in r.energy})
+            print(
+                f"  run {mode:>3}: {value:10.1f} items/s  energy sources: {srcs or r.energy_na_reason}"
+            )
+    return on_tp, off_tp
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--t-max", type=float, default=5.0)
+    ap.add_argument("--skip-runs", action="store_true")
+    args = ap.parse_args()
+    root = build_tree(Path(tempfile.mkdtemp(prefix="wattbench-bench-sysfs-")))
+    print(f"fake sysfs tree: {root}")
+
+    pct, n = sampler_cpu_cost(root, args.seconds)
+    print(
+        f"sampler CPU at 10 Hz, fake tree (9 domains): {pct:.3f} % of one core "
+        f"({n} samples in {args.seconds:g} s; target ≤ 0.5 %)"
+    )
+    pct, n = sampler_cpu_cost(None, args.seconds)
+    print(
+        f"sampler CPU at 10 Hz, estimate only (this machine): {pct:.3f} % of one core ({n} samples)"
+    )
+
+    for label, r in (("fake tree", root), ("this machine's /sys", None)):
+        times = discovery_times(r)
+        print(
+            f"discovery ({label}): median {statistics.median(times) * 1e3:.1f} ms, "
+            f"max {max(times) * 1e3:.1f} ms over {len(times)} (target ≤ 1 s); no subprocess"
+        )
+
+    if not args.skip_runs:
+        print("throughput, sampling on vs off (engine runner, builtin:mlp-small, quick):")
+        on_tp, off_tp = throughput_on_off(root, args.pairs, args.t_max)
+        if on_tp and off_tp:
+            m_on, m_off = statistics.median(on_tp), statistics.median(off_tp)
+            print(
+                f"median on {m_on:.1f} items/s, off {m_off:.1f} items/s: "
+                f"on/off − 1 = {100 * (m_on / m_off - 1):+.2f} % (target within 1 %)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -147,7 +147,7 @@ def build_charts(model: ReportModel, *, png_dpi: int = 250) -> ChartSet:
     for metric in BAR_METRICS:
         info = METRICS[metric]
         bars = _bars(model, metric)
-        title = info.label[0].upper() + info.label[1:]
+        title = info.label if info.label[:2] in ("p5", "p9") else info.label.capitalize()
         if all(b.value is None for b in bars):
             reasons = "; ".join(dict.fromkeys(b.na_reason or "not available" for b in bars))
             out.skipped.append((title, f"no configuration has this figure ({reasons})"))

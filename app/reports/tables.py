@@ -72,6 +72,21 @@ def figures_table(model: ReportModel, key: str, metrics: Sequence[str], title: s
     return t
 
 
+def energy_table(model: ReportModel) -> Table:
+    """Energy (and cost, when cost profiles were given) per configuration."""
+    if model.cost_profiles:
+        return figures_table(
+            model,
+            "energy",
+            ENERGY_METRICS,
+            f"Energy and cost per configuration ({model.energy_view} view)",
+        )
+    t = figures_table(model, "energy", ENERGY_METRICS[:2],
+                      f"Energy per configuration ({model.energy_view} view)")  # fmt: skip
+    t.caption += " No cost profile was given: $ and CO2 per million inferences are n/a."
+    return t
+
+
 def ratios_table(model: ReportModel) -> Table:
     base = model.baseline.group.label
     t = Table("ratios", f"Ratios to the baseline ({base})",
@@ -281,8 +296,7 @@ def startup_table(model: ReportModel) -> Table:
 def all_tables(model: ReportModel) -> dict[str, Table | None]:
     return {
         "speed": figures_table(model, "speed", SPEED_METRICS, "Speed per configuration"),
-        "energy": figures_table(model, "energy", ENERGY_METRICS,
-                                f"Energy and cost per configuration ({model.energy_view} view)"),
+        "energy": energy_table(model),
         "ratios": ratios_table(model),
         "generation": generation_table(model),
         "runs": runs_table(model),

@@ -115,10 +115,8 @@ def throughput_on_off(root: Path, pairs: int, t_max_s: float) -> tuple[list[floa
                 continue
             value = r.throughput_items_per_s.value
             (on_tp if mode == "on" else off_tp).append(value)
-            srcs = sorted({f.source for f in r.energy})
-            print(
-                f"  run {mode:>3}: {value:10.1f} items/s  energy sources: {srcs or r.energy_na_reason}"
-            )
+            srcs = sorted({f.source for f in r.energy}) or r.energy_na_reason
+            print(f"  run {mode:>3}: {value:10.1f} items/s  energy sources: {srcs}")
     return on_tp, off_tp
 
 

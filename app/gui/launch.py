@@ -45,6 +45,23 @@ def display_problem(
     return NO_DISPLAY_MESSAGE
 
 
+def qt_binding_problem() -> str | None:
+    """A known-bad Qt binding for this Python, or None.
+
+    PySide6 6.12.0 drops a reference to True on every signal emit and to None on every call of
+    a method returning nothing; Python < 3.12 does not make them immortal, so the app aborts
+    ("deallocating True or False") after a few thousand calls.
+    """
+    import PySide6
+
+    if PySide6.__version__ == "6.12.0" and sys.version_info < (3, 12):
+        return (
+            "PySide6 6.12.0 has a reference-counting bug on Python < 3.12 that crashes the app "
+            "after a while: install another version (pip install 'pyside6-essentials<6.12')."
+        )
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wattbench-gui", description="Open the Wattbench desktop workbench."
@@ -91,6 +108,10 @@ def run_app(
     from wattbench.gui.controller import Controller
     from wattbench.gui.main_window import PAGE_NAMES, MainWindow
 
+    binding = qt_binding_problem()
+    if binding is not None:
+        log.warning("%s", binding)
+        print(f"wattbench: warning: {binding}", file=sys.stderr)
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     assert isinstance(app, QApplication)
     app.setOrganizationName(ORGANIZATION)

@@ -20,11 +20,19 @@ from PySide6.QtCore import QSettings
 from pytestqt.qtbot import QtBot
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller, ItemState, QueueItem
+from wattbench.gui.launch import qt_binding_problem
 from wattbench.gui.main_window import MainWindow
 from wattbench.gui.page_new_run import NewRunPage
 
 RUN_TIMEOUT_MS = 150_000  # a run spawns a worker that imports torch: slow on a busy machine
 LOAD_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _usable_qt_binding() -> None:
+    problem = qt_binding_problem()
+    if problem is not None:  # the run would abort the whole test process later, without a word
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(autouse=True)

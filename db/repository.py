@@ -22,7 +22,18 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Engine, Select, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Select,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from wattbench.db.schema import (
@@ -528,6 +539,13 @@ class Repository:
     # -- reading runs -----------------------------------------------------------------------------
     def _tags_of(self, session: Session, ids: Sequence[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
+        if len(ids) > 4 * _CHUNK:  # long listings: one pass over every tag beats many IN lists
+            wanted = set(ids)
+            q = select(RunTag.run_id, Tag.name).join(Tag, Tag.id == RunTag.tag_id)
+            for rid, name in session.connection().execute(q):
+                if rid in wanted:
+                    out.setdefault(rid, []).append(name)
+            return {k: sorted(v) for k, v in out.items()}
         for chunk in _chunks(ids):
             rows = session.execute(
                 select(RunTag.run_id, Tag.name)
@@ -690,8 +708,8 @@ class Repository:
                 Run.id,
                 Run.status,
                 Run.reason,
-                Run.created_at,
-                Run.finished_at,
+                type_coerce(Run.created_at, Text).label("created_at"),
+                type_coerce(Run.finished_at, Text).label("finished_at"),
                 Run.model_ref,
                 Model.name.label("model_name"),
                 Run.device,
@@ -704,7 +722,7 @@ class Repository:
                 Run.sweep_id,
                 Machine.hostname,
                 Run.converged,
-                Run.flags,
+                type_coerce(Run.flags, Text).label("flags"),
                 Run.throughput_items_per_s,
                 Run.throughput_lo,
                 Run.throughput_hi,
@@ -736,43 +754,25 @@ class Repository:
         if offset:
             q = q.offset(max(0, int(offset)))
         with self._read("list runs") as s:
-            rows = s.execute(q).all()
-            tags = self._tags_of(s, [r.id for r in rows])
-        return [
-            RunSummary(
-                id=r.id,
-                status=RunStatus(r.status),
-                reason=r.reason,
-                created_at=r.created_at,
-                finished_at=r.finished_at,
-                model_ref=r.model_ref,
-                model_name=r.model_name,
-                device=r.device,
-                runtime=r.runtime,
-                precision=r.precision,
-                batch_size=r.batch_size,
-                threads=r.threads,
-                scenario=r.scenario,
-                repeat=r.repeat,
-                sweep_id=r.sweep_id,
-                hostname=r.hostname,
-                converged=bool(r.converged),
-                flags=tuple(r.flags or ()),
-                throughput_items_per_s=r.throughput_items_per_s,
-                throughput_lo=r.throughput_lo,
-                throughput_hi=r.throughput_hi,
-                mean_ns=r.mean_ns,
-                p50_ns=r.p50_ns,
-                p99_ns=r.p99_ns,
-                rho=r.rho,
-                energy_per_item_j=r.energy_per_item_j,
-                items_per_j=r.items_per_j,
-                energy_source=r.energy_source,
-                tags=tuple(tags.get(r.id, ())),
-                note=r.note or "",
-            )
-            for r in rows
-        ]
+            # Core rows (no ORM loading), flags as raw JSON text: listing 10,000 runs is a hot
+            # path of the GUI and `wattbench runs`.
+            rows = s.connection().execute(q).all()
+            tags = self._tags_of(s, [r[0] for r in rows])
+        status_of = {st.value: st for st in RunStatus}
+        out = []
+        for r in rows:
+            flags_text = r[17]
+            flags = () if not flags_text or flags_text == "[]" else tuple(json.loads(flags_text))
+            values: list[Any] = list(r)
+            values[1] = status_of[r[1]]
+            values[3] = _as_datetime(r[3])
+            values[4] = _as_datetime(r[4]) if r[4] is not None else None
+            values[16] = bool(r[16])
+            values[17] = flags
+            values[28] = tuple(tags.get(r[0], ()))
+            values.append(r[28] or "")
+            out.append(RunSummary(*values))
+        return out
 
     def count_runs(self) -> int:
         with self._read("count runs") as s:
@@ -852,6 +852,13 @@ class Repository:
                 )
             )
             return bool(getattr(res, "rowcount", 0))
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A stored timestamp: drivers give a datetime (PostgreSQL) or ISO text (SQLite)."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def _unpack(codec: str, data: bytes, dtype: str, shape: Sequence[int]) -> np.ndarray:

@@ -162,6 +162,9 @@ def test_torchscript_needs_explicit_shapes(tmp_path: Path) -> None:
     assert e.format == "torchscript" and e.inputs[0].shape == (2, 256)
     with pytest.raises(ShapeError, match="no input named"):
         catalog.resolve_model(str(path), input_shapes={"y": "2x256"})
+    with pytest.raises(ShapeError, match="differs from the batch size 1"):
+        catalog.concrete_inputs(e, 1, {}, {"x": "2x256:float32"})
+    assert catalog.concrete_inputs(e, 2, {}, {"x": "2x256:float32"}) == [("x", (2, 256), "float32")]
 
 
 def test_garbage_pt_file_is_a_model_error(tmp_path: Path) -> None:

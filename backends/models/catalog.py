@@ -423,6 +423,12 @@ def concrete_inputs(
             fixed, dtype = parse_shape(shapes[spec.name])
             if entry.format != "torchscript":
                 _check_fits(entry, spec, fixed, dtype)
+            if len(fixed) >= 2 and fixed[0] != batch_size:
+                raise ShapeError(
+                    f"Input {spec.name!r} is given as {format_shape(fixed)}: its first (batch) "
+                    f"dimension {fixed[0]} differs from the batch size {batch_size}. Make them "
+                    "agree (--batch and --input-shape) so that throughput counts items right."
+                )
             out.append((spec.name, fixed, dtype))
             continue
         shape: list[int] = []

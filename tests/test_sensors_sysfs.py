@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import time
 from pathlib import Path
@@ -182,3 +183,27 @@ def test_sysfs_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
     src = RaplSource()
     assert [d.id for d in src.domains()] == ["rapl:package-0"]
     src.close()
+
+
+def test_hwmon_domain_switched_off_is_absent_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = FakeSysfs(tmp_path)
+    fs.hwmon_chip(
+        "hwmon0",
+        "xgene",
+        {"power1_input": 1, "power2_input": 2},
+        labels={"power1": "CPU power", "power2": "DRAM power"},
+    )
+    off = str(fs.hwmon / "hwmon0" / "power2_input")
+
+    def opener(path: str, flags: int) -> int:
+        if path == off:  # what the driver answers for a switched-off domain
+            raise OSError(errno.ENXIO, "No such device or address", path)
+        return enforcing_opener(path, flags)
+
+    monkeypatch.setattr(common, "OPENER", opener)
+    st = _by_id(HwmonSource(str(tmp_path)))
+    assert st["hwmon:hwmon0/power1"].status == STATUS_OK
+    assert st["hwmon:hwmon0/power2"].status == STATUS_ABSENT
+    assert "switched off" in (st["hwmon:hwmon0/power2"].why or "")

@@ -36,6 +36,7 @@ from wattbench.errors import SensorError, SensorPermissionError
 log = logging.getLogger(__name__)
 
 DEFAULT_UPDATE_PERIOD_S = 0.1
+MAX_POWER_W = 2000.0  # plausibility bound for garbage rejection (hwmon states no limit)
 HWMON_GROUP = "power"
 _HWMON_TMPFILES = [
     f"z /sys/class/hwmon/hwmon*/{pattern} 0440 root {HWMON_GROUP} - -"
@@ -245,7 +246,7 @@ class HwmonSource:
             unit="uJ" if kind == "energy" else "uW",
             update_period_s=period_s,
             max_range=None,
-            max_power_w=None,
+            max_power_w=MAX_POWER_W,
             label=label or chip,
         )
         used = scope in ADDITIVE_SCOPES

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +55,25 @@ class Bar:
     is_baseline: bool = False
 
 
+_SHA = re.compile(r"^[0-9a-f]{8}$")
+
+
+def display_labels(labels: Sequence[str]) -> list[str]:
+    """Shorter labels for charts: drop the parts every configuration shares, catalog prefixes,
+    and model hashes (unless a hash is all that tells two configurations apart)."""
+    split = [label.split(" · ") for label in labels]
+    if len(split) <= 1:
+        return [" · ".join(p.removeprefix("builtin:") for p in parts) for parts in split]
+    common = set(split[0]).intersection(*split[1:])
+    out = []
+    for parts in split:
+        kept = [p for p in parts if p not in common and not _SHA.match(p)]
+        out.append(" · ".join(p.removeprefix("builtin:") for p in kept) or parts[0])
+    if len(set(out)) < len(out):  # only a hash (or nothing) differed: keep the full labels
+        return list(labels)
+    return out
+
+
 def _short(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -91,7 +112,7 @@ class MetricBars(pg.PlotWidget):
         if not shown:
             reasons = list(dict.fromkeys(b.na_reason for b in self.bars if b.na_reason))
             _set_title(self, f"{self._title}: n/a")
-            text = "\n".join(_short(r, 80) for r in reasons[:4]) or "no figures"
+            text = "\n".join(textwrap.fill(r, 60) for r in reasons[:3]) or "no figures"
             if self._title.startswith("$"):
                 text += "\n(set a cost profile on the Costs page)"
             note = pg.TextItem(text, color=theme.muted(), anchor=(0.5, 0.5))
@@ -151,7 +172,7 @@ class MetricBars(pg.PlotWidget):
             label.setPos(x + top * 0.02, y)
             item.addItem(label)
             self.verdict_items.append(label)
-        item.setXRange(0, top * 1.75, padding=0)
+        item.setXRange(0, top * 2.1, padding=0)
         item.setYRange(-0.6, n - 0.4, padding=0)
         self._ticks()
 
@@ -164,7 +185,7 @@ class MetricBars(pg.PlotWidget):
             return f"{value} (baseline)"
         if b.ratio is None:
             return value
-        verdict = b.verdict or "no interval"
+        verdict = b.verdict or "(no CI)"
         return f"{value} · {b.ratio:.2f}× {verdict}"
 
     def _ticks(self) -> None:

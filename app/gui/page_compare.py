@@ -49,6 +49,7 @@ from wattbench.gui.compare_charts import (
     ParetoChart,
     ParetoPoint,
     PowerChart,
+    display_labels,
 )
 from wattbench.gui.controller import Controller
 
@@ -83,6 +84,19 @@ class _CostPass(QObject):
         threading.Thread(target=work, name="wattbench-cost-pass", daemon=True).start()
 
 
+def short_labels(view: services.ComparisonView) -> dict[str, str]:
+    """Each configuration's label as the charts and sentences show it."""
+    labels = [g.label for g in view.comparison.groups]
+    return dict(zip(labels, display_labels(labels), strict=True))
+
+
+def shorten(text: str, names: Mapping[str, str]) -> str:
+    """Replace the engine's full configuration labels in a message by the short ones."""
+    for full in sorted(names, key=len, reverse=True):
+        text = text.replace(full, names[full])
+    return text
+
+
 def power_series(
     view: services.ComparisonView,
 ) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], str]:
@@ -104,7 +118,11 @@ def power_series(
             zero = int(starts[0]) if starts is not None and len(starts) else int(t_ns[0])
             t_s = (t_ns - zero).astype(np.float64) / 1e9
             out.append(
-                (f"{group.label} · {trace.name}", t_s, np.asarray(trace.values, dtype=np.float64))
+                (
+                    f"{short_labels(view)[group.label]} · {trace.name}",
+                    t_s,
+                    np.asarray(trace.values, dtype=np.float64),
+                )
             )
     return out, (reasons[0] if reasons else "")
 
@@ -148,7 +166,11 @@ def pareto_points(view: services.ComparisonView) -> list[ParetoPoint]:
         if thr is None or p99 is None or thr.value is None or p99.value is None:
             continue
         e_mj = energy.value.value * 1e3 if energy is not None and energy.value else None
-        out.append(ParetoPoint(group.label, thr.value.value, p99.value.value / 1e6, e_mj))
+        out.append(
+            ParetoPoint(
+                short_labels(view)[group.label], thr.value.value, p99.value.value / 1e6, e_mj
+            )
+        )
     return out
 
 
@@ -165,7 +187,7 @@ def metric_bars(view: services.ComparisonView, metric: str, scale: float) -> lis
         ratio = None if is_base else rows[group.label].ratios.get(metric)
         bars.append(
             Bar(
-                label=group.label,
+                label=short_labels(view)[group.label],
                 value=iv.value * scale if iv is not None else None,
                 lo=iv.lo * scale if iv is not None and iv.lo is not None else None,
                 hi=iv.hi * scale if iv is not None and iv.hi is not None else None,
@@ -458,7 +480,8 @@ class ComparePage(QWidget):
         start = time.perf_counter()
         self.view = view
         comp = view.comparison
-        warnings = list(comp.warnings)
+        names = short_labels(view)
+        warnings = [shorten(w, names) for w in comp.warnings]
         if warnings:
             self.banner.show_message(warnings, Level.WARNING)
         else:
@@ -474,7 +497,7 @@ class ComparePage(QWidget):
                 if (a := _array(r.arrays, "latencies_ns", "latency_ns")) is not None
             ]
             if lats:
-                series.append((group.label, np.concatenate(lats)))
+                series.append((names[group.label], np.concatenate(lats)))
         self.cdf.set_series(series)
         power, why = power_series(view)
         self.power.set_series(power, why)
@@ -485,7 +508,8 @@ class ComparePage(QWidget):
 
     def _verdict_html(self, view: services.ComparisonView) -> str:
         comp = view.comparison
-        base = html.escape(comp.baseline.label)
+        names = short_labels(view)
+        base = html.escape(names[comp.baseline.label])
         lines = [
             f"<p style='margin:0'><b>Baseline:</b> {base} "
             f"({comp.baseline.replicates} run{'s' if comp.baseline.replicates != 1 else ''})"
@@ -503,12 +527,14 @@ class ComparePage(QWidget):
                 ratio = row.ratios[metric]
                 colour = theme.VERDICT_COLOURS.get(ratio.verdict or "", "")
                 text = html.escape(
-                    _verdict_line(ratio, row.group.label, comp.baseline.label, comp.energy_view)
+                    _verdict_line(
+                        ratio, names[row.group.label], names[comp.baseline.label], comp.energy_view
+                    )
                 )
                 style = f" style='color:{colour}'" if colour and ratio.verdict else ""
                 items.append(f"<li{style}>{text}</li>")
             lines.append(
-                f"<p style='margin:4px 0 0 0'><b>{html.escape(row.group.label)}</b>"
+                f"<p style='margin:4px 0 0 0'><b>{html.escape(names[row.group.label])}</b>"
                 f"</p><ul style='margin:0'>{''.join(items)}</ul>"
             )
         return "".join(lines)

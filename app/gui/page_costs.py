@@ -108,7 +108,10 @@ class CostsPage(QWidget):
             edit.setAccessibleName(label)
             self.edits[name] = edit
             form.addRow(label + ":", edit)
-        layout.addLayout(form)
+        form_box = QWidget(self)
+        form_box.setLayout(form)
+        form_box.setMaximumWidth(640)
+        layout.addWidget(form_box)
         buttons = QHBoxLayout()
         self.save_button = QPushButton("Save profile", self)
         self.save_button.clicked.connect(self.save)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 ANY = "Any"
 HIST_BINS = 60
+LOG_X_SPREAD = 20.0  # histogram on a log axis when p99.9 / min exceeds this
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -239,6 +241,7 @@ class HistogramPlot(pg.PlotWidget):
         item.setLabel("left", "calls")
         item.setMenuEnabled(False)
         self.counts: np.ndarray = np.zeros(0)
+        self.log_x = False
         self._title("Latency histogram: select one run")
         self.setMinimumHeight(180)
 
@@ -259,34 +262,47 @@ class HistogramPlot(pg.PlotWidget):
             self._title(f"Latency histogram: n/a — {why or 'no per-call latencies stored'}")
             return
         raw = np.asarray(latencies_ns, dtype=np.float64)
+        raw = raw[np.isfinite(raw) & (raw > 0)]
         unit, scale = ("µs", 1e3) if float(np.median(raw)) < 1e6 else ("ms", 1e6)
-        item.setLabel("bottom", f"latency per call ({unit})")
-        item.getAxis("bottom").enableAutoSIPrefix(False)
-        x_ms = raw / scale
-        hi = float(np.percentile(x_ms, 99.9))  # a few far outliers would squash the histogram
-        lo = float(x_ms.min())
+        x = raw / scale
+        hi = float(np.percentile(x, 99.9))  # a few far outliers would squash the histogram
+        lo = float(x.min())
         if hi <= lo:
             hi = lo * 1.01 + 1e-9
-        self.counts, edges = np.histogram(x_ms, bins=HIST_BINS, range=(lo, hi))
+        # a heavy tail (p99.9 far above the minimum) reads better on a log axis
+        self.log_x = hi / lo > LOG_X_SPREAD
+        axis = item.getAxis("bottom")
+        axis.enableAutoSIPrefix(False)
+        axis.setLogMode(self.log_x)
+        item.setLabel("bottom", f"latency per call ({unit}{', log scale' if self.log_x else ''})")
+        if self.log_x:
+            edges = np.geomspace(lo, hi, HIST_BINS + 1)
+            self.counts, _ = np.histogram(x, bins=edges)
+            x0, x1 = np.log10(edges[:-1]), np.log10(edges[1:])
+        else:
+            self.counts, edges = np.histogram(x, bins=HIST_BINS, range=(lo, hi))
+            x0, x1 = edges[:-1], edges[1:]
         item.addItem(
             pg.BarGraphItem(
-                x0=edges[:-1],
-                x1=edges[1:],
+                x0=x0,
+                x1=x1,
                 height=self.counts,
                 brush=pg.mkBrush(theme.series_colour(0)),
                 pen=pg.mkPen(None),
             )
         )
         for value, name in ((p50_ns, "p50"), (p99_ns, "p99")):
-            if value is not None:
+            if value is not None and value > 0:
+                pos = math.log10(value / scale) if self.log_x else value / scale
                 line = pg.InfiniteLine(
-                    value / scale,
+                    pos,
                     angle=90,
                     label=name,
                     pen=pg.mkPen(theme.series_colour(5), width=2),
                     labelOpts={"position": 0.9, "color": theme.foreground()},
                 )
                 item.addItem(line)
+        x_ms = x
         beyond = int((x_ms > hi).sum())
         extra = f"; {beyond} calls beyond the range shown" if beyond else ""
         self._title(f"Latency histogram ({len(x_ms):,} calls{extra})")

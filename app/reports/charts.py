@@ -11,12 +11,11 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
@@ -378,12 +377,3 @@ def _pareto_front(points: Sequence[Point]) -> list[Point]:
             front.append(p)
             best_y = p.y
     return front
-
-
-def axes_of(chart_fig: Figure) -> list[Axes]:  # pragma: no cover - debugging helper
-    return list(chart_fig.axes)
-
-
-def describe(chart: Chart) -> dict[str, Any]:
-    """Size facts, for logs and tests."""
-    return {"key": chart.key, "svg_chars": len(chart.svg), "png_bytes": len(chart.png)}

@@ -7,7 +7,6 @@ the report can tell the reader instead of showing an empty frame.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,7 +187,3 @@ def build_charts(model: ReportModel, *, png_dpi: int = 250) -> ChartSet:
         )
     log.debug("built %d charts, skipped %d", len(out.charts), len(out.skipped))
     return out
-
-
-def chart_titles(charts: Sequence[Chart]) -> list[str]:
-    return [c.title for c in charts]

@@ -329,16 +329,20 @@ class Repository:
     def _get_or_create(
         self, session: Session, cls: Any, lookup: dict[str, Any], extra: dict[str, Any]
     ) -> Any:
+        cache = session.info.setdefault("wattbench_rows", {})  # per transaction: bulk imports
+        key = (cls.__name__, tuple(sorted(lookup.items())))
+        if key in cache:
+            return cache[key]
         row = session.execute(select(cls).filter_by(**lookup)).scalar_one_or_none()
-        if row is not None:
-            return row
-        try:
-            with session.begin_nested():
-                row = cls(**lookup, **extra)
-                session.add(row)
-                session.flush()
-        except IntegrityError:  # another writer created it meanwhile
-            row = session.execute(select(cls).filter_by(**lookup)).scalar_one()
+        if row is None:
+            try:
+                with session.begin_nested():
+                    row = cls(**lookup, **extra)
+                    session.add(row)
+                    session.flush()
+            except IntegrityError:  # another writer created it meanwhile
+                row = session.execute(select(cls).filter_by(**lookup)).scalar_one()
+        cache[key] = row
         return row
 
     def _links(
@@ -442,9 +446,10 @@ class Repository:
                 session.add(RunTag(run_id=run_id, tag_id=tag.id))
         session.flush()
 
-    def _write_blobs(self, session: Session, result: RunResult) -> None:
-        session.execute(delete(RunArray).where(RunArray.run_id == result.id))
-        session.execute(delete(RunTrace).where(RunTrace.run_id == result.id))
+    def _write_blobs(self, session: Session, result: RunResult, *, replace: bool) -> None:
+        if replace:
+            session.execute(delete(RunArray).where(RunArray.run_id == result.id))
+            session.execute(delete(RunTrace).where(RunTrace.run_id == result.id))
         arrays = []
         for name, arr in result.arrays.items():
             a = np.asarray(arr)
@@ -494,6 +499,7 @@ class Repository:
             if row is not None:
                 raise StoreError(f"Run {result.id} is already stored; a new run needs a new id.")
             cols.update(_writer())
+        new = row is None
         if row is None:
             row = Run(id=result.id, note=result.notes, **cols)
             session.add(row)
@@ -503,9 +509,10 @@ class Repository:
             if result.notes:
                 row.note = result.notes
         session.flush()
-        self._add_tags(session, result.id, result.spec.tags)
+        if result.spec.tags:
+            self._add_tags(session, result.id, result.spec.tags)
         if not begin:
-            self._write_blobs(session, result)
+            self._write_blobs(session, result, replace=not new)
 
     def begin_result(self, result: RunResult) -> None:
         """Record a run as running (spec, machine, model), before measuring."""

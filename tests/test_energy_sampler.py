@@ -7,9 +7,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from wattbench.energy.figures import FLAG_THROTTLED
+from wattbench.energy.figures import FLAG_CROSS_CHECK, FLAG_THROTTLED
 from wattbench.energy.sampler import open_sampler
 from wattbench.engine.spec import RunSpec
 
@@ -164,4 +165,33 @@ def test_machine_without_sensors_gives_labelled_estimate(tmp_path: Path) -> None
     assert dev.idle_power_w == idle.power_w["estimate:cpu"]
     assert rep.na_reason is not None and "no power sensor" in rep.na_reason
     assert "powercap" in rep.na_reason and "NVML" in rep.na_reason
+    s.close()
+
+
+def test_nvml_counter_cross_checked_against_instant_power(tmp_path: Path) -> None:
+    """≥ 5 s windows: counter energy ÷ integrated instantaneous power is recorded; a GPU whose
+    two readings disagree by more than 5 % is flagged."""
+    agree, disagree = FakeGpu(power_w=300.0), FakeGpu(power_w=300.0)
+
+    class SkewedNvml(FakeNvml):
+        def nvmlDeviceGetFieldValues(self, h: Any, field_ids: list[int]) -> list[Any]:
+            out = super().nvmlDeviceGetFieldValues(h, field_ids)
+            if h is disagree:
+                for v in out:
+                    v.value.uiVal = int(v.value.uiVal * 0.8)
+            return out
+
+    spec = RunSpec(model="builtin:mlp-small", device="cuda:0", sample_hz=10.0)
+    s = open_sampler(spec, sys_root=tmp_path, nvml_module=SkewedNvml([agree, disagree]))
+    s.start()
+    t0 = time.perf_counter_ns()
+    time.sleep(5.3)
+    t1 = time.perf_counter_ns()
+    s.stop()
+    rep = s.figures(t0, t1, 10, None)
+    assert rep.cross_checks["gpu0"] == pytest.approx(1.0, abs=0.03)
+    assert rep.cross_checks["gpu1"] == pytest.approx(1.25, rel=0.03)
+    assert FLAG_CROSS_CHECK in rep.flags
+    short = s.figures(t0, t0 + 2 * 10**9, 10, None)
+    assert short.cross_checks == {}  # windows under 5 s are not cross-checked
     s.close()

@@ -27,6 +27,9 @@ FLAG_ESTIMATE = "estimate"
 FLAG_THROTTLED = "throttled"
 FLAG_INCOMPLETE = "incomplete"  # an aggregate misses a domain it should contain
 FLAG_IDLE_UNSTABLE = "idle_unstable"
+FLAG_CROSS_CHECK = "cross_check_mismatch"  # counter and integrated power disagree by > 5 %
+CROSS_CHECK_MIN_S = 5.0
+CROSS_CHECK_TOLERANCE = 0.05
 
 METHOD_COUNTER = "counter-difference"
 METHOD_INTEGRATED = "integrated-samples"
@@ -75,6 +78,8 @@ class EnergyReport:
     flags: tuple[str, ...] = ()
     na_reason: str | None = None  # set when no figure is a measurement
     domain_na: dict[str, str] = field(default_factory=dict)  # domain → why it has no figure
+    # domain → counter energy ÷ integrated instantaneous power (NVML cross-check, windows ≥ 5 s)
+    cross_checks: dict[str, float] = field(default_factory=dict)
 
     def figure(self, domain: str) -> EnergyFigure | None:
         for f in self.figures:

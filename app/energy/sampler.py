@@ -10,6 +10,7 @@ wattbench.energy.counters; the figures come from wattbench.energy.figures.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -21,9 +22,19 @@ import numpy as np
 from wattbench.backends.sensors.base import Domain, PowerSource
 from wattbench.backends.sensors.common import STATUS_OK
 from wattbench.backends.sensors.discovery import Inventory, inventory
-from wattbench.backends.sensors.nvml import THROTTLE_MASK
+from wattbench.backends.sensors.nvml import INSTANT_UPDATE_PERIOD_S, THROTTLE_MASK
 from wattbench.energy.counters import EnergyCounter, PowerGauge, min_poll_interval_s
-from wattbench.energy.figures import DomainSeries, EnergyReport, IdleBaseline, compute_report
+from wattbench.energy.figures import (
+    CROSS_CHECK_MIN_S,
+    CROSS_CHECK_TOLERANCE,
+    FLAG_CROSS_CHECK,
+    DomainSeries,
+    EnergyReport,
+    IdleBaseline,
+    WindowError,
+    compute_report,
+    window_energy_j,
+)
 from wattbench.engine.result import Trace
 from wattbench.engine.spec import RunSpec
 from wattbench.errors import SensorError
@@ -312,7 +323,36 @@ class Sampler:
             throttled_devices=self.throttled_devices(t0_ns, t1_ns),
             unreadable=unreadable,
         )
+        self._cross_check(report, t0_ns, t1_ns)
         return report
+
+    def _cross_check(self, report: EnergyReport, t0_ns: int, t1_ns: int) -> None:
+        """ENERGY.md: NVML counter energy vs integrated instantaneous power (≥ 5 s windows)."""
+        if (t1_ns - t0_ns) / 1e9 < CROSS_CHECK_MIN_S:
+            return
+        for s in self.series():
+            if s.domain.source != "nvml.total_energy":
+                continue
+            fig = report.figure(s.domain.name)
+            with self._lock:
+                tel = self._telemetry.get(f"{s.domain.device}.power_w")
+                if fig is None or tel is None:
+                    continue
+                t_arr = np.asarray(tel[1], dtype=np.int64)
+                p_arr = np.asarray(tel[2], dtype=np.float64)
+            inst_dom = dataclasses.replace(
+                s.domain, kind="power", unit="W", update_period_s=INSTANT_UPDATE_PERIOD_S
+            )
+            try:
+                inst_j, _ = window_energy_j(
+                    DomainSeries(inst_dom, t_arr, p_arr), t0_ns, t1_ns, self.period_s
+                )
+            except WindowError:
+                continue
+            ratio = fig.energy_j / inst_j
+            report.cross_checks[s.domain.name] = ratio
+            if abs(ratio - 1.0) > CROSS_CHECK_TOLERANCE:
+                report.flags = tuple(sorted({*report.flags, FLAG_CROSS_CHECK}))
 
     def traces(self) -> list[Trace]:
         """Power per domain (W) and GPU telemetry, on the perf_counter_ns clock."""

@@ -1,10 +1,10 @@
 """A TDP × load model for a CPU with no readable sensor: always labelled **estimate**.
 
 P = TDP × (idle fraction + (1 − idle fraction) × CPU load), the load being the busy share of
-all CPU time since the previous read (``psutil.cpu_times``, no subprocess). The TDP comes from
-``$WATTBENCH_CPU_TDP_W`` when set, else from a rough per-core figure; the domain's label says
-which, so nobody mistakes it for a measurement. Its figures carry method "model" and the flag
-``estimate`` and are never ranked with measured ones.
+all CPU time since the previous read (/proc/stat, else ``psutil.cpu_times``; no subprocess).
+The TDP comes from ``$WATTBENCH_CPU_TDP_W`` when set, else from a rough per-core figure; the
+domain's label says which, so nobody mistakes it for a measurement. Its figures carry method
+"model" and the flag ``estimate`` and are never ranked with measured ones.
 """
 
 from __future__ import annotations
@@ -65,7 +65,12 @@ class EstimateSource:
             max_power_w=self.tdp_w * 2.0,
             label=f"estimate: TDP {self.tdp_w:g} W ({self.tdp_origin}) × CPU load",
         )
-        self._last = psutil.cpu_times()
+        self._stat_fd: int | None = None
+        try:
+            self._stat_fd = os.open("/proc/stat", os.O_RDONLY)
+        except OSError:
+            self._stat_fd = None  # not Linux: psutil reads the platform's own counters
+        self._last = self._cpu_busy_idle()
         self.statuses = [
             DomainStatus(
                 source="estimate",
@@ -73,7 +78,7 @@ class EstimateSource:
                 name="cpu-estimate",
                 device="cpu",
                 status=STATUS_OK,
-                path="psutil.cpu_times",
+                path="/proc/stat",
                 domain=self._domain,
                 note=f"ESTIMATE, not a measurement: TDP {self.tdp_w:g} W ({self.tdp_origin}) × "
                 f"load; kept apart from measured figures",
@@ -83,15 +88,26 @@ class EstimateSource:
     def domains(self) -> list[Domain]:
         return [self._domain]
 
+    def _cpu_busy_idle(self) -> tuple[float, float]:
+        """(total, idle) CPU time so far; /proc/stat's first line read with one pread."""
+        if self._stat_fd is not None:
+            try:
+                line = os.pread(self._stat_fd, 256, 0).split(b"\n", 1)[0].split()
+                values = [float(x) for x in line[1:9]]  # user nice system idle iowait ...steal
+                return sum(values), values[3] + values[4]
+            except (OSError, ValueError, IndexError):
+                pass
+        t = psutil.cpu_times()
+        return sum(t), t.idle + getattr(t, "iowait", 0.0)
+
     def load(self) -> float:
         """Busy share of all CPUs since the previous call (0..1)."""
-        now = psutil.cpu_times()
+        now = self._cpu_busy_idle()
         prev, self._last = self._last, now
-        idle = (now.idle - prev.idle) + (getattr(now, "iowait", 0.0) - getattr(prev, "iowait", 0.0))
-        total = sum(now) - sum(prev)
+        total = now[0] - prev[0]
         if total <= 0:
             return 0.0
-        return min(1.0, max(0.0, 1.0 - idle / total))
+        return min(1.0, max(0.0, 1.0 - (now[1] - prev[1]) / total))
 
     def idle_power_w(self) -> float:
         """The model's power at zero load (an estimate too)."""
@@ -102,4 +118,6 @@ class EstimateSource:
         return [Reading(ESTIMATE_DOMAIN_ID, time.perf_counter_ns(), power_w)]
 
     def close(self) -> None:
-        return None
+        if self._stat_fd is not None:
+            os.close(self._stat_fd)
+            self._stat_fd = None

@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MAPPING = {"app": "wattbench", "backends": "wattbench.backends", "db": "wattbench.db",
-           "resources": "wattbench.resources"}
+MAPPING = {
+    "app": "wattbench",
+    "backends": "wattbench.backends",
+    "db": "wattbench.db",
+    "resources": "wattbench.resources",
+}
 
 
 def _folders_as_packages() -> set[str]:
@@ -29,17 +33,30 @@ def _folders_as_packages() -> set[str]:
 
 
 def test_every_subpackage_is_listed_in_pyproject() -> None:
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "packages"])
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
     assert _folders_as_packages() == listed
 
 
 @pytest.mark.slow
 def test_every_subpackage_reaches_the_wheel(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
     )
     wheel = next(tmp_path.glob("wattbench-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -48,8 +65,12 @@ def test_every_subpackage_reaches_the_wheel(tmp_path: Path) -> None:
     # nothing generic lands at the top of site-packages
     tops = {n.split("/", 1)[0] for n in names}
     assert not tops & {"app", "backends", "db", "resources", "tests"}
-    assert any(n.startswith("wattbench/db/migrations/versions/") and n.endswith(".py")
-               and not n.endswith("__init__.py") for n in names)
+    assert any(
+        n.startswith("wattbench/db/migrations/versions/")
+        and n.endswith(".py")
+        and not n.endswith("__init__.py")
+        for n in names
+    )
 
 
 def _imports(path: Path) -> set[str]:
@@ -76,9 +97,13 @@ def test_core_never_imports_qt() -> None:
 
 
 def test_cli_help_does_not_import_heavy_modules() -> None:
-    code = ("import sys; from wattbench.cli.main import build_parser; build_parser(); "
-            "heavy = [m for m in ('torch', 'onnxruntime', 'pynvml', 'PySide6') if m in sys.modules];"
-            "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    code = (
+        "import sys; from wattbench.cli.main import build_parser; build_parser(); "
+        "heavy = [m for m in ('torch', 'onnxruntime', 'pynvml', 'PySide6')"
+        " if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == ""

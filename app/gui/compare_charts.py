@@ -113,7 +113,7 @@ class MetricBars(pg.PlotWidget):
             reasons = list(dict.fromkeys(b.na_reason for b in self.bars if b.na_reason))
             _set_title(self, f"{self._title}: n/a")
             text = "\n".join(textwrap.fill(r, 60) for r in reasons[:3]) or "no figures"
-            if self._title.startswith("$"):
+            if self._title.startswith("$") and any("no cost profile" in r for r in reasons):
                 text += "\n(set a cost profile on the Costs page)"
             note = pg.TextItem(text, color=theme.muted(), anchor=(0.5, 0.5))
             note.setPos(0.5, 0.5)

@@ -94,7 +94,7 @@ COLUMNS: tuple[tuple[str, Any, Any], ...] = (
     ("p99", lambda s: formatting.duration_ns(s.p99_ns), lambda s: _num(s.p99_ns)),
     (
         "Energy/inference",
-        lambda s: formatting.energy_j(s.energy_per_item_j),
+        lambda s: _energy_text(s),
         lambda s: _num(s.energy_per_item_j),
     ),
     ("Inferences/J", lambda s: formatting.rate(s.items_per_j, "/J"), lambda s: _num(s.items_per_j)),
@@ -273,7 +273,7 @@ class HistogramPlot(pg.PlotWidget):
         self.log_x = hi / lo > LOG_X_SPREAD
         axis = item.getAxis("bottom")
         axis.enableAutoSIPrefix(False)
-        axis.setLogMode(self.log_x)
+        axis.setTicks(_log_ticks(lo, hi) if self.log_x else None)
         item.setLabel("bottom", f"latency per call ({unit}{', log scale' if self.log_x else ''})")
         if self.log_x:
             edges = np.geomspace(lo, hi, HIST_BINS + 1)
@@ -306,6 +306,27 @@ class HistogramPlot(pg.PlotWidget):
         beyond = int((x_ms > hi).sum())
         extra = f"; {beyond} calls beyond the range shown" if beyond else ""
         self._title(f"Latency histogram ({len(x_ms):,} calls{extra})")
+
+
+def _log_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
+    """Ticks for data plotted as log10(x): 1-2-5 steps labelled in plain numbers."""
+    major: list[tuple[float, str]] = []
+    minor: list[tuple[float, str]] = []
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for step in (1, 2, 5):
+            value = step * 10.0**exponent
+            if lo / 1.5 <= value <= hi * 1.5:
+                (major if step == 1 else minor).append((math.log10(value), formatting.sig(value)))
+    if len(major) < 2:  # a narrow span: label the 2s and 5s too
+        major, minor = sorted(major + minor), []
+    return [major, minor]
+
+
+def _energy_text(s: Any) -> str:
+    text = formatting.energy_j(s.energy_per_item_j)
+    if s.energy_per_item_j is not None and "estimate" in (s.energy_source or ""):
+        return text + " (est.)"
+    return text
 
 
 def _kv_table(rows: Sequence[tuple[str, str]]) -> str:

@@ -174,3 +174,21 @@ def test_compare_selected_hands_ids_to_the_compare_page(
     with qtbot.waitSignal(page.controller.compareRequested, timeout=TIMEOUT_MS) as blocker:
         page.compare_button.click()
     assert sorted(blocker.args[0]) == sorted([runs[0].id, runs[1].id])
+
+
+def test_histogram_uses_a_log_axis_for_heavy_tails(qtbot: Any) -> None:
+    import numpy as np
+    from wattbench.gui.page_runs import HistogramPlot
+
+    plot = HistogramPlot()
+    qtbot.addWidget(plot)
+    rng = np.random.default_rng(3)
+    narrow = rng.normal(250_000, 5_000, 5_000)
+    plot.set_latencies(narrow, 250_000.0, 262_000.0)
+    assert not plot.log_x and plot.counts.sum() >= 0.998 * len(narrow)
+    tail = np.concatenate([narrow, rng.uniform(5e6, 2e7, 60)])  # 1 % of calls 20-80× slower
+    plot.set_latencies(tail, 250_000.0, 1.5e7)
+    assert plot.log_x and plot.counts.sum() >= 0.998 * len(tail)
+    assert plot.counts.max() < len(tail)  # not everything in one bin
+    plot.set_latencies(None, None, None, "the run failed")
+    assert plot.counts.size == 0

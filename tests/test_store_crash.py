@@ -30,6 +30,7 @@ print("BEGUN", cut.id, flush=True)
 i = 0
 while True:  # big runs, back to back, until killed
     r = make_result(seed=i, n_latencies=300_000, n_telemetry=20_000)
+    print("WRITING", r.id, flush=True)
     store.save_run(r)
     print("SAVED", r.id, flush=True)
     i += 1
@@ -51,16 +52,19 @@ def test_sigkill_mid_write_loses_nothing_completed(tmp_path: Path) -> None:
     begun = None
     deadline = time.monotonic() + 120
     try:
-        while len(saved) < 3 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             kind, rid = line.split()
             if kind == "BEGUN":
                 begun = rid
-            else:
+            elif kind == "SAVED":
                 saved.append(rid)
-        time.sleep(0.05)  # land inside the next save (each takes ~0.1-0.3 s)
+            elif kind == "WRITING" and len(saved) >= 3:
+                # the save takes ~0.1-0.5 s (compression, then one transaction): land inside it
+                time.sleep(0.03)
+                break
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

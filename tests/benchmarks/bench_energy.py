@@ -8,6 +8,8 @@
 2. Throughput of a CPU run with sampling on vs off, alternating in one session, through the
    engine's runner (wattbench.engine.runner.run_one, builtin:mlp-small, preset quick); "on"
    samples the fake tree, "off" makes the supervisor's open_sampler fail (run without energy).
+   The tree's counters are static here, so only the hwmon power sensors give figures; the
+   sampler still reads all 9 files every tick.
 3. Discovery time (median of 20) on the fake tree and on this machine's /sys, with
    subprocess.Popen patched to fail, proving no subprocess is started.
 """

@@ -10,7 +10,7 @@ from wattbench.backends.sensors.common import STATUS_ABSENT, STATUS_OK, STATUS_U
 from wattbench.backends.sensors.nvml import FLAG_WHOLE_GPU_FOR_MIG, NvmlSource
 from wattbench.errors import SensorError
 
-from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
+from tests.fakes.fake_pynvml import NVML_ERROR_NOT_SUPPORTED, FakeGpu, FakeNvml
 
 
 def test_energy_counter_supported() -> None:
@@ -90,7 +90,7 @@ def test_telemetry_and_mig() -> None:
 def test_no_power_reading_at_all_is_unreadable_with_reasons() -> None:
     class NoPower(FakeNvml):
         def nvmlDeviceGetPowerUsage(self, h: object) -> int:
-            raise self.NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+            raise self.NVMLError(NVML_ERROR_NOT_SUPPORTED)
 
     src = NvmlSource(NoPower([FakeGpu(energy_counter=False, instant_field=False)]))
     (st,) = src.statuses

@@ -74,7 +74,7 @@ def discovery_times(root: Path | None, repeats: int = 20) -> list[float]:
         raise AssertionError("discovery started a subprocess")
 
     real_init = subprocess.Popen.__init__
-    subprocess.Popen.__init__ = refuse  # type: ignore[assignment,method-assign]
+    subprocess.Popen.__init__ = refuse  # type: ignore[method-assign]
     try:
         out = []
         for _ in range(repeats):
@@ -109,7 +109,7 @@ def throughput_on_off(root: Path, pairs: int, t_max_s: float) -> tuple[list[floa
     os.environ["WATTBENCH_SYSFS_ROOT"] = str(root)
     for i in range(pairs):
         for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
-            sampler_mod.open_sampler = real_open if mode == "on" else off  # type: ignore[assignment]
+            sampler_mod.open_sampler = real_open if mode == "on" else off
             r = run_one(spec)
             sampler_mod.open_sampler = real_open
             if r.throughput_items_per_s is None:

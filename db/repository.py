@@ -220,8 +220,17 @@ def _finite_or_none(x: float | None) -> float | None:
 
 
 def device_energy(result: RunResult) -> tuple[float | None, float | None, str | None]:
-    """(energy per item J, items per J, source) over the run device's own domains, gross."""
-    figs = [e for e in result.energy if e.device == result.spec.device]
+    """(energy per item J, items per J, source) in the device view, gross.
+
+    The run's "device" aggregate figure when it has one; otherwise the sum of the run device's
+    own domains (aggregates "device"/"system" excluded, so nothing is counted twice). Estimates
+    are kept: their source names them ("estimate.tdp").
+    """
+    aggregate = [e for e in result.energy if e.domain == "device"]
+    figs = aggregate[:1] or [
+        e for e in result.energy
+        if e.device == result.spec.device and e.domain not in ("device", "system")
+    ]  # fmt: skip
     if not figs:
         return None, None, None
     per_item = _finite_or_none(sum(e.energy_per_item_j for e in figs))

@@ -239,3 +239,18 @@ def test_run_of_another_live_process_is_not_marked_interrupted(tmp_path: Path) -
         r = s.get_run("a" * 32)
         assert r.status is RunStatus.INTERRUPTED
         assert "stopped before it finished" in (r.reason or "")
+
+
+def test_listing_energy_uses_the_device_aggregate_without_double_counting(store: Store) -> None:
+    r = make_result()
+    part = r.energy[0]
+    aggregate = dataclasses.replace(part, domain="device", source="sum(rapl.package-0)")
+    system = dataclasses.replace(part, domain="system", device="node", source="sum(all)")
+    store.save_run(r.with_(energy=(part, aggregate, system)))
+    [s] = store.list_runs()
+    assert s.energy_per_item_j == pytest.approx(part.energy_per_item_j)
+    assert s.energy_source == "sum(rapl.package-0)"
+    r2 = make_result(seed=5)  # no aggregate: the device's own domains
+    store.save_run(r2)
+    s2 = next(x for x in store.list_runs() if x.id == r2.id)
+    assert s2.energy_per_item_j == pytest.approx(r2.energy[0].energy_per_item_j)

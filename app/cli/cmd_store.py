@@ -120,7 +120,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 thr,
                 fmt_ns(r.p50_ns),
                 fmt_ns(r.p99_ns),
-                fmt_energy_j(r.energy_per_item_j),
+                fmt_energy_j(r.energy_per_item_j)
+                + (" (est.)" if r.energy_source and "estimate" in r.energy_source else ""),
                 ",".join(r.tags),
             ]
         )
@@ -201,7 +202,7 @@ def _show_text(r: RunResult) -> str:
         for e in r.energy:
             est = " (estimate)" if e.is_estimate else ""
             lines.append(
-                f"    {e.domain:<11}{fmt_energy_j(e.energy_per_item_j)}/item  "
+                f"    {e.domain:<13} {fmt_energy_j(e.energy_per_item_j)}/item  "
                 f"{e.avg_power_w:.3g} W avg  [{e.source}]{est}"
             )
     elif r.energy_na_reason:

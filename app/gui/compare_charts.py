@@ -93,6 +93,9 @@ class MetricBars(pg.PlotWidget):
         self.bars: list[Bar] = []
         self.error_bars: pg.ErrorBarItem | None = None
         self.verdict_items: list[pg.TextItem] = []
+        self._pool: list[pg.TextItem] = []
+        self._bar_item: pg.BarGraphItem | None = None
+        self._note: pg.TextItem | None = None
         item = self.getPlotItem()
         item.setMenuEnabled(False)
         item.setMouseEnabled(x=False, y=False)
@@ -102,28 +105,47 @@ class MetricBars(pg.PlotWidget):
         _set_title(self, title)
         self.setMinimumHeight(170)
 
+    def _text_pool(self, n: int) -> list[pg.TextItem]:
+        """n TextItems, reused between redraws (creating and removing them is what is slow)."""
+        item = self.getPlotItem()
+        while len(self._pool) < n:
+            label = pg.TextItem("", anchor=(0, 0.5))
+            item.addItem(label)
+            self._pool.append(label)
+        for i, label in enumerate(self._pool):
+            label.setVisible(i < n)
+        return self._pool[:n]
+
     def set_bars(self, bars: Sequence[Bar]) -> None:
         item = self.getPlotItem()
-        item.clear()
-        self.verdict_items = []
-        self.error_bars = None
         self.bars = list(bars)
         shown = [b for b in self.bars if b.value is not None]
+        if self._bar_item is None:
+            self._bar_item = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[])
+            item.addItem(self._bar_item)
+            self._note = pg.TextItem("", anchor=(0.5, 0.5))
+            item.addItem(self._note)
+        assert self._note is not None
         if not shown:
             reasons = list(dict.fromkeys(b.na_reason for b in self.bars if b.na_reason))
             _set_title(self, f"{self._title}: n/a")
             text = "\n".join(textwrap.fill(r, 60) for r in reasons[:3]) or "no figures"
             if self._title.startswith("$") and any("no cost profile" in r for r in reasons):
                 text += "\n(set a cost profile on the Costs page)"
-            note = pg.TextItem(text, color=theme.muted(), anchor=(0.5, 0.5))
-            note.setPos(0.5, 0.5)
-            item.addItem(note)
-            self.verdict_items.append(note)
+            self._bar_item.setVisible(False)
+            if self.error_bars is not None:
+                self.error_bars.setVisible(False)
+            self._text_pool(0)
+            self._note.setText(text, color=theme.muted())
+            self._note.setPos(0.5, 0.5)
+            self._note.setVisible(True)
+            self.verdict_items = [self._note]
             item.setXRange(0, 1, padding=0)
             item.setYRange(0, 1, padding=0)
             item.getAxis("left").setTicks([[], []])
             item.getAxis("bottom").setTicks([[], []])
             return
+        self._note.setVisible(False)
         item.getAxis("bottom").setTicks(None)
         _set_title(self, self._title)
         n = len(self.bars)
@@ -139,39 +161,40 @@ class MetricBars(pg.PlotWidget):
             pg.mkPen(theme.foreground(), width=2) if b.is_baseline else pg.mkPen(None)
             for b in self.bars
         ]
-        bar_item = pg.BarGraphItem(
+        self._bar_item.setOpts(
             x0=np.zeros(n), y=ys, height=0.6, width=values, brushes=brushes, pens=pens
         )
-        item.addItem(bar_item)
+        self._bar_item.setVisible(True)
         with_iv = [
             (y, b)
             for y, b in zip(ys, self.bars, strict=True)
             if b.value is not None and b.lo is not None and b.hi is not None
         ]
         if with_iv:
-            y_arr = np.array([y for y, _ in with_iv])
-            x_arr = np.array([b.value for _, b in with_iv], dtype=float)
             vals = [(b.value or 0.0, b.lo or 0.0, b.hi or 0.0) for _, b in with_iv]
-            left = np.array([v - lo for v, lo, _hi in vals], dtype=float)
-            right = np.array([hi - v for v, _lo, hi in vals], dtype=float)
-            self.error_bars = pg.ErrorBarItem(
-                x=x_arr,
-                y=y_arr,
-                left=left,
-                right=right,
-                beam=0.2,
-                pen=pg.mkPen(theme.foreground(), width=1.5),
-            )
-            item.addItem(self.error_bars)
+            data = {
+                "x": np.array([v for v, _lo, _hi in vals], dtype=float),
+                "y": np.array([y for y, _ in with_iv]),
+                "left": np.array([v - lo for v, lo, _hi in vals], dtype=float),
+                "right": np.array([hi - v for v, _lo, hi in vals], dtype=float),
+            }
+            if self.error_bars is None:
+                self.error_bars = pg.ErrorBarItem(
+                    beam=0.2, pen=pg.mkPen(theme.foreground(), width=1.5), **data
+                )
+                item.addItem(self.error_bars)
+            else:
+                self.error_bars.setData(**data)
+            self.error_bars.setVisible(True)
+        elif self.error_bars is not None:
+            self.error_bars.setVisible(False)
         top = max((b.hi if b.hi is not None else b.value) or 0.0 for b in shown)
-        for y, b in zip(ys, self.bars, strict=True):
-            text = self._bar_text(b)
+        self.verdict_items = self._text_pool(n)
+        for y, b, label in zip(ys, self.bars, self.verdict_items, strict=True):
             colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
-            label = pg.TextItem(text, color=colour, anchor=(0, 0.5))
+            label.setText(self._bar_text(b), color=colour)
             x = (b.hi if b.hi is not None else b.value) if b.value is not None else 0.0
             label.setPos(x + top * 0.02, y)
-            item.addItem(label)
-            self.verdict_items.append(label)
         item.setXRange(0, top * 2.1, padding=0)
         item.setYRange(-0.6, n - 0.4, padding=0)
         self._ticks()

@@ -213,6 +213,7 @@ class ComparePage(QWidget):
         self._baseline_id: str | None = None
         self._profiles: dict[str, Any] = {}
         self._generation = 0
+        self._stale: set[int] = set()
         self._waiting = False
         self._cost_pass = _CostPass(self)
         self._cost_pass.done.connect(self._on_cost_pass)
@@ -299,6 +300,7 @@ class ComparePage(QWidget):
         self.tabs.addTab(self.power, "Power")
         self.tabs.addTab(self.batch, "Throughput vs batch")
         self.tabs.addTab(self.pareto, "Pareto")
+        self.tabs.currentChanged.connect(self._draw_tab)
         rl.addWidget(self.tabs, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -487,24 +489,45 @@ class ComparePage(QWidget):
         else:
             self.banner.clear()
         self.verdicts.setHtml(self._verdict_html(view))
-        for metric, _title, _unit, scale in BAR_METRICS:
-            self.bars.charts[metric].set_bars(metric_bars(view, metric, scale))
-        series = []
-        for group in comp.groups:
-            lats = [
-                a
-                for r in group.runs
-                if (a := _array(r.arrays, "latencies_ns", "latency_ns")) is not None
-            ]
-            if lats:
-                series.append((names[group.label], np.concatenate(lats)))
-        self.cdf.set_series(series)
-        power, why = power_series(view)
-        self.power.set_series(power, why)
-        self.batch.set_series(batch_series(view))
-        self.pareto.set_points(pareto_points(view))
+        self._stale = set(range(self.tabs.count()))
+        self._draw_tab(self.tabs.currentIndex())
         self.last_draw_s = time.perf_counter() - start
         log.debug("drew a comparison of %d runs in %.3f s", len(view.runs), self.last_draw_s)
+
+    def _draw_tab(self, index: int) -> None:
+        """Draw one chart tab from the current comparison (each tab once per comparison)."""
+        view = self.view
+        if view is None or index not in self._stale:
+            return
+        self._stale.discard(index)
+        names = short_labels(view)
+        tab = self.tabs.indexOf
+        if index == tab(self.bars):
+            for metric, _title, _unit, scale in BAR_METRICS:
+                self.bars.charts[metric].set_bars(metric_bars(view, metric, scale))
+        elif index == tab(self.cdf):
+            series = []
+            for group in view.comparison.groups:
+                lats = [
+                    a
+                    for r in group.runs
+                    if (a := _array(r.arrays, "latencies_ns", "latency_ns")) is not None
+                ]
+                if lats:
+                    series.append((names[group.label], np.concatenate(lats)))
+            self.cdf.set_series(series)
+        elif index == tab(self.power):
+            power, why = power_series(view)
+            self.power.set_series(power, why)
+        elif index == tab(self.batch):
+            self.batch.set_series(batch_series(view))
+        elif index == tab(self.pareto):
+            self.pareto.set_points(pareto_points(view))
+
+    def draw_all(self) -> None:
+        """Draw every tab now (reports and screenshots; the view itself draws lazily)."""
+        for index in range(self.tabs.count()):
+            self._draw_tab(index)
 
     def _verdict_html(self, view: services.ComparisonView) -> str:
         comp = view.comparison

@@ -66,8 +66,12 @@ def test_bars_have_error_bars_and_verdicts(
     verdicts = page.verdicts.toPlainText()
     assert "95 % CI" in verdicts and "throughput" in verdicts
     assert not page.banner.isVisibleTo(page)  # like-for-like: no warning
+    assert page.cdf.curves == []  # the other tabs draw when they are shown
+    page.tabs.setCurrentWidget(page.cdf)
     assert len(page.cdf.curves) == groups
+    page.tabs.setCurrentWidget(page.power)
     assert len(page.power.curves) == groups
+    page.tabs.setCurrentWidget(page.pareto)
     assert len(page.pareto.points) == groups and page.pareto.colour_bar is not None
     assert page.last_draw_s is not None
 
@@ -84,6 +88,7 @@ def test_workload_mismatch_is_warned(qtbot: Any, tmp_path: Path, make_controller
     assert "batch size" in page.banner.text and "not like-for-like" in page.banner.text
     assert "The workloads differ" in page.verdicts.toPlainText()
     # one line for cpu · torch with three batch sizes
+    page.tabs.setCurrentWidget(page.batch)
     assert len(page.batch.curves) == 1
     xs, _ys = page.batch.curves[0].getOriginalDataset()
     assert sorted(xs) == [1, 8, 32]

@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.store_fixtures import make_result  # noqa: E402
-from wattbench.db.store import open_store  # noqa: E402
-from wattbench.engine.result import RunResult  # noqa: E402
+from wattbench.db.store import open_store
+from wattbench.engine.result import RunResult
+
+from tests.store_fixtures import make_result
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,19 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 def _line(what: str, target_s: float, median_s: float, best_s: float) -> None:
     ok = "within" if median_s <= target_s else "OVER"
-    print(f"{what:<58} median {median_s * 1000:8.1f} ms   best {best_s * 1000:8.1f} ms   "
-          f"(target ≤ {target_s * 1000:.0f} ms: {ok})")
+    print(
+        f"{what:<58} median {median_s * 1000:8.1f} ms   best {best_s * 1000:8.1f} ms   "
+        f"(target ≤ {target_s * 1000:.0f} ms: {ok})"
+    )
 
 
 def _copies(template: RunResult, n: int) -> list[RunResult]:
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
     return [
-        template.with_(id=uuid.uuid4().hex,
-                       created_at=(t0 + timedelta(seconds=i)).isoformat(timespec="milliseconds"))
+        template.with_(
+            id=uuid.uuid4().hex,
+            created_at=(t0 + timedelta(seconds=i)).isoformat(timespec="milliseconds"),
+        )
         for i in range(n)
     ]
 
@@ -74,8 +79,10 @@ def main() -> None:
         many = _copies(small, 10_000)
         t0 = time.perf_counter()
         store.save_runs(many)
-        print(f"{'(setup) insert 10,000 runs in one transaction':<58} "
-              f"{(time.perf_counter() - t0):8.2f} s")
+        print(
+            f"{'(setup) insert 10,000 runs in one transaction':<58} "
+            f"{(time.perf_counter() - t0):8.2f} s"
+        )
         med, best = _timed(lambda: store.list_runs(), args.repeats)
         n = len(store.list_runs())
         _line(f"list {n:,} runs (summaries, no arrays)", 0.5, med, best)

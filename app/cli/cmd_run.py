@@ -22,7 +22,7 @@ from typing import Any
 
 from wattbench import __version__
 from wattbench.engine.events import CancelToken, Phase, ProgressEvent
-from wattbench.engine.result import RunResult, RunStatus
+from wattbench.engine.result import EnergyFigure, RunResult, RunStatus
 from wattbench.engine.spec import PRESETS, RUNTIMES, RunSpec, Scenario, expand_sweep
 from wattbench.errors import BadInputError, WattbenchError
 
@@ -376,23 +376,53 @@ def _interval(value: float, lo: float | None, hi: float | None) -> str:
     return f"{fmt_ns(value)} [{fmt_ns(lo)}–{fmt_ns(hi)}]"
 
 
-def _energy_text(r: RunResult) -> str:
-    if not r.energy:
-        return f"n/a: {r.energy_na_reason or 'no power sensor'}"
-    dev = r.spec.device.split(":")[0] if r.spec.device.startswith("cpu") else r.spec.device
-    figs = [f for f in r.energy if f.device == dev] or list(r.energy)
+def device_energy_figure(r: RunResult) -> EnergyFigure | None:
+    """The run device's own figure: the sampler's aggregate "device" figure, else the sum of
+    the domains belonging to the device (ENERGY.md "Per run" 4)."""
+    for f in r.energy:
+        if f.domain == "device":
+            return f
+    dev = "cpu" if r.spec.device.startswith("cpu") else r.spec.device
+    figs = [f for f in r.energy if f.device == dev and f.domain not in ("system",)]
+    if not figs:
+        return None
+    if len(figs) == 1:
+        return figs[0]
     energy_j = sum(f.energy_j for f in figs)
+    duration_s = figs[0].duration_s
     items = figs[0].items
-    per_item = energy_j / items if items else math.nan
-    power_w = sum(f.avg_power_w for f in figs)
-    label = " (estimate)" if any(f.is_estimate for f in figs) else ""
-    srcs = "+".join(f.source for f in figs)
-    return f"{per_item * 1e3:.3g} mJ/item, {power_w:.3g} W [{srcs}]{label}"
+    return EnergyFigure(
+        domain="device",
+        device=dev,
+        source="+".join(f.source for f in figs),
+        scope="device",
+        method=figs[0].method,
+        energy_j=energy_j,
+        duration_s=duration_s,
+        avg_power_w=energy_j / duration_s if duration_s > 0 else math.nan,
+        items=items,
+        energy_per_item_j=energy_j / items if items else math.nan,
+        items_per_j=items / energy_j if energy_j > 0 else math.nan,
+        flags=tuple(sorted({fl for f in figs for fl in f.flags})),
+    )
+
+
+def _energy_text(r: RunResult) -> str:
+    f = device_energy_figure(r)
+    if f is None:
+        return f"n/a: {r.energy_na_reason or 'no power sensor for this device'}"
+    text = f"{f.energy_per_item_j * 1e3:.3g} mJ/item, {f.avg_power_w:.3g} W [{f.source}]"
+    if f.is_estimate:
+        text += " (estimate: TDP × load model, not a measurement)"
+    other = [fl for fl in f.flags if fl != "estimate"]
+    if other:
+        text += f" flags: {', '.join(other)}"
+    return text
 
 
 def energy_summary(r: RunResult) -> dict[str, Any]:
     """The device energy figure shown in the table, for JSON readers too."""
-    return {"text": _energy_text(r), "na_reason": None if r.energy else r.energy_na_reason}
+    return {"text": _energy_text(r), "na_reason": r.energy_na_reason}
 
 
 def _print_table(results: Sequence[RunResult]) -> None:

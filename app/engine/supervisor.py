@@ -252,7 +252,7 @@ def _build_result(
         generation=gen,
         memory=memory,
         energy=figs,
-        energy_na_reason=None if figs else na,
+        energy_na_reason=na,  # also set beside estimate-only figures: it says why
         arrays=arrays,
         telemetry=energy.traces(),
         notes=str(p.get("notes") or ""),

@@ -254,3 +254,21 @@ def test_listing_energy_uses_the_device_aggregate_without_double_counting(store:
     store.save_run(r2)
     s2 = next(x for x in store.list_runs() if x.id == r2.id)
     assert s2.energy_per_item_j == pytest.approx(r2.energy[0].energy_per_item_j)
+
+
+def test_save_runs_inserts_new_and_replaces_known_runs_in_one_go(store: Store) -> None:
+    runs = make_results(6)
+    store.save_run(runs[0].with_(notes="old"))
+    tagged = runs[1].with_(spec=runs[1].spec.with_(tags=("imported", "gpu")))
+    batch = [runs[0].with_(notes="new"), tagged, *runs[2:]]
+    assert store.save_runs(batch) == 6
+    assert store.count_runs() == 6
+    assert store.get_run(runs[0].id).notes == "new"
+    assert store.get_run(runs[1].id).spec.tags == ("gpu", "imported")
+    for r in runs[2:]:
+        _same(r, store.get_run(r.id))
+    # the same id twice in one batch: stored once, the last copy wins
+    twice = make_result(seed=50)
+    store.save_runs([twice.with_(notes="first"), twice.with_(notes="second")])
+    assert store.get_run(twice.id).notes == "second"
+    assert store.count_runs() == 7

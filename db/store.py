@@ -15,6 +15,7 @@ clock skew between machines).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -65,6 +66,11 @@ def resolve_url(url: str | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+def _json_dumps(value: Any) -> str:
+    """JSON columns: strict JSON (NaN/inf were replaced by null before; refuse any left)."""
+    return json.dumps(value, allow_nan=False)
+
+
 def _sqlite_path(url: str) -> Path | None:
     u = make_url(url)
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
@@ -80,9 +86,7 @@ def _make_engine(url: str) -> Engine:
             f"{url!r} is not a database URL: give a file path or a SQLAlchemy URL such as "
             "postgresql+psycopg://user:password@host/dbname."
         ) from exc
-    import json
-
-    kwargs: dict[str, Any] = {"json_serializer": lambda o: json.dumps(o, allow_nan=False)}
+    kwargs: dict[str, Any] = {"json_serializer": _json_dumps}
     if u.get_backend_name() == "sqlite":
         path = _sqlite_path(url)
         if path is not None:

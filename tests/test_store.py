@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from wattbench.db.repository import RunSummary
-from wattbench.db.store import Store, open_store
+from wattbench.db.repository import RunSummary, parse_time
+from wattbench.db.store import REMOTE_STALE_HOURS, Store, open_store
 from wattbench.engine.cost import CostProfile
 from wattbench.engine.result import RunResult, RunStatus, Trace
 from wattbench.engine.spec import RunSpec
@@ -272,3 +272,24 @@ def test_save_runs_inserts_new_and_replaces_known_runs_in_one_go(store: Store) -
     store.save_runs([twice.with_(notes="first"), twice.with_(notes="second")])
     assert store.get_run(twice.id).notes == "second"
     assert store.count_runs() == 7
+
+
+def test_parse_time_takes_ages_and_iso_dates() -> None:
+    now = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    assert parse_time("2h", now=now) == datetime(2025, 6, 1, 10, 0)
+    assert parse_time("1.5d", now=now) == datetime(2025, 5, 31, 0, 0)
+    assert parse_time("2025-01-31T08:00+02:00") == datetime(2025, 1, 31, 6, 0)
+    with pytest.raises(BadInputError, match="age such as"):
+        parse_time("last tuesday")
+
+
+def test_run_left_running_on_another_host_is_interrupted_once_stale(tmp_path: Path) -> None:
+    url = str(tmp_path / "s.sqlite")
+    with open_store(url) as s:
+        s.begin_run(RunSpec(model="builtin:mlp-small"), "b" * 32)
+        with s.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE runs SET writer_host = 'other-host'")
+        assert s.mark_interrupted() == []  # fresh: its host may still be measuring
+        later = datetime.now(UTC) + timedelta(hours=REMOTE_STALE_HOURS + 1)
+        assert s.mark_interrupted(now=later) == ["b" * 32]
+        assert s.get_run("b" * 32).status is RunStatus.INTERRUPTED

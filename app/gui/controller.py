@@ -90,6 +90,7 @@ class Controller(QObject):
     # store
     storeReady = Signal(str)  # a description of the open store (URL with any password hidden)
     storeFailed = Signal(str)
+    storeDescribed = Signal(str)  # the store's description again (e.g. its run count changed)
     runsListed = Signal(object)  # list[RunSummary]
     runLoaded = Signal(object)  # RunResult (with arrays)
     runsChanged = Signal()  # something was added, deleted, tagged or noted
@@ -251,6 +252,18 @@ class Controller(QObject):
 
         self._run_cache.clear()
         self._submit(self._db_pool, "open the run database", open_, ok, bad)
+
+    def refresh_store_description(self) -> None:
+        """Describe the open store again (database thread): storeDescribed follows."""
+
+        def describe(store: Any) -> str:
+            return services.describe_store(store, self._db_url)
+
+        def ok(text: str) -> None:
+            self._store_description = text
+            self.storeDescribed.emit(text)
+
+        self._db("describe the run database", describe, ok, lambda _message: None)
 
     def refresh_runs(self, limit: int = 10_000) -> None:
         self._db("list runs", lambda s: services.list_runs(s, limit=limit), self.runsListed.emit)

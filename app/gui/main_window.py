@@ -313,7 +313,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ controller
     def _connect_controller(self) -> None:
         c = self.controller
-        c.storeReady.connect(lambda text: self._store_label.setText(f"Database: {text}"))
+        c.storeReady.connect(self._on_store_described)
+        c.storeDescribed.connect(self._on_store_described)
+        c.runsChanged.connect(c.refresh_store_description)
         c.storeFailed.connect(self._on_store_failed)
         c.queueChanged.connect(self._update_queue_status)
         c.itemChanged.connect(lambda _key: self._update_queue_status())
@@ -323,6 +325,10 @@ class MainWindow(QMainWindow):
         c.compareRequested.connect(lambda _ids: self.show_page("compare"))
         c.pageRequested.connect(self.show_page)
         c.failed.connect(self._on_failed)
+
+    def _on_store_described(self, text: str) -> None:
+        self._store_label.setText(f"Database: {text}")
+        self._store_label.setToolTip(text)
 
     def _on_store_failed(self, message: str) -> None:
         self._store_label.setText("Database not open — see Settings")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 REDRAW_INTERVAL_MS = 50  # 20 Hz
 MAX_LATENCY_POINTS = 20_000  # drawn; older ones are decimated (the buffer keeps them all)
+GAP_S = 0.25  # calls further apart than this are not joined by the latency line
+LABELLED_PHASES = {Phase.WARMUP: 0.95, Phase.MEASURING: 0.85}  # label position on the line
 
 
 class LivePage(QWidget):
@@ -65,6 +67,7 @@ class LivePage(QWidget):
         self.power_na = pg.TextItem("", anchor=(0.5, 0.5))
         self.power_plot.addItem(self.power_na, ignoreBounds=True)
 
+        self.latency_plot.setLogMode(y=True)  # tails are 10-100× the median
         self.latency_curve = self.latency_plot.plot(pen=pg.mkPen(theme.series_colour(0)))
         self.latency_curve.setDownsampling(auto=True, method="peak")
         self.latency_curve.setClipToView(True)
@@ -120,7 +123,10 @@ class LivePage(QWidget):
         if len(t_s) > MAX_LATENCY_POINTS:
             step = int(np.ceil(len(t_s) / MAX_LATENCY_POINTS))
             t_s, lat_ms = t_s[::step], lat_ms[::step]
-        self.latency_curve.setData(t_s, lat_ms)
+        connect = np.ones(len(t_s), dtype=bool)
+        if len(t_s) > 1:
+            connect[:-1] = np.diff(t_s) < GAP_S
+        self.latency_curve.setData(t_s, lat_ms, connect=connect)
         tput_t, tput = throughput_series(snap.latency_t_s, snap.latency_ms, snap.batch_size)
         self.throughput_curve.setData(tput_t, tput)
         self._draw_power(snap)
@@ -160,7 +166,7 @@ class LivePage(QWidget):
         if len(snap.latency_ms):
             median_ns = float(np.median(snap.latency_ms[-200:])) * 1e6
             parts.append(f"recent median latency {formatting.duration_ns(median_ns)}")
-        if snap.message:
+        if snap.message and snap.rho is None:  # while measuring the message repeats ρ
             parts.append(snap.message)
         self.status.setText(" · ".join(parts))
 
@@ -193,13 +199,19 @@ class LivePage(QWidget):
 
     def _draw_phases(self, snap: LiveSnapshot) -> None:
         for t_s, phase in snap.phase_marks[len(self.phase_lines) :]:
+            # only the phases that matter get a label: short ones would print over each other
+            position = LABELLED_PHASES.get(phase)
             line = pg.InfiniteLine(
                 pos=t_s,
                 angle=90,
                 movable=False,
                 pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DotLine),
-                label=phase,
-                labelOpts={"position": 0.92, "rotateAxis": (1, 0)},
+                label=phase if position is not None else None,
+                labelOpts={
+                    "position": position or 0.9,
+                    "color": theme.muted(),
+                    "fill": theme.background(),
+                },
             )
             self.latency_plot.addItem(line)
             self.phase_lines.append(line)

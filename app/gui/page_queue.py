@@ -42,7 +42,7 @@ def progress_text(item: QueueItem) -> str:
     text = str(item.phase)
     if item.phase == Phase.MEASURING and item.rho is not None and item.epsilon is not None:
         text += f" · ρ {formatting.percent(item.rho)} → ε {formatting.percent(item.epsilon)}"
-    if item.message and item.message not in text:
+    elif item.message and item.message not in text:
         text += f" · {item.message}"
     return text
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from wattbench import __version__
-from wattbench.db.repository import canonical_sha256, finite_json
+from wattbench.db.values import canonical_sha256, finite_json
 from wattbench.engine.arrays import ALLOWED_DTYPES, pack_array, unpack_array
 from wattbench.engine.result import (
     RESULT_FORMAT_VERSION,

@@ -9,16 +9,14 @@ errors become ``StoreError`` with words. Writes on SQLite take the write lock up
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import math
 import os
 import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +47,17 @@ from wattbench.db.schema import (
     Sweep,
     Tag,
 )
+from wattbench.db.values import (
+    RunSummary,
+    _clean_tag,
+    _find_hostname,
+    _finite_or_none,
+    canonical_sha256,
+    device_energy,
+    finite_json,
+    parse_time,
+    to_utc_naive,
+)
 from wattbench.engine.arrays import pack_array, unpack_array
 from wattbench.engine.result import RunResult, RunStatus, Trace
 from wattbench.errors import BadInputError, StoreError, WattbenchError
@@ -61,7 +70,6 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
 CODEC_ZLIB = "zlib"
 SQLITE_BEGIN_OPTION = "wattbench_sqlite_begin"
-MAX_TAG_CHARS = 128
 MAX_NOTE_CHARS = 100_000
 _CHUNK = 500  # ids per IN (...) list
 _ID_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -74,177 +82,6 @@ _ORDER_KEYS = {
     "runtime": Run.runtime,
     "status": Run.status,
 }
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One row of a run listing: indexed columns and headline figures, no arrays."""
-
-    id: str
-    status: RunStatus
-    reason: str | None
-    created_at: datetime  # UTC
-    finished_at: datetime | None
-    model_ref: str
-    model_name: str | None
-    device: str
-    runtime: str
-    precision: str
-    batch_size: int
-    threads: int | None
-    scenario: str
-    repeat: int
-    sweep_id: str | None
-    hostname: str | None
-    converged: bool
-    flags: tuple[str, ...]
-    throughput_items_per_s: float | None
-    throughput_lo: float | None
-    throughput_hi: float | None
-    mean_ns: float | None
-    p50_ns: float | None
-    p99_ns: float | None
-    rho: float | None
-    energy_per_item_j: float | None  # device view, gross
-    items_per_j: float | None
-    energy_source: str | None
-    tags: tuple[str, ...]
-    note: str
-
-    @property
-    def label(self) -> str:
-        parts = [self.model_ref, self.runtime, self.device, self.precision, f"b{self.batch_size}"]
-        if self.threads:
-            parts.append(f"t{self.threads}")
-        return " · ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = self.status.value
-        d["created_at"] = _iso(self.created_at)
-        d["finished_at"] = _iso(self.finished_at) if self.finished_at else None
-        d["flags"] = list(self.flags)
-        d["tags"] = list(self.tags)
-        return d
-
-
-# -- small helpers -------------------------------------------------------------------------
-
-
-def _iso(t: datetime) -> str:
-    return t.replace(tzinfo=UTC).isoformat(timespec="milliseconds")
-
-
-def to_utc_naive(t: datetime | str) -> datetime:
-    """A datetime for the database: UTC without tzinfo (naive input is taken as UTC)."""
-    if isinstance(t, str):
-        try:
-            t = datetime.fromisoformat(t.strip())
-        except ValueError as exc:
-            raise BadInputError(
-                f"{t!r} is not a date/time: use ISO form like 2025-01-31 or 2025-01-31T12:00."
-            ) from exc
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
-    return t
-
-
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
-def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """ISO date/time (local time when no offset is given) or an age like 30m, 12h, 7d, 2w."""
-    m = _RELATIVE.match(text)
-    if m:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
-        base = now or datetime.now(UTC)
-        return to_utc_naive(base - timedelta(seconds=float(m.group(1)) * unit))
-    try:
-        t = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise BadInputError(
-            f"{text!r} is not a time: give an ISO date (2025-01-31, 2025-01-31T12:00) or an "
-            "age such as 30m, 12h, 7d or 2w."
-        ) from exc
-    if t.tzinfo is None:
-        t = t.astimezone()  # the user's local time
-    return to_utc_naive(t)
-
-
-def finite_json(value: Any, path: str = "", dropped: list[str] | None = None) -> Any:
-    """A copy of a JSON-able value with NaN/inf replaced by None (JSON and PostgreSQL refuse
-    them); the paths replaced are appended to ``dropped``."""
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        if dropped is not None:
-            dropped.append(path or "<root>")
-        return None
-    if isinstance(value, Mapping):
-        return {
-            str(k): finite_json(v, f"{path}.{k}" if path else str(k), dropped)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [finite_json(v, f"{path}[{i}]", dropped) for i, v in enumerate(value)]
-    if isinstance(value, np.generic):
-        return finite_json(value.item(), path, dropped)
-    return value
-
-
-def canonical_sha256(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _find_hostname(system: Mapping[str, Any]) -> str | None:
-    for key in ("hostname", "host_name", "node"):
-        v = system.get(key)
-        if isinstance(v, str) and v:
-            return v
-    for sub in ("host", "os", "platform", "machine"):
-        inner = system.get(sub)
-        if isinstance(inner, Mapping):
-            for key in ("hostname", "host_name", "node"):
-                v = inner.get(key)
-                if isinstance(v, str) and v:
-                    return v
-    return None
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def device_energy(result: RunResult) -> tuple[float | None, float | None, str | None]:
-    """(energy per item J, items per J, source) in the device view, gross.
-
-    The run's "device" aggregate figure when it has one; otherwise the sum of the run device's
-    own domains (aggregates "device"/"system" excluded, so nothing is counted twice). Estimates
-    are kept: their source names them ("estimate.tdp").
-    """
-    aggregate = [e for e in result.energy if e.domain == "device"]
-    figs = aggregate[:1] or [
-        e for e in result.energy
-        if e.device == result.spec.device and e.domain not in ("device", "system")
-    ]  # fmt: skip
-    if not figs:
-        return None, None, None
-    per_item = _finite_or_none(sum(e.energy_per_item_j for e in figs))
-    items_per_j = 1.0 / per_item if per_item is not None and per_item > 0 else None
-    return per_item, items_per_j, "+".join(e.source for e in figs)[:255]
-
-
-def _clean_tag(tag: str) -> str:
-    t = str(tag).strip()
-    if not t or len(t) > MAX_TAG_CHARS or any(ord(c) < 32 for c in t):
-        raise BadInputError(
-            f"Tag {tag!r} is not usable: give 1 to {MAX_TAG_CHARS} printable characters."
-        )
-    return t
 
 
 def _chunks(items: Sequence[str], n: int = _CHUNK) -> Iterator[Sequence[str]]:

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository, to_utc_naive
+from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository
 from wattbench.db.schema import Base, Run
+from wattbench.db.values import to_utc_naive
 from wattbench.engine.result import RunResult, RunStatus
 from wattbench.engine.spec import RunSpec
 from wattbench.errors import NewerSchemaError, StoreError

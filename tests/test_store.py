@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wattbench.db.repository import RunSummary, parse_time
 from wattbench.db.store import REMOTE_STALE_HOURS, Store, open_store
+from wattbench.db.values import RunSummary, parse_time
 from wattbench.engine.cost import CostProfile
 from wattbench.engine.result import RunResult, RunStatus, Trace
 from wattbench.engine.spec import RunSpec

@@ -160,7 +160,7 @@ def show_dict(r: RunResult) -> dict[str, Any]:
         k: {"name": t.name, "unit": t.unit, "samples": int(t.values.size)}
         for k, t in r.telemetry.items()
     }
-    from wattbench.db.repository import finite_json
+    from wattbench.db.values import finite_json
 
     out: dict[str, Any] = finite_json(d)
     return out

@@ -83,6 +83,7 @@ def test_telemetry_and_mig() -> None:
     assert tel["cuda:0.sm_clock_mhz"] == 1980 and tel["cuda:0.temp_c"] == 61
     assert tel["cuda:0.util_pct"] == 97 and tel["cuda:0.mem_used_bytes"] == 12 * 2**30
     assert tel["cuda:0.clock_event_reasons"] == 0x40 and tel["cuda:0.power_w"] == 300.0
+    assert tel["cuda:0.power_limit_w"] == 700.0
     assert src.domain_flags("nvml:0") == (FLAG_WHOLE_GPU_FOR_MIG,)
     assert "MIG" in (src.statuses[0].note or "")
 

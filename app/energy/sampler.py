@@ -99,6 +99,7 @@ class Sampler:
         self._lost_sources: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._closed = threading.Event()  # ends an idle baseline still running in a thread
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
 
@@ -186,6 +187,7 @@ class Sampler:
         self.sample_once()
 
     def close(self) -> None:
+        self._closed.set()
         self.stop()
         self.inventory.close()
 
@@ -211,7 +213,7 @@ class Sampler:
                 means, stable = self._idle_means(now, window_ns, step_ns)
                 if stable:
                     break
-            if now - t_start >= self.idle_max_s * 1e9:
+            if now - t_start >= self.idle_max_s * 1e9 or self._closed.is_set():
                 break
             time.sleep(max(0.0, self.period_s - (time.perf_counter_ns() - tick) / 1e9))
         if not means:

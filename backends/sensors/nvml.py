@@ -47,6 +47,7 @@ TELEMETRY = (
     ("util_pct", "%"),
     ("mem_used_bytes", "B"),
     ("clock_event_reasons", "mask"),
+    ("power_limit_w", "W"),
 )
 
 NVML_INSTALL_FIX = "pip install nvidia-ml-py   (the NVIDIA driver must be installed too)"
@@ -305,7 +306,7 @@ class NvmlSource:
 
     def read_telemetry(self) -> list[tuple[str, str, int, float]]:
         """(trace name, unit, t_ns, value) for power, clocks, temperature, utilization,
-        memory and clock-event reasons of every GPU; unsupported queries are dropped."""
+        memory, clock-event reasons and power limit of every GPU; unsupported ones are dropped."""
         out: list[tuple[str, str, int, float]] = []
         for g in self._gpus:
             dev = g.domain.device
@@ -344,6 +345,8 @@ class NvmlSource:
             return float(mod.nvmlDeviceGetMemoryInfo(h).used)
         if name == "clock_event_reasons":
             return float(mod.nvmlDeviceGetCurrentClocksEventReasons(h))
+        if name == "power_limit_w":
+            return float(mod.nvmlDeviceGetEnforcedPowerLimit(h)) / 1000.0
         raise ValueError(name)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@
    samples the fake tree, "off" makes the supervisor's open_sampler fail (run without energy).
    The tree's counters are static here, so only the hwmon power sensors give figures; the
    sampler still reads all 9 files every tick.
+   Also a tight counting loop in a spawned child process with sampling on vs off.
 3. Discovery time (median of 20) on the fake tree and on this machine's /sys, with
    subprocess.Popen patched to fail, proving no subprocess is started.
 """
@@ -122,12 +123,54 @@ def throughput_on_off(root: Path, pairs: int, t_max_s: float) -> tuple[list[floa
     return on_tp, off_tp
 
 
+def _count_loop(seconds: float, q: Any) -> None:
+    n = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(1000):
+            n += 1
+    q.put(n / seconds)
+
+
+def loop_on_off(root: Path, pairs: int, seconds: float) -> tuple[list[float], list[float]]:
+    """A tight counting loop in a spawned child (like the engine's worker) while this process
+    samples the fake tree at 10 Hz (on) or not (off), alternating."""
+    import multiprocessing as mp
+
+    from wattbench.energy.sampler import open_sampler
+    from wattbench.engine.spec import RunSpec
+
+    ctx = mp.get_context("spawn")
+    on: list[float] = []
+    off: list[float] = []
+    for i in range(pairs):
+        for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            s = None
+            if mode == "on":
+                s = open_sampler(
+                    RunSpec(model="builtin:mlp-small", idle_baseline=False),
+                    sys_root=root,
+                    nvml_module=FakeNvml(library_missing=True),
+                )
+                s.start()
+            q = ctx.Queue()
+            proc = ctx.Process(target=_count_loop, args=(seconds, q))
+            proc.start()
+            rate = float(q.get())
+            proc.join()
+            if s is not None:
+                s.close()
+            (on if mode == "on" else off).append(rate)
+    return on, off
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--t-max", type=float, default=5.0)
     ap.add_argument("--skip-runs", action="store_true")
+    ap.add_argument("--loop-pairs", type=int, default=10)
     args = ap.parse_args()
     root = build_tree(Path(tempfile.mkdtemp(prefix="wattbench-bench-sysfs-")))
     print(f"fake sysfs tree: {root}")
@@ -147,6 +190,16 @@ def main() -> None:
         print(
             f"discovery ({label}): median {statistics.median(times) * 1e3:.1f} ms, "
             f"max {max(times) * 1e3:.1f} ms over {len(times)} (target ≤ 1 s); no subprocess"
+        )
+
+    if args.loop_pairs:
+        on_r, off_r = loop_on_off(root, args.loop_pairs, 2.0)
+        m_on, m_off = statistics.median(on_r), statistics.median(off_r)
+        print(
+            f"tight loop in a child process, {args.loop_pairs} alternating pairs of 2 s: "
+            f"median on {m_on / 1e6:.2f} M/s, off {m_off / 1e6:.2f} M/s: on/off − 1 = "
+            f"{100 * (m_on / m_off - 1):+.2f} % (spread off: "
+            f"{100 * (max(off_r) - min(off_r)) / m_off:.0f} % of median)"
         )
 
     if not args.skip_runs:

@@ -10,7 +10,6 @@ a few plain dtypes only, no pickle.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -18,36 +17,34 @@ import math
 import os
 import re
 import tempfile
-import types
-import typing
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from wattbench import __version__
+from wattbench.db.bundle_checks import (
+    as_list,
+    as_object,
+    check_containers,
+    check_json_tree,
+    check_name,
+    check_result,
+    fail,
+    load_json,
+)
 from wattbench.db.values import canonical_sha256, finite_json
 from wattbench.engine.arrays import ALLOWED_DTYPES, pack_array, unpack_array
 from wattbench.engine.result import (
     RESULT_FORMAT_VERSION,
-    EnergyFigure,
-    GenerationSummary,
-    Interval,
-    LatencySummary,
-    MemoryFigures,
-    ModelInfo,
-    PercentileEstimate,
-    PhaseTimings,
     RunResult,
     RunStatus,
     Trace,
 )
-from wattbench.engine.spec import RunSpec
 from wattbench.errors import BundleError, WattbenchError
 
 if TYPE_CHECKING:
@@ -68,27 +65,12 @@ MAX_TOTAL_BYTES = 8 * 1024**3  # all members, uncompressed
 MAX_JSON_BYTES = 32 * 1024**2  # one JSON member
 MAX_ARRAY_ELEMENTS = 50_000_000  # one array
 MAX_ARRAYS_PER_RUN = 64
-MAX_JSON_DEPTH = 12
-MAX_NAME_CHARS = 1024
-MAX_TEXT_CHARS = 100_000
-MAX_INT = 2**53  # exact in JSON / float64
-MAX_DB_INT = 2**31 - 1  # INTEGER columns (PostgreSQL int4)
-MAX_ABS_FLOAT = 1e300
-
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MEMBER = re.compile(
     r"^(manifest\.json|runs/[A-Za-z0-9_-]{1,64}\.json|machines/[0-9a-f]{64}\.json"
     r"|arrays/[A-Za-z0-9_-]{1,64}/[0-9]{1,6}\.zlib)$"
 )
-# Names (ids, devices, models, tags, array keys ...): no markup, no control characters.
-_BAD_NAME = re.compile(r"[<>\x00-\x1f\x7f]")
-# Free text (reasons, notes, system description): no markup tags, scripts or control codes.
-_BAD_TEXT = re.compile(
-    r"<\s*/?\s*[A-Za-z!?]|javascript\s*:|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", re.IGNORECASE
-)
-_FREE_TEXT_FIELDS = {"reason", "notes", "energy_na_reason", "error_kind"}
-_DB_INT_FIELDS = {"batch_size", "threads", "repeat", "parameters", "prompt_tokens", "new_tokens"}
 
 
 @dataclass(frozen=True)
@@ -213,40 +195,7 @@ def export_bundle(
     return ExportSummary(out, tuple(ids), len(machines), out.stat().st_size)
 
 
-# -- reading and checking --------------------------------------------------------------------
-
-
-def _fail(what: str) -> BundleError:
-    return BundleError(f"This bundle cannot be imported: {what}. Nothing was imported.")
-
-
-def _finite_float(text: str) -> float:
-    x = float(text)
-    if not math.isfinite(x) or abs(x) > MAX_ABS_FLOAT:
-        raise ValueError(f"number {text[:40]} is out of range")
-    return x
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > 16:
-        raise ValueError(f"number {text[:40]}... is too large")
-    return int(text)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _load_json(data: bytes, where: str) -> Any:
-    try:
-        return json.loads(
-            data.decode("utf-8"),
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            parse_constant=_no_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _fail(f"{where} is not valid JSON ({str(exc)[:200]})") from exc
+# -- reading ---------------------------------------------------------------------------------
 
 
 class _Reader:
@@ -256,241 +205,52 @@ class _Reader:
         self.zf = zf
         infos = zf.infolist()
         if len(infos) > MAX_MEMBERS:
-            raise _fail(f"it has {len(infos)} files (at most {MAX_MEMBERS} are allowed)")
+            raise fail(f"it has {len(infos)} files (at most {MAX_MEMBERS} are allowed)")
         self.infos: dict[str, zipfile.ZipInfo] = {}
         total = 0
         for info in infos:
             name = info.filename
             if not _MEMBER.match(name) or name in self.infos:
-                raise _fail(f"it contains an unexpected or duplicate file {name[:100]!r}")
+                raise fail(f"it contains an unexpected or duplicate file {name[:100]!r}")
             if info.file_size > MAX_MEMBER_BYTES:
-                raise _fail(f"{name} is larger than allowed")
+                raise fail(f"{name} is larger than allowed")
             total += info.file_size
             self.infos[name] = info
         if total > MAX_TOTAL_BYTES:
-            raise _fail("its contents are larger than allowed")
+            raise fail("its contents are larger than allowed")
         if MANIFEST not in self.infos:
-            raise _fail("it has no manifest.json (is it a Wattbench bundle?)")
+            raise fail("it has no manifest.json (is it a Wattbench bundle?)")
         self.used: set[str] = set()
 
     def read(self, name: Any, limit: int, sha256: Any = None) -> bytes:
         if not isinstance(name, str) or name not in self.infos:
-            raise _fail(f"the manifest names a file that is missing: {str(name)[:100]!r}")
+            raise fail(f"the manifest names a file that is missing: {str(name)[:100]!r}")
         if name in self.used:
-            raise _fail(f"the manifest names {name} twice")
+            raise fail(f"the manifest names {name} twice")
         self.used.add(name)
         info = self.infos[name]
         if info.file_size > limit:
-            raise _fail(f"{name} is larger than allowed")
+            raise fail(f"{name} is larger than allowed")
         try:
             with self.zf.open(info) as f:
                 data = f.read(limit + 1)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
-            raise _fail(f"{name} is damaged or truncated ({exc})") from exc
+            raise fail(f"{name} is damaged or truncated ({exc})") from exc
         if len(data) > limit:
-            raise _fail(f"{name} is larger than allowed")
+            raise fail(f"{name} is larger than allowed")
         if sha256 is not None and _sha(data) != sha256:
-            raise _fail(f"{name} does not match its checksum: the bundle was altered")
+            raise fail(f"{name} does not match its checksum: the bundle was altered")
         return data
-
-
-def _obj(x: Any, where: str) -> dict[str, Any]:
-    if not isinstance(x, dict):
-        raise _fail(f"{where} is not an object")
-    return x
-
-
-def _list(x: Any, where: str, cap: int) -> list[Any]:
-    if not isinstance(x, list):
-        raise _fail(f"{where} is not a list")
-    if len(x) > cap:
-        raise _fail(f"{where} has {len(x)} entries (at most {cap})")
-    return x
-
-
-def check_name(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _fail(f"{where} is not text")
-    if len(value) > MAX_NAME_CHARS or _BAD_NAME.search(value):
-        raise _fail(f"{where} {value[:60]!r} contains markup or control characters or is too long")
-    return value
-
-
-def check_text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _fail(f"{where} is not text")
-    if len(value) > MAX_TEXT_CHARS or _BAD_TEXT.search(value):
-        raise _fail(f"{where} contains markup, script or control characters, or is too long")
-    return value
-
-
-def _check_json_tree(value: Any, where: str, depth: int = 0) -> None:
-    """A free-form JSON value (system description): bounded depth, clean keys and text."""
-    if depth > MAX_JSON_DEPTH:
-        raise _fail(f"{where} is nested too deeply")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            check_name(k, f"{where} key")
-            _check_json_tree(v, f"{where}.{k}", depth + 1)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_json_tree(v, f"{where}[{i}]", depth + 1)
-    elif isinstance(value, str):
-        check_text(value, where)
-    elif isinstance(value, bool) or value is None:
-        pass
-    elif isinstance(value, int):
-        if abs(value) > MAX_INT:
-            raise _fail(f"{where} is too large a number")
-    elif not isinstance(value, float):
-        raise _fail(f"{where} has an unexpected type")
-
-
-# -- type checks of the decoded result (against the dataclass annotations) ---------------------
-
-_DATACLASSES = (
-    RunResult,
-    RunSpec,
-    ModelInfo,
-    PhaseTimings,
-    LatencySummary,
-    PercentileEstimate,
-    Interval,
-    GenerationSummary,
-    MemoryFigures,
-    EnergyFigure,
-    Trace,
-)
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINTS:
-        import wattbench.engine.result as result_mod
-        import wattbench.engine.spec as spec_mod
-
-        ns = {**vars(spec_mod), **vars(result_mod), "np": np}
-        _HINTS[cls] = typing.get_type_hints(cls, globalns=ns)
-    return _HINTS[cls]
-
-
-def _check_typed(value: Any, hint: Any, where: str, field: str) -> None:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            _check_typed(value, inner[0], where, field)
-            return
-        raise _fail(f"{where} has an unexpected type")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _fail(f"{where} should be true or false")
-        return
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(f"{where} should be a whole number")
-        cap = MAX_DB_INT if field in _DB_INT_FIELDS else MAX_INT
-        if abs(value) > cap:
-            raise _fail(f"{where} = {value} is out of range")
-        return
-    if hint is float:
-        if value is None:  # stored non-finite figures come back as None (unknown)
-            return
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(f"{where} should be a number")
-        if not math.isfinite(value) or abs(value) > MAX_ABS_FLOAT:
-            raise _fail(f"{where} is not a finite number")
-        return
-    if hint is str:
-        if field in _FREE_TEXT_FIELDS:
-            check_text(value, where)
-        else:
-            check_name(value, where)
-        return
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        if not isinstance(value, hint):
-            raise _fail(f"{where} has an unexpected value")
-        return
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if not isinstance(value, hint):
-            raise _fail(f"{where} has an unexpected type")
-        _check_dataclass(value, where)
-        return
-    if hint is np.ndarray:
-        if not isinstance(value, np.ndarray) or value.dtype.str not in ALLOWED_DTYPES:
-            raise _fail(f"{where} is not a plain numeric array")
-        return
-    if origin is tuple:
-        if not isinstance(value, tuple):
-            raise _fail(f"{where} should be a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            for i, v in enumerate(value):
-                _check_typed(v, args[0], f"{where}[{i}]", field)
-        elif len(args) != len(value):
-            raise _fail(f"{where} has the wrong number of entries")
-        else:
-            for i, (v, a) in enumerate(zip(value, args, strict=True)):
-                _check_typed(v, a, f"{where}[{i}]", field)
-        return
-    if origin in (Mapping, dict, typing.Mapping):
-        if not isinstance(value, Mapping):
-            raise _fail(f"{where} should be an object")
-        for k, v in value.items():
-            check_name(k, f"{where} key")
-            if field == "system":
-                _check_json_tree(v, f"{where}.{k}")
-            else:
-                _check_typed(v, args[1] if args else Any, f"{where}.{k}", field)
-        return
-    raise _fail(f"{where} cannot be checked")  # an annotation this checker does not know
-
-
-def _check_dataclass(obj: Any, where: str) -> None:
-    for f in dataclasses.fields(obj):
-        _check_typed(getattr(obj, f.name), _hints(type(obj))[f.name], f"{where}.{f.name}", f.name)
-
-
-# Containers the decoder would otherwise coerce ("drift" would become a tuple of letters).
-_LISTS = {
-    "": ("flags", "energy"),
-    "spec": ("tags", "percentiles", "required_tails"),
-    "memory": ("notes",),
-    "model": ("inputs",),
-}
-_OBJECTS = {
-    "": ("spec", "phases", "latency", "throughput_items_per_s", "generation", "memory", "model"),
-    "spec": ("dims", "extra", "input_shapes"),
-}
-
-
-def _check_containers(doc: Mapping[str, Any], where: str) -> None:
-    for part, keys in _LISTS.items():
-        d = doc.get(part) if part else doc
-        if isinstance(d, Mapping):
-            for k in keys:
-                if d.get(k) is not None and not isinstance(d[k], list):
-                    raise _fail(f"{where}: {part + '.' if part else ''}{k} should be a list")
-    for part, keys in _OBJECTS.items():
-        d = doc.get(part) if part else doc
-        if isinstance(d, Mapping):
-            for k in keys:
-                if d.get(k) is not None and not isinstance(d[k], Mapping):
-                    raise _fail(f"{where}: {part + '.' if part else ''}{k} should be an object")
 
 
 # -- import ----------------------------------------------------------------------------------
 
 
 def _array(reader: _Reader, entry: Any, where: str) -> np.ndarray:
-    e = _obj(entry, where)
+    e = as_object(entry, where)
     dtype, shape = e.get("dtype"), e.get("shape")
     if dtype not in ALLOWED_DTYPES:
-        raise _fail(f"{where} has a dtype that is not allowed ({str(dtype)[:20]!r})")
+        raise fail(f"{where} has a dtype that is not allowed ({str(dtype)[:20]!r})")
     if (
         not isinstance(shape, list)
         or len(shape) > 4
@@ -499,34 +259,36 @@ def _array(reader: _Reader, entry: Any, where: str) -> np.ndarray:
             for s in shape
         )
     ):
-        raise _fail(f"{where} has an invalid shape")
+        raise fail(f"{where} has an invalid shape")
     if math.prod(shape) > MAX_ARRAY_ELEMENTS:
-        raise _fail(f"{where} has more than {MAX_ARRAY_ELEMENTS} elements")
+        raise fail(f"{where} has more than {MAX_ARRAY_ELEMENTS} elements")
     if not isinstance(e.get("sha256"), str) or not _SHA256.match(e["sha256"]):
-        raise _fail(f"{where} has no valid checksum")
+        raise fail(f"{where} has no valid checksum")
     data = reader.read(e.get("file"), MAX_MEMBER_BYTES, e["sha256"])
     try:
         return unpack_array(data, str(dtype), tuple(shape))
     except WattbenchError as exc:
-        raise _fail(f"{where}: {exc}") from exc
+        raise fail(f"{where}: {exc}") from exc
 
 
 def _build_run(
     reader: _Reader, entry: Any, machines: Mapping[str, dict[str, Any]], index: int
 ) -> RunResult:
-    e = _obj(entry, f"run entry {index}")
+    e = as_object(entry, f"run entry {index}")
     rid = e.get("id")
     if not isinstance(rid, str) or not _RUN_ID.match(rid):
-        raise _fail(f"run entry {index} has an invalid id")
+        raise fail(f"run entry {index} has an invalid id")
     where = f"run {rid}"
     if e.get("file") != f"runs/{rid}.json":
-        raise _fail(f"{where} points at the wrong file")
-    doc = _obj(_load_json(reader.read(e["file"], MAX_JSON_BYTES, e.get("sha256")), where), where)
+        raise fail(f"{where} points at the wrong file")
+    doc = as_object(
+        load_json(reader.read(e["file"], MAX_JSON_BYTES, e.get("sha256")), where), where
+    )
     if doc.get("id") != rid:
-        raise _fail(f"{where}: its file holds another run")
+        raise fail(f"{where}: its file holds another run")
     fv = doc.get("format_version")
     if not isinstance(fv, int) or isinstance(fv, bool):
-        raise _fail(f"{where} has no result format version")
+        raise fail(f"{where} has no result format version")
     if fv > RESULT_FORMAT_VERSION:
         raise BundleError(
             f"Run {rid} in this bundle was written by a newer Wattbench (result "
@@ -534,46 +296,48 @@ def _build_run(
         )
     fp = doc.pop("machine", None)
     if fp != e.get("machine"):
-        raise _fail(f"{where}: its machine does not match the manifest")
+        raise fail(f"{where}: its machine does not match the manifest")
     if fp is not None:
         if fp not in machines:
-            raise _fail(f"{where} refers to a machine that is not in the bundle")
+            raise fail(f"{where} refers to a machine that is not in the bundle")
         doc["system"] = machines[fp]
     arrays: dict[str, np.ndarray] = {}
-    for i, a in enumerate(_list(e.get("arrays", []), f"{where} arrays", MAX_ARRAYS_PER_RUN)):
-        name = check_name(_obj(a, f"{where} array {i}").get("name"), f"{where} array {i} name")
+    for i, a in enumerate(as_list(e.get("arrays", []), f"{where} arrays", MAX_ARRAYS_PER_RUN)):
+        name = check_name(as_object(a, f"{where} array {i}").get("name"), f"{where} array {i} name")
         if name in arrays:
-            raise _fail(f"{where} has two arrays named {name!r}")
+            raise fail(f"{where} has two arrays named {name!r}")
         arrays[name] = _array(reader, a, f"{where} array {name!r}")
     traces: dict[str, Trace] = {}
-    for i, t in enumerate(_list(e.get("telemetry", []), f"{where} telemetry", MAX_ARRAYS_PER_RUN)):
-        t = _obj(t, f"{where} trace {i}")
+    for i, t in enumerate(
+        as_list(e.get("telemetry", []), f"{where} telemetry", MAX_ARRAYS_PER_RUN)
+    ):
+        t = as_object(t, f"{where} trace {i}")
         key = check_name(t.get("key"), f"{where} trace {i} key")
         if key in traces:
-            raise _fail(f"{where} has two traces named {key!r}")
+            raise fail(f"{where} has two traces named {key!r}")
         tw = f"{where} trace {key!r}"
         t_ns = _array(reader, t.get("t_ns"), f"{tw} times")
         values = _array(reader, t.get("values"), f"{tw} values")
         if t_ns.shape != values.shape or t_ns.ndim != 1 or t_ns.dtype.str != "<i8":
-            raise _fail(f"{tw}: times and values do not match")
+            raise fail(f"{tw}: times and values do not match")
         traces[key] = Trace(
             check_name(t.get("name"), f"{tw} name"),
             check_name(t.get("unit"), f"{tw} unit"),
             t_ns,
             values,
         )
-    _check_containers(doc, where)
+    check_containers(doc, where)
     try:
         r = RunResult.from_dict(doc)
     except WattbenchError as exc:
-        raise _fail(f"{where}: {exc}") from exc
+        raise fail(f"{where}: {exc}") from exc
     except Exception as exc:  # hostile input may break the decoder in any way
-        raise _fail(f"{where} is malformed ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        raise fail(f"{where} is malformed ({type(exc).__name__}: {str(exc)[:200]})") from exc
     r = r.with_(arrays=arrays, telemetry=traces)
-    _check_dataclass(r, where)
+    check_result(r, where)
     for tag in r.spec.tags:
         if not tag.strip() or len(tag) > 128:
-            raise _fail(f"{where} has a tag that is empty or longer than 128 characters")
+            raise fail(f"{where} has a tag that is empty or longer than 128 characters")
     if r.status in (RunStatus.RUNNING, RunStatus.PENDING):
         r = r.with_(
             status=RunStatus.INTERRUPTED, reason="The run had not finished when it was exported."
@@ -588,11 +352,11 @@ def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     except OSError as exc:
         raise BundleError(f"Cannot read the bundle {path}: {exc.strerror or exc}.") from exc
     if size > MAX_BUNDLE_BYTES:
-        raise _fail(f"the file is larger than {MAX_BUNDLE_BYTES // 1024**3} GiB")
+        raise fail(f"the file is larger than {MAX_BUNDLE_BYTES // 1024**3} GiB")
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise _fail(
+        raise fail(
             f"{path.name} is not a complete zip file (truncated or not a bundle: {exc})"
         ) from exc
     try:
@@ -605,12 +369,12 @@ def read_bundle(path: str | Path) -> tuple[list[RunResult], int]:
     """Every run in the bundle, fully checked (BundleError otherwise); and the machine count."""
     with _open_zip(Path(path).expanduser()) as zf:
         reader = _Reader(zf)
-        manifest = _obj(_load_json(reader.read(MANIFEST, MAX_JSON_BYTES), MANIFEST), MANIFEST)
+        manifest = as_object(load_json(reader.read(MANIFEST, MAX_JSON_BYTES), MANIFEST), MANIFEST)
         if manifest.get("format") != BUNDLE_FORMAT:
-            raise _fail("manifest.json does not describe a Wattbench bundle")
+            raise fail("manifest.json does not describe a Wattbench bundle")
         version = manifest.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise _fail("its format version is missing or invalid")
+            raise fail("its format version is missing or invalid")
         if version > BUNDLE_FORMAT_VERSION:
             raise BundleError(
                 f"This bundle was written by a newer Wattbench (bundle format {version}; this "
@@ -618,31 +382,31 @@ def read_bundle(path: str | Path) -> tuple[list[RunResult], int]:
                 "it. Nothing was imported."
             )
         machines: dict[str, dict[str, Any]] = {}
-        for i, m in enumerate(_list(manifest.get("machines", []), "machines", MAX_RUNS)):
-            m = _obj(m, f"machine {i}")
+        for i, m in enumerate(as_list(manifest.get("machines", []), "machines", MAX_RUNS)):
+            m = as_object(m, f"machine {i}")
             fp = m.get("fingerprint")
             if not isinstance(fp, str) or not _SHA256.match(fp) or fp in machines:
-                raise _fail(f"machine {i} has an invalid fingerprint")
+                raise fail(f"machine {i} has an invalid fingerprint")
             if m.get("file") != f"machines/{fp}.json":
-                raise _fail(f"machine {i} points at the wrong file")
-            system = _obj(
-                _load_json(
+                raise fail(f"machine {i} points at the wrong file")
+            system = as_object(
+                load_json(
                     reader.read(m["file"], MAX_JSON_BYTES, m.get("sha256")), f"machine {fp[:12]}"
                 ),
                 f"machine {fp[:12]}",
             )
-            _check_json_tree(system, f"machine {fp[:12]}")
+            check_json_tree(system, f"machine {fp[:12]}")
             if canonical_sha256(system) != fp:
-                raise _fail(f"machine {fp[:12]} does not match its fingerprint")
+                raise fail(f"machine {fp[:12]} does not match its fingerprint")
             machines[fp] = system
-        entries = _list(manifest.get("runs"), "runs", MAX_RUNS)
+        entries = as_list(manifest.get("runs"), "runs", MAX_RUNS)
         runs = [_build_run(reader, e, machines, i) for i, e in enumerate(entries)]
         ids = [r.id for r in runs]
         if len(set(ids)) != len(ids):
-            raise _fail("it lists a run twice")
+            raise fail("it lists a run twice")
         unused = set(reader.infos) - reader.used
         if unused:
-            raise _fail(f"it contains files the manifest does not list ({sorted(unused)[0]})")
+            raise fail(f"it contains files the manifest does not list ({sorted(unused)[0]})")
     return runs, len(machines)
 
 

@@ -103,3 +103,48 @@ def test_amdsmi_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     src = AmdSmiSource()
     (st,) = src.statuses
     assert src.domains() == [] and st.status == STATUS_ABSENT and "ROCm" in (st.fix or "")
+
+
+class _FakeAmdSmi:
+    """amdsmi's Python names, for one MI210-like card (the present path, no ROCm here)."""
+
+    class AmdSmiException(Exception):
+        pass
+
+    def __init__(self, *, energy: bool = True) -> None:
+        self.energy = energy
+        self.acc = 1_000_000
+
+    def amdsmi_init(self) -> None:
+        return None
+
+    def amdsmi_shut_down(self) -> None:
+        return None
+
+    def amdsmi_get_processor_handles(self) -> list[str]:
+        return ["gpu-handle-0"]
+
+    def amdsmi_get_energy_count(self, h: str) -> dict[str, float]:
+        if not self.energy:
+            raise self.AmdSmiException("AMDSMI_STATUS_NOT_SUPPORTED")
+        self.acc += 65_536
+        return {"energy_accumulator": self.acc, "counter_resolution": 15.3, "timestamp": 0}
+
+    def amdsmi_get_power_info(self, h: str) -> dict[str, object]:
+        return {"current_socket_power": 212, "average_socket_power": "N/A"}
+
+
+def test_amdsmi_energy_accumulator_times_resolution() -> None:
+    src = AmdSmiSource(_FakeAmdSmi())
+    (dom,) = src.domains()
+    assert dom.source == "amdsmi.energy_accumulator" and dom.unit == "uJ"
+    a, b = src.read()[0].value, src.read()[0].value
+    assert b - a == pytest.approx(65_536 * 15.3)
+    src.close()
+
+
+def test_amdsmi_socket_power_fallback() -> None:
+    src = AmdSmiSource(_FakeAmdSmi(energy=False))
+    (dom,) = src.domains()
+    assert dom.source == "amdsmi.socket_power∫" and dom.kind == "power"
+    assert src.read()[0].value == 212.0

@@ -139,19 +139,28 @@ class AmdSmiSource:
     def domains(self) -> list[Domain]:
         return [g.domain for g in self._gpus]
 
+    def _value(self, g: _Gpu) -> float:
+        """µJ for the accumulator (ROCm ≥ 6.1 names it ``energy_accumulator``, older ``power``)
+        or W for socket power; ValueError for 'N/A' and other non-numbers."""
+        if g.method == "energy":
+            info = self._mod.amdsmi_get_energy_count(g.handle)
+            acc = info.get("energy_accumulator", info.get("power"))
+            return float(acc) * float(info["counter_resolution"])
+        info = self._mod.amdsmi_get_power_info(g.handle)
+        return float(info.get("current_socket_power", info.get("average_socket_power")))
+
     def read(self) -> list[Reading]:
         out: list[Reading] = []
         for g in self._gpus:
             try:
-                if g.method == "energy":
-                    info = self._mod.amdsmi_get_energy_count(g.handle)
-                    value = float(info["energy_accumulator"]) * float(info["counter_resolution"])
-                else:
-                    value = float(self._mod.amdsmi_get_power_info(g.handle)["current_socket_power"])
+                value = self._value(g)
             except self._error_type as exc:
                 log.debug("amdsmi: %s unreadable this tick: %s", g.domain.id, exc)
                 continue
-            except (KeyError, TypeError, ValueError) as exc:
+            except (TypeError, ValueError) as exc:  # "N/A" or a missing field this tick
+                log.debug("amdsmi: %s gave no number: %s", g.domain.id, exc)
+                continue
+            except KeyError as exc:
                 raise SensorError(f"amdsmi returned an unexpected record: {exc}") from exc
             out.append(Reading(g.domain.id, time.perf_counter_ns(), value))
         return out

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Power sensors (sysfs root {rep.sys_root}; discovery {rep.discovery_s:.3f} s)")
     devices: dict[str, list[Any]] = {}
+    shown_fixes: dict[str, str] = {}  # each fix in full once, then referred to
     for d in rep.diagnoses:
         devices.setdefault(d.device, []).append(d)
     for device, diags in devices.items():
@@ -76,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
                             break_on_hyphens=False,
                         )
                     )
-            if d.fix:
+            if d.fix and d.fix in shown_fixes:
+                print(f"      fix: the same as for {shown_fixes[d.fix]} above")
+            elif d.fix:
+                shown_fixes[d.fix] = f"{d.source} {d.name}"
                 print("      fix:")
                 print(textwrap.indent(d.fix, "        "))
     print()

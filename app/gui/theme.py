@@ -6,6 +6,7 @@ re-coloured whenever the application palette changes, so charts stay readable in
 
 from __future__ import annotations
 
+import inspect
 import logging
 import weakref
 from collections.abc import Callable
@@ -123,7 +124,7 @@ class ThemeWatcher(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._plots: weakref.WeakSet[pg.PlotWidget] = weakref.WeakSet()
-        self._hooks: list[Callable[[], None]] = []
+        self._hooks: list[Callable[[], Callable[[], None] | None]] = []
         self._dark: bool | None = None
 
     def register(self, plot: pg.PlotWidget) -> None:
@@ -131,7 +132,12 @@ class ThemeWatcher(QObject):
         style_plot(plot)
 
     def on_change(self, hook: Callable[[], None]) -> None:
-        self._hooks.append(hook)
+        """Call hook() after a palette change; a bound method is held weakly (pages come and
+        go), and a hook whose widget was deleted is dropped."""
+        if inspect.ismethod(hook):
+            self._hooks.append(weakref.WeakMethod(hook))
+        else:
+            self._hooks.append(lambda: hook)
 
     def refresh(self, *, force: bool = False) -> None:
         dark = is_dark()
@@ -144,8 +150,18 @@ class ThemeWatcher(QObject):
                 style_plot(plot)
             except RuntimeError:  # the C++ side is gone
                 continue
-        for hook in self._hooks:
-            hook()
+        alive: list[Callable[[], Callable[[], None] | None]] = []
+        for ref in self._hooks:
+            hook = ref()
+            if hook is None:
+                continue
+            try:
+                hook()
+            except RuntimeError:  # its widget's C++ side is gone
+                log.debug("dropping a theme hook of a deleted widget")
+                continue
+            alive.append(ref)
+        self._hooks = alive
 
 
 _watcher: ThemeWatcher | None = None

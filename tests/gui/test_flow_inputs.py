@@ -83,3 +83,69 @@ def test_invalid_combinations_are_explained_in_place(
         assert all(s.precision == "fp32" for s in new_run.plan().specs)
     window.controller.launch([])  # an empty launch is refused, not queued
     assert window.controller.items == {}
+
+
+def test_choices_page_and_geometry_are_remembered(qtbot: QtBot, db_path: Path) -> None:
+    from wattbench.gui.app_settings import AppSettings
+    from wattbench.gui.controller import Controller
+    from wattbench.gui.main_window import MainWindow
+
+    def open_window() -> MainWindow:
+        win = MainWindow(Controller(str(db_path)), AppSettings())
+        win.confirm_close = False
+        qtbot.addWidget(win)
+        win.show()
+        return win
+
+    first = open_window()
+    page = first.show_page("new-run")
+    assert isinstance(page, NewRunPage)
+    page.batch_edit.setText("2, 16")
+    page.preset_combo.setCurrentIndex(page.preset_combo.findData("rigorous"))
+    page.runtime_checks["onnxruntime"].setChecked(True)
+    first.resize(720, 540)  # within the offscreen screen (800 × 600)
+    size = (first.size().width(), first.size().height())
+    first.show_page("queue")
+    first.close()
+
+    second = open_window()
+    assert second.current_page_name() == "queue"
+    assert (second.size().width(), second.size().height()) == size
+    again = second.page("new-run")
+    assert isinstance(again, NewRunPage)
+    assert again.batch_edit.text() == "2, 16"
+    assert again.preset_combo.currentData() == "rigorous"
+    assert again.runtime_checks["onnxruntime"].isChecked()
+    second.close()
+
+
+def test_the_window_follows_a_dark_palette(qtbot: QtBot, window: MainWindow) -> None:
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+    from wattbench.gui import theme
+    from wattbench.gui.page_live import LivePage
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    old = app.palette()
+    live = window.show_page("live")
+    assert isinstance(live, LivePage)
+    try:
+        dark = QPalette()
+        for role, colour in (
+            (QPalette.ColorRole.Window, "#202124"),
+            (QPalette.ColorRole.Base, "#17181a"),
+            (QPalette.ColorRole.WindowText, "#e8eaed"),
+            (QPalette.ColorRole.Text, "#e8eaed"),
+        ):
+            dark.setColor(role, QColor(colour))
+        app.setPalette(dark)
+        qtbot.waitUntil(lambda: theme.is_dark(), timeout=5_000)
+        qtbot.waitUntil(
+            lambda: live.latency_plot.backgroundBrush().color().name() == "#17181a",
+            timeout=5_000,
+        )
+        axis_pen = live.latency_plot.getPlotItem().getAxis("left").pen()
+        assert axis_pen.color().name() == "#e8eaed"
+    finally:
+        app.setPalette(old)

@@ -17,6 +17,7 @@ from wattbench.gui.main_window import MainWindow
 from wattbench.gui.page_live import LivePage
 from wattbench.gui.page_new_run import NewRunPage
 from wattbench.gui.page_queue import COL_REASON, COL_STATE, QueuePage
+from wattbench.gui.page_runs import RunsPage
 
 from tests.gui.conftest import launch, stored_runs, wait_items
 
@@ -74,6 +75,19 @@ def test_quick_run_then_a_second_configuration(
         assert runs[it.result_id].model_ref == "builtin:mlp-tiny"
     assert {runs[it.result_id].batch_size for it in items} == {1, 4}
     assert runs[items[1].result_id].throughput_items_per_s is not None
+
+    # found in the runs browser, and sent from there to the compare view with Ctrl+K
+    ids = [str(it.result_id) for it in (item, *items)]
+    browser = window.show_page("runs")
+    assert isinstance(browser, RunsPage)
+    browser.refresh()
+    qtbot.waitUntil(lambda: browser.model.rowCount() == 3, timeout=30_000)
+    browser.select_ids(ids[1:])
+    assert sorted(browser.selected_run_ids()) == sorted(ids[1:])
+    with qtbot.waitSignal(controller.compareRequested, timeout=5_000):
+        window.compare_action.trigger()
+    assert window.current_page_name() == "compare"
+    assert sorted(controller.compare_selection) == sorted(ids[1:])
 
 
 def test_cancel_the_running_run_and_the_queued_one(

@@ -140,3 +140,20 @@ def test_table_output_and_failed_run_exit_3(
     code, out, err = _run(capsys, "run", "--model", "builtin:mlp-tiny", *QUICK, "--no-store")
     assert code == 3
     assert "failed: The worker process crashed" in out
+
+
+def test_exit_code_tells_bad_input_from_failure_and_cancel() -> None:
+    from wattbench.cli.cmd_run import exit_code_for
+    from wattbench.engine.result import RunResult, RunStatus
+    from wattbench.engine.spec import RunSpec
+
+    spec = RunSpec(model="builtin:mlp-tiny")
+    done = RunResult(spec=spec, status=RunStatus.DONE)
+    bad = RunResult(spec=spec, status=RunStatus.FAILED, error_kind="bad_input")
+    crash = RunResult(spec=spec, status=RunStatus.FAILED, error_kind="crash")
+    cancelled = RunResult(spec=spec, status=RunStatus.CANCELLED)
+    assert exit_code_for([done, done], cancelled=False) == 0
+    assert exit_code_for([done, bad], cancelled=False) == 2
+    assert exit_code_for([bad, crash], cancelled=False) == 3
+    assert exit_code_for([done, cancelled], cancelled=False) == 4
+    assert exit_code_for([done], cancelled=True) == 4

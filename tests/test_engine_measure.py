@@ -91,10 +91,13 @@ def test_ipc_round_trip_and_rejects_malformed_frames() -> None:
 def test_measure_spin_workload_converges_with_known_latency() -> None:
     events: list[dict[str, Any]] = []
     model = SpinModel(200_000, items_per_call=4)  # 0.2 ms per call, batch 4
-    out = m.measure(model, _spec(batch_size=4), events.append, load_s=0.5)
+    # a loose ε: the spin ends at its wall-clock deadline, so only preemptions at its very end
+    # lengthen a sample; the rule must stop this well before T_max even on a busy machine
+    spec = _spec(batch_size=4, epsilon=0.2, t_max_s=10.0)
+    out = m.measure(model, spec, events.append, load_s=0.5)
     lat = LatencySummary.from_dict(out["latency"])
-    assert out["converged"] is True
-    assert lat.n >= 30 and lat.rho <= 0.03
+    assert out["converged"] is True, out["notes"]
+    assert lat.n >= 30 and lat.rho <= 0.2
     # the spin lasts at least 200 µs; the timing adds only clock reads on top
     assert 200_000 <= lat.median_ns < 400_000
     assert out["items"] == lat.n * 4
@@ -144,8 +147,8 @@ def test_measure_generation_splits_ttft_and_tpot() -> None:
     out = m.measure(gen, spec, lambda e: None)
     g = out["generation"]
     assert g["new_tokens"] == 5
-    assert 2_000_000 <= g["ttft_ns"]["value"] < 3_000_000
-    assert 500_000 <= g["tpot_ns"]["value"] < 800_000
+    assert 2_000_000 <= g["ttft_ns"]["value"] < 4_000_000  # loose: a busy machine
+    assert 500_000 <= g["tpot_ns"]["value"] < 1_000_000
     assert g["decode_tokens_per_s"]["value"] == pytest.approx(1e9 / g["tpot_ns"]["value"])
     assert out["arrays"]["ttft_ns"].size == out["latency"]["n"]
     assert out["phases"]["harness_efficiency"] is None  # no bare loop for generation

@@ -76,10 +76,10 @@ def test_generation_run_with_gpt_small() -> None:
     )
     _check_done(r)
     g = r.generation
-    assert g is not None and g.new_tokens == 4
-    assert 0 < g.ttft_ns.value < r.latency.mean_ns  # type: ignore[union-attr]
+    assert g is not None and g.new_tokens == 4 and r.latency is not None
+    assert 0 < g.ttft_ns.value < r.latency.mean_ns
     assert g.tpot_ns.value > 0 and g.decode_tokens_per_s.value > 0
-    assert r.arrays["ttft_ns"].size == r.latency.n  # type: ignore[union-attr]
+    assert r.arrays["ttft_ns"].size == r.latency.n
 
 
 def test_sweep_runs_one_by_one_with_hooks() -> None:
@@ -191,3 +191,14 @@ def test_validate_refuses_bad_input_before_any_worker(
 ) -> None:
     with pytest.raises(exc, match=words):
         runner.run_one(quick(**spec_kw))
+
+
+def test_worker_exits_are_described_for_the_user() -> None:
+    from wattbench.engine.supervisor import describe_exit
+
+    kind, reason = describe_exit(-9)
+    assert kind == "out_of_memory" and "SIGKILL" in reason and "out-of-memory" in reason
+    kind, reason = describe_exit(-11)
+    assert kind == "crash" and "SIGSEGV" in reason
+    kind, reason = describe_exit(1)
+    assert kind == "crash" and "code 1" in reason

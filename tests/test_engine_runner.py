@@ -202,3 +202,20 @@ def test_worker_exits_are_described_for_the_user() -> None:
     assert kind == "crash" and "SIGSEGV" in reason
     kind, reason = describe_exit(1)
     assert kind == "crash" and "code 1" in reason
+
+
+def test_cancel_during_the_idle_baseline_starts_no_worker() -> None:
+    token = CancelToken()
+    events: list[ProgressEvent] = []
+
+    def progress(e: ProgressEvent) -> None:
+        events.append(e)
+        if e.phase == Phase.IDLE_BASELINE:
+            token.cancel()
+
+    r = runner.run_one(quick(idle_baseline=True), progress, token)
+    phases = [e.phase for e in events]
+    if Phase.IDLE_BASELINE not in phases:
+        pytest.skip("no power source at all here: the run has no idle baseline phase")
+    assert r.status is RunStatus.CANCELLED
+    assert Phase.STARTING not in phases and phases[-1] == Phase.CANCELLED

@@ -193,7 +193,17 @@ class _Energy:
             log.warning("energy traces failed: %s", exc)
             return {}
 
-    def close(self) -> None:
+    def close(self, busy: threading.Thread | None = None) -> None:
+        """Stop and close the sampler; if ``busy`` (an idle-baseline thread cancelled midway)
+        still uses it, close it once that thread ends, without waiting here."""
+        if busy is not None and busy.is_alive():
+
+            def close_later() -> None:
+                busy.join()
+                self.close()
+
+            threading.Thread(target=close_later, name="wattbench-close", daemon=True).start()
+            return
         self.stop()
         close = getattr(self.sampler, "close", None)
         if callable(close):
@@ -360,26 +370,24 @@ class Supervisor:
     def run(self) -> RunResult:
         spec = self.spec
         energy = _Energy.open(spec)
+        idle_thread: threading.Thread | None = None
         try:
             if spec.idle_baseline and energy.sampler is not None:
                 self._emit(Phase.IDLE_BASELINE, message="measuring idle power")
-                if not self._idle_baseline(energy):
-                    return self._cancelled()
+                idle_thread = threading.Thread(
+                    target=energy.idle_baseline, name="wattbench-idle", daemon=True
+                )
+                idle_thread.start()
+                # in a helper thread so that cancel stays responsive
+                while idle_thread.is_alive():
+                    if self.cancel.wait(POLL_S):
+                        return self._cancelled()
             if self.cancel.cancelled:
                 return self._cancelled()
             energy.start()
             return self._run_worker(energy)
         finally:
-            energy.close()
-
-    def _idle_baseline(self, energy: _Energy) -> bool:
-        """Idle baseline in a helper thread so that cancel stays responsive; False: cancelled."""
-        t = threading.Thread(target=energy.idle_baseline, name="wattbench-idle", daemon=True)
-        t.start()
-        while t.is_alive():
-            if self.cancel.wait(POLL_S):
-                return False
-        return True
+            energy.close(busy=idle_thread)
 
     def _run_worker(self, energy: _Energy) -> RunResult:
         spec = self.spec

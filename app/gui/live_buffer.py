@@ -198,3 +198,29 @@ def throughput_series(
     ok = (counts > 0) & (busy_s > 0)
     centres = (edges[:-1] + edges[1:]) / 2
     return centres[ok], batch_size * counts[ok] / busy_s[ok]
+
+
+def peak_decimate(t_s: np.ndarray, values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most 2 × bins points keeping each bin's minimum and maximum (spikes stay visible).
+
+    A chart a few hundred pixels wide cannot show more; drawing every sample costs time that
+    grows with the run's length.
+    """
+    n = len(t_s)
+    if n <= 2 * bins:
+        return t_s, values
+    per = n // bins
+    usable = per * bins
+    v = values[:usable].reshape(bins, per)
+    t = t_s[:usable].reshape(bins, per)
+    lo_i = v.argmin(axis=1)
+    hi_i = v.argmax(axis=1)
+    rows = np.arange(bins)
+    first = np.minimum(lo_i, hi_i)  # keep each pair in time order
+    second = np.maximum(lo_i, hi_i)
+    t_out = np.empty(2 * bins + (n - usable))
+    v_out = np.empty_like(t_out)
+    t_out[0 : 2 * bins : 2], v_out[0 : 2 * bins : 2] = t[rows, first], v[rows, first]
+    t_out[1 : 2 * bins : 2], v_out[1 : 2 * bins : 2] = t[rows, second], v[rows, second]
+    t_out[2 * bins :], v_out[2 * bins :] = t_s[usable:], values[usable:]
+    return t_out, v_out

@@ -44,6 +44,8 @@ def test_quick_run_then_a_second_configuration(
     qtbot.waitUntil(lambda: live.redraws > 0, timeout=5_000)
     assert live.latency_curve.getData()[0] is not None
     assert "mlp-tiny" in live.title.text()
+    # power per domain, or the reason there is none
+    assert live.power_curves or live.power_na.toPlainText()
 
     # a second configuration: two batch sizes, queued together, run one after the other
     window.show_page("new-run")
@@ -123,7 +125,7 @@ def test_a_crashing_run_fails_with_its_reason_and_the_queue_goes_on(
     monkeypatch.delenv(FAULT_ENV)
     crashed, after = wait_items(qtbot, controller, keys)
     assert crashed.state is ItemState.FAILED
-    assert crashed.reason
+    assert crashed.reason and "crashed" in crashed.reason  # the supervisor's words, shown as is
     assert after.state is ItemState.DONE, after.reason
     queue = window.show_page("queue")
     assert isinstance(queue, QueuePage)

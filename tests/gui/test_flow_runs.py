@@ -97,18 +97,37 @@ def test_cancel_the_running_run_and_the_queued_one(
 ) -> None:
     controller = window.controller
     new_run.t_max_spin.setValue(60)
-    new_run.repeats_spin.setValue(2)
+    new_run.repeats_spin.setValue(3)
     keys = launch(qtbot, new_run)
-    assert len(keys) == 2
+    assert len(keys) == 3
     wait_items(qtbot, controller, keys[:1], lambda it: it.phase == Phase.MEASURING)
-    assert controller.items[keys[1]].state is ItemState.QUEUED
+    assert [controller.items[k].state for k in keys[1:]] == [ItemState.QUEUED] * 2
+
+    # one queued run, from the queue page
+    queue = window.show_page("queue")
+    assert isinstance(queue, QueuePage)
+    row = queue.row_of(keys[1])
+    assert row is not None
+    queue.table.selectRow(row)
+    assert queue.selected_keys() == [keys[1]] and queue.cancel_button.isEnabled()
+    queue.cancel_button.click()
+    assert controller.items[keys[1]].state is ItemState.CANCELLED
+    # the running one, with Esc / Ctrl+. (the window's cancel action)
+    assert {s.toString() for s in window.cancel_action.shortcuts()} >= {"Esc", "Ctrl+."}
+    window.cancel_action.trigger()
+    first = wait_items(qtbot, controller, keys[:1], timeout_ms=30_000)[0]
+    assert first.state is ItemState.CANCELLED
+    # the queue went on with the third; cancel all stops it
+    wait_items(qtbot, controller, keys[2:], lambda it: it.state is not ItemState.QUEUED)
     window.cancel_all_action.trigger()
     items = wait_items(qtbot, controller, keys, timeout_ms=30_000)
-    assert [it.state for it in items] == [ItemState.CANCELLED, ItemState.CANCELLED]
+    assert [it.state for it in items] == [ItemState.CANCELLED] * 3
     assert items[1].reason and "before it started" in items[1].reason
+    assert queue.cell_text(keys[0], COL_STATE) == "cancelled"
     qtbot.waitUntil(lambda: not controller.busy, timeout=10_000)
     runs = {r.id: r for r in stored_runs(qtbot, controller)}
     assert runs[items[0].result_id].status is RunStatus.CANCELLED
+    assert items[1].result_id is None  # never started: nothing stored
 
 
 def test_a_crashing_run_fails_with_its_reason_and_the_queue_goes_on(

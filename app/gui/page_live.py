@@ -98,15 +98,27 @@ class LivePage(QWidget):
         self.power_curves: dict[str, pg.PlotDataItem] = {}
         self.phase_lines: list[pg.InfiniteLine] = []
 
-        grid = QGridLayout()
+        self.charts = QWidget(self)
+        grid = QGridLayout(self.charts)
+        grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(self.latency_plot, 0, 0)
         grid.addWidget(self.throughput_plot, 0, 1)
         grid.addWidget(self.power_plot, 1, 0)
         grid.addWidget(self.rho_plot, 1, 1)
+        self.charts.hide()  # no empty axes: shown when the first run starts
+        self.hint = QLabel(
+            "The charts appear here while a run measures: latency of each call, throughput, "
+            "power per domain and ρ approaching ε.\nSet a run up on the New run page and press "
+            "Run (Ctrl+R).",
+            self,
+        )
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.status)
-        layout.addLayout(grid, 1)
+        layout.addWidget(self.charts, 1)
+        layout.addWidget(self.hint, 1)
 
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_INTERVAL_MS)
@@ -144,6 +156,8 @@ class LivePage(QWidget):
 
     def _start_run(self, snap: LiveSnapshot) -> None:
         self._run_key = snap.run_key
+        self.hint.hide()
+        self.charts.show()
         self._rho_t_s, self._rho = [], []
         for name, curve in self.power_curves.items():
             self.power_plot.removeItem(curve)

@@ -207,6 +207,7 @@ class NewRunPage(QWidget):
         self.idle_check.setChecked(True)
         self.sample_spin = QDoubleSpinBox(self)
         self.sample_spin.setRange(1, 1000)
+        self.sample_spin.setDecimals(0)
         self.sample_spin.setValue(10)
         self.sample_spin.setSuffix(" Hz")
         self.repeats_spin = QSpinBox(self)

@@ -299,12 +299,9 @@ class PowerChart(pg.PlotWidget):
             if len(t_s) < 2:
                 continue
             step = max(1, len(t_s) // POWER_MAX_POINTS)
-            curve = item.plot(
-                t_s[::step],
-                power[::step],
-                pen=pg.mkPen(theme.series_colour(i), width=2),
-                name=_short(label, 56),
-            )
+            # a 1-px pen: wide antialiased pens over noisy traces are slow to paint
+            pen = pg.mkPen(theme.series_colour(i), width=1.5 if len(series) <= 4 else 1)
+            curve = item.plot(t_s[::step], power[::step], pen=pen, name=_short(label, 56))
             self.curves.append(curve)
         if self.curves:
             item.addLine(x=0.0, pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DashLine))

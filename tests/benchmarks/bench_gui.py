@@ -1,0 +1,276 @@
+"""GUI speed figures (prints them; no assertion: the machine is shared and noisy).
+
+    xvfb-run -a python tests/benchmarks/bench_gui.py [--skip-run]
+
+1. Window shown: wall time from spawning a fresh `python` to the main window being shown and
+   painted, and whether torch was imported by then (target ≤ 1.5 s, torch not imported).
+2. Event-loop latency on the GUI thread during a real quick run with the live charts on
+   screen: a 5 ms probe timer records how late each tick fires (target p99 ≤ 50 ms).
+3. Compare view: time to draw a comparison of 20 runs (target ≤ 0.5 s), from the computed
+   comparison to painted charts, and end to end through the controller (store load + compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_CHILD = r"""
+import sys, time
+t_import = time.perf_counter()
+from PySide6.QtCore import QTimer, QSettings
+from PySide6.QtWidgets import QApplication
+QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[2])
+app = QApplication([sys.argv[0]])
+from wattbench.gui import theme
+from wattbench.gui.app_settings import AppSettings
+from wattbench.gui.controller import Controller
+from wattbench.gui.main_window import MainWindow
+theme.configure_pyqtgraph()
+controller = Controller(sys.argv[1])
+window = MainWindow(controller, AppSettings())
+window.confirm_close = False
+window.show()
+controller.open_store(sys.argv[1])
+def shown():
+    window.repaint()
+    print("SHOWN", "torch" in sys.modules, "sqlalchemy" in sys.modules, flush=True)
+    app.quit()
+QTimer.singleShot(0, shown)
+app.exec()
+controller.shutdown()
+"""
+
+
+def bench_window_shown(repeats: int = 5) -> None:
+    times = []
+    torch_seen = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, WATTBENCH_DATA_DIR=tmp)
+        for i in range(repeats):
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    str(Path(tmp) / "runs.sqlite"),
+                    str(Path(tmp) / f"conf{i}"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("SHOWN"):
+                    times.append(time.perf_counter() - start)
+                    torch_seen.append(line.split()[1] == "True")
+                    break
+            proc.wait(timeout=120)
+            if proc.returncode != 0 and len(times) <= i:
+                print("  child failed:", proc.stderr.read() if proc.stderr else "")
+    if times:
+        print(
+            f"window shown after launch (fresh process, {len(times)} launches): "
+            f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, "
+            f"max {max(times):.2f} s (target ≤ 1.5 s)"
+        )
+        print(f"  torch imported before the window was shown: {any(torch_seen)} (target: False)")
+
+
+def bench_compare_draw(n_runs: int = 20) -> None:
+    sys.path.insert(0, str(ROOT))
+    from PySide6.QtWidgets import QApplication
+
+    from tests.store_fixtures import make_result
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    from wattbench.db.store import open_store
+    from wattbench.gui import (
+        qt_workarounds,  # noqa: F401
+        services,
+        theme,
+    )
+    from wattbench.gui.controller import Controller
+    from wattbench.gui.page_compare import ComparePage
+
+    theme.configure_pyqtgraph()
+    runs = []
+    for i in range(n_runs):  # 2 devices × 2 runtimes × 5 batch sizes, 20 configurations
+        batch = (1, 4, 16, 64, 256)[i % 5]
+        runs.append(
+            make_result(
+                seed=100 + i,
+                n_latencies=20_000,
+                n_telemetry=600,
+                mean_ns=200_000.0 * batch**0.8 * (1 + 0.15 * (i // 10)),
+                spec_overrides={
+                    "device": ("cpu", "cuda:0")[(i // 5) % 2],
+                    "runtime": ("torch", "onnxruntime")[i // 10],
+                    "batch_size": batch,
+                },
+            )
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/c.sqlite"
+        store = open_store(url)
+        store.save_runs(runs)
+        store.close()
+        controller = Controller(url)
+        page = ComparePage(controller)
+        page.resize(1400, 900)
+        page.show()
+        app.processEvents()
+        view = services.build_comparison(
+            runs, baseline_id=runs[0].id, energy_view="device", noise=0.01
+        )
+        draw = []
+        tabs: dict[str, list[float]] = {}
+        for _ in range(5):
+            page.tabs.setCurrentIndex(0)
+            start = time.perf_counter()
+            page.show_comparison(view)  # draws the visible tab (the figures)
+            page.repaint()
+            draw.append(time.perf_counter() - start)
+            for index in range(1, page.tabs.count()):  # each other tab draws when first shown
+                start = time.perf_counter()
+                page.tabs.setCurrentIndex(index)
+                page.repaint()
+                tabs.setdefault(page.tabs.tabText(index), []).append(time.perf_counter() - start)
+        print(
+            f"compare view, {n_runs} runs ({len(view.comparison.groups)} configurations): "
+            f"draw and paint the figures (6 bar charts, verdicts, warnings): median "
+            f"{statistics.median(draw):.3f} s, max {max(draw):.3f} s (target ≤ 0.5 s)"
+        )
+        print(
+            "  first showing of each other tab (draw + paint): "
+            + ", ".join(f"{name} {statistics.median(t):.3f} s" for name, t in tabs.items())
+        )
+        done: list[float] = []
+        opened = []
+        controller.storeReady.connect(lambda _d: opened.append(True))
+        controller.open_store(url)
+        while not opened:
+            app.processEvents()
+            time.sleep(0.005)
+        start = time.perf_counter()
+        controller.comparisonReady.connect(lambda _v: done.append(time.perf_counter()))
+        controller.compare([r.id for r in runs], baseline_id=runs[0].id)
+        while not done:
+            app.processEvents()
+            time.sleep(0.002)
+        page.repaint()
+        print(
+            f"  end to end through the controller (load 20 runs with arrays from SQLite, "
+            f"compare off-thread, draw): {time.perf_counter() - start:.3f} s"
+        )
+        controller.shutdown()
+
+
+def bench_event_loop_during_run() -> None:
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    from wattbench.engine.spec import RunSpec
+    from wattbench.gui import (
+        qt_workarounds,  # noqa: F401
+        theme,
+    )
+    from wattbench.gui.app_settings import AppSettings
+    from wattbench.gui.controller import Controller
+    from wattbench.gui.main_window import MainWindow
+
+    theme.configure_pyqtgraph()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["WATTBENCH_DATA_DIR"] = tmp
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tmp)
+        db = str(Path(tmp) / "runs.sqlite")
+        controller = Controller(db)
+        window = MainWindow(controller, AppSettings())
+        window.confirm_close = False
+        window.resize(1400, 900)
+        window.show()
+        controller.open_store(db)
+        keys: list[int] = []
+        controller.launched.connect(lambda _r, k: keys.extend(k))
+        spec = RunSpec(
+            model="builtin:mlp-tiny",
+            device="cpu",
+            preset="quick",
+            t_max_s=8.0,
+            idle_baseline=False,
+            threads=1,
+            sample_hz=20.0,
+        )
+        controller.launch([spec])
+        interval_ms = 5
+        lateness_ms: list[float] = []
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            item = controller.items.get(keys[0]) if keys else None
+            if item is not None and item.phase == "measuring":
+                lateness_ms.append(max(0.0, (now - last[0]) * 1e3 - interval_ms))
+            last[0] = now
+
+        probe = QTimer()
+        probe.setInterval(interval_ms)
+        probe.timeout.connect(tick)
+        probe.start()
+        shown_live = False
+        end = time.monotonic() + 300
+        while time.monotonic() < end:
+            app.processEvents()
+            item = controller.items.get(keys[0]) if keys else None
+            if item is not None and item.phase == "measuring" and not shown_live:
+                window.show_page("live")
+                shown_live = True
+            if item is not None and item.state.finished:
+                break
+            time.sleep(0.001)
+        probe.stop()
+        state = controller.items[keys[0]].state.value if keys else "not queued"
+        if lateness_ms:
+            ordered = sorted(lateness_ms)
+            p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            print(
+                f"GUI event-loop latency during a run with the live view ({len(ordered)} "
+                f"probe ticks while measuring, run {state}): p50 "
+                f"{statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, max "
+                f"{ordered[-1]:.1f} ms (target p99 ≤ 50 ms)"
+            )
+        else:
+            print(f"GUI event-loop latency: no tick while measuring (run {state})")
+        window.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="GUI speed figures")
+    parser.add_argument("--skip-run", action="store_true", help="skip the real run (3rd figure)")
+    args = parser.parse_args()
+    platform = os.environ.get("QT_QPA_PLATFORM") or ("xcb" if os.environ.get("DISPLAY") else "?")
+    print(f"Qt platform: {platform}; CPUs: {os.cpu_count()}")
+    bench_window_shown()
+    bench_compare_draw()
+    if not args.skip_run:
+        bench_event_loop_during_run()
+    return 0
+
+
+if __name__ == "__main__":
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    raise SystemExit(main())

@@ -26,6 +26,56 @@ GAP_S = 0.25  # calls further apart than this are not joined by the latency line
 LABELLED_PHASES = {Phase.WARMUP: 0.95, Phase.MEASURING: 0.85}  # label position on the line
 
 
+class GrowingRange:
+    """An axis range that only grows (with headroom) while a run goes on.
+
+    Autoranging every frame re-lays out the axis and its tick labels ~10 times a second, which
+    costs several times the drawing of the curves; a range that changes rarely keeps frames
+    cheap. Once the user pans or zooms a plot, it is left alone until the next run.
+    """
+
+    def __init__(self, plot: pg.PlotWidget, axis: str, *, log: bool = False) -> None:
+        self.plot = plot
+        self.axis = axis
+        self.log = log
+        self.lo: float | None = None
+        self.hi: float | None = None
+        self.manual = False
+        plot.getPlotItem().getViewBox().sigRangeChangedManually.connect(self._on_manual)
+
+    def _on_manual(self, *_: object) -> None:
+        self.manual = True
+
+    def reset(self) -> None:
+        self.lo = self.hi = None
+        self.manual = False
+        self.plot.getPlotItem().enableAutoRange()
+
+    def include(self, lo: float, hi: float) -> None:
+        """Make sure [lo, hi] (data units) is visible; grow with headroom when it is not."""
+        if self.manual or not (np.isfinite(lo) and np.isfinite(hi)):
+            return
+        if self.log:
+            if lo <= 0 or hi <= 0:
+                return
+            lo, hi = float(np.log10(lo)), float(np.log10(hi))
+        if self.lo is not None and self.hi is not None and self.lo <= lo and hi <= self.hi:
+            return
+        span = max(hi - lo, 1e-9)
+        if self.log:
+            new_lo, new_hi = np.floor(lo * 4) / 4, np.ceil(hi * 4) / 4 + 0.25
+        elif self.axis == "x":
+            new_lo, new_hi = min(0.0, lo), hi + max(span * 0.5, 5.0)
+        else:
+            new_lo, new_hi = min(0.0, lo), hi + span * 0.25
+        self.lo = new_lo if self.lo is None else min(self.lo, new_lo)
+        self.hi = new_hi if self.hi is None else max(self.hi, new_hi)
+        if self.axis == "x":
+            self.plot.setXRange(self.lo, self.hi, padding=0)
+        else:
+            self.plot.setYRange(self.lo, self.hi, padding=0)
+
+
 class LivePage(QWidget):
     """Charts of the run in progress (or the last one), redrawn from a timer."""
 
@@ -63,6 +113,13 @@ class LivePage(QWidget):
         )
         for plot in (self.throughput_plot, self.power_plot, self.rho_plot):
             plot.setXLink(self.latency_plot)
+        self.x_range = GrowingRange(self.latency_plot, "x")  # the other plots' x axes follow
+        self.y_ranges = {
+            "latency": GrowingRange(self.latency_plot, "y", log=True),
+            "throughput": GrowingRange(self.throughput_plot, "y"),
+            "power": GrowingRange(self.power_plot, "y"),
+            "rho": GrowingRange(self.rho_plot, "y"),
+        }
         for plot in self.plots():
             # redrawn ~10 times a second while a benchmark shares the CPU: antialiasing costs
             # about five times the rest of the painting
@@ -152,12 +209,25 @@ class LivePage(QWidget):
         self._draw_power(snap)
         self._draw_rho(snap)
         self._draw_phases(snap)
+        self.x_range.include(0.0, max(snap.elapsed_s, float(t_s[-1]) if len(t_s) else 0.0))
+        if len(lat_ms):
+            self.y_ranges["latency"].include(float(lat_ms.min()), float(lat_ms.max()))
+        if len(tput):
+            self.y_ranges["throughput"].include(0.0, float(tput.max()))
+        watts = [float(w.max()) for _t, w in snap.power.values() if len(w)]
+        if watts:
+            self.y_ranges["power"].include(0.0, max(watts))
+        if self._rho:
+            top = max(max(self._rho), (snap.epsilon or 0.0) * 100)
+            self.y_ranges["rho"].include(0.0, top)
         self.redraws += 1
 
     def _start_run(self, snap: LiveSnapshot) -> None:
         self._run_key = snap.run_key
         self.hint.hide()
         self.charts.show()
+        for growing in (self.x_range, *self.y_ranges.values()):
+            growing.reset()
         self._rho_t_s, self._rho = [], []
         for name, curve in self.power_curves.items():
             self.power_plot.removeItem(curve)

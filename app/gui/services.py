@@ -175,7 +175,10 @@ def device_inventory() -> DeviceInventory:
         power = tuple(
             row
             for row, dev in zip(report.rows, report.devices, strict=False)
-            if dev == dev_id or (dev_id == "cpu" and dev in ("cpu", "dram", "node"))
+            if dev == dev_id
+            or (dev_id == "cpu" and dev in ("cpu", "dram", "node"))
+            # a GPU source that found no GPU says why under every GPU entry
+            or (dev == "gpu" and best.kind in ("cuda", "rocm"))
         )
         devices.append(
             DeviceChoice(

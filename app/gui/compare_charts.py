@@ -21,7 +21,6 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QWidget
 from wattbench.gui import (
     formatting,
-    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
     theme,
 )
 

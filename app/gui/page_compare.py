@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
 )
 from wattbench.gui import (
     formatting,
-    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
     services,
     theme,
 )

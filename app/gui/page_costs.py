@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 )
 from wattbench.engine.cost import CostProfile
 from wattbench.errors import WattbenchError
-from wattbench.gui import qt_workarounds  # noqa: F401 (PySide6 6.12 emit leak)
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
 

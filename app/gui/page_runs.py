@@ -44,7 +44,6 @@ from PySide6.QtWidgets import (
 )
 from wattbench.gui import (
     formatting,
-    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
     theme,
 )
 from wattbench.gui.banner import Banner, Level

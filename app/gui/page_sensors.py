@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from wattbench.gui import (
-    qt_workarounds,  # noqa: F401 (PySide6 6.12 emit leak)
     services,
     theme,
 )

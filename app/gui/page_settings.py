@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.gui import qt_workarounds  # noqa: F401 (PySide6 6.12 emit leak)
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller

@@ -98,7 +98,6 @@ def bench_compare_draw(n_runs: int = 20) -> None:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from wattbench.db.store import open_store
     from wattbench.gui import (
-        qt_workarounds,  # noqa: F401
         services,
         theme,
     )
@@ -185,7 +184,6 @@ def bench_event_loop_during_run() -> None:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from wattbench.engine.spec import RunSpec
     from wattbench.gui import (
-        qt_workarounds,  # noqa: F401
         theme,
     )
     from wattbench.gui.app_settings import AppSettings

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from wattbench.db.store import open_store
 from wattbench.engine.result import RunResult
-from wattbench.gui import qt_workarounds  # noqa: F401 (PySide6 6.12 emit leak)
 from wattbench.gui.controller import Controller
 
 TIMEOUT_MS = 30_000

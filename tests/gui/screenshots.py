@@ -71,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.dark:
         _dark_palette(app)
     from wattbench.gui import (
-        qt_workarounds,  # noqa: F401  (before any signal is emitted)
         theme,
     )
     from wattbench.gui.app_settings import AppSettings

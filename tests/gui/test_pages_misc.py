@@ -146,13 +146,13 @@ def test_settings_change_the_database(qtbot: Any, tmp_path: Path, make_controlle
     assert AppSettings().db_url() == str(second)  # the failed choice was not remembered
 
 
-def test_binding_reference_leaks_are_neutralised(qtbot: Any) -> None:
-    """The PySide6 leaks qt_workarounds guards against must not bring a count near zero."""
+def test_the_qt_binding_does_not_leak_references(qtbot: Any) -> None:
+    """PySide6 6.12.0 on Python < 3.12 loses a reference to True/None per emit or override call
+    and the app aborts after a while (pyproject excludes it); the installed binding must not."""
     import sys
 
     from PySide6.QtCore import QObject, Signal
     from PySide6.QtWidgets import QWidget
-    from wattbench.gui import qt_workarounds
 
     class Emitter(QObject):
         ping = Signal(object)
@@ -163,20 +163,13 @@ def test_binding_reference_leaks_are_neutralised(qtbot: Any) -> None:
 
     emitter, widget = Emitter(), Widget()
     qtbot.addWidget(widget)
-    before = {
-        name: sys.getrefcount(obj)
-        for name, obj in (("None", None), ("True", True), ("False", False))
-    }
+    singletons = (("None", None), ("True", True), ("False", False))
+    before = {name: sys.getrefcount(obj) for name, obj in singletons}
     for _ in range(2000):
         emitter.ping.emit(None)
         widget.hide()
         widget.show()
-    after = {
-        name: sys.getrefcount(obj)
-        for name, obj in (("None", None), ("True", True), ("False", False))
-    }
-    if qt_workarounds._affected():
-        assert qt_workarounds.apply()
-        assert all(count > 1 << 39 for count in after.values()), after
-    else:  # a fixed binding: nothing leaks
-        assert all(after[k] >= before[k] - 50 for k in before), (before, after)
+    after = {name: sys.getrefcount(obj) for name, obj in singletons}
+    if sys.version_info >= (3, 12):  # immortal objects: counts are meaningless there
+        return
+    assert all(after[k] >= before[k] - 50 for k in before), (before, after)

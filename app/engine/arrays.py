@@ -7,7 +7,6 @@ import zlib
 from typing import Any
 
 import numpy as np
-
 from wattbench.errors import BundleError
 
 # Only plain numeric dtypes are ever decoded: nothing in a stored array can execute code.

@@ -16,7 +16,6 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import numpy as np
-
 from wattbench import __version__
 from wattbench.engine.arrays import array_from_dict, array_to_dict
 from wattbench.engine.spec import RunSpec
@@ -289,8 +288,12 @@ class RunResult:
         if include_arrays:
             d["arrays"] = {k: array_to_dict(v) for k, v in self.arrays.items()}
             d["telemetry"] = {
-                k: {"name": t.name, "unit": t.unit, "t_ns": array_to_dict(t.t_ns),
-                    "values": array_to_dict(t.values)}
+                k: {
+                    "name": t.name,
+                    "unit": t.unit,
+                    "t_ns": array_to_dict(t.t_ns),
+                    "values": array_to_dict(t.values),
+                }
                 for k, t in self.telemetry.items()
             }
         return d
@@ -309,8 +312,12 @@ class RunResult:
             mem["notes"] = tuple(mem.get("notes", ()))
         tel = {}
         for k, t in (d.get("telemetry") or {}).items():
-            tel[str(k)] = Trace(str(t["name"]), str(t["unit"]), array_from_dict(t["t_ns"]),
-                                array_from_dict(t["values"]))
+            tel[str(k)] = Trace(
+                str(t["name"]),
+                str(t["unit"]),
+                array_from_dict(t["t_ns"]),
+                array_from_dict(t["values"]),
+            )
         thr = d.get("throughput_items_per_s")
         return cls(
             id=str(d["id"]),

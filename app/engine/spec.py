@@ -28,7 +28,9 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset("quick", epsilon=0.03, t_max_s=10.0, warmup_max_s=10.0, warmup_max_iters=300),
-    "default": Preset("default", epsilon=0.01, t_max_s=60.0, warmup_max_s=30.0, warmup_max_iters=300),
+    "default": Preset(
+        "default", epsilon=0.01, t_max_s=60.0, warmup_max_s=30.0, warmup_max_iters=300
+    ),
     "rigorous": Preset(
         "rigorous", epsilon=0.005, t_max_s=120.0, warmup_max_s=30.0, warmup_max_iters=300
     ),
@@ -124,15 +126,27 @@ class RunSpec:
 
     def workload_key(self) -> tuple[Any, ...]:
         """What must match for two runs to be compared (model hash is checked separately)."""
-        return (self.model, self.scenario.value, self.precision, self.batch_size, self.dims,
-                self.input_shapes,
-                self.prompt_tokens if self.scenario is Scenario.GENERATION else None,
-                self.new_tokens if self.scenario is Scenario.GENERATION else None)
+        return (
+            self.model,
+            self.scenario.value,
+            self.precision,
+            self.batch_size,
+            self.dims,
+            self.input_shapes,
+            self.prompt_tokens if self.scenario is Scenario.GENERATION else None,
+            self.new_tokens if self.scenario is Scenario.GENERATION else None,
+        )
 
     def config_key(self) -> tuple[Any, ...]:
         """What identifies one configuration: replicates share it."""
-        return (*self.workload_key(), self.runtime, self.device, self.threads,
-                self.ort_provider, self.ort_graph_optimization)
+        return (
+            *self.workload_key(),
+            self.runtime,
+            self.device,
+            self.threads,
+            self.ort_provider,
+            self.ort_graph_optimization,
+        )
 
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -152,7 +166,9 @@ class RunSpec:
         kw = {k: v for k, v in d.items() if k in known}
         kw["scenario"] = Scenario(kw.get("scenario", Scenario.SINGLE_STREAM.value))
         kw["dims"] = tuple(sorted((str(k), int(v)) for k, v in dict(kw.get("dims") or {}).items()))
-        kw["extra"] = tuple(sorted((str(k), str(v)) for k, v in dict(kw.get("extra") or {}).items()))
+        kw["extra"] = tuple(
+            sorted((str(k), str(v)) for k, v in dict(kw.get("extra") or {}).items())
+        )
         kw["input_shapes"] = tuple(
             sorted((str(k), str(v)) for k, v in dict(kw.get("input_shapes") or {}).items())
         )
@@ -190,7 +206,16 @@ def expand_sweep(
     out: list[RunSpec] = []
     for device, runtime, precision, batch, nthreads in itertools.product(*axes):
         for rep in range(repeats):
-            out.append(replace(base, device=device, runtime=runtime, precision=precision,
-                               batch_size=int(batch), threads=nthreads, repeat=rep,
-                               sweep_id=sweep_id))
+            out.append(
+                replace(
+                    base,
+                    device=device,
+                    runtime=runtime,
+                    precision=precision,
+                    batch_size=int(batch),
+                    threads=nthreads,
+                    repeat=rep,
+                    sweep_id=sweep_id,
+                )
+            )
     return out

@@ -175,6 +175,34 @@ def agreement(runs: list[RunResult]) -> None:
         )
 
 
+def machine_stability(duration_s: float = 10.0, window_s: float = 0.5) -> None:
+    """The machine's own speed over time: a fixed pure-Python loop, counted per window.
+
+    No harness can report a 1 ms workload to ±1 % if the CPU itself runs at a varying speed
+    (shared host, CPU steal, frequency changes): this puts that figure beside the others.
+    """
+    rates: list[float] = []
+    end = time.perf_counter() + duration_s
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < window_s:
+            acc = 0
+            for i in range(2000):
+                acc += i * i
+            n += 1
+        rates.append(n / (time.perf_counter() - t0))
+    mean = statistics.fmean(rates)
+    cv = statistics.pstdev(rates) / mean
+    print(
+        f"== 0. machine stability: fixed pure-Python loop, {window_s} s windows over {duration_s} s"
+    )
+    print(
+        f"  rate min/max {min(rates) / mean:.3f}/{max(rates) / mean:.3f} of the mean, "
+        f"CV {cv:.1%} (a quiet dedicated core shows ≲ 1 %)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -192,6 +220,7 @@ def main() -> None:
         f"bench_engine: {os.cpu_count()} CPUs, load average {load}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
+    machine_stability()
     efficiency(args.repeats)
     runs = convergence(max(2, args.repeats))
     agreement(runs)

@@ -142,6 +142,22 @@ def test_table_output_and_failed_run_exit_3(
     assert "failed: The worker process crashed" in out
 
 
+def test_no_readable_sensor_says_na_and_why(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if Path("/proc/driver/nvidia").exists():
+        pytest.skip("an NVIDIA driver is present: NVML is a readable sensor on this machine")
+    empty = tmp_path / "sys"
+    empty.mkdir()
+    monkeypatch.setenv("WATTBENCH_SYSFS_ROOT", str(empty))  # no powercap, no hwmon
+    code, out, err = _run(capsys, "run", "--model", "builtin:mlp-tiny", *QUICK, "--no-store")
+    assert code == 0, err
+    energy = " ".join(out[out.index("1. energy:") :].split())
+    assert energy.startswith("1. energy: measured n/a: no power sensor can be read here")
+    assert "powercap" in energy  # the reason names what is missing
+    assert "estimate" in energy  # the estimate beside it is labelled as one
+
+
 def test_exit_code_tells_bad_input_from_failure_and_cancel() -> None:
     from wattbench.cli.cmd_run import exit_code_for
     from wattbench.engine.result import RunResult, RunStatus

@@ -414,6 +414,8 @@ def _energy_text(r: RunResult) -> str:
     text = f"{f.energy_per_item_j * 1e3:.3g} mJ/item, {f.avg_power_w:.3g} W [{f.source}]"
     if f.is_estimate:
         text += " (estimate: TDP × load model, not a measurement)"
+        if r.energy_na_reason:
+            text = f"measured n/a: {r.energy_na_reason}; {text}"
     other = [fl for fl in f.flags if fl != "estimate"]
     if other:
         text += f" flags: {', '.join(other)}"

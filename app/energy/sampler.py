@@ -309,7 +309,11 @@ class Sampler:
     ) -> EnergyReport:
         """Energy figures for the window [t0_ns, t1_ns] (perf_counter_ns) of ``items``."""
         unreadable = [
-            f"{st.source} {st.name}: {st.why}"
+            (
+                f"{st.source}: {st.why}"
+                if st.name == st.source
+                else f"{st.source} {st.name}: {st.why}"
+            )
             for st in self.inventory.statuses
             if st.status != STATUS_OK and st.why
         ]

@@ -14,6 +14,7 @@ from wattbench.engine.events import Phase
 from wattbench.engine.result import RunStatus
 from wattbench.gui.controller import ItemState
 from wattbench.gui.main_window import MainWindow
+from wattbench.gui.page_compare import ComparePage
 from wattbench.gui.page_live import LivePage
 from wattbench.gui.page_new_run import NewRunPage
 from wattbench.gui.page_queue import COL_REASON, COL_STATE, QueuePage
@@ -90,6 +91,26 @@ def test_quick_run_then_a_second_configuration(
         window.compare_action.trigger()
     assert window.current_page_name() == "compare"
     assert sorted(controller.compare_selection) == sorted(ids[1:])
+
+    # compared there; then the batch-4 run chosen as the baseline in the picker
+    compare = window.page("compare")
+    assert isinstance(compare, ComparePage)
+    qtbot.waitUntil(lambda: compare.view is not None, timeout=30_000)
+    compare.baseline_combo.setCurrentIndex(compare.baseline_combo.findData(ids[2]))
+    qtbot.waitUntil(
+        lambda: compare.view is not None and compare.view.comparison.baseline.run_ids == (ids[2],),
+        timeout=30_000,
+    )
+    assert compare.baseline_id == ids[2] and compare.view is not None
+    comp = compare.view.comparison
+    assert len(comp.groups) == 2 and len(comp.rows) == 1
+    thr = compare.bars.charts["throughput"]
+    assert [b.is_baseline for b in thr.bars].count(True) == 1
+    assert all(b.value is not None for b in thr.bars)
+    texts = [t.textItem.toPlainText() for t in thr.verdict_items]
+    assert sum("(baseline)" in t for t in texts) == 1
+    assert any(w in t for t in texts for w in ("faster", "slower", "inconclusive", "equivalent"))
+    assert "Baseline:" in compare.verdicts.toPlainText()
 
 
 def test_cancel_the_running_run_and_the_queued_one(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -49,6 +50,22 @@ def corrupt_onnx(tmp_path: Path) -> Path:
         ("unknown device", ["--model", "builtin:mlp-tiny", "--device", "tpu:0"], "tpu"),
         ("absent gpu", ["--model", "builtin:mlp-tiny", "--device", "cuda:7"], "cuda:7"),
         ("wrong shape", ["--model", "onnx-zoo:squeezenet", "--batch", "3"], "fixed batch"),
+        (
+            "wrong input shape",
+            ["--model", "builtin:mlp-tiny", "--input-shape", "x=1x7:float32"],
+            "does not fit input 'x'",
+        ),
+        (
+            "unknown input name",
+            ["--model", "builtin:mlp-tiny", "--input-shape", "y=1x256:float32"],
+            "no input named y",
+        ),
+        (
+            "unknown runtime",
+            ["--model", "builtin:mlp-tiny", "--runtime", "tf"],
+            "torch, onnxruntime",
+        ),
+        ("onnx on torch", ["--model", "onnx-zoo:squeezenet"], "--runtime onnxruntime"),
         ("bad batch list", ["--model", "builtin:mlp-tiny", "--batch", "1,x"], "--batch"),
         ("bad dim", ["--model", "builtin:bert-small", "--dim", "seq_len"], "NAME=SIZE"),
         ("unknown precision", ["--model", "builtin:mlp-tiny", "--precision", "fp8"], "fp8"),
@@ -66,12 +83,14 @@ def test_bad_input_is_a_clear_error_with_exit_2(
 def test_non_onnx_and_corrupt_onnx_files_are_refused(
     capsys: pytest.CaptureFixture[str], not_onnx: Path, corrupt_onnx: Path
 ) -> None:
-    for path in (not_onnx, corrupt_onnx):
-        code, _, err = _run(
-            capsys, "run", "--model", str(path), "--runtime", "onnxruntime", *QUICK, "--no-store"
+    cases = ((not_onnx, "is not an ONNX file"), (corrupt_onnx, "is corrupt"))
+    for (path, words), runtime in itertools.product(cases, ("onnxruntime", "torch")):
+        code, out, err = _run(
+            capsys, "run", "--model", str(path), "--runtime", runtime, *QUICK, "--no-store"
         )
         assert code == 2, err
-        assert str(path.name) in err and "Traceback" not in err
+        assert str(path.name) in err and words in err, err
+        assert "Traceback" not in err and out == ""
     # a good copy of the same file passes validation (the error was about the content)
     good = not_onnx.parent / "good.onnx"
     shutil.copy(_zoo_file(), good)
@@ -173,3 +192,77 @@ def test_exit_code_tells_bad_input_from_failure_and_cancel() -> None:
     assert exit_code_for([bad, crash], cancelled=False) == 3
     assert exit_code_for([done, cancelled], cancelled=False) == 4
     assert exit_code_for([done], cancelled=True) == 4
+
+
+def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
+    """Every flag of the issue's command line reaches the specs; comma lists multiply."""
+    from wattbench.cli.cmd_run import build_specs
+    from wattbench.cli.main import build_parser
+    from wattbench.engine.spec import Scenario
+
+    args = build_parser().parse_args(
+        [
+            "run",
+            "--model",
+            "builtin:bert-small",
+            "--device",
+            "cpu",
+            "--runtime",
+            "torch,onnxruntime",
+            "--batch",
+            "1,8,32",
+            "--precision",
+            "fp32,bf16",
+            "--threads",
+            "1,2",
+            "--scenario",
+            "offline",
+            "--preset",
+            "rigorous",
+            "--dim",
+            "seq_len=64",
+            "--json",
+        ]
+    )
+    assert args.json is True
+    specs = build_specs(args)
+    combos = {(s.runtime, s.batch_size, s.precision, s.threads) for s in specs}
+    assert len(specs) == len(combos) == 2 * 3 * 2 * 2
+    assert combos == set(
+        itertools.product(("torch", "onnxruntime"), (1, 8, 32), ("fp32", "bf16"), (1, 2))
+    )
+    assert {s.scenario for s in specs} == {Scenario.OFFLINE}
+    assert {s.preset for s in specs} == {"rigorous"}
+    assert {s.dims for s in specs} == {(("seq_len", 64),)}
+    assert len({s.sweep_id for s in specs}) == 1 and specs[0].sweep_id
+    # defaults: one run, the runtime's own thread count, single-stream, default preset
+    (one,) = build_specs(build_parser().parse_args(["run", "--model", "builtin:mlp-tiny"]))
+    assert (one.runtime, one.batch_size, one.precision, one.threads) == ("torch", 1, "fp32", None)
+    assert one.scenario is Scenario.SINGLE_STREAM and one.preset == "default"
+    assert one.sweep_id is None
+
+
+def test_offline_sweep_over_both_runtimes_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(
+        capsys,
+        "run",
+        "--model",
+        "builtin:mlp-tiny",
+        "--runtime",
+        "torch,onnxruntime",
+        "--scenario",
+        "offline",
+        "--batch",
+        "4",
+        *QUICK,
+        "--no-store",
+        "--json",
+    )
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert [r["spec"]["runtime"] for r in runs] == ["torch", "onnxruntime"]
+    for r in runs:
+        assert r["status"] == "done", r["reason"]
+        assert r["spec"]["scenario"] == "offline" and r["spec"]["batch_size"] == 4
+        assert r["spec"]["threads"] == 1 and r["spec"]["preset"] == "quick"
+        assert r["latency"]["n"] >= 30 and r["throughput_items_per_s"]["value"] > 0

@@ -51,6 +51,21 @@ def test_devices_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("CPU: ")
     assert "runtime torch:" in out and "runtime onnxruntime:" in out
+    # the CPU line: sockets, cores, threads and ISA features read from this machine
+    from wattbench.backends import system
+
+    cpu = system.cpu_summary()
+    cpu_line = out.splitlines()[0]
+    assert f"threads {cpu['logical_cpus']}" in cpu_line
+    assert f"sockets {cpu.get('sockets') or '?'}" in cpu_line
+    assert f"cores {cpu.get('physical_cores') or '?'}" in cpu_line
+    assert "ISA " + (" ".join(cpu.get("isa") or []) or "unknown") in cpu_line
+    # every execution provider this onnxruntime build offers is named
+    import onnxruntime as ort
+
+    ort_line = next(line for line in out.splitlines() if line.startswith("runtime onnxruntime:"))
+    for provider in ort.get_available_providers():
+        assert provider in ort_line
     rows = [line.split() for line in out.splitlines() if line.startswith(("cpu ", "cuda"))]
     assert any(r[0] == "cpu" and "yes" in r for r in rows)
 
@@ -62,6 +77,9 @@ def test_devices_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["runtimes"]["torch"]["available"] is True
     assert data["cpu"]["logical_cpus"] >= 1
+    assert {"sockets", "physical_cores", "isa", "model"} <= set(data["cpu"])
+    ort_cpu = [d for d in data["devices"] if d["id"] == "cpu" and d["runtime"] == "onnxruntime"]
+    assert "CPUExecutionProvider" in ort_cpu[0]["details"]["providers"]
     cpu_rows = [d for d in data["devices"] if d["id"] == "cpu"]
     assert {d["runtime"] for d in cpu_rows} == {"torch", "onnxruntime"}
     if not torch.cuda.is_available():

@@ -70,6 +70,7 @@ class QueueItem:
     result_id: str | None = None
     reason: str | None = None
     stored: bool = False
+    converged: bool | None = None  # known once the run is done
     token: CancelToken = field(default_factory=CancelToken, repr=False)
 
     @property
@@ -537,6 +538,7 @@ class Controller(QObject):
         if item is not None:
             item.result_id = result.id
             item.stored = store_error is None
+            item.converged = result.converged
             item.state = {
                 RunStatus.DONE: ItemState.DONE,
                 RunStatus.CANCELLED: ItemState.CANCELLED,

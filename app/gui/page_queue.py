@@ -196,7 +196,12 @@ class QueuePage(QWidget):
     def _reason(self, item: QueueItem) -> str:
         if item.state is ItemState.DONE:
             stored = "stored" if item.stored else "not stored"
-            rho = f" · ρ {formatting.percent(item.rho)}" if item.rho is not None else ""
+            rho = f"ρ {formatting.percent(item.rho)}" if item.rho is not None else ""
+            if item.converged is False:  # stopped by its time or sample limit: say so
+                if rho and item.epsilon and item.rho is not None and item.rho > item.epsilon:
+                    rho += f" > ε {formatting.percent(item.epsilon)}"
+                rho = f"did not converge ({rho})" if rho else "did not converge"
+            rho = f" · {rho}" if rho else ""
             return f"done ({stored}){rho}" + (f" — {item.reason}" if item.reason else "")
         return item.reason or ""
 

@@ -69,7 +69,10 @@ def test_quick_run_then_a_second_configuration(
     queue = window.show_page("queue")
     assert isinstance(queue, QueuePage)
     assert queue.cell_text(keys[1], COL_STATE) == "done"
-    assert "stored" in queue.cell_text(keys[1], COL_REASON)
+    reason = queue.cell_text(keys[1], COL_REASON)
+    assert "stored" in reason
+    assert items[1].converged is not None
+    assert ("did not converge" in reason) == (not items[1].converged), reason
 
     runs = {r.id: r for r in stored_runs(qtbot, controller)}
     for it in (item, *items):

@@ -173,3 +173,29 @@ def test_the_qt_binding_does_not_leak_references(qtbot: Any) -> None:
     if sys.version_info >= (3, 12):  # immortal objects: counts are meaningless there
         return
     assert all(after[k] >= before[k] - 50 for k in before), (before, after)
+
+
+def test_queue_says_when_a_finished_run_did_not_converge(qtbot: Any) -> None:
+    from wattbench.engine.spec import RunSpec
+    from wattbench.gui.controller import Controller, ItemState, QueueItem
+    from wattbench.gui.page_queue import COL_REASON, QueuePage
+
+    controller = Controller(None)
+    try:
+        spec = RunSpec(model="builtin:mlp-tiny", device="cpu", runtime="torch")
+        common: dict[str, Any] = {"spec": spec, "state": ItemState.DONE, "stored": True}
+        controller.items = {
+            1: QueueItem(key=1, rho=0.067, epsilon=0.05, converged=False, **common),
+            2: QueueItem(key=2, rho=0.004, epsilon=0.005, converged=True, **common),
+            3: QueueItem(key=3, rho=0.004, epsilon=0.005, converged=False, **common),
+        }
+        page = QueuePage(controller)
+        qtbot.addWidget(page)
+        assert (
+            page.cell_text(1, COL_REASON) == "done (stored) · did not converge (ρ 6.7 % > ε 5.0 %)"
+        )
+        assert page.cell_text(2, COL_REASON) == "done (stored) · ρ 0.40 %"
+        # stopped short for another reason (e.g. too few tail samples): no false "ρ > ε"
+        assert page.cell_text(3, COL_REASON) == "done (stored) · did not converge (ρ 0.40 %)"
+    finally:
+        controller.shutdown()

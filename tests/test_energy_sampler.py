@@ -130,6 +130,26 @@ def test_gpu_run_with_telemetry_throttle_and_sampling_rate(tmp_path: Path) -> No
     s.close()
 
 
+def test_idle_and_application_clock_reasons_are_not_throttling(tmp_path: Path) -> None:
+    """NVML reports "GPU idle" (0x1) and "applications clocks setting" (0x2) as clock-event
+    reasons too: recorded in the telemetry, but the run is not flagged as throttled."""
+    gpu = FakeGpu(power_w=250.0, clock_event_reasons=0x1 | 0x2)
+    spec = RunSpec(model="builtin:mlp-small", device="cuda:0", sample_hz=20.0)
+    s = open_sampler(spec, sys_root=tmp_path, nvml_module=FakeNvml([gpu]))
+    s.start()
+    t0 = time.perf_counter_ns()
+    time.sleep(0.5)
+    t1 = time.perf_counter_ns()
+    s.stop()
+    rep = s.figures(t0, t1, 10, None)
+    dev = rep.figure("device")
+    assert dev is not None and FLAG_THROTTLED not in dev.flags
+    assert FLAG_THROTTLED not in rep.flags
+    reasons = {t.name: t for t in s.traces()}["cuda:0.clock_event_reasons"]
+    assert len(reasons.values) > 0 and set(reasons.values) == {0x3}
+    s.close()
+
+
 def test_gpu_lost_mid_run(tmp_path: Path) -> None:
     gpu = FakeGpu(power_w=200.0)
     spec = RunSpec(model="builtin:mlp-small", device="cuda:0", sample_hz=20.0)

@@ -34,6 +34,7 @@ from wattbench.db.bundle_checks import (
     check_json_tree,
     check_name,
     check_result,
+    export_problem,
     fail,
     load_json,
 )
@@ -112,6 +113,13 @@ def _array_entry(zf: zipfile.ZipFile, run_id: str, index: int, a: np.ndarray) ->
 
 
 def _write_run(zf: zipfile.ZipFile, r: RunResult, machines: dict[str, bytes]) -> dict[str, Any]:
+    problem = export_problem(r)
+    if problem is not None:
+        raise BundleError(
+            f"Run {r.id[:8]} cannot be exported: import refuses it because {problem}. "
+            f"Edit it (`wattbench note {r.id[:8]} TEXT`, `wattbench tag --remove {r.id[:8]} "
+            "TAG`) or leave it out. No bundle was written."
+        )
     doc = finite_json(r.to_dict(include_arrays=False))
     system = doc.pop("system") or {}
     fp = None

@@ -53,8 +53,24 @@ _FREE_TEXT_FIELDS = {"reason", "notes", "energy_na_reason", "error_kind"}
 _DB_INT_FIELDS = {"batch_size", "threads", "repeat", "parameters", "prompt_tokens", "new_tokens"}
 
 
+_FAIL_PREFIX = "This bundle cannot be imported: "
+_FAIL_SUFFIX = ". Nothing was imported."
+
+
 def fail(what: str) -> BundleError:
-    return BundleError(f"This bundle cannot be imported: {what}. Nothing was imported.")
+    return BundleError(f"{_FAIL_PREFIX}{what}{_FAIL_SUFFIX}")
+
+
+def export_problem(run: RunResult) -> str | None:
+    """Why import would refuse this stored run (markup in a note or tag ...), or None.
+
+    Export checks it first so that it never writes a bundle that cannot be imported back.
+    """
+    try:
+        check_result(run, f"run {run.id[:8]}")
+    except BundleError as exc:
+        return str(exc).removeprefix(_FAIL_PREFIX).removesuffix(_FAIL_SUFFIX)
+    return None
 
 
 def _finite_float(text: str) -> float:

@@ -201,6 +201,28 @@ def test_export_of_nothing_or_unknown_runs_is_refused(source: Store, tmp_path: P
     assert not (tmp_path / "x.wbz").exists()
 
 
+def test_a_run_that_import_would_refuse_is_not_exported(
+    source: Store, target: Store, tmp_path: Path
+) -> None:
+    """A note or tag with markup is kept in the store, but export says so before writing a
+    bundle that could never be imported back."""
+    good, bad = make_results(2)
+    source.save_run(good)
+    source.save_run(bad)
+    source.set_note(bad.id, "<script>alert(1)</script>")
+    out = tmp_path / "x.wbz"
+    with pytest.raises(BundleError, match=rf"Run {bad.id[:8]} cannot be exported.*notes"):
+        export_bundle(source, None, out)
+    assert not out.exists() and list(tmp_path.glob(".wattbench-export-*")) == []
+    source.set_note(bad.id, "")
+    source.add_tag(bad.id, "<b>x</b>")
+    with pytest.raises(BundleError, match=r"tag --remove"):
+        export_bundle(source, [bad.id], out)
+    source.remove_tag(bad.id, "<b>x</b>")
+    import_bundle(target, export_bundle(source, None, out).path)
+    assert target.count_runs() == 2
+
+
 # -- refusals: nothing is written ------------------------------------------------------------
 
 

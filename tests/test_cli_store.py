@@ -148,6 +148,35 @@ def test_compare_pools_replicates_and_gives_verdicts(
     assert "95 % CI" in out and "faster" in out
 
 
+@pytest.mark.parametrize(
+    ("metric", "header"),
+    [
+        ("throughput", "throughput (items/s, higher is better)"),
+        ("latency-p99", "p99 latency (lower is better)"),  # values carry µs/ms, not ns
+        ("energy", "energy per inference (J/item, lower is better)"),
+        ("perf-per-watt", "inferences per joule (items/J, higher is better)"),
+        ("cost", "cost per million inferences (USD/1M items, lower is better)"),
+    ],
+)
+def test_compare_each_metric_the_issue_names(
+    db: str, runs: list[RunResult], capsys: pytest.CaptureFixture[str], metric: str, header: str
+) -> None:
+    code, out, _ = _run(capsys, "--db", db, "compare", runs[0].id, runs[1].id, "--metric", metric)
+    assert code == 0
+    assert header in out.splitlines()
+    assert "e+0" not in out  # plain numbers below a million
+
+
+def test_plain_numbers_below_a_million() -> None:
+    from wattbench.cli.cmd_store import fmt_num
+
+    assert fmt_num(14963.4, "/s") == "14963 /s"
+    assert fmt_num(3519.04) == "3519"
+    assert fmt_num(0.00579) == "0.00579"
+    assert fmt_num(2.5e6) == "2.500e+06"
+    assert fmt_num(None) == "n/a"
+
+
 def test_compare_warns_when_workloads_differ(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     a = make_result(seed=1)
     b = make_result(seed=2, spec_overrides={"batch_size": 8})

@@ -116,10 +116,11 @@ def comparison_text(c: Comparison) -> str:
             row = next(r for r in c.rows if r.group is g)
             ratio, verdict = _ratio_text(row.ratios[m])
             rows.append([g.label, str(g.replicates), _value_text(est, info.unit), ratio, verdict])
+        # Latencies are printed with their own unit (µs, ms), not in ns.
+        unit = "" if info.unit == "ns" else f"{info.unit}, "
         out += [
             "",
-            f"{info.label} ({info.unit}, {'higher' if info.higher_is_better else 'lower'}"
-            f" is better)",
+            f"{info.label} ({unit}{'higher' if info.higher_is_better else 'lower'} is better)",
             table(["CONFIGURATION", "RUNS", "VALUE [95 % CI]", "RATIO [95 % CI]", "VERDICT"], rows),
         ]
     if c.rows:
@@ -168,7 +169,7 @@ def register(subparsers: Any) -> None:
         "compare",
         help="compare stored runs: ratios with 95 %% intervals and verdicts",
         description="Compare stored runs to a baseline. Runs of one configuration are pooled "
-        "as replicates; each ratio comes with its 95 %% interval and a verdict.",
+        "as replicates; each ratio comes with its 95 % interval and a verdict.",
     )
     p.add_argument("ids", nargs="+", metavar="ID", help="run ids (a unique prefix is enough)")
     p.add_argument(

@@ -47,7 +47,12 @@ def fmt_ns(ns: float | None) -> str:
 def fmt_num(x: float | None, unit: str = "") -> str:
     if x is None:
         return "n/a"
-    text = f"{x:.4g}" if abs(x) < 1e6 else f"{x:.3e}"
+    if abs(x) >= 1e6:
+        text = f"{x:.3e}"
+    elif abs(x) >= 1e4:  # '14963', not '1.496e+04' (4 significant digits would go exponential)
+        text = f"{x:.0f}"
+    else:
+        text = f"{x:.4g}"
     return f"{text} {unit}".rstrip()
 
 

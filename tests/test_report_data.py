@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,9 @@ def test_estimates_are_marked_not_ranked(tmp_path: Path) -> None:
     est = model.groups[1].cells["energy"]
     assert est.value is None  # never compared with a measurement
     assert est.note.startswith("ESTIMATE, not a measurement")
+    # Shown in a unit that suits it (mJ/µJ like the column), not as '0.00579 J per inference'.
+    m = re.search(r"measurement: ([0-9.]+) (µJ|mJ|J) per inference", est.note)
+    assert m is not None and 1 <= float(m.group(1)) < 1000, est.note
     ratio = model.ratio(model.groups[1].group.label, "energy")
     assert ratio is not None and ratio.value is None
     run_cell = model.runs[1].cells["energy"]

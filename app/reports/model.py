@@ -248,8 +248,9 @@ def _estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
         return ""
     own = [e for e in est if e.domain == energy_view] or est
     e = own[0]
-    if metric == "energy":
-        return (f"ESTIMATE, not a measurement: {e.energy_per_item_j:.3g} J per inference "
+    if metric == "energy":  # in mJ/µJ like the column beside it, not '0.00579 J'
+        u = display_unit("energy", [e.energy_per_item_j])
+        return (f"ESTIMATE, not a measurement: {e.energy_per_item_j * u.scale:.3g} {u.unit} "
                 f"({e.source}, {e.method})")  # fmt: skip
     return (f"ESTIMATE, not a measurement: {e.items_per_j:.3g} inferences/J "
             f"({e.source}, {e.method})")  # fmt: skip

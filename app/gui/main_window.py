@@ -219,7 +219,7 @@ class MainWindow(QMainWindow):
         self.cancel_action = self._action(
             "&Cancel current run",
             self.controller.cancel_current,
-            ["Ctrl+.", "Esc"],
+            ["Ctrl+."],  # not Esc: pressed to leave a field, it would stop a long run
             "icon-cancel",
             "Stop the run in progress (it is kept as cancelled)",
         )

@@ -118,7 +118,7 @@ class SettingsPage(QWidget):
             "in your desktop settings.",
             "The window's size, layout, page and your last choices on the New run page are "
             "remembered between sessions (in " + self.settings.path + ").",
-            "Shortcuts: Ctrl+R starts the runs set up on the New run page; Esc or Ctrl+. "
+            "Shortcuts: Ctrl+R starts the runs set up on the New run page; Ctrl+. "
             "cancels the running one, Ctrl+Shift+. all of them; Ctrl+K compares the runs "
             "selected in the browser; Ctrl+1 … Ctrl+8 switch pages.",
         ):

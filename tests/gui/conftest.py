@@ -16,7 +16,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from pytestqt.qtbot import QtBot
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller, ItemState, QueueItem
@@ -98,13 +98,14 @@ def wait_items(
 
 
 def launch(qtbot: QtBot, page: NewRunPage) -> list[int]:
-    """Press Run (through the window's Ctrl+R action) and return the queued keys."""
+    """Press Ctrl+R (the window's Run action) and return the queued keys."""
     controller = page.controller
     assert page.run_button.isEnabled(), page.run_reason
     with qtbot.waitSignal(controller.launched, timeout=LOAD_TIMEOUT_MS) as blocker:
         window = page.window()
         assert isinstance(window, MainWindow)
-        window.run_action.trigger()
+        window.activateWindow()
+        qtbot.keyClick(page, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     keys = blocker.args[1]
     assert isinstance(keys, list)
     return keys

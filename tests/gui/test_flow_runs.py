@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from wattbench.engine.events import Phase
 from wattbench.engine.result import RunStatus
@@ -90,8 +91,10 @@ def test_quick_run_then_a_second_configuration(
     qtbot.waitUntil(lambda: browser.model.rowCount() == 3, timeout=30_000)
     browser.select_ids(ids[1:])
     assert sorted(browser.selected_run_ids()) == sorted(ids[1:])
+    window.activateWindow()
+    browser.table.setFocus()
     with qtbot.waitSignal(controller.compareRequested, timeout=5_000):
-        window.compare_action.trigger()
+        qtbot.keyClick(browser.table, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
     assert window.current_page_name() == "compare"
     assert sorted(controller.compare_selection) == sorted(ids[1:])
 
@@ -136,8 +139,15 @@ def test_cancel_the_running_run_and_the_queued_one(
     assert queue.selected_keys() == [keys[1]] and queue.cancel_button.isEnabled()
     queue.cancel_button.click()
     assert controller.items[keys[1]].state is ItemState.CANCELLED
-    # the running one, with Esc / Ctrl+. (the window's cancel action)
-    assert {s.toString() for s in window.cancel_action.shortcuts()} >= {"Esc", "Ctrl+."}
+    # Esc in a field (leaving it, clearing a filter) must not stop the benchmark
+    window.show_page("new-run")
+    window.activateWindow()
+    new_run.batch_edit.setFocus()
+    qtbot.keyClick(new_run.batch_edit, Qt.Key.Key_Escape)
+    qtbot.wait(200)
+    assert controller.items[keys[0]].state is ItemState.RUNNING
+    # the running one, with Ctrl+. (the window's cancel action)
+    assert [s.toString() for s in window.cancel_action.shortcuts()] == ["Ctrl+."]
     window.cancel_action.trigger()
     first = wait_items(qtbot, controller, keys[:1], timeout_ms=30_000)[0]
     assert first.state is ItemState.CANCELLED

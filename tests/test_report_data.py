@@ -101,6 +101,31 @@ def test_json_schema_and_figures(tmp_path: Path) -> None:
     assert base["cost"]["value"] is not None and base["co2"]["value"] is not None
 
 
+def test_summary_sentences_as_the_issue_phrases_them() -> None:
+    """'On ResNet-50 at batch 32, device B delivers 0.80× the throughput of device A (95 % CI
+    0.78–0.82) and 1.9× its inferences per joule', with the figures of the comparison."""
+    model = build_report(comparison_runs())
+    b = "cuda:0 · torch · b32"
+    num = r"(\d+\.\d+)"
+    m = re.fullmatch(
+        rf"On ResNet-50 at batch 32, {b} delivers {num}× the throughput of cpu · torch · b32 "
+        rf"\(95 % CI {num}–{num}, slower\) and {num}× its inferences per joule "
+        rf"\(95 % CI {num}–{num}, better\) \(energy view: device\)\.",
+        model.summary[0],
+    )
+    assert m is not None, model.summary[0]
+    shown = [float(x) for x in m.groups()]
+    thr, ppw = model.ratio(b, "throughput"), model.ratio(b, "perf-per-watt")
+    assert thr is not None and ppw is not None
+    for got, want in zip(
+        shown, [thr.value, thr.lo, thr.hi, ppw.value, ppw.lo, ppw.hi], strict=True
+    ):
+        assert want is not None and got == pytest.approx(want, abs=0.006)
+    # a workload that differs is said so in the same sentence
+    assert model.summary[1].startswith("On ResNet-50 (batch 8 vs 32), cuda:0 · torch · b8 delivers")
+    assert model.summary[1].endswith("Not like-for-like: the workloads differ in batch size.")
+
+
 def test_estimates_are_marked_not_ranked(tmp_path: Path) -> None:
     runs = [make_run(seed=1), make_run(device="cuda:0", seed=2, estimate_only=True)]
     model = build_report(runs)

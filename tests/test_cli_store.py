@@ -75,6 +75,7 @@ def test_show_text_and_json(
 ) -> None:
     code, out, _ = _run(capsys, "--db", db, "show", runs[0].id[:7])
     assert code == 0 and runs[0].id in out and "throughput" in out and "p99" in out
+    assert f"replicate #{runs[0].spec.repeat + 1}" in out  # 1-based, not 'repeat 0'
     code, out, _ = _run(capsys, "--db", db, "show", runs[0].id, "--json")
     d = json.loads(out)
     assert d["id"] == runs[0].id and d["spec"]["device"] == "cpu"

@@ -178,7 +178,7 @@ def _show_text(r: RunResult) -> str:
         f"  {s.label()}",
         f"  status       {r.status.value}" + (f": {r.reason}" if r.reason else ""),
         f"  created      {r.created_at}   finished {r.finished_at or 'n/a'}",
-        f"  scenario     {s.scenario.value}, preset {s.preset}, repeat {s.repeat}"
+        f"  scenario     {s.scenario.value}, preset {s.preset}, replicate #{s.repeat + 1}"
         + (f", sweep {s.sweep_id}" if s.sweep_id else ""),
     ]
     if r.model is not None:

@@ -266,3 +266,55 @@ def test_offline_sweep_over_both_runtimes_runs(capsys: pytest.CaptureFixture[str
         assert r["spec"]["scenario"] == "offline" and r["spec"]["batch_size"] == 4
         assert r["spec"]["threads"] == 1 and r["spec"]["preset"] == "quick"
         assert r["latency"]["n"] >= 30 and r["throughput_items_per_s"]["value"] > 0
+
+
+def _fixed_batch_onnx(path: Path, batch: int) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_batch_is_checked_against_the_runs_batch_not_batch_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A fixed-batch model with the matching --batch, and an --input-shape whose leading
+    dimension is the --batch, are accepted; a mismatch names the batch that was asked for."""
+    from wattbench.engine.runner import validate
+    from wattbench.engine.spec import RunSpec
+    from wattbench.errors import ShapeError
+
+    fixed4 = str(_fixed_batch_onnx(tmp_path / "fixed4.onnx", 4))
+    validate(RunSpec(model=fixed4, runtime="onnxruntime", batch_size=4))
+    validate(
+        RunSpec(model="builtin:mlp-tiny", batch_size=2, input_shapes=(("x", "2x256:float32"),))
+    )
+    with pytest.raises(ShapeError, match="batch 2 does not fit"):
+        validate(RunSpec(model=fixed4, runtime="onnxruntime", batch_size=2))
+    code, _, err = _run(
+        capsys,
+        "run",
+        "--model",
+        "builtin:mlp-tiny",
+        "--batch",
+        "4",
+        "--input-shape",
+        "x=2x256:float32",
+        *QUICK,
+        "--no-store",
+    )
+    assert code == 2 and "differs from the batch size 4" in err, err
+    # and the worker, which resolves the model again, runs the fixed-batch model at batch 4
+    code, out, err = _run(
+        capsys, "run", "--model", fixed4, "--runtime", "onnxruntime", "--batch", "4", *QUICK,
+        "--no-store", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    (run,) = json.loads(out)["runs"]
+    assert run["status"] == "done" and run["model"]["inputs"] == [["x", [4, 8], "float32"]]

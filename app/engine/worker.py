@@ -107,10 +107,11 @@ def resolve_entry(spec: RunSpec) -> Any:
     """The catalog entry of ``spec.model``; unexpected reader errors become ModelError."""
     from wattbench.backends.models import catalog
 
+    # the batch goes with the dims: a fixed-batch model or an --input-shape is checked
+    # against the run's batch size, not against batch 1
+    dims = {**spec.dims_map, catalog.BATCH: spec.batch_size}
     try:
-        return catalog.resolve(
-            spec.model, dims=spec.dims_map, input_shapes=dict(spec.input_shapes) or None
-        )
+        return catalog.resolve(spec.model, dims=dims, input_shapes=dict(spec.input_shapes) or None)
     except WattbenchError:
         raise
     except Exception as exc:  # a parser's own exception: the file is not a usable model

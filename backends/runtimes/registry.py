@@ -98,7 +98,9 @@ def check_options(spec: RunSpec) -> None:
         raise UnsupportedOptionError(f"Runtime {spec.runtime} is not usable: {avail.reason}")
     dims = spec.dims_map
     shapes = dict(spec.input_shapes)
-    entry = catalog.resolve_model(spec.model, dims=dims, input_shapes=shapes)
+    entry = catalog.resolve_model(
+        spec.model, dims={**dims, catalog.BATCH: spec.batch_size}, input_shapes=shapes
+    )
     catalog.concrete_inputs(entry, spec.batch_size, dims, shapes)
     if spec.scenario is Scenario.GENERATION:
         if not entry.generative:

@@ -93,3 +93,24 @@ def test_devices_for_one_runtime_and_unknown_runtime(capsys: pytest.CaptureFixtu
     assert {d["runtime"] for d in data["devices"]} == {"onnxruntime"}
     assert main(["devices", "--runtime", "tensorflow"]) == 2
     assert "Unknown runtime" in capsys.readouterr().err
+
+
+def test_models_checks_a_fixed_batch_file_at_the_batch_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, "seq"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, "seq"])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "fixed4.onnx"
+    onnx.save(model, str(path))
+    # checking the dynamic dimension alone assumes batch 1: refused, and told to use --batch 4
+    assert main(["models", str(path), "--dim", "seq=7"]) == 2
+    assert "Run it with --batch 4" in capsys.readouterr().err
+    assert main(["models", str(path), "--dim", "seq=7", "--batch", "4", "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert doc["ref"] == str(path)

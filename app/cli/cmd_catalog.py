@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
         metavar="NAME=SHAPE",
         help="an input's shape, e.g. x=1x3x224x224:float32 (TorchScript files)",
     )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the batch size to check the inputs with (default 1 when --dim is given)",
+    )
     p.set_defaults(func=run_models)
     d = sub.add_parser("devices", help="list the compute devices and whether they are usable")
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -98,6 +105,8 @@ def run_models(args: argparse.Namespace) -> int:
         if bad:
             raise BadInputError(f"--dim {bad[0]} needs a whole number, e.g. --dim {bad[0]}=8.")
         shapes = _pairs(args.input_shape, "--input-shape")
+        if args.batch is not None:
+            dims[catalog.BATCH] = args.batch
         entries = [catalog.resolve_model(args.ref, dims=dims or None, input_shapes=shapes or None)]
     else:
         entries = catalog.list_models()

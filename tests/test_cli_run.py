@@ -49,6 +49,8 @@ def corrupt_onnx(tmp_path: Path) -> Path:
         ("missing file", ["--model", "/nonexistent/dir/model.onnx"], "does not exist"),
         ("unknown device", ["--model", "builtin:mlp-tiny", "--device", "tpu:0"], "tpu"),
         ("absent gpu", ["--model", "builtin:mlp-tiny", "--device", "cuda:7"], "cuda:7"),
+        ("indexed cpu", ["--model", "builtin:mlp-tiny", "--device", "cpu:1"], "write --device cpu"),
+        ("bad index", ["--model", "builtin:mlp-tiny", "--device", "cuda:x"], "must be a number"),
         ("wrong shape", ["--model", "onnx-zoo:squeezenet", "--batch", "3"], "fixed batch"),
         (
             "wrong input shape",

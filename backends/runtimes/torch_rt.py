@@ -38,8 +38,17 @@ def parse_device(device: str) -> tuple[str, int | None]:
         )
     if not index:
         return kind, (0 if kind in ("cuda", "xpu") else None)
-    if not index.isdigit() or kind in ("cpu", "mps"):
-        raise DeviceError(f"Cannot read the device {device!r}: write e.g. cuda:0 or xpu:1.")
+    if kind in ("cpu", "mps"):
+        raise DeviceError(
+            f"Device {device!r}: {kind} takes no index; write --device {kind} (one CPU device "
+            "covers every core; set --threads to use fewer)."
+            if kind == "cpu"
+            else f"Device {device!r}: mps takes no index; write --device mps."
+        )
+    if not index.isdigit():
+        raise DeviceError(
+            f"Cannot read the device {device!r}: the index must be a number, e.g. {kind}:0."
+        )
     return kind, int(index)
 
 

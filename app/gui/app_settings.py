@@ -53,6 +53,14 @@ class AppSettings:
         self._qs.setValue("window/geometry", geometry)
         self._qs.setValue("window/state", state)
 
+    def splitter_state(self, key: str) -> QByteArray | None:
+        """A splitter's saved sizes (key: "main" or "<page>.<n>")."""
+        value = self._qs.value(f"layout/{key}")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_splitter_state(self, key: str, state: QByteArray) -> None:
+        self._qs.setValue(f"layout/{key}", state)
+
     def page(self) -> int:
         return self._int("window/page", 0)
 

@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.nav.setMinimumWidth(150)
         self.nav.setMaximumWidth(220)
         splitter = QSplitter(self)
+        self._main_splitter = splitter
         splitter.addWidget(self.nav)
         splitter.addWidget(self.stack)
         splitter.setStretchFactor(1, 1)
@@ -131,6 +132,7 @@ class MainWindow(QMainWindow):
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
+        self._restore_splitters("main", [splitter])
         last = self.settings.page()
         self.nav.setCurrentRow(last if 0 <= last < len(PAGES) else 0)
         self._update_queue_status()
@@ -188,6 +190,21 @@ class MainWindow(QMainWindow):
         self.stack.removeWidget(old)
         old.deleteLater()
         self.pages[info.name] = page
+        self._restore_splitters(info.name, page.findChildren(QSplitter))
+
+    def _restore_splitters(self, prefix: str, splitters: list[QSplitter]) -> None:
+        """Give a page's splitters the sizes they had when the window was last closed."""
+        for i, splitter in enumerate(splitters):
+            key = prefix if prefix == "main" else f"{prefix}.{i}"
+            state = self.settings.splitter_state(key)
+            if state is not None:
+                splitter.restoreState(state)
+
+    def _save_splitters(self) -> None:
+        self.settings.set_splitter_state("main", self._main_splitter.saveState())
+        for name in self._built:
+            for i, splitter in enumerate(self.pages[name].findChildren(QSplitter)):
+                self.settings.set_splitter_state(f"{name}.{i}", splitter.saveState())
 
     # ------------------------------------------------------------------ actions
     def _action(
@@ -381,6 +398,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.settings.save_window(self.saveGeometry(), self.saveState())
+        self._save_splitters()
         for page in self.pages.values():
             saver = getattr(page, "save_choices", None)
             if callable(saver):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSplitter
 from pytestqt.qtbot import QtBot
 from wattbench.engine.spec import Scenario
 from wattbench.gui.banner import Level
@@ -105,6 +107,12 @@ def test_choices_page_and_geometry_are_remembered(qtbot: QtBot, db_path: Path) -
     page.runtime_checks["onnxruntime"].setChecked(True)
     first.resize(720, 540)  # within the offscreen screen (800 × 600)
     size = (first.size().width(), first.size().height())
+    runs = first.show_page("runs")
+    split = runs.findChildren(QSplitter)[0]  # the runs table above, the details below
+    assert split.orientation() is Qt.Orientation.Vertical
+    total = sum(split.sizes())
+    split.setSizes([total - 120, 120])
+    split_sizes = split.sizes()
     first.show_page("queue")
     first.close()
 
@@ -116,6 +124,8 @@ def test_choices_page_and_geometry_are_remembered(qtbot: QtBot, db_path: Path) -
     assert again.batch_edit.text() == "2, 16"
     assert again.preset_combo.currentData() == "rigorous"
     assert again.runtime_checks["onnxruntime"].isChecked()
+    second_split = second.show_page("runs").findChildren(QSplitter)[0]
+    assert second_split.sizes() == split_sizes
     second.close()
 
 

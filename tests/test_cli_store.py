@@ -166,6 +166,8 @@ def test_compare_each_metric_the_issue_names(
     assert code == 0
     assert header in out.splitlines()
     assert "e+0" not in out  # plain numbers below a million
+    # no cost profile stored: the text says where to set one
+    assert ("Cost profiles page" in out) == (metric == "cost")
 
 
 def test_plain_numbers_below_a_million() -> None:
@@ -204,6 +206,8 @@ def test_compare_cost_uses_stored_profiles(
     assert thr0 is not None and thr1 is not None
     # same $/h on both: cost per item goes as 1 / throughput
     assert row["ratios"]["cost"]["value"] == pytest.approx(thr0.value / thr1.value, rel=1e-6)
+    code, out, _ = _run(capsys, "--db", db, "compare", runs[0].id, runs[1].id, "--metric", "cost")
+    assert code == 0 and "Cost profiles page" not in out
 
 
 def test_compare_needs_two_runs(

@@ -125,6 +125,11 @@ def comparison_text(c: Comparison) -> str:
         ]
     if c.rows:
         out += ["", *c.sentences()]
+    if any(m in ("cost", "co2") for m in c.metrics) and "no cost profile" in "".join(
+        str(g.estimates[m].na_reason) for g in c.groups for m in c.metrics
+    ):
+        out += ["", "Cost and CO2 need a cost profile per device: set them on the Cost profiles "
+                "page of `wattbench gui`."]  # fmt: skip
     return "\n".join(out)
 
 

@@ -346,5 +346,6 @@ def method_notes(model: ReportModel) -> list[tuple[str, str]]:
     else:
         notes.append(("Cost assumptions",
                       "No cost profile was given, so $ and CO2 per million inferences are n/a. "
-                      "Set a cost profile per device to get them."))  # fmt: skip
+                      "Set a cost profile per device (the Cost profiles page of "
+                      "`wattbench gui`) to get them."))  # fmt: skip
     return notes

@@ -71,6 +71,7 @@ def corrupt_onnx(tmp_path: Path) -> Path:
         ("bad batch list", ["--model", "builtin:mlp-tiny", "--batch", "1,x"], "--batch"),
         ("bad dim", ["--model", "builtin:bert-small", "--dim", "seq_len"], "NAME=SIZE"),
         ("unknown precision", ["--model", "builtin:mlp-tiny", "--precision", "fp8"], "fp8"),
+        ("zero sample rate", ["--model", "builtin:mlp-tiny", "--sample-hz", "0"], "--sample-hz"),
     ],
 )
 def test_bad_input_is_a_clear_error_with_exit_2(
@@ -223,6 +224,8 @@ def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
             "rigorous",
             "--dim",
             "seq_len=64",
+            "--sample-hz",
+            "20",
             "--json",
         ]
     )
@@ -236,12 +239,13 @@ def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
     assert {s.scenario for s in specs} == {Scenario.OFFLINE}
     assert {s.preset for s in specs} == {"rigorous"}
     assert {s.dims for s in specs} == {(("seq_len", 64),)}
+    assert {s.sample_hz for s in specs} == {20.0}
     assert len({s.sweep_id for s in specs}) == 1 and specs[0].sweep_id
     # defaults: one run, the runtime's own thread count, single-stream, default preset
     (one,) = build_specs(build_parser().parse_args(["run", "--model", "builtin:mlp-tiny"]))
     assert (one.runtime, one.batch_size, one.precision, one.threads) == ("torch", 1, "fp32", None)
     assert one.scenario is Scenario.SINGLE_STREAM and one.preset == "default"
-    assert one.sweep_id is None
+    assert one.sweep_id is None and one.sample_hz == 10.0
 
 
 def test_offline_sweep_over_both_runtimes_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_CANCELLED = 0, 2, 3, 4
 JSON_FORMAT = "wattbench.run-output"
 JSON_FORMAT_VERSION = 1
+MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
 
 
 # -- arguments ----------------------------------------------------------------------------
@@ -136,6 +137,14 @@ def register(subparsers: Any) -> None:
         help="independent runs per configuration (default 1)",
     )
     p.add_argument(
+        "--sample-hz",
+        type=float,
+        default=10.0,
+        dest="sample_hz",
+        metavar="HZ",
+        help="power sampling rate during the run (default 10)",
+    )
+    p.add_argument(
         "--no-idle", action="store_true", dest="no_idle", help="skip the idle power baseline"
     )
     p.add_argument(
@@ -206,12 +215,17 @@ def build_specs(args: argparse.Namespace) -> list[RunSpec]:
         new_tokens=args.new_tokens,
         ort_provider=args.provider,
         ort_graph_optimization=args.graph_opt,
+        sample_hz=args.sample_hz,
         idle_baseline=not args.no_idle,
         memory_pass=not args.no_memory,
         tags=tuple(args.tag),
     )
     if args.t_max is not None and args.t_max <= 0:
         raise BadInputError(f"--t-max must be positive (got {args.t_max}).")
+    if not 0 < args.sample_hz <= MAX_SAMPLE_HZ:
+        raise BadInputError(
+            f"--sample-hz must be above 0 and at most {MAX_SAMPLE_HZ:g} (got {args.sample_hz:g})."
+        )
     if args.time_limit is not None and args.time_limit <= 0:
         raise BadInputError(f"--time-limit must be positive (got {args.time_limit}).")
     specs = expand_sweep(

@@ -148,6 +148,14 @@ class CostsPage(QWidget):
                 self.table.setItem(row, col, item)
         self._devices |= {p.device for p in self.profiles}
         self._fill_devices()
+        if self._form_untouched():  # show the saved profile, not empty fields a save would clear
+            self._load_into_form(self.device_combo.currentText())
+
+    def _form_untouched(self) -> bool:
+        """True when nothing was typed in the form (every field still at its default)."""
+        return not self.name_edit.text() and all(
+            self.edits[name].text() == default for name, _label, _tip, default in FIELDS
+        )
 
     def _on_runs_listed(self, summaries: list[Any]) -> None:
         self._devices |= {s.device for s in summaries}

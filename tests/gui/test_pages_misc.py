@@ -40,8 +40,15 @@ def test_cost_profile_saved_and_reloaded(qtbot: Any, tmp_path: Path, make_contro
     assert page.table.rowCount() == 1
     assert page.banner.level is Level.INFO
 
-    # a new controller on the same database finds it
+    # a new controller on the same database finds it, and shows it for its device at once
+    page.device_combo.setCurrentText("cpu")
+    with qtbot.waitSignal(page.controller.costProfilesReady, timeout=TIMEOUT_MS):
+        page.save_button.click()  # a second profile, for the device the page opens on
     again = _costs_page(qtbot, make_controller(url))
+    assert again.device_combo.currentText() == "cpu"
+    assert again.edits["purchase_price_usd"].text() == "1500"  # not empty fields to overwrite
+    with qtbot.waitSignal(again.controller.costProfilesReady, timeout=TIMEOUT_MS):
+        again.delete_button.click()
     [profile] = again.profiles
     assert (
         profile.device,

@@ -88,6 +88,22 @@ def test_ipc_round_trip_and_rejects_malformed_frames() -> None:
         encode_message(KIND_PROGRESS, {}, {"o": np.array([object()])})
 
 
+def test_a_host_that_changes_speed_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bare loop runs after the window: if the machine got 2x faster in between (a shared
+    host freeing its cores), η is not a harness figure and the run says so."""
+    model = SpinModel(200_000)
+    real_bare_loop = m.bare_loop_throughput
+
+    def host_speeds_up(*args: Any, **kw: Any) -> float:
+        model.call_ns //= 2
+        return real_bare_loop(*args, **kw)
+
+    monkeypatch.setattr(m, "bare_loop_throughput", host_speeds_up)
+    out = m.measure(model, _spec(epsilon=0.2, t_max_s=3.0), lambda e: None, load_s=0.1)
+    assert out["phases"]["harness_efficiency"] < 0.9
+    assert "host_unsteady" in out["flags"]
+
+
 def test_measure_spin_workload_converges_with_known_latency() -> None:
     events: list[dict[str, Any]] = []
     model = SpinModel(200_000, items_per_call=4)  # 0.2 ms per call, batch 4
@@ -117,6 +133,7 @@ def test_measure_spin_workload_converges_with_known_latency() -> None:
     assert phases.index(Phase.WARMUP) < phases.index(Phase.CALIBRATION)
     assert phases.index(Phase.CALIBRATION) < phases.index(Phase.MEASURING)
     assert "flags" in out and "not_converged" not in out["flags"]
+    assert ("host_unsteady" in out["flags"]) == (not 0.9 <= ph["harness_efficiency"] <= 1.1)
 
 
 def test_measure_times_very_fast_calls_in_blocks() -> None:

@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 from wattbench.engine import stats
 from wattbench.engine.events import Phase
-from wattbench.engine.result import GenerationSummary, Interval, MemoryFigures
+from wattbench.engine.result import (
+    FLAG_HOST_UNSTEADY,
+    GenerationSummary,
+    Interval,
+    MemoryFigures,
+)
 from wattbench.engine.spec import RunSpec, Scenario
 from wattbench.errors import UnsupportedOptionError
 
@@ -46,6 +51,7 @@ BLOCK_OVERHEAD_MAX = 0.001  # ... doubling the block until that cost ≤ 0.1 % o
 MAX_BLOCK = 1 << 20
 NULL_LOOP_ITERS = 2000
 BARE_LOOP_MIN_S, BARE_LOOP_MAX_S = 0.3, 2.0
+HOST_STEADY_BAND = (0.90, 1.10)  # η outside this: the host, not the harness, changed speed
 MIN_CAPACITY = 1024
 
 
@@ -635,6 +641,8 @@ def measure(
         bare = bare_loop_throughput(loaded.run_once, call_ns, items_per_call, bare_s)
         window_throughput = items / m.measure_s
         efficiency = window_throughput / bare if bare > 0 else None
+        if efficiency is not None and not HOST_STEADY_BAND[0] <= efficiency <= HOST_STEADY_BAND[1]:
+            flags = [*flags, FLAG_HOST_UNSTEADY]
 
     memory = None
     if spec.memory_pass:

@@ -45,6 +45,10 @@ FLAG_THROTTLED = "throttled"
 FLAG_BLOCK_TIMING = "block_timing"
 FLAG_GC_ENABLED = "gc_enabled"
 FLAG_LOW_N_EFF = "tail_low_n_eff"
+# the bare loop run right after the window went > 10 % faster or slower than the measured
+# loop: the host's own speed changed (shared machine, CPU steal, clocks), so η is not a
+# harness figure and throughput may not repeat
+FLAG_HOST_UNSTEADY = "host_unsteady"
 
 
 def _plain(cls: type[T], d: Mapping[str, Any]) -> T:

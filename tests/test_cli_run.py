@@ -71,6 +71,16 @@ def corrupt_onnx(tmp_path: Path) -> Path:
         ("bad batch list", ["--model", "builtin:mlp-tiny", "--batch", "1,x"], "--batch"),
         ("bad dim", ["--model", "builtin:bert-small", "--dim", "seq_len"], "NAME=SIZE"),
         ("unknown precision", ["--model", "builtin:mlp-tiny", "--precision", "fp8"], "fp8"),
+        (
+            "provider on torch",
+            ["--model", "builtin:mlp-tiny", "--provider", "X"],
+            "onnxruntime only",
+        ),
+        (
+            "graph-opt on torch",
+            ["--model", "builtin:mlp-tiny", "--graph-opt", "basic"],
+            "--graph-opt",
+        ),
         ("zero sample rate", ["--model", "builtin:mlp-tiny", "--sample-hz", "0"], "--sample-hz"),
     ],
 )

@@ -222,6 +222,17 @@ def build_specs(args: argparse.Namespace) -> list[RunSpec]:
     )
     if args.t_max is not None and args.t_max <= 0:
         raise BadInputError(f"--t-max must be positive (got {args.t_max}).")
+    if "onnxruntime" not in (_split(args.runtime) or ["torch"]):
+        ort_only = [
+            f"--{name} {value}"
+            for name, value in (("provider", args.provider), ("graph-opt", args.graph_opt))
+            if value is not None and not (name == "graph-opt" and value == "all")
+        ]
+        if ort_only:
+            raise BadInputError(
+                f"{' and '.join(ort_only)}: {'these apply' if len(ort_only) > 1 else 'it applies'}"
+                " to onnxruntime only; add --runtime onnxruntime or leave it out."
+            )
     if not 0 < args.sample_hz <= MAX_SAMPLE_HZ:
         raise BadInputError(
             f"--sample-hz must be above 0 and at most {MAX_SAMPLE_HZ:g} (got {args.sample_hz:g})."

@@ -284,12 +284,12 @@ def test_offline_sweep_over_both_runtimes_runs(capsys: pytest.CaptureFixture[str
         assert r["latency"]["n"] >= 30 and r["throughput_items_per_s"]["value"] > 0
 
 
-def _fixed_batch_onnx(path: Path, batch: int) -> Path:
+def _fixed_batch_onnx(path: Path, batch: int | str, width: int | str = 8) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 8])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, width])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -334,3 +334,18 @@ def test_batch_is_checked_against_the_runs_batch_not_batch_1(
     assert code == 0, err
     (run,) = json.loads(out)["runs"]
     assert run["status"] == "done" and run["model"]["inputs"] == [["x", [4, 8], "float32"]]
+
+
+def test_missing_dynamic_dimension_is_named_with_its_fix(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = str(_fixed_batch_onnx(tmp_path / "dyn.onnx", "N", "seq"))
+    code, out, err = _run(
+        capsys, "run", "--model", path, "--runtime", "onnxruntime", *QUICK, "--no-store"
+    )
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "dynamic dimension 'seq'" in err and "--dim seq=SIZE" in err, err
+    from wattbench.engine.runner import validate
+    from wattbench.engine.spec import RunSpec
+
+    validate(RunSpec(model=path, runtime="onnxruntime", batch_size=3, dims=(("seq", 5),)))

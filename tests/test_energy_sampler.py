@@ -215,3 +215,39 @@ def test_nvml_counter_cross_checked_against_instant_power(tmp_path: Path) -> Non
     short = s.figures(t0, t0 + 2 * 10**9, 10, None)
     assert short.cross_checks == {}  # windows under 5 s are not cross-checked
     s.close()
+
+
+def test_cli_run_pointed_at_a_fake_tree_reports_its_energy(
+    live_tree: FakeSysfs, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """$WATTBENCH_SYSFS_ROOT points a real `wattbench run` (worker, supervisor, sampler) at
+    the fake tree: the JSON carries the RAPL figures of the measurement window, the idle
+    baseline and the power traces."""
+    import json
+    from pathlib import Path as _Path
+
+    from wattbench.cli.main import main
+
+    if _Path("/proc/driver/nvidia").exists():
+        pytest.skip("an NVIDIA driver is present: NVML would join the fake tree's sensors")
+    monkeypatch.setenv("WATTBENCH_SYSFS_ROOT", str(live_tree.root))
+    code = main(
+        [
+            "run", "--model", "builtin:mlp-tiny", "--preset", "quick", "--t-max", "1",
+            "--threads", "1", "--no-memory", "--no-store", "--json",
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    (run,) = json.loads(out)["runs"]
+    assert run["status"] == "done" and run["energy_na_reason"] is None
+    figs = {f["domain"]: f for f in run["energy"]}
+    pkg = figs["package-0"]
+    assert pkg["source"] == "rapl.package-0" and pkg["method"] == "counter-difference"
+    # loose: the writer thread and the worker share two busy cores
+    assert pkg["avg_power_w"] == pytest.approx(PKG_W, rel=0.2)
+    assert pkg["idle_power_w"] == pytest.approx(PKG_W, rel=0.2)
+    assert pkg["items"] == run["latency"]["n"] * run["phases"]["block_size"]
+    assert pkg["energy_j"] > 0 and pkg["items_per_j"] > 0
+    assert "estimate" not in pkg["flags"]
+    assert "rapl.package-0" in run["energy_summary"]["text"]

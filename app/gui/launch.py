@@ -10,16 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 EXIT_NO_DISPLAY = 2  # like bad input: the request cannot be met here
 HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay")
 
-NO_DISPLAY_MESSAGE = """\
-wattbench: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set).
+CLI_HINT = """\
 Use the command line instead, for example:
   wattbench devices                      # what can run here, and why not
   wattbench models                       # the model catalog
@@ -27,6 +29,15 @@ Use the command line instead, for example:
   wattbench run --model builtin:mlp-tiny --device cpu --preset quick
   wattbench runs                         # stored runs
 Or forward a display (ssh -X), or run under Xvfb: xvfb-run wattbench gui"""
+NO_DISPLAY_MESSAGE = (
+    "wattbench: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set).\n"
+    + CLI_HINT
+)
+NO_X_SERVER_MESSAGE = (
+    "wattbench: no X server answers on DISPLAY={display} (a closed ssh session, or the "
+    "server stopped), so the window cannot open.\n" + CLI_HINT
+)
+X_CONNECT_TIMEOUT_S = 2.0
 
 
 def display_problem(
@@ -43,6 +54,45 @@ def display_problem(
     if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
         return None
     return NO_DISPLAY_MESSAGE
+
+
+def x_server_problem(
+    environ: Mapping[str, str] | None = None, platform: str | None = None
+) -> str | None:
+    """Why the X server that DISPLAY names cannot be reached, or None.
+
+    Qt aborts the process (no exception to catch) when it cannot connect to DISPLAY; this
+    probe connects to the server's socket first, so the user gets the CLI hint instead. None
+    as well when X is not what Qt will use, or when the address cannot be told from DISPLAY.
+    """
+    env = os.environ if environ is None else environ
+    plat = sys.platform if platform is None else platform
+    if not plat.startswith("linux") and not plat.startswith("freebsd"):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if qpa not in ("", "xcb") or (not qpa and env.get("WAYLAND_DISPLAY")):
+        return None
+    display = env.get("DISPLAY", "")
+    match = re.fullmatch(r"(?P<host>[^:/]*)(?:/unix)?:(?P<number>\d+)(?:\.\d+)?", display)
+    if match is None:
+        return None
+    number = int(match["number"])
+    host = match["host"]
+    targets: list[tuple[int, Any]]
+    if host in ("", "unix"):
+        path = f"/tmp/.X11-unix/X{number}"
+        targets = [(socket.AF_UNIX, "\0" + path), (socket.AF_UNIX, path)]
+    else:
+        targets = [(socket.AF_INET, (host, 6000 + number))]
+    for family, address in targets:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.settimeout(X_CONNECT_TIMEOUT_S)
+                sock.connect(address)
+            return None
+        except (OSError, ValueError) as exc:
+            log.debug("X server at %r: %s", address, exc)
+    return NO_X_SERVER_MESSAGE.format(display=display)
 
 
 def qt_binding_problem() -> str | None:
@@ -97,7 +147,7 @@ def run_app(
     *, db_url: str | None = None, page: str | None = None, argv: Sequence[str] | None = None
 ) -> int:
     """Open the window and run the event loop; the exit code."""
-    problem = display_problem()
+    problem = display_problem() or x_server_problem()
     if problem is not None:
         print(problem, file=sys.stderr)
         return EXIT_NO_DISPLAY

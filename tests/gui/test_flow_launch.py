@@ -4,11 +4,12 @@ torch is imported."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from wattbench.gui.launch import EXIT_NO_DISPLAY, display_problem
+from wattbench.gui.launch import EXIT_NO_DISPLAY, display_problem, x_server_problem
 
 
 def _env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
@@ -44,6 +45,33 @@ def test_wattbench_gui_without_a_display_points_to_the_cli(tmp_path: Path) -> No
         assert "no display" in proc.stderr
         assert "wattbench run --model" in proc.stderr
         assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_an_unreachable_x_server_points_to_the_cli(tmp_path: Path) -> None:
+    # Qt would abort the process (SIGABRT, no message about the CLI) on a stale DISPLAY
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        number = listener.getsockname()[1] - 6000  # DISPLAY host:N is TCP port 6000 + N
+        display = f"127.0.0.1:{number}.0"
+        assert x_server_problem({"DISPLAY": display}, "linux") is None
+    stale = x_server_problem({"DISPLAY": display}, "linux")  # nothing listens there now
+    assert stale is not None and display in stale and "wattbench run --model" in stale
+    assert x_server_problem({"DISPLAY": display, "QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert x_server_problem({"DISPLAY": display, "WAYLAND_DISPLAY": "w-0"}, "linux") is None
+    assert x_server_problem({"DISPLAY": "/private/tmp/launchd/org.xquartz:0"}, "linux") is None
+
+    env = _env(tmp_path, DISPLAY=display, WAYLAND_DISPLAY=None, QT_QPA_PLATFORM=None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wattbench", "gui"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == EXIT_NO_DISPLAY, proc.stderr
+    assert f"no X server answers on DISPLAY={display}" in proc.stderr
+    assert "wattbench run --model" in proc.stderr
 
 
 SHOW_WINDOW = """

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QSplitter
+from PySide6.QtWidgets import QFileDialog, QSplitter
 from pytestqt.qtbot import QtBot
 from wattbench.engine.spec import Scenario
 from wattbench.gui.banner import Level
@@ -14,13 +15,19 @@ from wattbench.gui.page_new_run import NewRunPage
 
 
 def test_an_invalid_model_file_is_refused_with_a_message(
-    qtbot: QtBot, window: MainWindow, new_run: NewRunPage, tmp_path: Path
+    qtbot: QtBot,
+    window: MainWindow,
+    new_run: NewRunPage,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"this is not an ONNX protobuf\x00\x01\x02")
     models_before = new_run.model_combo.count()
+    # the file the user picks in the "Open file…" dialog
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(broken), ""))
     with qtbot.waitSignal(window.controller.modelRejected, timeout=60_000) as blocker:
-        new_run.open_model_file(str(broken))
+        new_run.open_button.click()
         assert not new_run.run_button.isEnabled()  # while the file is being checked
     assert blocker.args[0] == str(broken)
     assert new_run.banner.level is Level.ERROR

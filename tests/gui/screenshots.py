@@ -41,7 +41,7 @@ def _specs() -> list[Any]:
         scenario=Scenario.OFFLINE,
     )
     return [
-        base.with_(batch_size=1),
+        base.with_(batch_size=1, epsilon=0.01),  # measures for a while: the live view shot
         base.with_(batch_size=8),
         base.with_(batch_size=32),
         base.with_(batch_size=8, threads=2),
@@ -137,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         lambda: any(controller.items[k].phase == "measuring" for k in keys), 240, "a run to measure"
     )
     if measuring:
-        spin(1.0)
+        spin(0.8)
+        window.show_page("live")
+        shot("live", 1.0)
         window.show_page("queue")
         shot("queue", 0.3)
-        window.show_page("live")
-        shot("live", 1.2)
     wait(lambda: all(controller.items[k].state.finished for k in keys), WAIT_RUNS_S, "the runs")
     failed = [controller.items[k] for k in keys if controller.items[k].state is not ItemState.DONE]
     for item in failed:

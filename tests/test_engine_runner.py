@@ -108,6 +108,7 @@ def test_sweep_runs_one_by_one_with_hooks() -> None:
     [
         ("crash", "crash", "crashed (SIGABRT)"),
         ("oom", "out_of_memory", "Out of memory"),
+        ("oom-kill", "out_of_memory", "out-of-memory killer"),
         ("raise", "error", "simulated failure"),
     ],
 )

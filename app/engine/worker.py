@@ -8,7 +8,8 @@ one of ``result`` or ``error`` (error class name, message for the user, phase).
 Test hook: the environment variable ``WATTBENCH_TEST_FAULT`` (read here only, at the start of
 the measurement phase) makes the worker misbehave on purpose so tests can check that the
 supervisor survives it: ``crash`` (abort: SIGABRT), ``hang`` (sleep forever), ``oom`` (raise
-MemoryError), ``raise`` (raise RuntimeError).
+MemoryError), ``oom-kill`` (SIGKILL, as the kernel's out-of-memory killer ends a process),
+``raise`` (raise RuntimeError).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from wattbench.errors import BadInputError, ModelError, WattbenchError
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "WATTBENCH_TEST_FAULT"
-FAULTS = ("crash", "hang", "oom", "raise")
+FAULTS = ("crash", "hang", "oom", "oom-kill", "raise")
 
 
 class _Channel:
@@ -80,6 +81,8 @@ def fault_hook() -> Callable[[], None] | None:
                 time.sleep(3600)
         if fault == "oom":
             raise MemoryError("test fault: simulated out of memory")
+        if fault == "oom-kill":
+            os.kill(os.getpid(), signal.SIGKILL)
         raise RuntimeError("test fault: simulated failure in the worker")
 
     return inject

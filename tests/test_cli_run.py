@@ -349,3 +349,41 @@ def test_missing_dynamic_dimension_is_named_with_its_fix(
     from wattbench.engine.spec import RunSpec
 
     validate(RunSpec(model=path, runtime="onnxruntime", batch_size=3, dims=(("seq", 5),)))
+
+
+def test_ctrl_c_cancels_the_run_cleanly_with_exit_4() -> None:
+    """SIGINT to a real `wattbench run` process: the run is cancelled, the worker stopped, and
+    the JSON still comes out, with exit code 4."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [
+        sys.executable, "-m", "wattbench", "-v", "run", "--model", "builtin:mlp-tiny",
+        "--preset", "quick", "--t-max", "60", "--epsilon", "0.000001", "--threads", "1",
+        "--no-idle", "--no-memory", "--no-store", "--json",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the runner logs each run as it starts it (handler set)
+            if "wattbench.engine.runner: run " in line:
+                break
+        else:
+            raise AssertionError("the run never started")
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        asked = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 4, err
+    assert time.monotonic() - asked < 15.0  # loosely: the target is 1 s on a quiet machine
+    assert "cancelling" in err and "Traceback" not in err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 4
+    (run,) = doc["runs"]
+    assert run["status"] == "cancelled" and "Cancelled" in run["reason"]

@@ -221,6 +221,13 @@ def _dark_palette(app: object) -> None:
     }  # fmt: skip
     for role, colour in roles.items():
         pal.setColor(role, QColor(colour))
+    disabled = QPalette.ColorGroup.Disabled  # as a real dark theme does: greyed, not as enabled
+    for role in (
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+    ):
+        pal.setColor(disabled, role, QColor("#6f7378"))
     app.setPalette(pal)
 
 

@@ -387,3 +387,15 @@ def test_ctrl_c_cancels_the_run_cleanly_with_exit_4() -> None:
     assert doc["exit_code"] == 4
     (run,) = doc["runs"]
     assert run["status"] == "cancelled" and "Cancelled" in run["reason"]
+
+
+def test_the_table_names_the_saved_run_so_it_can_be_shown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = _run(capsys, "run", "--model", "builtin:mlp-tiny", *QUICK)
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("saved 1 run(s)"))
+    short_id = line.rsplit(": ", 1)[1].strip()
+    code, out, err = _run(capsys, "show", short_id)
+    assert code == 0, err
+    assert "builtin:mlp-tiny" in out

@@ -627,6 +627,11 @@ def run_command(args: argparse.Namespace) -> int:
         _print_json(json_document(results, code, store=store_info))
     else:
         _print_table(results)
+        if hooks.saved:
+            where = store.describe() if store is not None and hasattr(store, "describe") else ""
+            ids = " ".join(r.id[:8] for r in results if r.id)
+            print(f"saved {hooks.saved} run(s){f' in {where}' if where else ''}: {ids}")
+            print("see them with `wattbench show ID`, compare with `wattbench compare ID ID`")
         if token.cancelled and len(results) < len(specs):
             print(
                 f"wattbench: cancelled; {len(specs) - len(results)} run(s) not started",

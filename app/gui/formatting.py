@@ -155,3 +155,17 @@ def parse_pairs(text: str, *, what: str) -> list[tuple[str, str]]:
             raise ValueError(f"{what.capitalize()} {part!r} must look like name=value.")
         out.append((name.strip(), value.strip()))
     return out
+
+
+def log_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
+    """Ticks for data plotted as log10(x): 1-2-5 steps labelled in plain numbers."""
+    major: list[tuple[float, str]] = []
+    minor: list[tuple[float, str]] = []
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for step in (1, 2, 5):
+            value = step * 10.0**exponent
+            if lo / 1.5 <= value <= hi * 1.5:
+                (major if step == 1 else minor).append((math.log10(value), sig(value, 1)))
+    if len(major) < 2:  # a narrow span: label the 2s and 5s too
+        major, minor = sorted(major + minor), []
+    return [major, minor]

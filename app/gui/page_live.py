@@ -45,11 +45,18 @@ class GrowingRange:
 
     def _on_manual(self, *_: object) -> None:
         self.manual = True
+        if self.log:  # fixed ticks fit the range they were made for only
+            self._log_axis().setTicks(None)
+
+    def _log_axis(self) -> pg.AxisItem:
+        return self.plot.getPlotItem().getAxis("left" if self.axis == "y" else "bottom")
 
     def reset(self) -> None:
         self.lo = self.hi = None
         self.manual = False
         self.plot.getPlotItem().enableAutoRange()
+        if self.log:
+            self._log_axis().setTicks(None)
 
     def include(self, lo: float, hi: float) -> None:
         """Make sure [lo, hi] (data units) is visible; grow with headroom when it is not."""
@@ -74,6 +81,8 @@ class GrowingRange:
             self.plot.setXRange(self.lo, self.hi, padding=0)
         else:
             self.plot.setYRange(self.lo, self.hi, padding=0)
+        if self.log:  # pyqtgraph labels every 1…9 between decades, printed over each other
+            self._log_axis().setTicks(formatting.log_ticks(10**self.lo, 10**self.hi))
 
 
 class LivePage(QWidget):

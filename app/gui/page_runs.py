@@ -272,7 +272,7 @@ class HistogramPlot(pg.PlotWidget):
         self.log_x = hi / lo > LOG_X_SPREAD
         axis = item.getAxis("bottom")
         axis.enableAutoSIPrefix(False)
-        axis.setTicks(_log_ticks(lo, hi) if self.log_x else None)
+        axis.setTicks(formatting.log_ticks(lo, hi) if self.log_x else None)
         item.setLabel("bottom", f"latency per call ({unit}{', log scale' if self.log_x else ''})")
         if self.log_x:
             edges = np.geomspace(lo, hi, HIST_BINS + 1)
@@ -305,20 +305,6 @@ class HistogramPlot(pg.PlotWidget):
         beyond = int((x_ms > hi).sum())
         extra = f"; {beyond} calls beyond the range shown" if beyond else ""
         self._title(f"Latency histogram ({len(x_ms):,} calls{extra})")
-
-
-def _log_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
-    """Ticks for data plotted as log10(x): 1-2-5 steps labelled in plain numbers."""
-    major: list[tuple[float, str]] = []
-    minor: list[tuple[float, str]] = []
-    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
-        for step in (1, 2, 5):
-            value = step * 10.0**exponent
-            if lo / 1.5 <= value <= hi * 1.5:
-                (major if step == 1 else minor).append((math.log10(value), formatting.sig(value)))
-    if len(major) < 2:  # a narrow span: label the 2s and 5s too
-        major, minor = sorted(major + minor), []
-    return [major, minor]
 
 
 def _energy_text(s: Any) -> str:

@@ -41,7 +41,7 @@ def _specs() -> list[Any]:
         scenario=Scenario.OFFLINE,
     )
     return [
-        base.with_(batch_size=1, epsilon=0.01),  # measures for a while: the live view shot
+        base.with_(batch_size=1, epsilon=0.002),  # measures to t_max: the live view shot
         base.with_(batch_size=8),
         base.with_(batch_size=32),
         base.with_(batch_size=8, threads=2),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 from wattbench.gui.live_buffer import LiveBuffer, peak_decimate, throughput_series
@@ -70,3 +71,22 @@ def test_buffer_snapshots_while_a_thread_writes() -> None:
     t_power, watts = snap.power["package-0"]
     assert len(t_power) == len(watts) == events and watts[-1] == 10.0 + events - 1
     assert snap.phase_marks == ((snap.phase_marks[0][0], "measuring"),)
+
+
+def test_live_latency_log_axis_is_labelled_in_1_2_5_steps(qtbot: Any) -> None:
+    import pyqtgraph as pg
+    from wattbench.gui.page_live import GrowingRange
+
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    plot.setLogMode(y=True)
+    latency = GrowingRange(plot, "y", log=True)
+    latency.include(0.15, 5.0)  # ms: a median near 0.2 with tails to 5
+    axis = plot.getPlotItem().getAxis("left")
+    levels = axis._tickLevels  # the ticks given to the axis (pyqtgraph has no getter)
+    assert levels is not None
+    labels = {text for level in levels for _pos, text in level}
+    # pyqtgraph's own log ticks label 0.2, 0.3, …, 0.9, 1 printed over each other
+    assert labels == {"0.1", "0.2", "0.5", "1", "2", "5", "10"}
+    latency.reset()  # the next run: pyqtgraph's ticks until its range is known
+    assert axis._tickLevels is None

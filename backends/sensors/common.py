@@ -12,11 +12,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wattbench.backends.sensors.base import Domain
+from wattbench.backends.sensors.base import Domain, Reading
+from wattbench.errors import SensorError
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +166,53 @@ def in_container() -> bool:
     except OSError:
         return False
     return any(word in text for word in ("docker", "kubepods", "containerd", "libpod", "lxc"))
+
+
+class SysfsSource:
+    """What the sysfs readers (RAPL, hwmon) share: the tree they read, the value files of their
+    readable domains, a status for every domain found, and reading them all in one tick.
+
+    A subclass sets ``name`` and ``subdir`` and fills the lists in ``_scan`` through ``_add``.
+    """
+
+    name = "sysfs"
+    subdir: tuple[str, ...] = ()
+
+    def __init__(self, sys_root: str | None = None, *, opener: Opener | None = None) -> None:
+        self.sys_root = resolve_sys_root(sys_root)
+        self.base = os.path.join(self.sys_root, *self.subdir)
+        self._opener = opener or default_opener()
+        self._domains: list[Domain] = []
+        self._files: list[ValueFile] = []
+        self.statuses: list[DomainStatus] = []
+        self.errors: list[SensorError] = []
+        self._scan()
+
+    def _scan(self) -> None:
+        raise NotImplementedError
+
+    def _add(self, domain: Domain, vf: ValueFile, status: DomainStatus) -> None:
+        self._domains.append(domain)
+        self._files.append(vf)
+        self.statuses.append(status)
+
+    # -- PowerSource -----------------------------------------------------------------------
+    def domains(self) -> list[Domain]:
+        return list(self._domains)
+
+    def read(self) -> list[Reading]:
+        out: list[Reading] = []
+        for dom, vf in zip(self._domains, self._files, strict=True):
+            try:
+                value = vf.read()
+            except (OSError, ValueError) as exc:
+                log.debug("%s: %s unreadable this tick: %s", self.name, dom.id, exc)
+                continue
+            out.append(Reading(dom.id, time.perf_counter_ns(), value))
+        return out
+
+    def close(self) -> None:
+        for vf in self._files:
+            vf.close()
+        self._files = []
+        self._domains = []

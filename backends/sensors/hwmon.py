@@ -15,23 +15,20 @@ import errno
 import logging
 import os
 import re
-import time
 
-from wattbench.backends.sensors.base import Domain, Reading
+from wattbench.backends.sensors.base import Domain
 from wattbench.backends.sensors.common import (
     STATUS_ABSENT,
     STATUS_OK,
     STATUS_UNREADABLE,
     DomainStatus,
-    Opener,
+    SysfsSource,
     ValueFile,
-    default_opener,
     os_error_reason,
     read_optional,
     read_optional_float,
-    resolve_sys_root,
 )
-from wattbench.errors import SensorError, SensorPermissionError
+from wattbench.errors import SensorPermissionError
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +74,11 @@ def classify(chip: str, label: str | None) -> tuple[str, str]:
     return "node", "other"
 
 
-class HwmonSource:
+class HwmonSource(SysfsSource):
     """Readable hwmon energy/power sensors of one sysfs tree; ``statuses`` lists all found."""
 
     name = "hwmon"
-
-    def __init__(self, sys_root: str | None = None, *, opener: Opener | None = None) -> None:
-        self.sys_root = resolve_sys_root(sys_root)
-        self.base = os.path.join(self.sys_root, "class", "hwmon")
-        self._opener = opener or default_opener()
-        self._domains: list[Domain] = []
-        self._files: list[ValueFile] = []
-        self.statuses: list[DomainStatus] = []
-        self.errors: list[SensorError] = []
-        self._scan()
+    subdir = ("class", "hwmon")
 
     def _scan(self) -> None:
         if not os.path.isdir(self.base):
@@ -251,9 +239,9 @@ class HwmonSource:
         )
         used = scope in ADDITIVE_SCOPES
         note = None if used else f"scope {scope!r}: shown, never summed"
-        self._domains.append(domain)
-        self._files.append(vf)
-        self.statuses.append(
+        self._add(
+            domain,
+            vf,
             DomainStatus(
                 source="hwmon",
                 id=did,
@@ -264,26 +252,5 @@ class HwmonSource:
                 domain=domain,
                 used=used,
                 note=note,
-            )
+            ),
         )
-
-    # -- PowerSource -----------------------------------------------------------------------
-    def domains(self) -> list[Domain]:
-        return list(self._domains)
-
-    def read(self) -> list[Reading]:
-        out: list[Reading] = []
-        for dom, vf in zip(self._domains, self._files, strict=True):
-            try:
-                value = vf.read()
-            except (OSError, ValueError) as exc:
-                log.debug("hwmon: %s unreadable this tick: %s", dom.id, exc)
-                continue
-            out.append(Reading(dom.id, time.perf_counter_ns(), value))
-        return out
-
-    def close(self) -> None:
-        for vf in self._files:
-            vf.close()
-        self._files = []
-        self._domains = []

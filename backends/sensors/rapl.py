@@ -16,22 +16,20 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 
-from wattbench.backends.sensors.base import Domain, Reading
+from wattbench.backends.sensors.base import Domain
 from wattbench.backends.sensors.common import (
     STATUS_ABSENT,
     STATUS_OK,
     STATUS_UNREADABLE,
     DomainStatus,
     Opener,
+    SysfsSource,
     ValueFile,
-    default_opener,
     in_container,
     os_error_reason,
     read_optional,
     read_optional_float,
-    resolve_sys_root,
 )
 from wattbench.errors import SensorError, SensorPermissionError
 
@@ -110,20 +108,11 @@ def _zone_max_power_w(zone_dir: str, scope: str, opener: Opener) -> float:
     return max(best / 1e6, default)
 
 
-class RaplSource:
+class RaplSource(SysfsSource):
     """The readable RAPL zones of one sysfs tree. ``statuses`` lists every zone found."""
 
     name = "rapl"
-
-    def __init__(self, sys_root: str | None = None, *, opener: Opener | None = None) -> None:
-        self.sys_root = resolve_sys_root(sys_root)
-        self.base = os.path.join(self.sys_root, "class", "powercap")
-        self._opener = opener or default_opener()
-        self._domains: list[Domain] = []
-        self._files: list[ValueFile] = []
-        self.statuses: list[DomainStatus] = []
-        self.errors: list[SensorError] = []
-        self._scan()
+    subdir = ("class", "powercap")
 
     # -- discovery -------------------------------------------------------------------------
     def _scan(self) -> None:
@@ -282,9 +271,9 @@ class RaplSource:
             used = False
         elif is_mmio:
             note = "read through the MMIO interface (no MSR zone of this name)"
-        self._domains.append(domain)
-        self._files.append(vf)
-        self.statuses.append(
+        self._add(
+            domain,
+            vf,
             DomainStatus(
                 source="rapl",
                 id=did,
@@ -295,29 +284,8 @@ class RaplSource:
                 domain=domain,
                 note=note,
                 used=used,
-            )
+            ),
         )
-
-    # -- PowerSource -----------------------------------------------------------------------
-    def domains(self) -> list[Domain]:
-        return list(self._domains)
-
-    def read(self) -> list[Reading]:
-        out: list[Reading] = []
-        for dom, vf in zip(self._domains, self._files, strict=True):
-            try:
-                value = vf.read()
-            except (OSError, ValueError) as exc:
-                log.debug("rapl: %s unreadable this tick: %s", dom.id, exc)
-                continue
-            out.append(Reading(dom.id, time.perf_counter_ns(), value))
-        return out
-
-    def close(self) -> None:
-        for vf in self._files:
-            vf.close()
-        self._files = []
-        self._domains = []
 
 
 def open_rapl(sys_root: str | None = None, *, opener: Opener | None = None) -> RaplSource:

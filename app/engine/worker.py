@@ -90,20 +90,9 @@ def fault_hook() -> Callable[[], None] | None:
 
 def runtime_options(spec: RunSpec) -> Any:
     """The runtime's options for ``spec`` (RuntimeOptions of backends/runtimes/base.py)."""
-    from wattbench.backends.runtimes.base import RuntimeOptions
+    from wattbench.backends.runtimes.registry import options_from_spec
 
-    return RuntimeOptions(
-        precision=spec.precision,
-        batch_size=spec.batch_size,
-        threads=spec.threads,
-        dims=spec.dims,
-        input_shapes=spec.input_shapes,
-        ort_provider=spec.ort_provider,
-        ort_graph_optimization=spec.ort_graph_optimization,
-        prompt_tokens=spec.prompt_tokens,
-        new_tokens=spec.new_tokens,
-        seed=spec.repeat,
-    )
+    return options_from_spec(spec)
 
 
 def resolve_entry(spec: RunSpec) -> Any:

@@ -282,12 +282,15 @@ class ComparePage(QWidget):
         self.verdicts = QTextBrowser(results)
         self.verdicts.setAccessibleName("Verdicts")
         self.verdicts.setOpenLinks(False)
-        self.verdicts.setMaximumHeight(130)
+        self.verdicts.setMinimumHeight(60)
         self.verdicts.setPlaceholderText(
             "Tick two or more runs, choose a baseline and press Compare. Each other "
             "configuration is compared with the baseline, with 95 % intervals."
         )
-        rl.addWidget(self.verdicts)
+        # verdicts above the charts, the boundary draggable: a long comparison has many lines
+        self.results_split = QSplitter(Qt.Orientation.Vertical, results)
+        self.results_split.setChildrenCollapsible(False)
+        self.results_split.addWidget(self.verdicts)
         self.tabs = QTabWidget(results)
         self.bars = BarGrid(self.tabs)
         self.cdf = CdfChart(self.tabs)
@@ -300,7 +303,11 @@ class ComparePage(QWidget):
         self.tabs.addTab(self.batch, "Throughput vs batch")
         self.tabs.addTab(self.pareto, "Pareto")
         self.tabs.currentChanged.connect(self._draw_tab)
-        rl.addWidget(self.tabs, 1)
+        self.results_split.addWidget(self.tabs)
+        self.results_split.setStretchFactor(0, 0)
+        self.results_split.setStretchFactor(1, 1)
+        self.results_split.setSizes([190, 650])
+        rl.addWidget(self.results_split, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(picker)

@@ -203,6 +203,48 @@ def machine_stability(duration_s: float = 10.0, window_s: float = 0.5) -> None:
     )
 
 
+def cancel_latency(repeats: int) -> None:
+    """Seconds from CancelToken.cancel() to run_one returning, while measuring (target ≤ 1 s)."""
+    import threading
+
+    from wattbench.engine.events import CancelToken, Phase
+
+    print("== 4. cancel latency while measuring (mlp-small, T_max 60 s, ε tiny)")
+    waits: list[float] = []
+    for _ in range(repeats):
+        token = CancelToken()
+        measuring = threading.Event()
+        done: dict[str, Any] = {}
+
+        def progress(event: Any, measuring: threading.Event = measuring) -> None:
+            if event.phase == Phase.MEASURING:
+                measuring.set()
+
+        def work(token: CancelToken = token, done: dict[str, Any] = done) -> None:
+            spec = _spec("builtin:mlp-small", t_max_s=60.0, epsilon=1e-6)
+            done["result"] = run_one(spec, progress=progress, cancel=token)
+            done["at"] = time.perf_counter()
+
+        t = threading.Thread(target=work)
+        t.start()
+        if not measuring.wait(120):
+            token.cancel()
+            t.join(60)
+            print(f"  the run never reached the measuring phase: {done.get('result')}")
+            continue
+        time.sleep(1.0)
+        asked = time.perf_counter()
+        token.cancel()
+        t.join(60)
+        wait = done["at"] - asked
+        waits.append(wait)
+        print(f"  cancelled after {wait:.3f} s, status {done['result'].status.value}")
+    if not waits:
+        return
+    worst = max(waits)
+    print(f"  worst {worst:.3f} s (target ≤ 1 s: {'met' if worst <= 1.0 else 'NOT met'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -224,6 +266,7 @@ def main() -> None:
     efficiency(args.repeats)
     runs = convergence(max(2, args.repeats))
     agreement(runs)
+    cancel_latency(args.repeats)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"load average at the end {load}")
 

@@ -108,8 +108,11 @@ def test_models_checks_a_fixed_batch_file_at_the_batch_given(
     model.ir_version = 8
     path = tmp_path / "fixed4.onnx"
     onnx.save(model, str(path))
-    # checking the dynamic dimension alone assumes batch 1: refused, and told to use --batch 4
-    assert main(["models", str(path), "--dim", "seq=7"]) == 2
+    # checking the dynamic dimension alone uses the file's own batch
+    assert main(["models", str(path), "--dim", "seq=7"]) == 0
+    capsys.readouterr()
+    # another batch is refused, and told to use --batch 4
+    assert main(["models", str(path), "--dim", "seq=7", "--batch", "2"]) == 2
     assert "Run it with --batch 4" in capsys.readouterr().err
     assert main(["models", str(path), "--dim", "seq=7", "--batch", "4", "--json"]) == 0
     (doc,) = json.loads(capsys.readouterr().out)

@@ -313,6 +313,12 @@ def test_batch_is_checked_against_the_runs_batch_not_batch_1(
     )
     with pytest.raises(ShapeError, match="batch 2 does not fit"):
         validate(RunSpec(model=fixed4, runtime="onnxruntime", batch_size=2))
+    # described before a batch is chosen (the GUI's "Open file…" with dims typed): its own batch
+    from wattbench.backends.models.catalog import resolve_model
+
+    assert resolve_model(fixed4, dims={}).ref.endswith("fixed4.onnx")
+    with pytest.raises(ShapeError, match="batch 1 does not fit"):
+        resolve_model(fixed4, dims={"batch": 1})
     code, _, err = _run(
         capsys,
         "run",

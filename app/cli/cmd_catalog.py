@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="the batch size to check the inputs with (default 1 when --dim is given)",
+        help="the batch size to check the inputs with (default: the file's fixed batch, else 1)",
     )
     p.set_defaults(func=run_models)
     d = sub.add_parser("devices", help="list the compute devices and whether they are usable")

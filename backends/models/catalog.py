@@ -342,8 +342,17 @@ def resolve_model(
     if input_shapes and entry.format != "torchscript":
         entry = _override_shapes(entry, input_shapes)
     if dims is not None:
-        concrete_inputs(entry, dims.get(BATCH, 1), dims, input_shapes)
+        concrete_inputs(entry, dims.get(BATCH, natural_batch(entry)), dims, input_shapes)
     return entry
+
+
+def natural_batch(entry: ModelEntry) -> int:
+    """The batch to check a model with when none is asked for: its fixed leading dimension if
+    it has one (a file exported at batch 4 is not "wrong" before a batch is chosen), else 1."""
+    for spec in entry.inputs:
+        if len(spec.shape) > 1 and isinstance(spec.shape[0], int) and entry.family != "builtin":
+            return spec.shape[0]
+    return 1
 
 
 resolve = resolve_model  # the name the engine and the GUI call

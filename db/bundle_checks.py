@@ -40,7 +40,7 @@ MAX_JSON_DEPTH = 12
 MAX_NAME_CHARS = 1024
 MAX_TEXT_CHARS = 100_000
 MAX_INT = 2**53  # exact in JSON / float64
-MAX_DB_INT = 2**31 - 1  # INTEGER columns (PostgreSQL int4)
+MAX_DB_INT = 2**31 - 1  # INTEGER columns (PostgreSQL int4); parameters is BIGINT (≤ MAX_INT)
 MAX_ABS_FLOAT = 1e300
 
 # Names (ids, devices, models, tags, array keys ...): no markup, no control characters.
@@ -50,7 +50,7 @@ _BAD_TEXT = re.compile(
     r"<\s*/?\s*[A-Za-z!?]|javascript\s*:|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", re.IGNORECASE
 )
 _FREE_TEXT_FIELDS = {"reason", "notes", "energy_na_reason", "error_kind"}
-_DB_INT_FIELDS = {"batch_size", "threads", "repeat", "parameters", "prompt_tokens", "new_tokens"}
+_DB_INT_FIELDS = {"batch_size", "threads", "repeat", "prompt_tokens", "new_tokens"}
 
 
 _FAIL_PREFIX = "This bundle cannot be imported: "

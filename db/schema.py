@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -83,7 +84,8 @@ class Model(Base):
     format: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     inputs: Mapped[list[Any]] = mapped_column(JSON)
-    parameters: Mapped[int | None] = mapped_column(Integer)
+    # BIGINT (a 7B-parameter model overflows int4); SQLite's INTEGER already holds 64 bits
+    parameters: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
 
 
 class Sweep(Base):

@@ -190,7 +190,7 @@ def test_cost_profiles(store: Store) -> None:
 def test_describe_names_the_store(store: Store) -> None:
     store.save_run(make_result())
     text = store.describe()
-    assert "schema 0002" in text and "1 run)" in text
+    assert "schema 0003" in text and "1 run)" in text
 
 
 # -- SQLite specifics ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def test_empty_database_migrates_to_a_schema_equal_to_the_models(
     store_url: str,  # noqa: F811
 ) -> None:
     with open_store(store_url) as s:
-        assert s.schema_revision() == head_revision() == "0002"
+        assert s.schema_revision() == head_revision() == "0003"
         with s.engine.connect() as conn:
             diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diffs == []
@@ -38,10 +39,30 @@ def test_previous_revision_migrates_and_keeps_its_runs(store_url: str) -> None: 
         s.save_run(r)
         assert s.schema_revision() == "0001"
     with open_store(store_url) as s:
-        assert s.schema_revision() == "0002"
+        assert s.schema_revision() == head_revision()
         assert s.get_run(r.id).to_dict() == r.to_dict()
         s.save_cost_profile(CostProfile(device="cpu", cloud_usd_per_hour=0.1))
         assert len(s.list_cost_profiles()) == 1
+
+
+def test_0002_migrates_to_0003_and_stores_a_seven_billion_parameter_model(
+    store_url: str,  # noqa: F811
+) -> None:
+    engine = create_engine(store_url)
+    upgrade(engine, "0002")
+    engine.dispose()
+    old = make_result()
+    with open_store(store_url, migrate=False) as s:
+        s.save_run(old)
+    with open_store(store_url) as s:
+        assert s.schema_revision() == "0003"
+        assert s.get_run(old.id).to_dict() == old.to_dict()
+        big = make_result(seed=1)
+        assert big.model is not None
+        big = replace(big, model=replace(big.model, sha256="7b" * 32, parameters=7_000_000_000))
+        s.save_run(big)  # int4 on PostgreSQL before 0003: "integer out of range"
+        stored = s.get_run(big.id).model
+        assert stored is not None and stored.parameters == 7_000_000_000
 
 
 def _sha(path: Path) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from wattbench.cli.cmd_store import fmt_ns, fmt_num, print_json, store_from, table
 from wattbench.engine.compare import METRICS, Comparison, compare_runs
+from wattbench.engine.cost import profiles_by_device
 from wattbench.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         runs = store.load_runs(ids, with_arrays=False)
         profiles: dict[str, Any] = {}
         if "cost" in metrics or "co2" in metrics:
-            for p in store.list_cost_profiles():
-                if p.device not in profiles or p.name == "":
-                    profiles[p.device] = p
+            profiles = profiles_by_device(store.list_cost_profiles())
     if len({r.id for r in runs}) < 2:
         raise BadInputError("Give at least two different runs to compare.")
     c = compare_runs(

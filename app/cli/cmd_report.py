@@ -12,10 +12,11 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from wattbench.engine.cost import profiles_by_device
 from wattbench.errors import BadInputError
 
 if TYPE_CHECKING:
-    from wattbench.engine.cost import CostProfile
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def pick_profiles(profiles: list[CostProfile]) -> dict[str, CostProfile]:
-    """One profile per device: the unnamed one when there is one, else the first by name."""
-    out: dict[str, CostProfile] = {}
-    for p in sorted(profiles, key=lambda p: (p.device, p.name != "", p.name)):
-        out.setdefault(p.device, p)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from wattbench.db.store import open_store
     from wattbench.reports import REPORT_SUFFIXES, write_report
@@ -71,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         runs = store.load_runs(list(args.ids), with_arrays=True)
         baseline = store.resolve_id(args.baseline) if args.baseline else None
-        profiles = pick_profiles(store.list_cost_profiles())
+        profiles = profiles_by_device(store.list_cost_profiles())
     path = write_report(runs, out, baseline_id=baseline, energy_view=args.energy,
                         noise=args.noise, cost_profiles=profiles)  # fmt: skip
     print(f"Wrote {path} ({len(runs)} runs).", file=sys.stderr)

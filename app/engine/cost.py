@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -107,6 +107,15 @@ class CostProfile:
         if "device" not in d:
             raise BadInputError("A cost profile needs a 'device' field.")
         return cls(**dict(d))
+
+
+def profiles_by_device(profiles: Iterable[CostProfile]) -> dict[str, CostProfile]:
+    """One profile per device, the one a comparison uses: the unnamed one when there is one,
+    else the first by name."""
+    out: dict[str, CostProfile] = {}
+    for p in sorted(profiles, key=lambda p: (p.device, p.name != "", p.name)):
+        out.setdefault(p.device, p)
+    return out
 
 
 ENERGY_MEASURED = "measured"

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from wattbench.engine.cost import profiles_by_device
 from wattbench.gui import (
     formatting,
     services,
@@ -474,10 +475,7 @@ class ComparePage(QWidget):
         self.banner.show_message(message, Level.ERROR)
 
     def _on_profiles(self, profiles: list[Any]) -> None:
-        chosen: dict[str, Any] = {}
-        for p in profiles:  # the unnamed profile of a device wins, else its first
-            if p.device not in chosen or not p.name:
-                chosen[p.device] = p
+        chosen = profiles_by_device(profiles)
         changed = chosen != self._profiles
         self._profiles = chosen
         if changed and self.view is not None and len(self._checked) >= 2:

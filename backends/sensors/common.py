@@ -177,6 +177,7 @@ class SysfsSource:
 
     name = "sysfs"
     subdir: tuple[str, ...] = ()
+    device = ""  # the device a whole-source status is shown against ("" when it varies)
 
     def __init__(self, sys_root: str | None = None, *, opener: Opener | None = None) -> None:
         self.sys_root = resolve_sys_root(sys_root)
@@ -190,6 +191,21 @@ class SysfsSource:
 
     def _scan(self) -> None:
         raise NotImplementedError
+
+    def _absent(self, why: str, fix: str | None = None) -> None:
+        """The source as a whole cannot be used here (no tree, nothing listed, nothing found)."""
+        self.statuses.append(
+            DomainStatus(
+                source=self.name,
+                id=self.name,
+                name=self.name,
+                device=self.device,
+                status=STATUS_ABSENT,
+                why=why,
+                fix=fix,
+                path=self.base,
+            )
+        )
 
     def _add(self, domain: Domain, vf: ValueFile, status: DomainStatus) -> None:
         self._domains.append(domain)

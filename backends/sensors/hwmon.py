@@ -82,17 +82,7 @@ class HwmonSource(SysfsSource):
 
     def _scan(self) -> None:
         if not os.path.isdir(self.base):
-            self.statuses.append(
-                DomainStatus(
-                    source="hwmon",
-                    id="hwmon",
-                    name="hwmon",
-                    device="",
-                    status=STATUS_ABSENT,
-                    path=self.base,
-                    why=f"{self.base} does not exist",
-                )
-            )
+            self._absent(f"{self.base} does not exist")
             return
         try:
             chips = sorted(
@@ -100,33 +90,13 @@ class HwmonSource(SysfsSource):
                 key=lambda e: (len(e), e),
             )
         except OSError as exc:
-            self.statuses.append(
-                DomainStatus(
-                    source="hwmon",
-                    id="hwmon",
-                    name="hwmon",
-                    device="",
-                    status=STATUS_ABSENT,
-                    path=self.base,
-                    why=f"cannot list {self.base}: {os_error_reason(exc)}",
-                )
-            )
+            self._absent(f"cannot list {self.base}: {os_error_reason(exc)}")
             return
         found = 0
         for hw in chips:
             found += self._scan_chip(hw)
         if not found:
-            self.statuses.append(
-                DomainStatus(
-                    source="hwmon",
-                    id="hwmon",
-                    name="hwmon",
-                    device="",
-                    status=STATUS_ABSENT,
-                    path=self.base,
-                    why="no hwmon chip exposes energy or power sensors",
-                )
-            )
+            self._absent("no hwmon chip exposes energy or power sensors")
 
     def _scan_chip(self, hw: str) -> int:
         chip_dir = os.path.join(self.base, hw)

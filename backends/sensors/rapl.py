@@ -112,6 +112,7 @@ class RaplSource(SysfsSource):
     """The readable RAPL zones of one sysfs tree. ``statuses`` lists every zone found."""
 
     name = "rapl"
+    device = "cpu"
     subdir = ("class", "powercap")
 
     # -- discovery -------------------------------------------------------------------------
@@ -175,20 +176,6 @@ class RaplSource(SysfsSource):
             if is_mmio and parent_name is not None:
                 continue  # sub-zones of a dropped/duplicate mmio zone
             self._add_zone(entry, zname, parent_name, is_mmio)
-
-    def _absent(self, why: str, fix: str | None) -> None:
-        self.statuses.append(
-            DomainStatus(
-                source="rapl",
-                id="rapl",
-                name="rapl",
-                device="cpu",
-                status=STATUS_ABSENT,
-                why=why,
-                fix=fix,
-                path=self.base,
-            )
-        )
 
     def _add_zone(self, entry: str, zname: str, parent_name: str | None, is_mmio: bool) -> None:
         zone_dir = os.path.join(self.base, entry)

@@ -39,14 +39,14 @@ from wattbench.db.bundle_checks import (
     load_json,
 )
 from wattbench.db.values import canonical_sha256, finite_json
-from wattbench.engine.arrays import ALLOWED_DTYPES, pack_array, unpack_array
-from wattbench.engine.result import (
+from wattbench.domain.arrays import ALLOWED_DTYPES, pack_array, unpack_array
+from wattbench.domain.errors import BundleError, WattbenchError
+from wattbench.domain.result import (
     RESULT_FORMAT_VERSION,
     RunResult,
     RunStatus,
     Trace,
 )
-from wattbench.errors import BundleError, WattbenchError
 
 if TYPE_CHECKING:
     from wattbench.db.repository import Repository

@@ -18,8 +18,9 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
-from wattbench.engine.arrays import ALLOWED_DTYPES
-from wattbench.engine.result import (
+from wattbench.domain.arrays import ALLOWED_DTYPES
+from wattbench.domain.errors import BundleError
+from wattbench.domain.result import (
     EnergyFigure,
     GenerationSummary,
     Interval,
@@ -31,8 +32,7 @@ from wattbench.engine.result import (
     RunResult,
     Trace,
 )
-from wattbench.engine.spec import RunSpec
-from wattbench.errors import BundleError
+from wattbench.domain.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,8 @@ _HINTS: dict[type, dict[str, Any]] = {}
 
 def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:
-        import wattbench.engine.result as result_mod
-        import wattbench.engine.spec as spec_mod
+        import wattbench.domain.result as result_mod
+        import wattbench.domain.spec as spec_mod
 
         ns = {**vars(spec_mod), **vars(result_mod), "np": np}
         _HINTS[cls] = typing.get_type_hints(cls, globalns=ns)

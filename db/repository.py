@@ -58,12 +58,12 @@ from wattbench.db.values import (
     parse_time,
     to_utc_naive,
 )
-from wattbench.engine.arrays import pack_array, unpack_array
-from wattbench.engine.result import RunResult, RunStatus, Trace
-from wattbench.errors import BadInputError, StoreError, WattbenchError
+from wattbench.domain.arrays import pack_array, unpack_array
+from wattbench.domain.errors import BadInputError, StoreError, WattbenchError
+from wattbench.domain.result import RunResult, RunStatus, Trace
 
 if TYPE_CHECKING:
-    from wattbench.engine.cost import CostProfile
+    from wattbench.domain.cost import CostProfile
 
 log = logging.getLogger(__name__)
 
@@ -684,7 +684,7 @@ class Repository:
     # -- cost profiles ----------------------------------------------------------------------------
     def save_cost_profile(self, profile: CostProfile | Mapping[str, Any]) -> None:
         """Insert or replace the profile with the same (device, name)."""
-        from wattbench.engine.cost import CostProfile
+        from wattbench.domain.cost import CostProfile
 
         p = profile if isinstance(profile, CostProfile) else CostProfile.from_dict(profile)
         now = to_utc_naive(datetime.now(UTC))
@@ -700,7 +700,7 @@ class Repository:
             row.updated_at = now
 
     def list_cost_profiles(self, device: str | None = None) -> list[CostProfile]:
-        from wattbench.engine.cost import CostProfile
+        from wattbench.domain.cost import CostProfile
 
         q = select(CostProfileRow).order_by(CostProfileRow.device, CostProfileRow.name)
         if device is not None:

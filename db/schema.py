@@ -149,7 +149,7 @@ class RunArray(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     dtype: Mapped[str] = mapped_column(String(8))
     shape: Mapped[list[int]] = mapped_column(JSON)
-    codec: Mapped[str] = mapped_column(String(16))  # "zlib" (wattbench.engine.arrays)
+    codec: Mapped[str] = mapped_column(String(16))  # "zlib" (wattbench.domain.arrays)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -29,12 +29,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository
 from wattbench.db.schema import Base, Run
 from wattbench.db.values import to_utc_naive
-from wattbench.engine.result import RunResult, RunStatus
-from wattbench.engine.spec import RunSpec
-from wattbench.errors import NewerSchemaError, StoreError
+from wattbench.domain.errors import NewerSchemaError, StoreError
+from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.spec import RunSpec
 
 if TYPE_CHECKING:
-    from wattbench.engine.cost import CostProfile
+    from wattbench.domain.cost import CostProfile
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from wattbench.engine.result import RunResult, RunStatus
-from wattbench.errors import BadInputError
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import RunResult, RunStatus
 
 log = logging.getLogger(__name__)
 

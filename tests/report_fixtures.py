@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from wattbench.engine.result import (
+from wattbench.domain.result import (
     EnergyFigure,
     GenerationSummary,
     Interval,
@@ -22,7 +22,7 @@ from wattbench.engine.result import (
     RunStatus,
     Trace,
 )
-from wattbench.engine.spec import RunSpec, Scenario
+from wattbench.domain.spec import RunSpec, Scenario
 
 HOSTILE_TAG = "<script>document.title='PWNED'</script>_$x$"  # tags are at most 128 chars
 HOSTILE = (

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from wattbench.engine.result import (
+from wattbench.domain.result import (
     EnergyFigure,
     Interval,
     LatencySummary,
@@ -33,7 +33,7 @@ from wattbench.engine.result import (
     RunStatus,
     Trace,
 )
-from wattbench.engine.spec import RunSpec, Scenario
+from wattbench.domain.spec import RunSpec, Scenario
 
 log = logging.getLogger(__name__)
 

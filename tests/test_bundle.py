@@ -18,8 +18,8 @@ from wattbench.db import bundle as bundle_mod
 from wattbench.db.bundle import export_bundle, import_bundle, read_bundle
 from wattbench.db.schema import Machine
 from wattbench.db.store import Store, open_store
-from wattbench.engine.result import RunStatus
-from wattbench.errors import BundleError
+from wattbench.domain.errors import BundleError
+from wattbench.domain.result import RunStatus
 
 from tests.store_fixtures import SYSTEM, make_result, make_results, store_url  # noqa: F401
 

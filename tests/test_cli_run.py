@@ -107,8 +107,8 @@ def test_non_onnx_and_corrupt_onnx_files_are_refused(
     # a good copy of the same file passes validation (the error was about the content)
     good = not_onnx.parent / "good.onnx"
     shutil.copy(_zoo_file(), good)
+    from wattbench.domain.spec import RunSpec
     from wattbench.engine.runner import validate
-    from wattbench.engine.spec import RunSpec
 
     validate(RunSpec(model=str(good), runtime="onnxruntime"))
 
@@ -192,8 +192,8 @@ def test_no_readable_sensor_says_na_and_why(
 
 def test_exit_code_tells_bad_input_from_failure_and_cancel() -> None:
     from wattbench.cli.cmd_run import exit_code_for
-    from wattbench.engine.result import RunResult, RunStatus
-    from wattbench.engine.spec import RunSpec
+    from wattbench.domain.result import RunResult, RunStatus
+    from wattbench.domain.spec import RunSpec
 
     spec = RunSpec(model="builtin:mlp-tiny")
     done = RunResult(spec=spec, status=RunStatus.DONE)
@@ -211,7 +211,7 @@ def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
     """Every flag of the issue's command line reaches the specs; comma lists multiply."""
     from wattbench.cli.cmd_run import build_specs
     from wattbench.cli.main import build_parser
-    from wattbench.engine.spec import Scenario
+    from wattbench.domain.spec import Scenario
 
     args = build_parser().parse_args(
         [
@@ -302,9 +302,9 @@ def test_batch_is_checked_against_the_runs_batch_not_batch_1(
 ) -> None:
     """A fixed-batch model with the matching --batch, and an --input-shape whose leading
     dimension is the --batch, are accepted; a mismatch names the batch that was asked for."""
+    from wattbench.domain.errors import ShapeError
+    from wattbench.domain.spec import RunSpec
     from wattbench.engine.runner import validate
-    from wattbench.engine.spec import RunSpec
-    from wattbench.errors import ShapeError
 
     fixed4 = str(_fixed_batch_onnx(tmp_path / "fixed4.onnx", 4))
     validate(RunSpec(model=fixed4, runtime="onnxruntime", batch_size=4))
@@ -351,8 +351,8 @@ def test_missing_dynamic_dimension_is_named_with_its_fix(
     )
     assert code == 2 and out == "" and "Traceback" not in err
     assert "dynamic dimension 'seq'" in err and "--dim seq=SIZE" in err, err
+    from wattbench.domain.spec import RunSpec
     from wattbench.engine.runner import validate
-    from wattbench.engine.spec import RunSpec
 
     validate(RunSpec(model=path, runtime="onnxruntime", batch_size=3, dims=(("seq", 5),)))
 

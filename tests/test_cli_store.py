@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from wattbench.cli.main import main
 from wattbench.db.store import open_store
-from wattbench.engine.cost import CostProfile
-from wattbench.engine.result import RunResult, RunStatus
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.result import RunResult, RunStatus
 
 from tests.store_fixtures import make_result, make_results
 

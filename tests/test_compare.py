@@ -7,6 +7,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import (
+    EnergyFigure,
+    Interval,
+    ModelInfo,
+    RunResult,
+    RunStatus,
+)
+from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.compare import (
     METHOD_BETWEEN_RUNS,
     METHOD_WITHIN_RUN,
@@ -16,17 +26,7 @@ from wattbench.engine.compare import (
     metric_value,
     verdict_sentence,
 )
-from wattbench.engine.cost import CostProfile
-from wattbench.engine.result import (
-    EnergyFigure,
-    Interval,
-    ModelInfo,
-    RunResult,
-    RunStatus,
-)
-from wattbench.engine.spec import RunSpec, Scenario
 from wattbench.engine.stats import summarize, throughput_interval
-from wattbench.errors import BadInputError
 
 from tests.store_fixtures import MODEL, make_result
 

@@ -6,19 +6,18 @@ import math
 from typing import Any
 
 import pytest
+from wattbench.domain.cost import HOURS_PER_YEAR, CostProfile
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import EnergyFigure, Interval, RunResult, RunStatus
 from wattbench.engine.cost import (
     ENERGY_ESTIMATE,
     ENERGY_MEASURED,
     ENERGY_NONE,
-    HOURS_PER_YEAR,
-    CostProfile,
     cost_figures,
     cost_figures_from,
     energy_per_item,
     estimated_energy_per_item,
 )
-from wattbench.engine.result import EnergyFigure, Interval, RunResult, RunStatus
-from wattbench.errors import BadInputError
 
 from tests.store_fixtures import make_result
 

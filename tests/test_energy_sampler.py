@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wattbench.domain.spec import RunSpec
 from wattbench.energy.figures import FLAG_CROSS_CHECK, FLAG_THROTTLED
 from wattbench.energy.sampler import open_sampler
-from wattbench.engine.spec import RunSpec
 
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
 from tests.fakes.sysfs import FakeSysfs

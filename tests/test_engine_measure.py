@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wattbench.domain.events import Phase
+from wattbench.domain.result import FLAG_BLOCK_TIMING, LatencySummary
+from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import measure as m
-from wattbench.engine.events import Phase
 from wattbench.engine.ipc import (
     KIND_PROGRESS,
     KIND_RESULT,
@@ -20,8 +22,6 @@ from wattbench.engine.ipc import (
     decode_message,
     encode_message,
 )
-from wattbench.engine.result import FLAG_BLOCK_TIMING, LatencySummary
-from wattbench.engine.spec import RunSpec, Scenario
 
 
 def _spin(ns: int) -> None:
@@ -173,7 +173,7 @@ def test_measure_generation_splits_ttft_and_tpot() -> None:
 
 
 def test_measure_refuses_generation_on_a_non_generative_model() -> None:
-    from wattbench.errors import UnsupportedOptionError
+    from wattbench.domain.errors import UnsupportedOptionError
 
     with pytest.raises(UnsupportedOptionError, match="not a generative model"):
         m.measure(SpinModel(1000), _spec(scenario=Scenario.GENERATION), lambda e: None)

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
+from wattbench.domain.events import CancelToken, Phase, ProgressEvent
+from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.spec import RunSpec, Scenario, expand_sweep
 from wattbench.engine import runner
-from wattbench.engine.events import CancelToken, Phase, ProgressEvent
-from wattbench.engine.result import RunResult, RunStatus
-from wattbench.engine.spec import RunSpec, Scenario, expand_sweep
-from wattbench.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
 
 FAULT_ENV = "WATTBENCH_TEST_FAULT"
 

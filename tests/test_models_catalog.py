@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from wattbench.backends.models import builtin, catalog, inputs
-from wattbench.errors import ModelError, ShapeError
+from wattbench.domain.errors import ModelError, ShapeError
 
 BUILTIN_KEYS = {
     "mlp", "mlp-small", "mlp-tiny", "resnet50", "resnet-small",

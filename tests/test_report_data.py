@@ -10,10 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import RunStatus
 from wattbench.engine.compare import metric_value
-from wattbench.engine.cost import CostProfile
-from wattbench.engine.result import RunStatus
-from wattbench.errors import BadInputError
 from wattbench.reports import write_report
 from wattbench.reports.data import METRIC_COLUMNS, REPORT_JSON_FORMAT, REPORT_JSON_VERSION
 from wattbench.reports.model import build_report

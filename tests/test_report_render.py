@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from wattbench.engine.result import RunResult
+from wattbench.domain.result import RunResult
 from wattbench.reports import write_report
 
 from tests.report_fixtures import HOSTILE, comparison_runs, make_run

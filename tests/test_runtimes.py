@@ -10,8 +10,8 @@ import pytest
 from wattbench.backends.models import catalog, onnx_export
 from wattbench.backends.runtimes import registry
 from wattbench.backends.runtimes.base import LoadedModel, Runtime, RuntimeOptions
-from wattbench.engine.spec import RunSpec, Scenario
-from wattbench.errors import DeviceError, ShapeError, UnsupportedOptionError
+from wattbench.domain.errors import DeviceError, ShapeError, UnsupportedOptionError
+from wattbench.domain.spec import RunSpec, Scenario
 
 SMALL = ("builtin:mlp-small", "builtin:resnet-small", "builtin:bert-small", "builtin:gpt-small")
 OPTS = RuntimeOptions(batch_size=2, threads=1, dims=(("seq_len", 16),), seed=3)

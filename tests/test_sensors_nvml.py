@@ -8,7 +8,7 @@ import pytest
 from wattbench.backends.sensors.amdsmi_source import AmdSmiSource
 from wattbench.backends.sensors.common import STATUS_ABSENT, STATUS_OK, STATUS_UNREADABLE
 from wattbench.backends.sensors.nvml import FLAG_WHOLE_GPU_FOR_MIG, NvmlSource
-from wattbench.errors import SensorError
+from wattbench.domain.errors import SensorError
 
 from tests.fakes.fake_pynvml import NVML_ERROR_NOT_SUPPORTED, FakeGpu, FakeNvml
 

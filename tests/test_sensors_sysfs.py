@@ -18,7 +18,7 @@ from wattbench.backends.sensors.rapl import (
     RaplSource,
     open_rapl,
 )
-from wattbench.errors import SensorError, SensorPermissionError
+from wattbench.domain.errors import SensorError, SensorPermissionError
 
 from tests.fakes.sysfs import FakeSysfs, enforcing_opener, two_socket_tree
 

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 import pytest
-from wattbench.engine.result import (
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import (
     FLAG_AUTOCORRELATED,
     FLAG_BLOCK_TIMING,
     FLAG_DRIFT,
@@ -26,7 +27,7 @@ from wattbench.engine.result import (
     RunResult,
     RunStatus,
 )
-from wattbench.engine.spec import RunSpec
+from wattbench.domain.spec import RunSpec
 from wattbench.engine.stats import (
     T_975_19,
     ConvergenceMonitor,
@@ -44,7 +45,6 @@ from wattbench.engine.stats import (
     throughput_interval,
     warmup_is_steady,
 )
-from wattbench.errors import BadInputError
 
 BASE_NS = 1_000_000.0  # 1 ms
 SIGMA = 0.1  # log-space sd of the latency noise

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from wattbench.db.store import REMOTE_STALE_HOURS, Store, open_store
 from wattbench.db.values import RunSummary, parse_time
-from wattbench.engine.cost import CostProfile
-from wattbench.engine.result import RunResult, RunStatus, Trace
-from wattbench.engine.spec import RunSpec
-from wattbench.errors import BadInputError, StoreError
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import BadInputError, StoreError
+from wattbench.domain.result import RunResult, RunStatus, Trace
+from wattbench.domain.spec import RunSpec
 
 from tests.store_fixtures import make_result, make_results, store_url  # noqa: F401
 

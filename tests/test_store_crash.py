@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from wattbench.db.store import open_store
-from wattbench.engine.result import RunStatus
+from wattbench.domain.result import RunStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from wattbench.db.schema import Base
 from wattbench.db.store import head_revision, open_store, upgrade
-from wattbench.engine.cost import CostProfile
-from wattbench.errors import NewerSchemaError, StoreError
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import NewerSchemaError, StoreError
 
 from tests.store_fixtures import make_result, store_url  # noqa: F401
 

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from wattbench.cli.cmd_store import store_from
-from wattbench.errors import BadInputError
+from wattbench.domain.errors import BadInputError
 
 log = logging.getLogger(__name__)
 

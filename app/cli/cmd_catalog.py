@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from wattbench.errors import BadInputError
+from wattbench.domain.errors import BadInputError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import sys
 from typing import Any
 
 from wattbench.cli.cmd_store import fmt_ns, fmt_num, print_json, store_from, table
+from wattbench.domain.cost import profiles_by_device
+from wattbench.domain.errors import BadInputError
 from wattbench.engine.compare import METRICS, Comparison, compare_runs
-from wattbench.engine.cost import profiles_by_device
-from wattbench.errors import BadInputError
 
 log = logging.getLogger(__name__)
 

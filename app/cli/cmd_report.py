@@ -12,8 +12,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from wattbench.engine.cost import profiles_by_device
-from wattbench.errors import BadInputError
+from wattbench.domain.cost import profiles_by_device
+from wattbench.domain.errors import BadInputError
 
 if TYPE_CHECKING:
     pass

@@ -21,10 +21,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from wattbench import __version__
-from wattbench.engine.events import CancelToken, Phase, ProgressEvent
-from wattbench.engine.result import EnergyFigure, RunResult, RunStatus
-from wattbench.engine.spec import PRESETS, RUNTIMES, RunSpec, Scenario, expand_sweep
-from wattbench.errors import BadInputError, WattbenchError
+from wattbench.domain.errors import BadInputError, WattbenchError
+from wattbench.domain.events import CancelToken, Phase, ProgressEvent
+from wattbench.domain.result import EnergyFigure, RunResult, RunStatus
+from wattbench.domain.spec import PRESETS, RUNTIMES, RunSpec, Scenario, expand_sweep
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from wattbench.engine.result import RunResult
-from wattbench.errors import BadInputError
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import RunResult
 
 log = logging.getLogger(__name__)
 

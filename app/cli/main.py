@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from wattbench import __version__
-from wattbench.errors import WattbenchError
+from wattbench.domain.errors import WattbenchError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from wattbench.backends.sensors.base import Domain
-from wattbench.engine.result import EnergyFigure
+from wattbench.domain.result import EnergyFigure
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,9 @@ from wattbench.backends.sensors.base import Domain, PowerSource
 from wattbench.backends.sensors.common import STATUS_OK
 from wattbench.backends.sensors.discovery import Inventory, inventory
 from wattbench.backends.sensors.nvml import INSTANT_UPDATE_PERIOD_S, THROTTLE_MASK
+from wattbench.domain.errors import SensorError
+from wattbench.domain.result import Trace
+from wattbench.domain.spec import RunSpec
 from wattbench.energy.counters import EnergyCounter, PowerGauge, min_poll_interval_s
 from wattbench.energy.figures import (
     CROSS_CHECK_MIN_S,
@@ -35,9 +38,6 @@ from wattbench.energy.figures import (
     compute_report,
     window_energy_j,
 )
-from wattbench.engine.result import Trace
-from wattbench.engine.spec import RunSpec
-from wattbench.errors import SensorError
 
 log = logging.getLogger(__name__)
 

@@ -20,18 +20,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import Interval, RunResult, RunStatus
+from wattbench.domain.spec import RunSpec
 from wattbench.engine.cost import (
     AGGREGATE_DOMAINS,
     ENERGY_VIEWS,
-    CostProfile,
     check_energy_view,
     cost_figures,
     energy_per_item,
 )
-from wattbench.engine.result import Interval, RunResult, RunStatus
-from wattbench.engine.spec import RunSpec
 from wattbench.engine.stats import Z_975, t_975
-from wattbench.errors import BadInputError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from wattbench.engine.arrays import ALLOWED_DTYPES, MAX_ELEMENTS
+from wattbench.domain.arrays import ALLOWED_DTYPES, MAX_ELEMENTS
 
 log = logging.getLogger(__name__)
 

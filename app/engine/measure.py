@@ -22,16 +22,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from wattbench.engine import stats
-from wattbench.engine.events import Phase
-from wattbench.engine.result import (
+from wattbench.domain.errors import UnsupportedOptionError
+from wattbench.domain.events import Phase
+from wattbench.domain.result import (
     FLAG_HOST_UNSTEADY,
     GenerationSummary,
     Interval,
     MemoryFigures,
 )
-from wattbench.engine.spec import RunSpec, Scenario
-from wattbench.errors import UnsupportedOptionError
+from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.engine import stats
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
-from wattbench.engine.events import CancelToken, ProgressCallback
-from wattbench.engine.result import RunResult, RunStatus
-from wattbench.engine.spec import RunSpec
+from wattbench.domain.errors import BadInputError, WattbenchError
+from wattbench.domain.events import CancelToken, ProgressCallback
+from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.spec import RunSpec
 from wattbench.engine.supervisor import supervise
-from wattbench.errors import BadInputError, WattbenchError
 
 log = logging.getLogger(__name__)
 

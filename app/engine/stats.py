@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from wattbench.engine.result import (
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import (
     FLAG_AUTOCORRELATED,
     FLAG_BLOCK_TIMING,
     FLAG_DRIFT,
@@ -27,7 +28,6 @@ from wattbench.engine.result import (
     LatencySummary,
     PercentileEstimate,
 )
-from wattbench.errors import BadInputError
 
 log = logging.getLogger(__name__)
 

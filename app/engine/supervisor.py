@@ -27,17 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from wattbench.engine.events import CancelToken, Phase, ProgressCallback, ProgressEvent
-from wattbench.engine.ipc import (
-    KIND_ERROR,
-    KIND_PROGRESS,
-    KIND_READY,
-    KIND_RESULT,
-    Message,
-    MessageError,
-    decode_message,
-)
-from wattbench.engine.result import (
+from wattbench.domain.events import CancelToken, Phase, ProgressCallback, ProgressEvent
+from wattbench.domain.result import (
     EnergyFigure,
     GenerationSummary,
     Interval,
@@ -49,7 +40,16 @@ from wattbench.engine.result import (
     RunStatus,
     Trace,
 )
-from wattbench.engine.spec import RunSpec
+from wattbench.domain.spec import RunSpec
+from wattbench.engine.ipc import (
+    KIND_ERROR,
+    KIND_PROGRESS,
+    KIND_READY,
+    KIND_RESULT,
+    Message,
+    MessageError,
+    decode_message,
+)
 from wattbench.engine.worker import worker_main
 
 log = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-from wattbench.engine.events import Phase
+from wattbench.domain.errors import BadInputError, ModelError, WattbenchError
+from wattbench.domain.events import Phase
+from wattbench.domain.spec import RunSpec
 from wattbench.engine.ipc import KIND_ERROR, KIND_PROGRESS, KIND_READY, KIND_RESULT, encode_message
 from wattbench.engine.measure import jsonable, measure
-from wattbench.engine.spec import RunSpec
-from wattbench.errors import BadInputError, ModelError, WattbenchError
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from wattbench.engine.events import CancelToken, Phase, ProgressEvent
-from wattbench.engine.result import RunResult, RunStatus
-from wattbench.engine.spec import RunSpec
-from wattbench.errors import WattbenchError
+from wattbench.domain.errors import WattbenchError
+from wattbench.domain.events import CancelToken, Phase, ProgressEvent
+from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.spec import RunSpec
 from wattbench.gui import services
 from wattbench.gui.live_buffer import LiveBuffer
 

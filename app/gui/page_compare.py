@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.engine.cost import profiles_by_device
+from wattbench.domain.cost import profiles_by_device
 from wattbench.gui import (
     formatting,
     services,

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.engine.cost import CostProfile
-from wattbench.errors import WattbenchError
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import WattbenchError
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
 
@@ -206,7 +206,7 @@ class CostsPage(QWidget):
             try:
                 values[name] = float(text)
             except ValueError:
-                from wattbench.errors import BadInputError
+                from wattbench.domain.errors import BadInputError
 
                 raise BadInputError(f"{label}: {text!r} is not a number.") from None
         return CostProfile(

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
-from wattbench.engine.events import Phase
+from wattbench.domain.events import Phase
 from wattbench.gui import formatting, theme
 from wattbench.gui.controller import Controller
 from wattbench.gui.live_buffer import LiveSnapshot, peak_decimate, throughput_series

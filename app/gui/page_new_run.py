@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.engine.spec import PRECISIONS, PRESETS, RUNTIMES, RunSpec, Scenario, expand_sweep
-from wattbench.errors import BadInputError
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.spec import PRECISIONS, PRESETS, RUNTIMES, RunSpec, Scenario, expand_sweep
 from wattbench.gui import formatting, icons
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.banner import Banner, Level

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.engine.events import Phase
+from wattbench.domain.events import Phase
 from wattbench.gui import formatting, icons, theme
 from wattbench.gui.controller import Controller, ItemState, QueueItem
 

@@ -13,16 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wattbench.engine.events import CancelToken, ProgressEvent
-from wattbench.engine.result import RunResult, RunStatus
-from wattbench.engine.spec import RunSpec
-from wattbench.errors import WattbenchError
+from wattbench.domain.errors import WattbenchError
+from wattbench.domain.events import CancelToken, ProgressEvent
+from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.spec import RunSpec
 
 if TYPE_CHECKING:
     from wattbench.backends.models.base import ModelEntry
     from wattbench.backends.runtimes.base import DeviceInfo
+    from wattbench.domain.cost import CostProfile
     from wattbench.engine.compare import Comparison
-    from wattbench.engine.cost import CostProfile
 
 log = logging.getLogger(__name__)
 

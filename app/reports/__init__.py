@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wattbench.errors import BadInputError, WattbenchError
+from wattbench.domain.errors import BadInputError, WattbenchError
 
 if TYPE_CHECKING:
-    from wattbench.engine.cost import CostProfile
-    from wattbench.engine.result import RunResult
+    from wattbench.domain.cost import CostProfile
+    from wattbench.domain.result import RunResult
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import logging
 import math
 from typing import Any
 
+from wattbench.domain.result import RunResult
 from wattbench.engine.compare import METRICS, Ratio
-from wattbench.engine.result import RunResult
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 
 log = logging.getLogger(__name__)

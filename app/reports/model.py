@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wattbench import __version__
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import RunResult, RunStatus
 from wattbench.engine.compare import (
     METRICS,
     Comparison,
@@ -25,9 +28,6 @@ from wattbench.engine.compare import (
     metric_value,
     verdict_sentence,
 )
-from wattbench.engine.cost import CostProfile
-from wattbench.engine.result import RunResult, RunStatus
-from wattbench.errors import BadInputError
 
 log = logging.getLogger(__name__)
 

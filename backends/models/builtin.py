@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattbench.backends.models.base import InputSpec, ModelEntry
-from wattbench.errors import ModelError
+from wattbench.domain.errors import ModelError
 
 if TYPE_CHECKING:
     import torch

@@ -19,7 +19,7 @@ from typing import Any
 from wattbench.backends.models import builtin
 from wattbench.backends.models.base import Dim, InputSpec, ModelEntry
 from wattbench.backends.models.inputs import format_shape, normalize_dtype, parse_shape
-from wattbench.errors import ModelError, ShapeError
+from wattbench.domain.errors import ModelError, ShapeError
 
 log = logging.getLogger(__name__)
 

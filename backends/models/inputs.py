@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from wattbench.errors import ShapeError
+from wattbench.domain.errors import ShapeError
 
 log = logging.getLogger(__name__)
 

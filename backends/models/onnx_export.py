@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wattbench.backends.models import builtin
-from wattbench.errors import ModelError
+from wattbench.domain.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.models.inputs import synthesize
 from wattbench.backends.runtimes.base import Availability, DeviceInfo, RuntimeOptions
 from wattbench.backends.runtimes.torch_rt import parse_device
-from wattbench.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
+from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
 
 log = logging.getLogger(__name__)
 

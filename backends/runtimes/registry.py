@@ -12,10 +12,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from wattbench.backends.runtimes.base import Runtime, RuntimeOptions
-from wattbench.errors import ShapeError, UnsupportedOptionError
+from wattbench.domain.errors import ShapeError, UnsupportedOptionError
 
 if TYPE_CHECKING:
-    from wattbench.engine.spec import RunSpec
+    from wattbench.domain.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def check_options(spec: RunSpec) -> None:
     """Raise a BadInputError (ModelError, ShapeError, DeviceError, UnsupportedOptionError)
     with a message when ``spec`` cannot run; return None when it can. No model is loaded."""
     from wattbench.backends.models import catalog
-    from wattbench.engine.spec import Scenario
+    from wattbench.domain.spec import Scenario
 
     runtime = get_runtime(spec.runtime)
     avail = runtime.available()

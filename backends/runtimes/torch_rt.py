@@ -15,7 +15,7 @@ from wattbench.backends.models import catalog
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.models.inputs import synthesize
 from wattbench.backends.runtimes.base import Availability, DeviceInfo, RuntimeOptions
-from wattbench.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
+from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
 
 if TYPE_CHECKING:
     import torch

@@ -21,7 +21,7 @@ from wattbench.backends.sensors.common import (
     STATUS_UNREADABLE,
     DomainStatus,
 )
-from wattbench.errors import SensorError
+from wattbench.domain.errors import SensorError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wattbench.backends.sensors.base import Domain, Reading
-from wattbench.errors import SensorError
+from wattbench.domain.errors import SensorError
 
 log = logging.getLogger(__name__)
 

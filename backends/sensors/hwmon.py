@@ -28,7 +28,7 @@ from wattbench.backends.sensors.common import (
     read_optional,
     read_optional_float,
 )
-from wattbench.errors import SensorPermissionError
+from wattbench.domain.errors import SensorPermissionError
 
 log = logging.getLogger(__name__)
 

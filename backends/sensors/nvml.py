@@ -27,7 +27,7 @@ from wattbench.backends.sensors.common import (
     STATUS_UNREADABLE,
     DomainStatus,
 )
-from wattbench.errors import SensorError, SensorPermissionError
+from wattbench.domain.errors import SensorError, SensorPermissionError
 
 log = logging.getLogger(__name__)
 

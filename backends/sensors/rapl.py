@@ -31,7 +31,7 @@ from wattbench.backends.sensors.common import (
     read_optional,
     read_optional_float,
 )
-from wattbench.errors import SensorError, SensorPermissionError
+from wattbench.domain.errors import SensorError, SensorPermissionError
 
 log = logging.getLogger(__name__)
 

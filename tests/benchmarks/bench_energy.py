@@ -46,8 +46,8 @@ def build_tree(root: Path) -> Path:
 
 def sampler_cpu_cost(root: Path | None, seconds: float) -> tuple[float, int]:
     """(% of one core, samples taken) for a 10 Hz sampler over ``seconds``."""
+    from wattbench.domain.spec import RunSpec
     from wattbench.energy.sampler import open_sampler
-    from wattbench.engine.spec import RunSpec
 
     spec = RunSpec(model="builtin:mlp-small", sample_hz=10.0, idle_baseline=False)
     s = open_sampler(
@@ -90,8 +90,8 @@ def discovery_times(root: Path | None, repeats: int = 20) -> list[float]:
 
 def throughput_on_off(root: Path, pairs: int, t_max_s: float) -> tuple[list[float], list[float]]:
     import wattbench.energy.sampler as sampler_mod
+    from wattbench.domain.spec import RunSpec
     from wattbench.engine.runner import run_one
-    from wattbench.engine.spec import RunSpec
 
     spec = RunSpec(
         model="builtin:mlp-small",
@@ -137,8 +137,8 @@ def loop_on_off(root: Path, pairs: int, seconds: float) -> tuple[list[float], li
     samples the fake tree at 10 Hz (on) or not (off), alternating."""
     import multiprocessing as mp
 
+    from wattbench.domain.spec import RunSpec
     from wattbench.energy.sampler import open_sampler
-    from wattbench.engine.spec import RunSpec
 
     ctx = mp.get_context("spawn")
     on: list[float] = []

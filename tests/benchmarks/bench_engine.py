@@ -25,9 +25,9 @@ import sys
 import time
 from typing import Any
 
-from wattbench.engine.result import RunResult
+from wattbench.domain.result import RunResult
+from wattbench.domain.spec import RunSpec
 from wattbench.engine.runner import run_one
-from wattbench.engine.spec import RunSpec
 
 T_MAX_S = 20.0
 
@@ -207,7 +207,7 @@ def cancel_latency(repeats: int) -> None:
     """Seconds from CancelToken.cancel() to run_one returning, while measuring (target ≤ 1 s)."""
     import threading
 
-    from wattbench.engine.events import CancelToken, Phase
+    from wattbench.domain.events import CancelToken, Phase
 
     print("== 4. cancel latency while measuring (mlp-small, T_max 60 s, ε tiny)")
     waits: list[float] = []

@@ -182,7 +182,7 @@ def bench_event_loop_during_run() -> None:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from wattbench.engine.spec import RunSpec
+    from wattbench.domain.spec import RunSpec
     from wattbench.gui import (
         theme,
     )

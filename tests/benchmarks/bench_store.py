@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from wattbench.db.store import open_store
-from wattbench.engine.result import RunResult
+from wattbench.domain.result import RunResult
 
 from tests.store_fixtures import make_result
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from wattbench.db.store import open_store
-from wattbench.engine.result import RunResult
+from wattbench.domain.result import RunResult
 from wattbench.gui.controller import Controller
 
 TIMEOUT_MS = 30_000

@@ -28,7 +28,7 @@ WAIT_RUNS_S = 600.0
 
 
 def _specs() -> list[Any]:
-    from wattbench.engine.spec import RunSpec, Scenario
+    from wattbench.domain.spec import RunSpec, Scenario
 
     base = RunSpec(
         model="builtin:mlp-tiny",
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     window.show_page("queue")
     shot("queue-finished")
 
-    from wattbench.engine.cost import CostProfile
+    from wattbench.domain.cost import CostProfile
 
     controller.save_cost_profile(
         CostProfile(

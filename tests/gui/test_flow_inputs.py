@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QSplitter
 from pytestqt.qtbot import QtBot
-from wattbench.engine.spec import Scenario
+from wattbench.domain.spec import Scenario
 from wattbench.gui.banner import Level
 from wattbench.gui.main_window import MainWindow
 from wattbench.gui.page_new_run import NewRunPage

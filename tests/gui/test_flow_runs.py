@@ -11,8 +11,8 @@ import itertools
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
-from wattbench.engine.events import Phase
-from wattbench.engine.result import RunStatus
+from wattbench.domain.events import Phase
+from wattbench.domain.result import RunStatus
 from wattbench.gui.controller import ItemState
 from wattbench.gui.main_window import MainWindow
 from wattbench.gui.page_compare import ComparePage

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtWidgets import QFileDialog
-from wattbench.engine.cost import CostProfile
+from wattbench.domain.cost import CostProfile
 from wattbench.gui.banner import Level
 from wattbench.gui.page_compare import ComparePage, with_report_suffix
 

@@ -183,7 +183,7 @@ def test_the_qt_binding_does_not_leak_references(qtbot: Any) -> None:
 
 
 def test_queue_says_when_a_finished_run_did_not_converge(qtbot: Any) -> None:
-    from wattbench.engine.spec import RunSpec
+    from wattbench.domain.spec import RunSpec
     from wattbench.gui.controller import Controller, ItemState, QueueItem
     from wattbench.gui.page_queue import COL_REASON, QueuePage
 

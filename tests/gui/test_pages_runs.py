@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMessageBox
-from wattbench.engine.result import RunStatus
+from wattbench.domain.result import RunStatus
 from wattbench.gui.page_runs import COLUMNS, ID_ROLE, RunsPage
 
 from tests.gui.pages_helpers import TIMEOUT_MS, fill_store, make_controller_fixture  # noqa: F401

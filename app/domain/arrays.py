@@ -7,7 +7,7 @@ import zlib
 from typing import Any
 
 import numpy as np
-from wattbench.errors import BundleError
+from wattbench.domain.errors import BundleError
 
 # Only plain numeric dtypes are ever decoded: nothing in a stored array can execute code.
 ALLOWED_DTYPES = ("<i8", "<i4", "<f8", "<f4", "|u1", "<u8", "|b1")

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 from wattbench import __version__
-from wattbench.engine.arrays import array_from_dict, array_to_dict
-from wattbench.engine.spec import RunSpec
+from wattbench.domain.arrays import array_from_dict, array_to_dict
+from wattbench.domain.spec import RunSpec
 
 RESULT_FORMAT_VERSION = 1
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from wattbench.errors import BadInputError
+from wattbench.domain.errors import BadInputError
 
 
 class Scenario(StrEnum):

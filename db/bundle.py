@@ -30,22 +30,24 @@ from wattbench import __version__
 from wattbench.db.bundle_checks import (
     as_list,
     as_object,
-    check_containers,
+    check_document,
     check_json_tree,
     check_name,
-    check_result,
     export_problem,
     fail,
     load_json,
 )
-from wattbench.db.values import canonical_sha256, finite_json
+from wattbench.db.values import canonical_sha256
 from wattbench.domain.arrays import ALLOWED_DTYPES, pack_array, unpack_array
+from wattbench.domain.codec import CodecError, from_document
 from wattbench.domain.errors import BundleError, WattbenchError
 from wattbench.domain.result import (
     RESULT_FORMAT_VERSION,
     RunResult,
     RunStatus,
     Trace,
+    host_of,
+    result_document,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +80,7 @@ _MEMBER = re.compile(
 class ExportSummary:
     path: Path
     run_ids: tuple[str, ...]
-    machines: int
+    machines: int  # distinct hosts the runs were measured on
     bytes_written: int
 
 
@@ -86,7 +88,7 @@ class ExportSummary:
 class ImportSummary:
     added: tuple[str, ...]  # runs new to this store
     already_present: tuple[str, ...]  # runs the store had (left as they are)
-    machines: int  # machine descriptions in the bundle
+    machines: int  # distinct hosts the bundle's runs were measured on
     bundle_version: int
 
 
@@ -112,7 +114,9 @@ def _array_entry(zf: zipfile.ZipFile, run_id: str, index: int, a: np.ndarray) ->
     return {"file": name, "dtype": a.dtype.str, "shape": list(a.shape), "sha256": _sha(data)}
 
 
-def _write_run(zf: zipfile.ZipFile, r: RunResult, machines: dict[str, bytes]) -> dict[str, Any]:
+def _write_run(
+    zf: zipfile.ZipFile, r: RunResult, machines: dict[str, bytes], hosts: set[str]
+) -> dict[str, Any]:
     problem = export_problem(r)
     if problem is not None:
         raise BundleError(
@@ -120,12 +124,14 @@ def _write_run(zf: zipfile.ZipFile, r: RunResult, machines: dict[str, bytes]) ->
             f"Edit it (`wattbench note {r.id[:8]} TEXT`, `wattbench tag --remove {r.id[:8]} "
             "TAG`) or leave it out. No bundle was written."
         )
-    doc = finite_json(r.to_dict(include_arrays=False))
+    doc = result_document(r)
     system = doc.pop("system") or {}
     fp = None
     if system:
         fp = canonical_sha256(system)
         machines.setdefault(fp, _json_bytes(system))
+        # a machine's description changes from run to run (load, process): count hosts
+        hosts.add(host_of(system) or fp)
     doc["machine"] = fp
     data = _json_bytes(doc)
     zf.writestr(f"runs/{r.id}.json", data)
@@ -171,12 +177,13 @@ def export_bundle(
     os.close(fd)
     tmp = Path(tmp_name)
     machines: dict[str, bytes] = {}
+    hosts: set[str] = set()
     entries = []
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for start in range(0, len(ids), 50):  # bounded memory: 50 runs at a time
                 for r in repo.load_runs(ids[start : start + 50]):
-                    entries.append(_write_run(zf, r, machines))
+                    entries.append(_write_run(zf, r, machines, hosts))
             mentries = []
             for fp, data in sorted(machines.items()):
                 zf.writestr(f"machines/{fp}.json", data)
@@ -200,7 +207,7 @@ def export_bundle(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     log.info("exported %d runs to %s", len(ids), out)
-    return ExportSummary(out, tuple(ids), len(machines), out.stat().st_size)
+    return ExportSummary(out, tuple(ids), len(hosts), out.stat().st_size)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -334,15 +341,12 @@ def _build_run(
             t_ns,
             values,
         )
-    check_containers(doc, where)
+    check_document(doc, where)
     try:
-        r = RunResult.from_dict(doc)
-    except WattbenchError as exc:
-        raise fail(f"{where}: {exc}") from exc
-    except Exception as exc:  # hostile input may break the decoder in any way
-        raise fail(f"{where} is malformed ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        r = from_document(doc, RunResult)
+    except CodecError as exc:
+        raise fail(f"{where} is malformed ({str(exc)[:300]})") from exc
     r = r.with_(arrays=arrays, telemetry=traces)
-    check_result(r, where)
     for tag in r.spec.tags:
         if not tag.strip() or len(tag) > 128:
             raise fail(f"{where} has a tag that is empty or longer than 128 characters")
@@ -415,7 +419,7 @@ def read_bundle(path: str | Path) -> tuple[list[RunResult], int]:
         unused = set(reader.infos) - reader.used
         if unused:
             raise fail(f"it contains files the manifest does not list ({sorted(unused)[0]})")
-    return runs, len(machines)
+    return runs, len({host_of(system) or fp for fp, system in machines.items()})
 
 
 def import_bundle(repo: Repository, path: str | Path) -> ImportSummary:

@@ -15,9 +15,8 @@ import os
 import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sqlalchemy import (
@@ -50,20 +49,17 @@ from wattbench.db.schema import (
 from wattbench.db.values import (
     RunSummary,
     _clean_tag,
-    _find_hostname,
     _finite_or_none,
     canonical_sha256,
     device_energy,
-    finite_json,
     parse_time,
     to_utc_naive,
 )
 from wattbench.domain.arrays import pack_array, unpack_array
-from wattbench.domain.errors import BadInputError, StoreError, WattbenchError
-from wattbench.domain.result import RunResult, RunStatus, Trace
-
-if TYPE_CHECKING:
-    from wattbench.domain.cost import CostProfile
+from wattbench.domain.codec import CodecError, from_document, to_document
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import BadInputError, StoreError, UnknownRunError, WattbenchError
+from wattbench.domain.result import RunResult, RunStatus, Trace, host_of, result_document
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +142,20 @@ class Repository:
     def _resolve(self, session: Session, run_id: str) -> str:
         rid = str(run_id).strip()
         if not _ID_PREFIX.match(rid):
-            raise StoreError(f"No run {run_id!r}: run ids are letters, digits, '-' and '_'.")
+            raise UnknownRunError(
+                f"No run {run_id!r}: run ids are letters, digits, '-' and '_'.", field="run_id"
+            )
         if session.get(Run, rid) is not None:
             return rid
         found = session.scalars(
             select(Run.id).where(Run.id.startswith(rid, autoescape=True)).limit(2)
         ).all()
         if not found:
-            raise StoreError(f"No run {rid} in {self.url}; `wattbench runs` lists the stored runs.")
+            raise UnknownRunError(f"No run {rid} is stored in {self.url}.", field="run_id")
         if len(found) > 1:
-            raise StoreError(f"Run id {rid} is ambiguous: give more characters of the id.")
+            raise UnknownRunError(
+                f"Run id {rid} is ambiguous: give more characters of the id.", field="run_id"
+            )
         return found[0]
 
     def resolve_id(self, run_id: str) -> str:
@@ -196,13 +196,13 @@ class Repository:
     ) -> tuple[int | None, int | None, int | None]:
         machine_id = device_id = model_id = None
         if result.system:
-            system = finite_json(dict(result.system))
+            system = to_document(dict(result.system))
             m = self._get_or_create(
                 session,
                 Machine,
                 {"fingerprint": canonical_sha256(system)},
                 {
-                    "hostname": (_find_hostname(system) or "")[:255] or None,
+                    "hostname": (host_of(system) or "")[:255] or None,
                     "system": system,
                     "first_seen": now,
                 },
@@ -217,7 +217,7 @@ class Repository:
             )
             device_id = d.id
         if result.model is not None:
-            md = finite_json(asdict(result.model))
+            md = to_document(result.model)
             row = self._get_or_create(
                 session,
                 Model,
@@ -244,7 +244,7 @@ class Repository:
 
     def _columns(self, result: RunResult) -> dict[str, Any]:
         dropped: list[str] = []
-        doc = finite_json(result.to_dict(include_arrays=False), "", dropped)
+        doc = result_document(result, dropped=dropped)
         if dropped:
             log.warning(
                 "run %s: non-finite numbers stored as null: %s", result.id, ", ".join(dropped[:10])
@@ -467,8 +467,8 @@ class Repository:
         spec["tags"] = tags
         d["spec"] = spec
         try:
-            r = RunResult.from_dict(d)
-        except (KeyError, TypeError, ValueError, WattbenchError) as exc:
+            r = from_document(d, RunResult)
+        except CodecError as exc:
             raise StoreError(
                 f"Run {row.id} in the store cannot be read ({exc!r}); it may have "
                 "been written by an incompatible program."
@@ -575,7 +575,7 @@ class Repository:
             )
         col = _ORDER_KEYS[key]
         desc = order.startswith("-")
-        q = (
+        q: Select[*tuple[Any, ...]] = (
             select(
                 Run.id,
                 Run.status,
@@ -633,7 +633,7 @@ class Repository:
         status_of = {st.value: st for st in RunStatus}
         out = []
         for r in rows:
-            flags_text = r[17]
+            flags_text: str | None = r[17]
             flags = () if not flags_text or flags_text == "[]" else tuple(json.loads(flags_text))
             values: list[Any] = list(r)
             values[1] = status_of[r[1]]
@@ -682,11 +682,8 @@ class Repository:
             return len(full)
 
     # -- cost profiles ----------------------------------------------------------------------------
-    def save_cost_profile(self, profile: CostProfile | Mapping[str, Any]) -> None:
+    def save_cost_profile(self, p: CostProfile) -> None:
         """Insert or replace the profile with the same (device, name)."""
-        from wattbench.domain.cost import CostProfile
-
-        p = profile if isinstance(profile, CostProfile) else CostProfile.from_dict(profile)
         now = to_utc_naive(datetime.now(UTC))
         with self._write("save a cost profile") as s:
             row = s.execute(
@@ -700,8 +697,6 @@ class Repository:
             row.updated_at = now
 
     def list_cost_profiles(self, device: str | None = None) -> list[CostProfile]:
-        from wattbench.domain.cost import CostProfile
-
         q = select(CostProfileRow).order_by(CostProfileRow.device, CostProfileRow.name)
         if device is not None:
             q = q.where(CostProfileRow.device == device)
@@ -766,10 +761,10 @@ def _blob_rows(result: RunResult) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def _as_datetime(value: Any) -> datetime:
-    """A stored timestamp: drivers give a datetime (PostgreSQL) or ISO text (SQLite)."""
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
+    """A stored UTC timestamp, made aware: drivers give a datetime (PostgreSQL) or ISO text
+    (SQLite), both without a zone."""
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _unpack(codec: str, data: bytes, dtype: str, shape: Sequence[int]) -> np.ndarray:

@@ -29,12 +29,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository
 from wattbench.db.schema import Base, Run
 from wattbench.db.values import to_utc_naive
-from wattbench.domain.errors import NewerSchemaError, StoreError
+from wattbench.domain.errors import NewerSchemaError, StoreError, StoreLocationError
 from wattbench.domain.result import RunResult, RunStatus
 from wattbench.domain.spec import RunSpec
 
 if TYPE_CHECKING:
-    from wattbench.domain.cost import CostProfile
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, *, create_folder: bool) -> Engine:
     try:
         u = make_url(url)
     except ArgumentError as exc:
@@ -90,13 +90,20 @@ def _make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"json_serializer": _json_dumps}
     if u.get_backend_name() == "sqlite":
         path = _sqlite_path(url)
+        if path is not None and not create_folder and not path.parent.is_dir():
+            raise StoreLocationError(
+                f"The folder {path.parent} of the run store {path.name} does not exist: "
+                "create it first, or choose another database.",
+                field="db",
+            )
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(
                     f"Cannot create the folder {path.parent} for the run store: "
-                    f"{exc.strerror}; use another --db."
+                    f"{exc.strerror}; choose another database.",
+                    field="db",
                 ) from exc
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
@@ -241,29 +248,9 @@ class Store(Repository):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def begin_run(
-        self, spec: RunSpec | RunResult, run_id: str | None = None, sweep_id: str | None = None
-    ) -> None:
-        """Record a run as running before it is measured, so a crash leaves a trace.
-
-        ``spec`` is the run's RunSpec with its ``run_id`` (a pending RunResult is accepted too,
-        its id then being the run id); ``sweep_id`` groups the runs of one sweep.
-        """
-        if isinstance(spec, RunResult):
-            pending = spec
-            if run_id is not None and run_id != pending.id:
-                raise StoreError(f"begin_run got result {pending.id} with run id {run_id}.")
-        else:
-            if not run_id:
-                raise StoreError("begin_run needs the id of the run it records.")
-            pending = RunResult(spec=spec, status=RunStatus.RUNNING, id=str(run_id))
-        if sweep_id is not None and pending.spec.sweep_id != sweep_id:
-            pending = pending.with_(spec=pending.spec.with_(sweep_id=sweep_id))
-        self.begin_result(pending)
-
-    def get_cost_profiles(self, device: str | None = None) -> list[CostProfile]:
-        """Same as ``list_cost_profiles`` (older name)."""
-        return self.list_cost_profiles(device)
+    def begin_run(self, spec: RunSpec, run_id: str) -> None:
+        """Record a run as running before it is measured, so a crash leaves a trace."""
+        self.begin_result(RunResult(spec=spec, status=RunStatus.RUNNING, id=run_id))
 
     def describe(self) -> str:
         """One line for the user: where the store is, its schema version and its size."""
@@ -315,7 +302,8 @@ class Store(Repository):
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     """Open (creating and migrating as needed) the run store; see the module docstring."""
     full = resolve_url(url)
-    engine = _make_engine(full)
+    # the default folder is made on first use; a database the user named must be somewhere
+    engine = _make_engine(full, create_folder=not (url or os.environ.get("WATTBENCH_DB")))
     shown = engine.url.render_as_string(hide_password=True)
     try:
         revs = _check_schema(engine, shown)

@@ -11,12 +11,11 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
+from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult, RunStatus
 
@@ -32,7 +31,7 @@ class RunSummary:
     id: str
     status: RunStatus
     reason: str | None
-    created_at: datetime  # UTC
+    created_at: datetime  # aware, UTC
     finished_at: datetime | None
     model_ref: str
     model_name: str | None
@@ -67,21 +66,8 @@ class RunSummary:
             parts.append(f"t{self.threads}")
         return " · ".join(parts)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = self.status.value
-        d["created_at"] = _iso(self.created_at)
-        d["finished_at"] = _iso(self.finished_at) if self.finished_at else None
-        d["flags"] = list(self.flags)
-        d["tags"] = list(self.tags)
-        return d
-
 
 # -- small helpers -------------------------------------------------------------------------
-
-
-def _iso(t: datetime) -> str:
-    return t.replace(tzinfo=UTC).isoformat(timespec="milliseconds")
 
 
 def to_utc_naive(t: datetime | str) -> datetime:
@@ -120,45 +106,9 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     return to_utc_naive(t)
 
 
-def finite_json(value: Any, path: str = "", dropped: list[str] | None = None) -> Any:
-    """A copy of a JSON-able value with NaN/inf replaced by None (JSON and PostgreSQL refuse
-    them); the paths replaced are appended to ``dropped``."""
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        if dropped is not None:
-            dropped.append(path or "<root>")
-        return None
-    if isinstance(value, Mapping):
-        return {
-            str(k): finite_json(v, f"{path}.{k}" if path else str(k), dropped)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [finite_json(v, f"{path}[{i}]", dropped) for i, v in enumerate(value)]
-    if isinstance(value, np.generic):
-        return finite_json(value.item(), path, dropped)
-    return value
-
-
 def canonical_sha256(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _find_hostname(system: Mapping[str, Any]) -> str | None:
-    for key in ("hostname", "host_name", "node"):
-        v = system.get(key)
-        if isinstance(v, str) and v:
-            return v
-    for sub in ("host", "os", "platform", "machine"):
-        inner = system.get(sub)
-        if isinstance(inner, Mapping):
-            for key in ("hostname", "host_name", "node"):
-                v = inner.get(key)
-                if isinstance(v, str) and v:
-                    return v
-    return None
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -169,22 +119,14 @@ def _finite_or_none(x: float | None) -> float | None:
 
 
 def device_energy(result: RunResult) -> tuple[float | None, float | None, str | None]:
-    """(energy per item J, items per J, source) in the device view, gross.
-
-    The run's "device" aggregate figure when it has one; otherwise the sum of the run device's
-    own domains (aggregates "device"/"system" excluded, so nothing is counted twice). Estimates
-    are kept: their source names them ("estimate.tdp").
-    """
-    aggregate = [e for e in result.energy if e.domain == "device"]
-    figs = aggregate[:1] or [
-        e for e in result.energy
-        if e.device == result.spec.device and e.domain not in ("device", "system")
-    ]  # fmt: skip
-    if not figs:
+    """(energy per item J, items per J, source) in the device view, gross, for the listing
+    columns: measured when there is any, else the estimate (its source names it)."""
+    fig = view_figure(result, "device")
+    if fig is None:
         return None, None, None
-    per_item = _finite_or_none(sum(e.energy_per_item_j for e in figs))
+    per_item = _finite_or_none(fig.energy_per_item_j)
     items_per_j = 1.0 / per_item if per_item is not None and per_item > 0 else None
-    return per_item, items_per_j, "+".join(e.source for e in figs)[:255]
+    return per_item, items_per_j, fig.source[:255]
 
 
 def _clean_tag(tag: str) -> str:

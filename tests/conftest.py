@@ -1,14 +1,44 @@
-"""Test-wide isolation: every test writes into temporary folders, never the user's."""
+"""Test-wide isolation: every test writes into temporary folders, never the user's.
+
+``fake_plugins`` registers the test runtime and power source of tests/plugins (through the
+entry point groups, as a third-party package would) for one test, its run workers included.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wattbench.backends.runtimes import registry
+from wattbench.backends.sensors import discovery
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def _forget_plugins() -> None:
+    registry.reset_caches()
+    discovery.factories.cache_clear()
+
+
+@pytest.fixture
+def fake_plugins() -> Iterator[Path]:
+    """The fake runtime ("fake") and wall meter ("fakeplug") are installed for this test."""
+    sys.path.insert(0, str(PLUGINS))  # spawned workers get the parent's sys.path
+    importlib.invalidate_caches()
+    _forget_plugins()
+    try:
+        yield PLUGINS
+    finally:
+        sys.path.remove(str(PLUGINS))
+        sys.modules.pop("wattbench_fake_plugins", None)
+        importlib.invalidate_caches()
+        _forget_plugins()
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +64,4 @@ def _isolated_env(
     monkeypatch.delenv("WATTBENCH_DB", raising=False)
     monkeypatch.delenv("WATTBENCH_TEST_FAULT", raising=False)
     yield
-    try:
-        from wattbench.backends.runtimes import registry
-    except ImportError:
-        return
-    reset = getattr(registry, "reset_caches", None)
-    if reset is not None:
-        reset()
+    registry.reset_caches()

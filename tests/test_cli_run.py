@@ -17,7 +17,7 @@ QUICK = ["--preset", "quick", "--t-max", "1", "--threads", "1", "--no-idle", "--
 def _zoo_file(name: str = "squeezenet") -> Path:
     from wattbench.backends.models import catalog
 
-    entry = catalog.resolve(f"onnx-zoo:{name}")
+    entry = catalog.resolve_model(f"onnx-zoo:{name}")
     assert entry.path is not None
     return Path(entry.path)
 

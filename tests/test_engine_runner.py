@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wattbench.domain import codec
 from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
 from wattbench.domain.events import CancelToken, Phase, ProgressEvent
-from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.result import RunResult, RunStatus, result_document
 from wattbench.domain.spec import RunSpec, Scenario, expand_sweep
 from wattbench.engine import runner
+from wattbench.service.queue import RunQueue
 
 FAULT_ENV = "WATTBENCH_TEST_FAULT"
 
@@ -64,10 +66,12 @@ def test_quick_run_on_each_runtime(runtime: str) -> None:
     assert measuring and all(e.run_count == 1 for e in events)
     if runtime == "torch":
         assert r.memory is not None and r.memory.peak_rss_bytes
-    # the result survives JSON (store, bundles) unchanged
-    back = RunResult.from_dict(r.to_dict())
-    assert back.latency == r.latency and back.phases == r.phases
-    np.testing.assert_array_equal(back.arrays["latencies_ns"], r.arrays["latencies_ns"])
+    # the result survives its JSON document (store, bundles) and MessagePack unchanged
+    back = codec.from_document(result_document(r), RunResult)
+    assert back.latency == r.latency and back.phases == r.phases and back.spec == r.spec
+    wire = codec.decode_msgpack(codec.encode_msgpack(r), RunResult)
+    assert wire.latency == r.latency and wire.system == r.system
+    np.testing.assert_array_equal(wire.arrays["latencies_ns"], r.arrays["latencies_ns"])
 
 
 def test_generation_run_with_gpt_small() -> None:
@@ -82,23 +86,35 @@ def test_generation_run_with_gpt_small() -> None:
     assert r.arrays["ttft_ns"].size == r.latency.n
 
 
-def test_sweep_runs_one_by_one_with_hooks() -> None:
+def test_a_sweep_through_the_queue_counts_items_by_batch() -> None:
     specs = expand_sweep(quick(t_max_s=1.0), batch_sizes=[1, 4], sweep_id="s1")
-    started: list[tuple[str, str]] = []
-    finished: list[RunResult] = []
-    results = runner.run_many(
-        specs,
-        on_start=lambda s, rid: started.append((s.label(), rid)),
-        on_result=finished.append,
-    )
-    assert [r.spec.batch_size for r in results] == [1, 4]
-    assert [rid for _, rid in started] == [r.id for r in results] == [r.id for r in finished]
+    recorded: list[tuple[str, str]] = []
+
+    class Recorder:
+        def begin_run(self, spec: RunSpec, run_id: str) -> None:
+            recorded.append(("begin", run_id))
+
+        def finish_run(self, result: RunResult) -> None:
+            recorded.append(("finish", result.id))
+
+    queue = RunQueue(recorder=Recorder())
+    queue.submit(specs)
+    items = queue.run_all()
+    results = [it.result for it in items]
+    assert all(r is not None for r in results)
+    assert [r.spec.batch_size for r in results if r] == [1, 4]
+    ids = [r.id for r in results if r]
+    assert recorded == [
+        ("begin", ids[0]),
+        ("finish", ids[0]),
+        ("begin", ids[1]),
+        ("finish", ids[1]),
+    ]
     for r in results:
+        assert r is not None
         _check_done(r)
-    # items per call follow the batch
     r4 = results[1]
-    assert r4.latency is not None
-    assert r4.throughput_items_per_s is not None
+    assert r4 is not None and r4.latency is not None and r4.throughput_items_per_s is not None
     per_item_ns = 1e9 / r4.throughput_items_per_s.value
     assert per_item_ns == pytest.approx(r4.latency.mean_ns / 4, rel=0.05)
 
@@ -171,12 +187,6 @@ def test_cancel_is_honoured_quickly(monkeypatch: pytest.MonkeyPatch, fault: str)
     assert box["events"][-1].phase == Phase.CANCELLED
 
 
-def test_run_many_stops_at_cancel() -> None:
-    token = CancelToken()
-    token.cancel()
-    assert runner.run_many([quick(), quick(batch_size=2)], cancel=token) == []
-
-
 @pytest.mark.parametrize(
     ("spec_kw", "exc", "words"),
     [
@@ -184,7 +194,7 @@ def test_run_many_stops_at_cancel() -> None:
         ({"model": "builtin:nope"}, ModelError, "Unknown built-in model"),
         ({"device": "cuda:7"}, DeviceError, "cuda:7"),
         ({"scenario": Scenario.GENERATION}, UnsupportedOptionError, "not a generative model"),
-        ({"model": "builtin:bert-small", "dims": (("seq_len", 100000),)}, ShapeError, "seq_len"),
+        ({"model": "builtin:bert-small", "dims": {"seq_len": 100000}}, ShapeError, "seq_len"),
     ],
 )
 def test_validate_refuses_bad_input_before_any_worker(

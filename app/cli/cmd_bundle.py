@@ -7,35 +7,29 @@ import argparse
 import logging
 from typing import Any
 
-from wattbench.cli.cmd_store import store_from
+from wattbench.cli.common import EXIT_OK, plural, workbench
+from wattbench.domain import units
 from wattbench.domain.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from wattbench.db.bundle import export_bundle
-
     if bool(args.ids) == bool(args.all):
         raise BadInputError("Give run ids or --all (not both): wattbench export ID... -o FILE")
-    with store_from(args) as store:
-        s = export_bundle(store, None if args.all else args.ids, args.output)
+    with workbench(args) as wb:
+        s = wb.export_bundle(None if args.all else args.ids, args.output)
     print(
-        f"Exported {len(s.run_ids)} run{'s' if len(s.run_ids) != 1 else ''} from "
-        f"{s.machines} machine{'s' if s.machines != 1 else ''} to {s.path} "
-        f"({s.bytes_written / 1e6:.2f} MB)."
+        f"Exported {plural(len(s.run_ids), 'run')} from {plural(s.machines, 'machine')} to "
+        f"{s.path} ({units.size_bytes(s.bytes_written)})."
     )
     return EXIT_OK
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from wattbench.db.bundle import import_bundle
-
-    with store_from(args) as store:
-        s = import_bundle(store, args.file)
-    msg = f"Imported {len(s.added)} run{'s' if len(s.added) != 1 else ''}"
+    with workbench(args) as wb:
+        s = wb.import_bundle(args.file)
+    msg = f"Imported {plural(len(s.added), 'run')}"
     if s.already_present:
         msg += f"; {len(s.already_present)} were already in the store and were left as they are"
     print(msg + ".")

@@ -8,12 +8,16 @@ Both print a plain table, or JSON with ``--json`` for scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from typing import Any
 
-from wattbench.domain.errors import BadInputError
+from wattbench.backends.models.base import ModelEntry
+from wattbench.backends.models.inputs import format_shape
+from wattbench.cli.common import EXIT_OK, print_json, print_table
+from wattbench.domain import units
+from wattbench.domain.codec import to_document
+from wattbench.service import inventory
+from wattbench.service.plan import parse_dims, parse_input_shapes
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +50,7 @@ def register(sub: Any) -> None:
     d.set_defaults(func=run_devices)
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise BadInputError(f"Cannot read {what} {item!r}: write NAME=VALUE.")
-        out[name.strip()] = value.strip()
-    return out
-
-
-def _model_dict(entry: Any) -> dict[str, Any]:
+def _model_dict(entry: ModelEntry) -> dict[str, Any]:
     return {
         "ref": entry.ref,
         "name": entry.name,
@@ -73,9 +67,7 @@ def _model_dict(entry: Any) -> dict[str, Any]:
     }
 
 
-def _inputs_text(entry: Any) -> str:
-    from wattbench.backends.models.inputs import format_shape
-
+def _inputs_text(entry: ModelEntry) -> str:
     return ", ".join(f"{s.name}[{format_shape(s.shape)}]:{s.dtype}" for s in entry.inputs)
 
 
@@ -84,36 +76,25 @@ def _params_text(n: int | None) -> str:
         return "?"
     for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= scale:
-            return f"{n / scale:.1f}{unit}"
+            return f"{units.number(n / scale, 2)}{unit}"
     return str(n)
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 def run_models(args: argparse.Namespace) -> int:
-    from wattbench.backends.models import catalog
-
     if args.ref:
-        dims = {k: int(v) for k, v in _pairs(args.dim, "--dim").items() if v.isdigit()}
-        bad = [k for k, v in _pairs(args.dim, "--dim").items() if not v.isdigit()]
-        if bad:
-            raise BadInputError(f"--dim {bad[0]} needs a whole number, e.g. --dim {bad[0]}=8.")
-        shapes = _pairs(args.input_shape, "--input-shape")
-        if args.batch is not None:
-            dims[catalog.BATCH] = args.batch
-        entries = [catalog.resolve_model(args.ref, dims=dims or None, input_shapes=shapes or None)]
+        entries = [
+            inventory.describe_model(
+                args.ref,
+                dims=parse_dims(args.dim) if args.dim else None,
+                batch=args.batch,
+                input_shapes=parse_input_shapes(args.input_shape),
+            )
+        ]
     else:
-        entries = catalog.list_models()
+        entries = inventory.list_models()
     if args.json:
-        json.dump([_model_dict(e) for e in entries], sys.stdout, indent=2)
-        print()
-        return 0
+        print_json([_model_dict(e) for e in entries])
+        return EXIT_OK
     rows = [
         [
             e.ref,
@@ -124,45 +105,39 @@ def run_models(args: argparse.Namespace) -> int:
         ]
         for e in entries
     ]
-    print(_table(rows, ["MODEL", "FORMAT", "PARAMS", "INPUTS", "DESCRIPTION"]))
+    print_table(("MODEL", "FORMAT", "PARAMS", "INPUTS", "DESCRIPTION"), rows)
     print(
         "\nDynamic dimensions: 'batch' is --batch; set others with --dim NAME=SIZE "
         "(built-in transformers default to seq_len=128). A model file is given by its path."
     )
-    return 0
+    return EXIT_OK
 
 
 def run_devices(args: argparse.Namespace) -> int:
-    from wattbench.backends import devices, system
-    from wattbench.backends.runtimes import registry
-
-    names = args.runtime or registry.runtime_names()
-    for name in names:
-        registry.get_runtime(name)  # unknown name -> a clear error
-    status = {n: a for n, a in devices.runtime_status().items() if n in names}
-    infos = devices.list_devices(names)
-    cpu = system.cpu_summary()
+    inv = inventory.device_inventory(args.runtime, with_sensors=False)
     if args.json:
-        out = {
-            "runtimes": {
-                n: {"available": a.ok, "reason": a.reason, "version": a.version}
-                for n, a in status.items()
-            },
-            "cpu": cpu,
-            "devices": [devices.device_dict(i) for i in infos],
-        }
-        json.dump(out, sys.stdout, indent=2, default=str)
-        print()
-        return 0
+        print_json(
+            {
+                "runtimes": {
+                    n: {"available": a.ok, "reason": a.reason, "version": a.version}
+                    for n, a in inv.runtimes.items()
+                },
+                "cpu": dict(inv.cpu),
+                "devices": to_document(list(inv.infos)),
+            }
+        )
+        return EXIT_OK
+    cpu = inv.cpu
     print(
         f"CPU: {cpu.get('model') or 'unknown model'} · sockets {cpu.get('sockets') or '?'} · "
         f"cores {cpu.get('physical_cores') or '?'} · threads {cpu.get('logical_cpus') or '?'}"
         f" · ISA {' '.join(cpu.get('isa') or []) or 'unknown'}"
     )
-    for n, a in status.items():
+    for n, a in inv.runtimes.items():
         state = f"{a.version}" if a.ok else "NOT AVAILABLE"
         print(f"runtime {n}: {state} — {a.reason}")
-    print()
+    for note in inv.notes:
+        print(f"note: {note}")
     rows = [
         [
             i.id,
@@ -173,7 +148,7 @@ def run_devices(args: argparse.Namespace) -> int:
             ",".join(i.precisions) or "-",
             i.reason,
         ]
-        for i in infos
+        for i in inv.infos
     ]
-    print(_table(rows, ["DEVICE", "RUNTIME", "KIND", "NAME", "USABLE", "PRECISIONS", "WHY"]))
-    return 0
+    print_table(("DEVICE", "RUNTIME", "KIND", "NAME", "USABLE", "PRECISIONS", "WHY"), rows)
+    return EXIT_OK

@@ -1,7 +1,7 @@
 """`wattbench compare ID...`: ratios to a baseline with 95 % intervals and verdicts.
 
-Replicates of one configuration are pooled (wattbench.engine.compare, METHOD.md); the cost
-metric uses the cost profiles saved in the store.
+The service compares (replicates of one configuration pooled, METHOD.md; the cost metric
+with the cost profiles saved in the store); this prints the tables or the JSON.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ import logging
 import sys
 from typing import Any
 
-from wattbench.cli.cmd_store import fmt_ns, fmt_num, print_json, store_from, table
-from wattbench.domain.cost import profiles_by_device
-from wattbench.domain.errors import BadInputError
-from wattbench.engine.compare import METRICS, Comparison, compare_runs
+from wattbench.cli.common import EXIT_OK, print_json, print_lines, print_table, workbench
+from wattbench.domain import units
+from wattbench.engine.compare import METRICS, Comparison
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
 CLI_METRICS = ("throughput", "latency-p50", "latency-p99", "energy", "perf-per-watt", "cost")
 DEFAULT_CLI_METRICS = CLI_METRICS
-MAX_COMPARED = 500
 
 
 def _iv(value: Any) -> dict[str, Any] | None:
@@ -74,36 +71,30 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
 
 def _value_text(e: Any, unit: str) -> str:
     if e.value is None:
-        return f"n/a ({e.na_reason})" if e.na_reason else "n/a"
+        return units.na(e.na_reason)
     v = e.value
     if unit == "ns":
-        text = fmt_ns(v.value)
-        if v.lo is not None and v.hi is not None:
-            text += f" [{fmt_ns(v.lo)}–{fmt_ns(v.hi)}]"
-        return text
-    text = fmt_num(v.value, unit)
-    if v.lo is not None and v.hi is not None:
-        text += f" [{fmt_num(v.lo)}–{fmt_num(v.hi)}]"
-    return text
+        span = units.interval(v.lo, v.hi, units.duration_ns)
+        return units.duration_ns(v.value) + (f" [{span}]" if span else "")
+    span = units.interval(v.lo, v.hi)
+    return units.with_unit(v.value, unit) + (f" [{span}]" if span else "")
 
 
 def _ratio_text(r: Any) -> tuple[str, str]:
     if r.value is None:
-        return "n/a", r.na_reason or ""
-    text = f"{r.value:.3f}×"
-    if r.lo is not None and r.hi is not None:
-        text += f" [{r.lo:.3f}–{r.hi:.3f}]"
+        return units.NA, r.na_reason or ""
+    text = units.ratio(r.value, r.lo, r.hi)
     verdict = r.verdict or (f"no interval: {r.na_reason}" if r.na_reason else "no interval")
     if r.method and r.method != "between runs (Welch)":
         verdict += f" ({r.method})"
     return text, verdict
 
 
-def comparison_text(c: Comparison) -> str:
-    out = [
+def print_comparison(c: Comparison) -> None:
+    print_lines(
         f"Baseline: {c.baseline.label} ({c.baseline.replicates} run"
-        f"{'s' if c.baseline.replicates != 1 else ''})"
-    ]
+        f"{'s' if c.baseline.replicates != 1 else ''})",
+    )
     for m in c.metrics:
         info = METRICS[m]
         rows = []
@@ -119,11 +110,13 @@ def comparison_text(c: Comparison) -> str:
             rows.append([g.label, str(g.replicates), _value_text(est, info.unit), ratio, verdict])
         # Latencies are printed with their own unit (µs, ms), not in ns.
         unit = "" if info.unit == "ns" else f"{info.unit}, "
-        out += [
-            "",
-            f"{info.label} ({unit}{'higher' if info.higher_is_better else 'lower'} is better)",
-            table(["CONFIGURATION", "RUNS", "VALUE [95 % CI]", "RATIO [95 % CI]", "VERDICT"], rows),
-        ]
+        print_table(
+            ("CONFIGURATION", "RUNS", "VALUE [95 % CI]", "RATIO [95 % CI]", "VERDICT"),
+            rows,
+            title=f"{info.label} ({unit}{'higher' if info.higher_is_better else 'lower'} "
+            "is better)",
+        )
+    out: list[str] = []
     if c.rows:
         out += ["", *c.sentences()]
     if any(m in ("cost", "co2") for m in c.metrics) and "no cost profile" in "".join(
@@ -131,38 +124,24 @@ def comparison_text(c: Comparison) -> str:
     ):
         out += ["", "Cost and CO2 need a cost profile per device: set them on the Cost profiles "
                 "page of `wattbench gui`."]  # fmt: skip
-    return "\n".join(out)
+    print_lines(out)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     metrics = tuple(dict.fromkeys(args.metric or DEFAULT_CLI_METRICS))
-    if len(args.ids) > MAX_COMPARED:
-        raise BadInputError(f"Compare at most {MAX_COMPARED} runs at a time.")
-    with store_from(args) as store:
-        ids = list(args.ids)
-        baseline = None
-        if args.baseline:
-            baseline = store.resolve_id(args.baseline)
-            if baseline not in {store.resolve_id(i) for i in ids}:
-                ids.insert(0, baseline)
-        runs = store.load_runs(ids, with_arrays=False)
-        profiles: dict[str, Any] = {}
-        if "cost" in metrics or "co2" in metrics:
-            profiles = profiles_by_device(store.list_cost_profiles())
-    if len({r.id for r in runs}) < 2:
-        raise BadInputError("Give at least two different runs to compare.")
-    c = compare_runs(
-        runs,
-        baseline_id=baseline,
-        metrics=metrics,
-        noise=args.noise,
-        energy_view=args.energy,
-        cost_profiles=profiles,
-    )
+    with workbench(args) as wb:
+        view = wb.compare(
+            args.ids,
+            baseline_id=args.baseline,
+            metrics=metrics,
+            energy_view=args.energy,
+            noise=args.noise,
+        )
+    c = view.comparison
     if args.json:
         print_json(comparison_dict(c))
     else:
-        print(comparison_text(c))
+        print_comparison(c)
     for w in c.warnings:
         print(f"wattbench: warning: {w}", file=sys.stderr)
     return EXIT_OK

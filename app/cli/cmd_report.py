@@ -1,6 +1,6 @@
 """``wattbench report ID... [--baseline ID] [--energy device|system] -o FILE``.
 
-Loads the runs from the store and writes a comparison report whose format follows FILE's
+The service loads the runs and writes a comparison report whose format follows FILE's
 suffix: .html (self-contained), .pdf, .csv (one row per run) or .json (docs/report-json.md).
 Cost figures use the store's cost profiles (one per device: the unnamed one, else the first).
 """
@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wattbench.domain.cost import profiles_by_device
+from wattbench.cli.common import EXIT_OK, workbench
 from wattbench.domain.errors import BadInputError
-
-if TYPE_CHECKING:
-    pass
+from wattbench.reports import REPORT_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +52,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wattbench.db.store import open_store
-    from wattbench.reports import REPORT_SUFFIXES, write_report
-
     out = str(args.output)
     if not out.lower().endswith(REPORT_SUFFIXES):
         raise BadInputError(f"-o {out!r}: the report file must end in "
                             f"{', '.join(REPORT_SUFFIXES)}.")  # fmt: skip
-    with open_store(args.db) as store:
-        runs = store.load_runs(list(args.ids), with_arrays=True)
-        baseline = store.resolve_id(args.baseline) if args.baseline else None
-        profiles = profiles_by_device(store.list_cost_profiles())
-    path = write_report(runs, out, baseline_id=baseline, energy_view=args.energy,
-                        noise=args.noise, cost_profiles=profiles)  # fmt: skip
-    print(f"Wrote {path} ({len(runs)} runs).", file=sys.stderr)
-    return 0
+    with workbench(args) as wb:
+        path, n = wb.write_report(
+            args.ids, out, baseline_id=args.baseline, energy_view=args.energy, noise=args.noise
+        )
+    print(f"Wrote {path} ({n} runs).", file=sys.stderr)
+    return EXIT_OK

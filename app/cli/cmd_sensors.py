@@ -4,10 +4,13 @@ why and the exact fix. ``--json`` prints the same as one JSON object."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import textwrap
 from typing import Any
+
+from wattbench.cli.common import EXIT_OK, print_json
+from wattbench.domain.codec import to_document
+from wattbench.service import inventory
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +36,19 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wattbench.energy.doctor import sensor_report
-
-    rep = sensor_report(args.sys_root)
+    rep = inventory.sensor_report(args.sys_root)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "format": JSON_FORMAT,
-                    "format_version": JSON_FORMAT_VERSION,
-                    "sys_root": rep.sys_root,
-                    "discovery_s": rep.discovery_s,
-                    "measured": rep.measured,
-                    "sensors": [d.to_dict() for d in rep.diagnoses],
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "format": JSON_FORMAT,
+                "format_version": JSON_FORMAT_VERSION,
+                "sys_root": rep.sys_root,
+                "discovery_s": rep.discovery_s,
+                "measured": rep.measured,
+                "sensors": to_document(rep.diagnoses),
+            }
         )
-        return 0
+        return EXIT_OK
     print(f"Power sensors (sysfs root {rep.sys_root}; discovery {rep.discovery_s:.3f} s)")
     devices: dict[str, list[Any]] = {}
     shown_fixes: dict[str, str] = {}  # each fix in full once, then referred to
@@ -91,4 +89,4 @@ def run(args: argparse.Namespace) -> int:
             "No power sensor can be read here: energy figures will be n/a or a TDP × load "
             "estimate (labelled as such)."
         )
-    return 0
+    return EXIT_OK

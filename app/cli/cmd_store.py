@@ -3,92 +3,48 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
+from wattbench.cli.common import (
+    EXIT_OK,
+    plural,
+    print_json,
+    print_lines,
+    print_table,
+    workbench,
+)
+from wattbench.domain import units
+from wattbench.domain.codec import to_document
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.result import RunResult
+from wattbench.domain.result import RunResult, result_document
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-
-
-# -- shared helpers (cmd_compare and cmd_bundle use them too) ---------------------------------
-
-
-@contextmanager
-def store_from(args: argparse.Namespace) -> Iterator[Any]:
-    """The run store of --db / $WATTBENCH_DB / the default file, closed afterwards."""
-    from wattbench.db.store import open_store
-
-    store = open_store(getattr(args, "db", None))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def fmt_ns(ns: float | None) -> str:
-    """A duration in the unit that suits it: 812 ns, 35.2 µs, 4.10 ms, 1.25 s."""
-    if ns is None:
-        return "n/a"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns:.0f} ns"
-
-
-def fmt_num(x: float | None, unit: str = "") -> str:
-    if x is None:
-        return "n/a"
-    if abs(x) >= 1e6:
-        text = f"{x:.3e}"
-    elif abs(x) >= 1e4:  # '14963', not '1.496e+04' (4 significant digits would go exponential)
-        text = f"{x:.0f}"
-    else:
-        text = f"{x:.4g}"
-    return f"{text} {unit}".rstrip()
-
-
-def fmt_energy_j(j: float | None) -> str:
-    if j is None:
-        return "n/a"
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
-        if abs(j) >= scale:
-            return f"{j / scale:.3g} {unit}"
-    return f"{j / 1e-9:.3g} nJ"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain aligned text table (no colours: it is also read from files and pipes)."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    return "\n".join(lines)
-
-
-def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, allow_nan=False, default=str)
-    sys.stdout.write("\n")
+RUNS_HEADERS = (
+    "ID",
+    "CREATED (UTC)",
+    "STATUS",
+    "MODEL",
+    "RUNTIME",
+    "DEVICE",
+    "PREC",
+    "BATCH",
+    "THROUGHPUT",
+    "P50",
+    "P99",
+    "ENERGY/ITEM",
+    "TAGS",
+)
 
 
 # -- runs ------------------------------------------------------------------------------------
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    with store_from(args) as store:
-        runs = store.list_runs(
+    with workbench(args) as wb:
+        runs = wb.list_runs(
             model=args.model,
             device=args.device,
             tag=args.tag,
@@ -98,7 +54,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
     if args.json:
-        print_json([r.to_dict() for r in runs])
+        print_json(to_document(runs))
         return EXIT_OK
     if not runs:
         print(
@@ -109,9 +65,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = []
     for r in runs:
-        thr = fmt_num(r.throughput_items_per_s, "/s")
+        thr = units.with_unit(r.throughput_items_per_s, "/s")
         if r.throughput_items_per_s and r.throughput_lo is not None and r.throughput_hi:
-            thr += f" ±{(r.throughput_hi - r.throughput_lo) / 2 / r.throughput_items_per_s:.1%}"
+            rel = (r.throughput_hi - r.throughput_lo) / 2 / r.throughput_items_per_s
+            thr += f" ±{units.percent(rel, 2)}"
+        estimate = r.energy_source is not None and "estimate" in r.energy_source
         rows.append(
             [
                 r.id[:8],
@@ -123,34 +81,14 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 r.precision,
                 str(r.batch_size),
                 thr,
-                fmt_ns(r.p50_ns),
-                fmt_ns(r.p99_ns),
-                fmt_energy_j(r.energy_per_item_j)
-                + (" (est.)" if r.energy_source and "estimate" in r.energy_source else ""),
+                units.duration_ns(r.p50_ns),
+                units.duration_ns(r.p99_ns),
+                units.energy_j(r.energy_per_item_j) + (" (est.)" if estimate else ""),
                 ",".join(r.tags),
             ]
         )
-    print(
-        table(
-            [
-                "ID",
-                "CREATED (UTC)",
-                "STATUS",
-                "MODEL",
-                "RUNTIME",
-                "DEVICE",
-                "PREC",
-                "BATCH",
-                "THROUGHPUT",
-                "P50",
-                "P99",
-                "ENERGY/ITEM",
-                "TAGS",
-            ],
-            rows,
-        )
-    )
-    print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}")
+    print_table(RUNS_HEADERS, rows)
+    print(plural(len(runs), "run"))
     return EXIT_OK
 
 
@@ -159,19 +97,16 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def show_dict(r: RunResult) -> dict[str, Any]:
     """The run as JSON: everything but the raw arrays, which are described by name and shape."""
-    d = r.to_dict(include_arrays=False)
+    d = result_document(r)
     d["arrays"] = {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in r.arrays.items()}
     d["telemetry"] = {
         k: {"name": t.name, "unit": t.unit, "samples": int(t.values.size)}
         for k, t in r.telemetry.items()
     }
-    from wattbench.db.values import finite_json
-
-    out: dict[str, Any] = finite_json(d)
-    return out
+    return d
 
 
-def _show_text(r: RunResult) -> str:
+def _show_text(r: RunResult) -> list[str]:
     s = r.spec
     lines = [
         f"Run {r.id}",
@@ -187,28 +122,26 @@ def _show_text(r: RunResult) -> str:
         )
     thr = r.throughput_items_per_s
     if thr is not None:
-        ci = f" (95 % CI {fmt_num(thr.lo)}–{fmt_num(thr.hi)})" if thr.lo is not None else ""
-        lines.append(f"  throughput   {fmt_num(thr.value, 'items/s')}{ci}")
+        span = units.interval(thr.lo, thr.hi)
+        ci = f" (95 % CI {span})" if span else ""
+        lines.append(f"  throughput   {units.with_unit(thr.value, 'items/s')}{ci}")
     lat = r.latency
     if lat is not None:
         lines.append(
-            f"  latency      mean {fmt_ns(lat.mean_ns)}  n={lat.n}  "
-            f"rho={lat.rho:.2%}  converged={'yes' if r.converged else 'no'}"
+            f"  latency      mean {units.duration_ns(lat.mean_ns)}  n={units.count(lat.n)}  "
+            f"ρ={units.percent(lat.rho)}  converged={'yes' if r.converged else 'no'}"
         )
         for pe in lat.percentiles:
-            ci = (
-                f"  [{fmt_ns(pe.lo_ns)} – {fmt_ns(pe.hi_ns)}]"
-                if pe.lo_ns is not None and pe.hi_ns is not None
-                else ""
-            )
-            lines.append(f"    {pe.name:<7}{fmt_ns(pe.value_ns)}{ci}")
+            span = units.interval(pe.lo_ns, pe.hi_ns, units.duration_ns)
+            ci = f"  [{span}]" if span else ""
+            lines.append(f"    {pe.name:<7}{units.duration_ns(pe.value_ns)}{ci}")
     if r.energy:
         lines.append("  energy")
         for e in r.energy:
             est = " (estimate)" if e.is_estimate else ""
             lines.append(
-                f"    {e.domain:<13} {fmt_energy_j(e.energy_per_item_j)}/item  "
-                f"{e.avg_power_w:.3g} W avg  [{e.source}]{est}"
+                f"    {e.domain:<13} {units.energy_j(e.energy_per_item_j)}/item  "
+                f"{units.power_w(e.avg_power_w)} avg  [{e.source}]{est}"
             )
     elif r.energy_na_reason:
         lines.append(f"  energy       n/a: {r.energy_na_reason}")
@@ -222,16 +155,16 @@ def _show_text(r: RunResult) -> str:
         parts = [f"{k}[{v.size}]" for k, v in r.arrays.items()]
         parts += [f"{k}[{t.values.size}]" for k, t in r.telemetry.items()]
         lines.append(f"  arrays       {', '.join(parts)}")
-    return "\n".join(lines)
+    return lines
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    with store_from(args) as store:
-        r = store.get_run(args.id)
+    with workbench(args) as wb:
+        r = wb.get_run(args.id)
     if args.json:
         print_json(show_dict(r))
     else:
-        print(_show_text(r))
+        print_lines(_show_text(r))
     return EXIT_OK
 
 
@@ -242,22 +175,16 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     if len(args.items) < 2:
         raise BadInputError("Give one or more run ids and then the tag: wattbench tag ID... TAG")
     *ids, tag = args.items
-    with store_from(args) as store:
-        full = [store.resolve_id(i) for i in ids]
-        for rid in full:
-            if args.remove:
-                store.remove_tag(rid, tag)
-            else:
-                store.add_tag(rid, tag)
+    with workbench(args) as wb:
+        full = wb.remove_tag(ids, tag) if args.remove else wb.add_tag(ids, tag)
     verb = "removed from" if args.remove else "added to"
-    print(f"Tag {tag!r} {verb} {len(full)} run{'s' if len(full) != 1 else ''}.")
+    print(f"Tag {tag!r} {verb} {plural(len(full), 'run')}.")
     return EXIT_OK
 
 
 def _cmd_note(args: argparse.Namespace) -> int:
-    with store_from(args) as store:
-        rid = store.resolve_id(args.id)
-        store.set_note(rid, args.text)
+    with workbench(args) as wb:
+        rid = wb.set_note(args.id, args.text)
     print(f"Note saved on run {rid[:8]}.")
     return EXIT_OK
 
@@ -271,8 +198,8 @@ def _confirm(question: str) -> bool:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    with store_from(args) as store:
-        full = list(dict.fromkeys(store.resolve_id(i) for i in args.ids))
+    with workbench(args) as wb:
+        full = wb.resolve_ids(args.ids)
         if not args.yes:
             if not sys.stdin or not sys.stdin.isatty():
                 raise BadInputError(
@@ -283,8 +210,8 @@ def _cmd_delete(args: argparse.Namespace) -> int:
             if not _confirm(f"Delete {len(full)} run(s) ({label}) and their measurements?"):
                 print("Nothing deleted.")
                 return EXIT_OK
-        n = store.delete_runs(full)
-    print(f"Deleted {n} run{'s' if n != 1 else ''}.")
+        n = wb.delete_runs(full)
+    print(f"Deleted {plural(n, 'run')}.")
     return EXIT_OK
 
 

@@ -8,34 +8,29 @@ Exit codes: 0 ok, 1 internal error, 2 bad input, 3 a run failed, 4 cancelled.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from wattbench import __version__
+from wattbench.cli import (
+    cmd_bundle,
+    cmd_catalog,
+    cmd_compare,
+    cmd_gui,
+    cmd_report,
+    cmd_run,
+    cmd_sensors,
+    cmd_store,
+)
+from wattbench.cli.common import EXIT_BAD_INPUT, EXIT_CANCELLED, print_error
 from wattbench.domain.errors import WattbenchError
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_RUN_FAILED = 3
-EXIT_CANCELLED = 4
-
-# Command modules, in the order `--help` lists them. A missing module is skipped, so the
-# CLI works while a command is being built.
-COMMAND_MODULES = (
-    "wattbench.cli.cmd_run",
-    "wattbench.cli.cmd_catalog",
-    "wattbench.cli.cmd_sensors",
-    "wattbench.cli.cmd_store",
-    "wattbench.cli.cmd_compare",
-    "wattbench.cli.cmd_bundle",
-    "wattbench.cli.cmd_report",
-    "wattbench.cli.cmd_gui",
-)
+# Command modules, in the order `--help` lists them.
+COMMANDS = (cmd_run, cmd_catalog, cmd_sensors, cmd_store, cmd_compare, cmd_bundle, cmd_report,
+            cmd_gui)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "file in the user's data folder)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in COMMANDS:
         module.register(sub)
     return parser
 
@@ -78,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except WattbenchError as exc:
-        print(f"wattbench: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("wattbench: interrupted", file=sys.stderr)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from wattbench.domain.errors import BadInputError
 
@@ -73,22 +72,6 @@ class CostProfile:
         return self.purchase_price_usd / (
             self.amortization_years * HOURS_PER_YEAR * self.utilization
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CostProfile:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise BadInputError(
-                f"Unknown cost profile field(s): {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(names))}."
-            )
-        if "device" not in d:
-            raise BadInputError("A cost profile needs a 'device' field.")
-        return cls(**dict(d))
 
 
 def profiles_by_device(profiles: Iterable[CostProfile]) -> dict[str, CostProfile]:

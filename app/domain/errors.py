@@ -1,6 +1,9 @@
 """The project's own exception types.
 
-Every message is for the user: it says what went wrong and what to do about it.
+Every message is for the user: it says what went wrong and what to do about it, in words that
+suit every front end (no command-line flag names). ``field`` names the input the message is
+about (a RunSpec field such as ``"t_max_s"``, or ``"run_id"``, ``"db"``...), so that each front
+end can point at it its own way: the CLI prefixes its flag, the GUI its form field.
 Vendor and library exceptions are translated into these at the plugin boundary.
 """
 
@@ -11,6 +14,10 @@ class WattbenchError(Exception):
     """Base of every error Wattbench reports to its user."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BadInputError(WattbenchError):
@@ -57,6 +64,16 @@ class SensorPermissionError(SensorError):
 
 class StoreError(WattbenchError):
     """The run store cannot be opened, read or written."""
+
+
+class StoreLocationError(StoreError):
+    """The run store the user named cannot be where they said (its folder does not exist)."""
+
+    exit_code = 2
+
+
+class UnknownRunError(BadInputError):
+    """No stored run has this id (or the prefix given matches several)."""
 
 
 class NewerSchemaError(StoreError):

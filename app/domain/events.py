@@ -24,6 +24,22 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class MeasureProgress:
+    """What a run's worker reports while it measures (sent over the pipe as it is)."""
+
+    phase: str  # one of Phase
+    message: str = ""
+    n: int = 0  # samples (iterations during warm-up) so far
+    rho: float | None = None  # current relative half-width of the mean's CI
+    epsilon: float | None = None  # the target
+    elapsed_s: float | None = None  # in this phase
+    fraction: float | None = None  # rough 0..1 progress estimate, None if unknown
+    # per-call latencies (ns) and their start times since the last report, for live charts
+    recent_latencies_ns: tuple[int, ...] = ()
+    recent_starts_ns: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProgressEvent:
     run_index: int  # position in the batch of runs being executed (0 for a single run)
     run_count: int

@@ -1,28 +1,28 @@
 """The result of a run: immutable values with metadata.
 
-The same object goes over the worker pipe (as JSON + packed arrays, never pickle), into the
-store, into the GUI and into reports. Unknown figures are None with a reason, never 0.
+The worker sends a ``Measurement`` over its pipe; the supervisor adds energy and makes it a
+``RunResult``, and that same value goes into the store, the GUI and reports, encoded and decoded
+by ``domain.codec`` (never pickle). Unknown figures are None with a reason (NaN for a stored
+figure that could not be computed), never 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from wattbench import __version__
-from wattbench.domain.arrays import array_from_dict, array_to_dict
+from wattbench.domain import codec
 from wattbench.domain.spec import RunSpec
 
-RESULT_FORMAT_VERSION = 1
-
-T = TypeVar("T")
+RESULT_FORMAT_VERSION = 1  # RunResult documents (store, bundles, run --json)
+MEASUREMENT_FORMAT_VERSION = 1  # what a worker process sends back
 
 
 class RunStatus(StrEnum):
@@ -49,11 +49,6 @@ FLAG_LOW_N_EFF = "tail_low_n_eff"
 # loop: the host's own speed changed (shared machine, CPU steal, clocks), so η is not a
 # harness figure and throughput may not repeat
 FLAG_HOST_UNSTEADY = "host_unsteady"
-
-
-def _plain(cls: type[T], d: Mapping[str, Any]) -> T:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -114,12 +109,6 @@ class LatencySummary:
                 return pe
         return None
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LatencySummary:
-        d = dict(d)
-        d["percentiles"] = tuple(_plain(PercentileEstimate, p) for p in d.get("percentiles", ()))
-        return _plain(cls, d)
-
 
 @dataclass(frozen=True)
 class GenerationSummary:
@@ -129,13 +118,6 @@ class GenerationSummary:
     tpot_ns: Interval  # time per output token = (latency − TTFT) / (tokens − 1)
     decode_tokens_per_s: Interval
     e2e_tokens_per_s: Interval
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> GenerationSummary:
-        d = dict(d)
-        for k in ("ttft_ns", "tpot_ns", "decode_tokens_per_s", "e2e_tokens_per_s"):
-            d[k] = _plain(Interval, d[k])
-        return _plain(cls, d)
 
 
 @dataclass(frozen=True)
@@ -213,13 +195,34 @@ class ModelInfo:
     inputs: tuple[tuple[str, tuple[int, ...], str], ...]  # (name, concrete shape, dtype)
     parameters: int | None = None
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelInfo:
-        d = dict(d)
-        d["inputs"] = tuple(
-            (str(n), tuple(int(s) for s in shape), str(dt)) for n, shape, dt in d["inputs"]
-        )
-        return _plain(cls, d)
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a run's worker process measured, sent back over the pipe as it is (versioned).
+
+    Its fields are RunResult's measured fields under the same names, plus the measurement
+    window on the shared monotonic clock and the item count that energy figures need.
+    """
+
+    phases: PhaseTimings
+    latency: LatencySummary
+    throughput_items_per_s: Interval
+    converged: bool
+    flags: tuple[str, ...]
+    items: int
+    window_ns: tuple[int, int]
+    system: Mapping[str, Any] = field(default_factory=dict)
+    model: ModelInfo | None = None
+    generation: GenerationSummary | None = None
+    memory: MemoryFigures | None = None
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    notes: str = ""
+    format_version: int = MEASUREMENT_FORMAT_VERSION
+
+    def result_fields(self) -> dict[str, Any]:
+        """The fields a RunResult takes over as they are."""
+        names = {f.name for f in dataclasses.fields(RunResult)} - {"format_version"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in names}
 
 
 def _now() -> str:
@@ -251,6 +254,7 @@ class RunResult:
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     telemetry: Mapping[str, Trace] = field(default_factory=dict)
     notes: str = ""
+    format_version: int = RESULT_FORMAT_VERSION
 
     # -- convenience -------------------------------------------------------------------
     @property
@@ -260,95 +264,24 @@ class RunResult:
     def with_(self, **changes: Any) -> RunResult:
         return dataclasses.replace(self, **changes)
 
-    # -- serialization -----------------------------------------------------------------
-    def to_dict(self, *, include_arrays: bool = True) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "format_version": RESULT_FORMAT_VERSION,
-            "id": self.id,
-            "spec": self.spec.to_dict(),
-            "status": self.status.value,
-            "reason": self.reason,
-            "error_kind": self.error_kind,
-            "created_at": self.created_at,
-            "finished_at": self.finished_at,
-            "wattbench_version": self.wattbench_version,
-            "system": dict(self.system),
-            "model": dataclasses.asdict(self.model) if self.model else None,
-            "phases": dataclasses.asdict(self.phases),
-            "latency": dataclasses.asdict(self.latency) if self.latency else None,
-            "throughput_items_per_s": (
-                dataclasses.asdict(self.throughput_items_per_s)
-                if self.throughput_items_per_s
-                else None
-            ),
-            "converged": self.converged,
-            "flags": list(self.flags),
-            "generation": dataclasses.asdict(self.generation) if self.generation else None,
-            "memory": dataclasses.asdict(self.memory) if self.memory else None,
-            "energy": [dataclasses.asdict(e) for e in self.energy],
-            "energy_na_reason": self.energy_na_reason,
-            "notes": self.notes,
-        }
-        if include_arrays:
-            d["arrays"] = {k: array_to_dict(v) for k, v in self.arrays.items()}
-            d["telemetry"] = {
-                k: {
-                    "name": t.name,
-                    "unit": t.unit,
-                    "t_ns": array_to_dict(t.t_ns),
-                    "values": array_to_dict(t.values),
-                }
-                for k, t in self.telemetry.items()
-            }
-        return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
-        phases = dict(d.get("phases") or {})
-        energy = []
-        for e in d.get("energy") or ():
-            e = dict(e)
-            e["flags"] = tuple(e.get("flags", ()))
-            energy.append(_plain(EnergyFigure, e))
-        mem = d.get("memory")
-        if mem is not None:
-            mem = dict(mem)
-            mem["notes"] = tuple(mem.get("notes", ()))
-        tel = {}
-        for k, t in (d.get("telemetry") or {}).items():
-            tel[str(k)] = Trace(
-                str(t["name"]),
-                str(t["unit"]),
-                array_from_dict(t["t_ns"]),
-                array_from_dict(t["values"]),
-            )
-        thr = d.get("throughput_items_per_s")
-        return cls(
-            id=str(d["id"]),
-            spec=RunSpec.from_dict(d["spec"]),
-            status=RunStatus(d["status"]),
-            reason=d.get("reason"),
-            error_kind=d.get("error_kind"),
-            created_at=str(d["created_at"]),
-            finished_at=d.get("finished_at"),
-            wattbench_version=str(d.get("wattbench_version", "")),
-            system=dict(d.get("system") or {}),
-            model=ModelInfo.from_dict(d["model"]) if d.get("model") else None,
-            phases=_plain(PhaseTimings, phases),
-            latency=LatencySummary.from_dict(d["latency"]) if d.get("latency") else None,
-            throughput_items_per_s=_plain(Interval, thr) if thr else None,
-            converged=bool(d.get("converged", False)),
-            flags=tuple(str(f) for f in d.get("flags") or ()),
-            generation=(
-                GenerationSummary.from_dict(d["generation"]) if d.get("generation") else None
-            ),
-            memory=_plain(MemoryFigures, mem) if mem is not None else None,
-            energy=tuple(energy),
-            energy_na_reason=d.get("energy_na_reason"),
-            arrays={str(k): array_from_dict(v) for k, v in (d.get("arrays") or {}).items()},
-            telemetry=tel,
-            notes=str(d.get("notes") or ""),
-        )
+def host_of(system: Mapping[str, Any]) -> str | None:
+    """The machine's name in a system description (None when it was not recorded)."""
+    for key in ("host", "hostname", "host_name", "node", "computer_name"):
+        value = system.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
-    def to_json(self, *, include_arrays: bool = True) -> str:
-        return json.dumps(self.to_dict(include_arrays=include_arrays), allow_nan=False)
+
+def result_document(result: RunResult, *, dropped: list[str] | None = None) -> dict[str, Any]:
+    """A run as its documented JSON (store, bundles, ``run --json``), without raw arrays.
+
+    Non-finite numbers become null (their paths go to ``dropped``); read it back with
+    ``codec.from_document(doc, RunResult)``.
+    """
+    doc: dict[str, Any] = codec.to_document(
+        dataclasses.replace(result, arrays={}, telemetry={}), dropped=dropped
+    )
+    del doc["arrays"], doc["telemetry"]
+    return doc

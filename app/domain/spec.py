@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -36,17 +37,30 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-RUNTIMES = ("torch", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
+MIN_NEW_TOKENS = 2  # the time per output token needs a second token
+
+
+def _finite_positive(value: float | None, field: str, what: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadInputError(f"{what} must be a number (got {value!r}).", field=field)
+    if not math.isfinite(value) or value <= 0:
+        raise BadInputError(f"{what} must be a positive number (got {value:g}).", field=field)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that defines one run. Plain data: JSON-able via to_dict/from_dict."""
+    """Everything that defines one run: plain data, checked when made (domain.codec encodes it).
+
+    The mappings (``dims``, ``input_shapes``, ``extra``) are read-only by convention.
+    """
 
     model: str  # catalog ref ("builtin:mlp-small", "onnx-zoo:resnet50") or a file path
     device: str = "cpu"  # "cpu", "cuda:0", "mps", "xpu:0"
-    runtime: str = "torch"
+    runtime: str = "torch"  # a registered runtime plugin ("torch", "onnxruntime", ...)
     precision: str = "fp32"
     batch_size: int = 1
     threads: int | None = None  # intra-op threads; None = runtime default
@@ -54,9 +68,9 @@ class RunSpec:
     preset: str = "default"
     epsilon: float | None = None  # overrides the preset
     t_max_s: float | None = None  # overrides the preset
-    dims: tuple[tuple[str, int], ...] = ()  # user-set dynamic dimensions, e.g. (("seq_len", 128),)
+    dims: Mapping[str, int] = field(default_factory=dict)  # dynamic dimensions {"seq_len": 128}
     # explicit input shapes for files that declare none (TorchScript): name -> "1x3x224x224:float32"
-    input_shapes: tuple[tuple[str, str], ...] = ()
+    input_shapes: Mapping[str, str] = field(default_factory=dict)
     prompt_tokens: int = 32  # generation: prompt length
     new_tokens: int = 16  # generation: fixed number of new tokens (min = max)
     ort_provider: str | None = None  # e.g. "CUDAExecutionProvider"; None = from device
@@ -70,29 +84,68 @@ class RunSpec:
     repeat: int = 0  # index of this replicate
     sweep_id: str | None = None
     tags: tuple[str, ...] = ()
-    extra: tuple[tuple[str, str], ...] = field(default=())
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.runtime not in RUNTIMES:
-            raise BadInputError(
-                f"Unknown runtime {self.runtime!r}: choose one of {', '.join(RUNTIMES)}."
-            )
+        if not isinstance(self.scenario, Scenario):
+            try:
+                object.__setattr__(self, "scenario", Scenario(self.scenario))
+            except ValueError:
+                raise BadInputError(
+                    f"Unknown scenario {self.scenario!r}: choose one of "
+                    f"{', '.join(s.value for s in Scenario)}.",
+                    field="scenario",
+                ) from None
+        if not self.model.strip():
+            raise BadInputError("Choose a model: a catalog name or a model file.", field="model")
+        if not self.runtime.strip():
+            raise BadInputError("Choose a runtime.", field="runtime")
         if self.precision not in PRECISIONS:
             raise BadInputError(
-                f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}."
+                f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.",
+                field="precision",
             )
         if self.preset not in PRESETS:
             raise BadInputError(
-                f"Unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}."
+                f"Unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}.",
+                field="preset",
             )
         if self.batch_size < 1:
-            raise BadInputError(f"Batch size must be at least 1 (got {self.batch_size}).")
+            raise BadInputError(
+                f"Batch size must be at least 1 (got {self.batch_size}).", field="batch_size"
+            )
         if self.threads is not None and self.threads < 1:
-            raise BadInputError(f"Threads must be at least 1 (got {self.threads}).")
+            raise BadInputError(
+                f"Threads must be at least 1 (got {self.threads}).", field="threads"
+            )
         if self.epsilon is not None and not (0 < self.epsilon < 1):
-            raise BadInputError(f"Epsilon must be between 0 and 1 (got {self.epsilon}).")
-        if self.new_tokens < 1 or self.prompt_tokens < 1:
-            raise BadInputError("Generation needs at least 1 prompt token and 1 new token.")
+            raise BadInputError(
+                f"Epsilon must be between 0 and 1 (got {self.epsilon:g}).", field="epsilon"
+            )
+        _finite_positive(self.t_max_s, "t_max_s", "The longest measurement (T_max, seconds)")
+        _finite_positive(self.time_limit_s, "time_limit_s", "The time limit (seconds)")
+        _finite_positive(self.sample_hz, "sample_hz", "The power sampling rate (Hz)")
+        if self.sample_hz > MAX_SAMPLE_HZ:
+            raise BadInputError(
+                f"The power sampling rate must be at most {MAX_SAMPLE_HZ:g} Hz "
+                f"(got {self.sample_hz:g}).",
+                field="sample_hz",
+            )
+        for name, size in self.dims.items():
+            if size < 1:
+                raise BadInputError(
+                    f"Dimension {name} must be at least 1 (got {size}).", field="dims"
+                )
+        if self.prompt_tokens < 1:
+            raise BadInputError("Generation needs at least 1 prompt token.", field="prompt_tokens")
+        if self.new_tokens < 1 or (
+            self.scenario is Scenario.GENERATION and self.new_tokens < MIN_NEW_TOKENS
+        ):
+            raise BadInputError(
+                f"Generation needs at least {MIN_NEW_TOKENS} new tokens to measure the time "
+                f"per output token (got {self.new_tokens}).",
+                field="new_tokens",
+            )
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -106,10 +159,6 @@ class RunSpec:
     @property
     def measurement_t_max_s(self) -> float:
         return self.t_max_s if self.t_max_s is not None else self.preset_values.t_max_s
-
-    @property
-    def dims_map(self) -> dict[str, int]:
-        return dict(self.dims)
 
     @property
     def is_gpu(self) -> bool:
@@ -131,8 +180,8 @@ class RunSpec:
             self.scenario.value,
             self.precision,
             self.batch_size,
-            self.dims,
-            self.input_shapes,
+            tuple(sorted(self.dims.items())),
+            tuple(sorted(self.input_shapes.items())),
             self.prompt_tokens if self.scenario is Scenario.GENERATION else None,
             self.new_tokens if self.scenario is Scenario.GENERATION else None,
         )
@@ -147,36 +196,6 @@ class RunSpec:
             self.ort_provider,
             self.ort_graph_optimization,
         )
-
-    # -- serialization -------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["scenario"] = self.scenario.value
-        d["dims"] = dict(self.dims)
-        d["extra"] = dict(self.extra)
-        d["input_shapes"] = dict(self.input_shapes)
-        d["percentiles"] = list(self.percentiles)
-        d["required_tails"] = list(self.required_tails)
-        d["tags"] = list(self.tags)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RunSpec:
-        known = {f for f in cls.__dataclass_fields__}
-        kw = {k: v for k, v in d.items() if k in known}
-        kw["scenario"] = Scenario(kw.get("scenario", Scenario.SINGLE_STREAM.value))
-        kw["dims"] = tuple(sorted((str(k), int(v)) for k, v in dict(kw.get("dims") or {}).items()))
-        kw["extra"] = tuple(
-            sorted((str(k), str(v)) for k, v in dict(kw.get("extra") or {}).items())
-        )
-        kw["input_shapes"] = tuple(
-            sorted((str(k), str(v)) for k, v in dict(kw.get("input_shapes") or {}).items())
-        )
-        for key in ("percentiles", "required_tails"):
-            if key in kw:
-                kw[key] = tuple(float(x) for x in kw[key])
-        kw["tags"] = tuple(str(t) for t in kw.get("tags") or ())
-        return cls(**kw)
 
     def with_(self, **changes: Any) -> RunSpec:
         return replace(self, **changes)
@@ -202,7 +221,7 @@ def expand_sweep(
         list(threads or [base.threads]),
     )
     if repeats < 1:
-        raise BadInputError(f"Repeats must be at least 1 (got {repeats}).")
+        raise BadInputError(f"Repeats must be at least 1 (got {repeats}).", field="repeat")
     out: list[RunSpec] = []
     for device, runtime, precision, batch, nthreads in itertools.product(*axes):
         for rep in range(repeats):

@@ -17,8 +17,6 @@ from wattbench.backends.sensors.discovery import inventory
 
 log = logging.getLogger(__name__)
 
-SOURCE_DEVICE = {"rapl": "cpu", "hwmon": "node", "nvml": "gpu", "amdsmi": "gpu", "estimate": "cpu"}
-
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -42,28 +40,21 @@ class Diagnosis:
     def ok(self) -> bool:
         return self.status == STATUS_OK
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "device": self.device,
-            "source": self.source,
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "why": self.why,
-            "fix": self.fix,
-            "path": self.path,
-            "note": self.note,
-            "method": self.method,
-            "scope": self.scope,
-            "used": self.used,
-            "estimate": self.estimate,
-        }
+    @property
+    def title(self) -> str:
+        """'rapl package-0': the source and the domain, as a list shows them."""
+        return self.name if self.source in self.name else f"{self.source} {self.name}"
+
+    @property
+    def detail(self) -> str:
+        """Why it cannot be read, or a note on how it is used ('' when there is nothing)."""
+        return self.why or self.note or ""
 
 
 def _from_status(st: DomainStatus) -> Diagnosis:
     dom = st.domain
     return Diagnosis(
-        device=st.device or SOURCE_DEVICE.get(st.source, "node"),
+        device=st.device,
         source=st.source,
         id=st.id,
         name=st.name,
@@ -75,7 +66,7 @@ def _from_status(st: DomainStatus) -> Diagnosis:
         method=dom.source if dom is not None else None,
         scope=dom.scope if dom is not None else None,
         used=st.used,
-        estimate=st.source == "estimate",
+        estimate=dom is not None and dom.modelled,
     )
 
 

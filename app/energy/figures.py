@@ -53,7 +53,7 @@ class DomainSeries:
 
     @property
     def is_estimate(self) -> bool:
-        return self.domain.source.startswith("estimate")
+        return self.domain.modelled
 
     @property
     def method(self) -> str:

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from wattbench.backends.sensors.base import Domain, PowerSource
+from wattbench.backends.sensors.base import THROTTLED, Domain, PowerSource
 from wattbench.backends.sensors.common import STATUS_OK
 from wattbench.backends.sensors.discovery import Inventory, inventory
-from wattbench.backends.sensors.nvml import INSTANT_UPDATE_PERIOD_S, THROTTLE_MASK
 from wattbench.domain.errors import SensorError
 from wattbench.domain.result import Trace
 from wattbench.domain.spec import RunSpec
@@ -111,8 +110,7 @@ class Sampler:
                 continue
             try:
                 readings = src.read()
-                tel_fn = getattr(src, "read_telemetry", None)
-                telemetry = tel_fn() if tel_fn is not None else []
+                telemetry = src.read_telemetry()
             except SensorError as exc:
                 self._source_lost(src, str(exc))
                 continue
@@ -230,9 +228,9 @@ class Sampler:
         """Idle power of estimate domains, from their model (nothing to measure there)."""
         out: dict[str, float] = {}
         for did, tr in self._tracks.items():
-            fn = getattr(tr.source, "idle_power_w", None)
-            if fn is not None:
-                out[did] = float(fn())
+            idle_w = tr.source.modelled_idle_w(did)
+            if idle_w is not None:
+                out[did] = idle_w
         return out
 
     def _idle_means(
@@ -242,7 +240,7 @@ class Sampler:
         stable = True
         with self._lock:
             for did, tr in self._tracks.items():
-                if hasattr(tr.source, "idle_power_w"):
+                if tr.source.modelled_idle_w(did) is not None:
                     continue  # modelled, not measured
                 cur = _mean_power_w(tr, now_ns - window_ns, now_ns)
                 prev = _mean_power_w(tr, now_ns - window_ns - step_ns, now_ns - step_ns)
@@ -276,9 +274,7 @@ class Sampler:
                 )
                 if stats is not None:
                     flags |= stats.flags
-                dom_flags = getattr(tr.source, "domain_flags", None)
-                if dom_flags is not None:
-                    flags |= set(dom_flags(tr.domain.id))
+                flags |= set(tr.source.domain_flags(tr.domain.id))
                 out.append(
                     DomainSeries(
                         domain=tr.domain,
@@ -292,14 +288,14 @@ class Sampler:
         return out
 
     def throttled_devices(self, t0_ns: int, t1_ns: int) -> set[str]:
-        """Devices whose clock-event reasons showed a slowdown inside the window."""
+        """Devices a source saw slowed down (its "<device>.throttled" channel) in the window."""
         out: set[str] = set()
         with self._lock:
             for name, (_, ts, vs) in self._telemetry.items():
-                if not name.endswith(".clock_event_reasons"):
+                if not name.endswith(f".{THROTTLED}"):
                     continue
                 for t, v in zip(ts, vs, strict=True):
-                    if t0_ns <= t <= t1_ns and int(v) & THROTTLE_MASK:
+                    if t0_ns <= t <= t1_ns and v > 0:
                         out.add(name.rsplit(".", 1)[0])
                         break
         return out
@@ -333,21 +329,23 @@ class Sampler:
         return report
 
     def _cross_check(self, report: EnergyReport, t0_ns: int, t1_ns: int) -> None:
-        """ENERGY.md: NVML counter energy vs integrated instantaneous power (≥ 5 s windows)."""
+        """ENERGY.md: a counter's energy vs the power channel its source names for checking it
+        (NVML: integrated instantaneous power), over windows of ≥ 5 s."""
         if (t1_ns - t0_ns) / 1e9 < CROSS_CHECK_MIN_S:
             return
         for s in self.series():
-            if s.domain.source != "nvml.total_energy":
+            channel, period_s = s.domain.check_channel, s.domain.check_period_s
+            if channel is None or period_s is None:
                 continue
             fig = report.figure(s.domain.name)
             with self._lock:
-                tel = self._telemetry.get(f"{s.domain.device}.power_w")
+                tel = self._telemetry.get(channel)
                 if fig is None or tel is None:
                     continue
                 t_arr = np.asarray(tel[1], dtype=np.int64)
                 p_arr = np.asarray(tel[2], dtype=np.float64)
             inst_dom = dataclasses.replace(
-                s.domain, kind="power", unit="W", update_period_s=INSTANT_UPDATE_PERIOD_S
+                s.domain, kind="power", unit="W", update_period_s=period_s
             )
             try:
                 inst_j, _ = window_energy_j(

@@ -21,24 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from wattbench.domain.cost import CostProfile
+from wattbench.domain.energy import check_energy_view
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import Interval, RunResult, RunStatus
 from wattbench.domain.spec import RunSpec
-from wattbench.engine.cost import (
-    AGGREGATE_DOMAINS,
-    ENERGY_VIEWS,
-    check_energy_view,
-    cost_figures,
-    energy_per_item,
-)
+from wattbench.engine.cost import cost_figures, energy_per_item
 from wattbench.engine.stats import Z_975, t_975
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "AGGREGATE_DOMAINS",
     "DEFAULT_METRICS",
-    "ENERGY_VIEWS",
     "METRICS",
     "Comparison",
     "ComparisonRow",
@@ -47,7 +40,6 @@ __all__ = [
     "MetricInfo",
     "Ratio",
     "compare_runs",
-    "energy_per_item",
     "metric_value",
     "ratio_of",
     "verdict_sentence",
@@ -58,6 +50,7 @@ METHOD_BETWEEN_RUNS = "between runs (Welch)"
 METHOD_WITHIN_RUN = "within-run only"
 DEFAULT_NOISE = 0.01  # the noise threshold: ratios within [0.99, 1.01] are no difference
 _ENERGY_BASED = ("energy", "perf-per-watt", "cost", "co2")
+COST_METRICS = ("cost", "co2")  # the metrics that need a cost profile
 
 
 @dataclass(frozen=True)
@@ -283,8 +276,8 @@ def _spec_parts(spec: RunSpec, sha: str | None) -> dict[str, str]:
         "scenario": spec.scenario.value,
         "provider": spec.ort_provider or "default provider",
         "graph": f"graph-opt {spec.ort_graph_optimization}",
-        "dims": ",".join(f"{k}={v}" for k, v in spec.dims) or "default dims",
-        "shapes": ",".join(f"{k}={v}" for k, v in spec.input_shapes) or "declared shapes",
+        "dims": ",".join(f"{k}={v}" for k, v in spec.dims.items()) or "default dims",
+        "shapes": ",".join(f"{k}={v}" for k, v in spec.input_shapes.items()) or "declared shapes",
         "gen": f"p{spec.prompt_tokens}/gen{spec.new_tokens}" if gen else "",
         "sha": (sha or "unknown")[:8],
     }

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from wattbench.domain.cost import CostProfile
+from wattbench.domain.energy import check_energy_view, view_parts
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import EnergyFigure, Interval, RunResult, RunStatus
 
@@ -24,9 +25,6 @@ log = logging.getLogger(__name__)
 J_PER_KWH = 3.6e6
 ITEMS_PER_MILLION = 1e6
 
-ENERGY_VIEWS = ("device", "system")
-AGGREGATE_DOMAINS = ("device", "system")  # EnergyFigure.domain of ready-made aggregate figures
-NODE_SCOPE = "node"  # whole-node meters (IPMI...): context, never added to per-device domains
 
 ENERGY_MEASURED = "measured"
 ENERGY_ESTIMATE = "estimate"
@@ -70,14 +68,6 @@ class CostFigures:
 # -- energy per inference of a run -----------------------------------------------------------
 
 
-def check_energy_view(energy_view: str) -> None:
-    """BadInputError unless energy_view is one of ENERGY_VIEWS."""
-    if energy_view not in ENERGY_VIEWS:
-        raise BadInputError(
-            f"Unknown energy view {energy_view!r}: choose one of {', '.join(ENERGY_VIEWS)}."
-        )
-
-
 def _energy_interval(per_item_j: float, sensor_rel: float | None, run: RunResult) -> Interval:
     """Energy per item with sensor and timing uncertainty combined in quadrature.
 
@@ -116,21 +106,6 @@ def _sum_domains(
     return _energy_interval(total_j / items, sensor_rel, run), None
 
 
-def _view_parts(run: RunResult, energy_view: str, *, estimates: bool) -> list[EnergyFigure]:
-    """The per-domain figures a view adds up: measured ones, or (estimates=True) estimates.
-
-    device: the domains of the run's own device; system: every domain except whole-node
-    meters, which contain the others and are used only when nothing else is there.
-    """
-    domains = [
-        e for e in run.energy if e.domain not in AGGREGATE_DOMAINS and e.is_estimate == estimates
-    ]
-    if energy_view == "device":
-        return [e for e in domains if e.device == run.spec.device]
-    own = [e for e in domains if e.scope != NODE_SCOPE and e.device != NODE_SCOPE]
-    return own or [e for e in domains if e.scope == NODE_SCOPE or e.device == NODE_SCOPE][:1]
-
-
 def energy_per_item(run: RunResult, energy_view: str) -> tuple[Interval | None, str | None]:
     """Measured gross energy per inference in a view ("device" or "system"), or None + reason.
 
@@ -138,16 +113,12 @@ def energy_per_item(run: RunResult, energy_view: str) -> tuple[Interval | None, 
     domains (ENERGY.md "Per run" 4): those of the run's own device for "device", every domain
     for "system". Estimates never count here (see estimated_energy_per_item).
     """
-    check_energy_view(energy_view)
-    aggregate = [e for e in run.energy if e.domain == energy_view]
-    if aggregate:
-        e = aggregate[0]
-        if e.is_estimate:
-            return None, f"only an estimated {energy_view} energy ({e.source}) is available"
+    measured = view_parts(run, energy_view, estimates=False)
+    if len(measured) == 1 and measured[0].domain == energy_view:  # the sampler's aggregate
+        e = measured[0]
         if not e.items or not e.energy_per_item_j > 0:
             return None, f"the {energy_view} energy figure covers no inferences"
         return _energy_interval(e.energy_per_item_j, e.rel_uncertainty, run), None
-    measured = _view_parts(run, energy_view, estimates=False)
     if not measured:
         if run.energy_na_reason:
             return None, run.energy_na_reason
@@ -165,9 +136,7 @@ def estimated_energy_per_item(
     Only for display marked "estimate" — never ranked against measurements. An estimate has
     no interval.
     """
-    check_energy_view(energy_view)
-    aggregate = [e for e in run.energy if e.domain == energy_view and e.is_estimate]
-    parts = aggregate[:1] or _view_parts(run, energy_view, estimates=True)
+    parts = view_parts(run, energy_view, estimates=True)
     if not parts:
         return None, f"no energy estimate for {run.spec.device} in this run", ""
     iv, reason = _sum_domains(parts, run)
@@ -249,8 +218,7 @@ def cost_figures(
 
 
 def _sources(run: RunResult, energy_view: str) -> str:
-    agg = [e for e in run.energy if e.domain == energy_view]
-    parts = agg[:1] or _view_parts(run, energy_view, estimates=False)
+    parts = view_parts(run, energy_view, estimates=False)
     return ", ".join(dict.fromkeys(e.source for e in parts))
 
 

@@ -1,113 +1,50 @@
-"""Message codec for the worker pipe: a JSON header followed by raw array bytes.
+"""The messages on a run's worker pipe: typed values, MessagePack-encoded by ``domain.codec``.
 
-Nothing is pickled: a message is ``kind`` + a JSON-able payload + named numeric arrays. The
-frame is ``b"WBM1" | u32 header length | header JSON | array bytes...``; the header lists each
-array's dtype, shape and byte length. Only plain numeric dtypes are accepted on decode, so a
-message cannot carry anything executable. Arrays travel uncompressed (the pipe is local).
+The worker sends ``Ready`` once Python is up, ``Progress`` at ≤ 10 Hz, then exactly one of
+``Measured`` (a versioned ``Measurement``) or ``Failed``. A frame decodes into one of these
+types or is refused (``CodecError``): nothing is pickled, arrays travel as raw little-endian
+bytes of the plain numeric dtypes only.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import struct
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
-import numpy as np
-from wattbench.domain.arrays import ALLOWED_DTYPES, MAX_ELEMENTS
-
-log = logging.getLogger(__name__)
-
-MAGIC = b"WBM1"
-_LEN = struct.Struct("<I")
-
-# Message kinds sent by the worker.
-KIND_READY = "ready"
-KIND_PROGRESS = "progress"
-KIND_RESULT = "result"
-KIND_ERROR = "error"
-KINDS = (KIND_READY, KIND_PROGRESS, KIND_RESULT, KIND_ERROR)
+import msgspec
+from wattbench.domain import codec
+from wattbench.domain.events import MeasureProgress
+from wattbench.domain.result import Measurement
 
 
-class MessageError(ValueError):
-    """A frame on the worker pipe is malformed (truncated, wrong magic, bad dtype)."""
+class Ready(msgspec.Struct, frozen=True, tag="ready"):
+    pid: int
+    t_ready_ns: int  # perf_counter_ns in the worker, the clock shared with the supervisor
 
 
-@dataclass(frozen=True)
-class Message:
-    kind: str
-    payload: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+class Progress(msgspec.Struct, frozen=True, tag="progress"):
+    event: MeasureProgress
 
 
-def encode_message(
-    kind: str, payload: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None
-) -> bytes:
-    """Frame one message as bytes for ``Connection.send_bytes``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown message kind {kind!r}")
-    descs: list[dict[str, Any]] = []
-    blobs: list[bytes] = []
-    for name, arr in (arrays or {}).items():
-        a = np.ascontiguousarray(arr)
-        dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
-        a = a.astype(dt, copy=False)
-        if dt.str not in ALLOWED_DTYPES:
-            raise ValueError(f"array {name!r} has dtype {dt.str}, which cannot be sent")
-        raw = a.tobytes()
-        descs.append(
-            {"name": str(name), "dtype": dt.str, "shape": list(a.shape), "nbytes": len(raw)}
-        )
-        blobs.append(raw)
-    header = json.dumps(
-        {"kind": kind, "payload": dict(payload), "arrays": descs}, allow_nan=False
-    ).encode("utf-8")
-    return b"".join([MAGIC, _LEN.pack(len(header)), header, *blobs])
+class Measured(msgspec.Struct, frozen=True, tag="result"):
+    measurement: Measurement
 
 
-def decode_message(data: bytes) -> Message:
-    """Parse a frame made by :func:`encode_message`; raises MessageError when malformed."""
-    view = memoryview(data)
-    if len(view) < 8 or bytes(view[:4]) != MAGIC:
-        raise MessageError("not a Wattbench worker message (bad magic)")
-    (hlen,) = _LEN.unpack(view[4:8])
-    if 8 + hlen > len(view):
-        raise MessageError("worker message header is truncated")
-    try:
-        header = json.loads(bytes(view[8 : 8 + hlen]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"worker message header is not JSON: {exc}") from exc
-    if not isinstance(header, dict) or header.get("kind") not in KINDS:
-        raise MessageError("worker message has no known kind")
-    payload = header.get("payload")
-    descs = header.get("arrays")
-    if not isinstance(payload, dict) or not isinstance(descs, list):
-        raise MessageError("worker message header has wrong types")
-    arrays: dict[str, np.ndarray] = {}
-    pos = 8 + hlen
-    for d in descs:
-        arrays[str(d.get("name"))] = _read_array(view, pos, d)
-        pos += int(d["nbytes"])
-    if pos != len(view):
-        raise MessageError(f"worker message has {len(view) - pos} trailing bytes")
-    return Message(kind=str(header["kind"]), payload=payload, arrays=arrays)
+class Failed(msgspec.Struct, frozen=True, tag="error"):
+    error_class: str
+    message: str  # for the user
+    error_kind: str  # bad_input | out_of_memory | error
+    phase: str  # the phase last reported
+    traceback: str | None = None  # an unexpected exception's, for the log
+    field: str | None = None  # the input a bad_input message is about
 
 
-def _read_array(view: memoryview, pos: int, d: Any) -> np.ndarray:
-    if not isinstance(d, dict):
-        raise MessageError("array descriptor is not an object")
-    dtype, shape, nbytes = d.get("dtype"), d.get("shape"), d.get("nbytes")
-    if dtype not in ALLOWED_DTYPES:
-        raise MessageError(f"array dtype {dtype!r} is not allowed")
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-        raise MessageError(f"array shape {shape!r} is invalid")
-    if not isinstance(nbytes, int) or nbytes < 0 or pos + nbytes > len(view):
-        raise MessageError("array data is truncated")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    dt = np.dtype(dtype)
-    if count > MAX_ELEMENTS or count * dt.itemsize != nbytes:
-        raise MessageError(f"array of shape {shape} does not match its {nbytes} bytes")
-    # copy: the result must not keep the whole frame alive, and must be writeable-safe
-    return np.frombuffer(view[pos : pos + nbytes], dtype=dt).reshape(shape).copy()
+WorkerMessage = Ready | Progress | Measured | Failed
+
+
+def encode(message: WorkerMessage) -> bytes:
+    return codec.encode_msgpack(message)
+
+
+def decode(frame: bytes) -> WorkerMessage:
+    """The message in ``frame``; CodecError when it is not one of ours."""
+    return cast(WorkerMessage, codec.decode_msgpack(frame, WorkerMessage))  # type: ignore[arg-type]

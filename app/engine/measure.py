@@ -18,24 +18,27 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from wattbench.backends.runtimes.base import LoadedModel
 from wattbench.domain.errors import UnsupportedOptionError
-from wattbench.domain.events import Phase
+from wattbench.domain.events import MeasureProgress, Phase
 from wattbench.domain.result import (
     FLAG_HOST_UNSTEADY,
     GenerationSummary,
     Interval,
+    Measurement,
     MemoryFigures,
+    PhaseTimings,
 )
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import stats
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[MeasureProgress], None]
 clock = time.perf_counter_ns
 
 PROGRESS_INTERVAL_NS = 100_000_000  # ≤ 10 Hz
@@ -216,13 +219,13 @@ def _warmup(one: Callable[[int], int], spec: RunSpec, emit: Emit, chunkable: boo
         if now >= next_emit:
             next_emit = now + PROGRESS_INTERVAL_NS
             emit(
-                {
-                    "phase": Phase.WARMUP,
-                    "n": iters,
-                    "elapsed_s": elapsed / 1e9,
-                    "fraction": min(1.0, elapsed / max_ns),
-                    "recent_latencies_ns": lat[-RECENT_MAX:],
-                }
+                MeasureProgress(
+                    Phase.WARMUP,
+                    n=iters,
+                    elapsed_s=elapsed / 1e9,
+                    fraction=min(1.0, elapsed / max_ns),
+                    recent_latencies_ns=tuple(lat[-RECENT_MAX:]),
+                )
             )
 
 
@@ -370,17 +373,17 @@ def _measure_loop(
                 lo = max(last_emit_i, i - RECENT_MAX)
                 recent = lats[lo:i] // block if block > 1 else lats[lo:i]
                 emit(
-                    {
-                        "phase": Phase.MEASURING,
-                        "n": i,
-                        "rho": _finite_or_none(rho),
-                        "epsilon": eps,
-                        "elapsed_s": elapsed / 1e9,
-                        "fraction": _fraction(elapsed, t_max_ns, rho, eps),
-                        "recent_latencies_ns": recent.tolist(),
-                        "recent_starts_ns": starts[lo:i].tolist(),
-                        "message": reason,
-                    }
+                    MeasureProgress(
+                        Phase.MEASURING,
+                        message=reason,
+                        n=i,
+                        rho=_finite_or_none(rho),
+                        epsilon=eps,
+                        elapsed_s=elapsed / 1e9,
+                        fraction=_fraction(elapsed, t_max_ns, rho, eps),
+                        recent_latencies_ns=tuple(recent.tolist()),
+                        recent_starts_ns=tuple(starts[lo:i].tolist()),
+                    )
                 )
                 last_emit_i = i
     finally:
@@ -461,72 +464,31 @@ def _peak_rss_bytes() -> tuple[int | None, str | None]:
         return None, f"peak RSS: n/a ({exc})"
 
 
-def _cuda_index(device: str) -> int:
-    _, _, idx = device.partition(":")
-    return int(idx) if idx.isdigit() else 0
+def memory_pass(loaded: LoadedModel, one: Callable[[int], int]) -> MemoryFigures:
+    """Peak memory from a few extra iterations, after (and apart from) the timed phases.
 
-
-def _nvml_process_bytes(device: str) -> tuple[int | None, str | None]:
-    try:
-        import os
-
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(_cuda_index(device))
-            pid = os.getpid()
-            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                if proc.pid == pid and proc.usedGpuMemory is not None:
-                    return int(proc.usedGpuMemory), None
-            return None, "GPU process memory: n/a (NVML lists no memory for this process)"
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception as exc:  # pynvml raises NVMLError subclasses or ImportError
-        return None, f"GPU process memory: n/a (NVML: {exc})"
-
-
-def memory_pass(loaded: Any, spec: RunSpec, one: Callable[[int], int]) -> MemoryFigures:
-    """Peak memory from a few extra iterations, after (and apart from) the timed phases."""
-    notes: list[str] = []
-    cuda = spec.device.startswith("cuda")
-    torch = sys.modules.get("torch") if cuda else None
-    if torch is not None:
-        torch.cuda.reset_peak_memory_stats(spec.device)
-    gpu_peak: int | None = None
-    gpu_note: str | None = None
+    Host RSS is read here; device figures come from the runtime plugin that owns the device.
+    """
+    loaded.reset_peak_memory()
+    process_peak: int | None = None
     t0 = clock()
     for k in range(1000):
         one(1)
-        if cuda and k < 3:
-            used, gpu_note = _nvml_process_bytes(spec.device)
-            if used is not None:
-                gpu_peak = max(gpu_peak or 0, used)
+        if k < 3:  # the device's per-process figure is a snapshot: take the largest seen
+            seen = loaded.peak_memory().process_bytes
+            if seen is not None:
+                process_peak = max(process_peak or 0, seen)
         if k >= 2 and clock() - t0 > 300_000_000:
             break
+    device = loaded.peak_memory()
     rss, rss_note = _peak_rss_bytes()
-    if rss_note:
-        notes.append(rss_note)
-    else:
-        notes.append("peak RSS is the worker process's peak over its life (load included)")
-    alloc = reserved = None
-    if torch is not None:
-        alloc = int(torch.cuda.max_memory_allocated(spec.device))
-        reserved = int(torch.cuda.max_memory_reserved(spec.device))
-    elif cuda:
-        notes.append("torch memory peaks: n/a (this runtime does not allocate through torch)")
-    else:
-        notes.append("torch memory peaks: n/a (CPU device; torch tracks only GPU allocations)")
-    if not cuda:
-        notes.append("GPU process memory: n/a (CPU run)")
-    elif gpu_note:
-        notes.append(gpu_note)
+    notes = [rss_note or "peak RSS is the worker process's peak over its life (load included)"]
     return MemoryFigures(
         peak_rss_bytes=rss,
-        torch_allocated_peak_bytes=alloc,
-        torch_reserved_peak_bytes=reserved,
-        gpu_process_peak_bytes=gpu_peak,
-        notes=tuple(notes),
+        torch_allocated_peak_bytes=device.allocated_peak_bytes,
+        torch_reserved_peak_bytes=device.reserved_peak_bytes,
+        gpu_process_peak_bytes=process_peak,
+        notes=(*notes, *device.notes),
     )
 
 
@@ -562,41 +524,38 @@ def _generation_summary(
 
 
 def measure(
-    loaded: Any,
+    loaded: LoadedModel,
     spec: RunSpec,
     emit: Emit,
     *,
     load_s: float | None = None,
     before_measure: Callable[[], None] | None = None,
-) -> dict[str, Any]:
+) -> Measurement:
     """All timed phases of one run on an already loaded model (runs in the worker).
 
-    ``emit`` receives progress dicts (phase, n, rho, epsilon, elapsed_s, fraction, recent
-    latencies) at most ~10 Hz, never from inside the timed loop. ``before_measure`` is called
-    right before the measurement phase (the worker's fault-injection hook for tests).
-    Returns a JSON-able dict (phases, latency, throughput, converged, flags, generation,
-    memory, items, window_ns, notes) with numpy arrays under "arrays".
+    ``emit`` receives progress at most ~10 Hz, never from inside the timed loop.
+    ``before_measure`` is called right before the measurement phase (the worker's
+    fault-injection hook for tests). The result has no system description or model
+    information: the worker adds them.
     """
     generation = spec.scenario is Scenario.GENERATION
     if generation and not hasattr(loaded, "prefill"):
         raise UnsupportedOptionError(
-            f"{spec.model} is not a generative model; choose the single-stream or offline scenario."
-        )
-    if generation and spec.new_tokens < 2:
-        raise UnsupportedOptionError(
-            "Generation needs at least 2 new tokens to measure the time per output token."
+            f"{spec.model} is not a generative model; choose the single-stream or offline "
+            "scenario.",
+            field="scenario",
         )
     one = _iteration_timer(loaded, generation, spec.new_tokens)
     items_per_call = int(getattr(loaded, "items_per_call", spec.batch_size))
 
-    emit({"phase": Phase.LOADING, "message": "first call"})
+    emit(MeasureProgress(Phase.LOADING, "first call"))
     first_call_ns = one(1)
 
-    emit({"phase": Phase.WARMUP, "message": "warming up"})
+    emit(MeasureProgress(Phase.WARMUP, "warming up"))
     wu = _warmup(one, spec, emit, chunkable=not generation)
     call_ns = float(np.median(wu.latencies_ns[-max(WARMUP_WINDOW_MIN_ITERS, 1) :]))
 
-    emit({"phase": Phase.CALIBRATION, "message": "timing the timing loop"})
+    emit(MeasureProgress(Phase.CALIBRATION, "timing the timing loop"))
     if generation:
         loop_ns, block = null_loop_cost_ns(), 1
     else:
@@ -605,12 +564,11 @@ def measure(
     if before_measure is not None:
         before_measure()
     emit(
-        {
-            "phase": Phase.MEASURING,
-            "n": 0,
-            "epsilon": spec.target_epsilon,
-            "message": f"block of {block} calls per sample" if block > 1 else "",
-        }
+        MeasureProgress(
+            Phase.MEASURING,
+            f"block of {block} calls per sample" if block > 1 else "",
+            epsilon=spec.target_epsilon,
+        )
     )
     m = _measure_loop(loaded, spec, emit, block, call_ns * block, generation)
 
@@ -642,26 +600,26 @@ def measure(
         window_throughput = items / m.measure_s
         efficiency = window_throughput / bare if bare > 0 else None
         if efficiency is not None and not HOST_STEADY_BAND[0] <= efficiency <= HOST_STEADY_BAND[1]:
-            flags = [*flags, FLAG_HOST_UNSTEADY]
+            flags = (*flags, FLAG_HOST_UNSTEADY)
 
     memory = None
     if spec.memory_pass:
-        emit({"phase": Phase.MEMORY, "message": "memory pass"})
-        memory = memory_pass(loaded, spec, one)
+        emit(MeasureProgress(Phase.MEMORY, "memory pass"))
+        memory = memory_pass(loaded, one)
 
-    phases = {
-        "cold_load_s": load_s,
-        "first_call_ns": int(first_call_ns),
-        "warmup_iterations": wu.iterations,
-        "warmup_s": wu.duration_s,
-        "warmup_steady": wu.steady,
-        "null_call_ns": loop_ns,
-        "block_size": block,
-        "harness_overhead_fraction": loop_ns / (call_ns * block) if call_ns > 0 else None,
-        "harness_efficiency": efficiency,
-        "measure_s": m.measure_s,
-        "gc_disabled": m.gc_disabled,
-    }
+    phases = PhaseTimings(
+        cold_load_s=load_s,
+        first_call_ns=int(first_call_ns),
+        warmup_iterations=wu.iterations,
+        warmup_s=wu.duration_s,
+        warmup_steady=wu.steady,
+        null_call_ns=loop_ns,
+        block_size=block,
+        harness_overhead_fraction=loop_ns / (call_ns * block) if call_ns > 0 else None,
+        harness_efficiency=efficiency,
+        measure_s=m.measure_s,
+        gc_disabled=m.gc_disabled,
+    )
     arrays: dict[str, np.ndarray] = {
         "latencies_ns": (np.rint(per_call).astype(np.int64) if block > 1 else m.lats),
         "starts_ns": m.starts,
@@ -671,31 +629,16 @@ def measure(
         arrays["block_latencies_ns"] = m.lats
     if m.ttfts is not None:
         arrays["ttft_ns"] = m.ttfts
-    return jsonable(
-        {
-            "phases": phases,
-            "latency": asdict(summary),
-            "throughput": asdict(throughput),
-            "converged": m.converged,
-            "rho": m.rho,
-            "flags": list(flags),
-            "generation": asdict(gen) if gen else None,
-            "memory": asdict(memory) if memory else None,
-            "items": items,
-            "window_ns": [int(m.starts[0]), int(m.starts[-1] + m.lats[-1])],
-            "notes": "" if m.converged else m.reason,
-        }
-    ) | {"arrays": arrays}
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy scalars unwrapped, tuples as lists, non-finite floats as None."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    return Measurement(
+        phases=phases,
+        latency=summary,
+        throughput_items_per_s=throughput,
+        converged=m.converged,
+        flags=tuple(flags),
+        items=items,
+        window_ns=(int(m.starts[0]), int(m.starts[-1] + m.lats[-1])),
+        generation=gen,
+        memory=memory,
+        arrays=arrays,
+        notes="" if m.converged else m.reason,
+    )

@@ -27,29 +27,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from wattbench.domain.events import CancelToken, Phase, ProgressCallback, ProgressEvent
+from wattbench.domain import codec
+from wattbench.domain.events import (
+    CancelToken,
+    MeasureProgress,
+    Phase,
+    ProgressCallback,
+    ProgressEvent,
+)
 from wattbench.domain.result import (
     EnergyFigure,
-    GenerationSummary,
-    Interval,
-    LatencySummary,
-    MemoryFigures,
-    ModelInfo,
+    Measurement,
     PhaseTimings,
     RunResult,
     RunStatus,
     Trace,
 )
 from wattbench.domain.spec import RunSpec
-from wattbench.engine.ipc import (
-    KIND_ERROR,
-    KIND_PROGRESS,
-    KIND_READY,
-    KIND_RESULT,
-    Message,
-    MessageError,
-    decode_message,
-)
+from wattbench.energy.sampler import Sampler, open_sampler
+from wattbench.engine import ipc
 from wattbench.engine.worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -111,17 +107,13 @@ def describe_exit(exitcode: int | None) -> tuple[str, str]:
 class _Energy:
     """The optional energy sampler (ENERGY helper's wattbench.energy.sampler)."""
 
-    sampler: Any = None
+    sampler: Sampler | None = None
     na_reason: str | None = None
     idle: Any = None
     started: bool = False
 
     @classmethod
     def open(cls, spec: RunSpec) -> _Energy:
-        try:
-            from wattbench.energy.sampler import open_sampler
-        except ImportError as exc:
-            return cls(na_reason=f"energy measurement is not available ({exc})")
         try:
             return cls(sampler=open_sampler(spec))
         except Exception as exc:  # a sensor problem must never stop the run
@@ -220,52 +212,29 @@ def _build_result(
     spec: RunSpec,
     run_id: str,
     created_at: str,
-    msg: Message,
-    timings: dict[str, float | None],
+    m: Measurement,
     energy: _Energy,
+    *,
+    worker_start_s: float | None,
+    total_s: float,
 ) -> RunResult:
-    """A DONE RunResult from the worker's result message, with energy from the sampler."""
-    p = msg.payload
-    phases_d = dict(p.get("phases") or {})
-    phases_d.update(timings)
-    names = set(PhaseTimings.__dataclass_fields__)
-    phases = PhaseTimings(**{k: v for k, v in phases_d.items() if k in names})
-    latency = LatencySummary.from_dict(p["latency"]) if p.get("latency") else None
-    thr = p.get("throughput")
-    throughput = Interval(**thr) if thr else None
-    gen = GenerationSummary.from_dict(p["generation"]) if p.get("generation") else None
-    mem_d = p.get("memory")
-    memory = None
-    if mem_d is not None:
-        mem_d = dict(mem_d)
-        mem_d["notes"] = tuple(mem_d.get("notes") or ())
-        memory = MemoryFigures(**mem_d)
-    model = ModelInfo.from_dict(p["model"]) if p.get("model") else None
-    t0_ns, t1_ns = (int(x) for x in p["window_ns"])
-    figs, eflags, na = energy.figures(t0_ns, t1_ns, int(p.get("items", 0)))
-    flags = tuple(dict.fromkeys([*p.get("flags", ()), *eflags]))
-    arrays = {k: np.asarray(v) for k, v in msg.arrays.items()}
-    arrays["window_ns"] = np.asarray([t0_ns, t1_ns], dtype=np.int64)
+    """A DONE RunResult from the worker's measurement, with energy from the sampler."""
+    t0_ns, t1_ns = m.window_ns
+    figs, eflags, na = energy.figures(t0_ns, t1_ns, m.items)
+    fields = m.result_fields()
+    fields["phases"] = replace(m.phases, worker_start_s=worker_start_s, total_s=total_s)
+    fields["flags"] = tuple(dict.fromkeys([*m.flags, *eflags]))
+    fields["arrays"] = {**m.arrays, "window_ns": np.asarray([t0_ns, t1_ns], dtype=np.int64)}
     return RunResult(
         spec=spec,
         status=RunStatus.DONE,
         id=run_id,
         created_at=created_at,
         finished_at=_now_iso(),
-        system=dict(p.get("system") or {}),
-        model=model,
-        phases=phases,
-        latency=latency,
-        throughput_items_per_s=throughput,
-        converged=bool(p.get("converged")),
-        flags=flags,
-        generation=gen,
-        memory=memory,
         energy=figs,
         energy_na_reason=na,  # also set beside estimate-only figures: it says why
-        arrays=arrays,
         telemetry=energy.traces(),
-        notes=str(p.get("notes") or ""),
+        **fields,
     )
 
 
@@ -320,13 +289,19 @@ class Supervisor:
         except Exception:  # a broken progress consumer must not kill the run
             log.exception("progress callback failed")
 
-    def _relay(self, payload: Mapping[str, Any], energy: _Energy) -> None:
-        known = ("message", "n", "rho", "epsilon", "fraction")
-        kw: dict[str, Any] = {k: payload[k] for k in known if payload.get(k) is not None}
-        kw["recent_latencies_ns"] = tuple(int(x) for x in payload.get("recent_latencies_ns") or ())
-        kw["recent_starts_ns"] = tuple(int(x) for x in payload.get("recent_starts_ns") or ())
-        kw["extra"] = {"worker_elapsed_s": payload.get("elapsed_s")}
-        self._emit(str(payload.get("phase", self.state.phase)), energy, **kw)
+    def _relay(self, p: MeasureProgress, energy: _Energy) -> None:
+        self._emit(
+            p.phase,
+            energy,
+            message=p.message,
+            n=p.n,
+            rho=p.rho,
+            epsilon=p.epsilon,
+            fraction=p.fraction,
+            recent_latencies_ns=p.recent_latencies_ns,
+            recent_starts_ns=p.recent_starts_ns,
+            extra={"worker_elapsed_s": p.elapsed_s},
+        )
 
     def _failed(
         self,
@@ -396,7 +371,7 @@ class Supervisor:
         recv, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=worker_main,
-            args=(send, spec.to_dict(), _worker_log_level()),
+            args=(send, codec.encode_msgpack(spec), _worker_log_level()),
             name=f"wattbench-worker-{self.run_id[:8]}",
             daemon=True,
         )
@@ -450,8 +425,8 @@ class Supervisor:
                     kind, reason = describe_exit(proc.exitcode)
                     return self._failed(RunStatus.FAILED, reason, kind)
                 try:
-                    msg = decode_message(data)
-                except MessageError as exc:
+                    msg = ipc.decode(data)
+                except codec.CodecError as exc:
                     _stop_process(proc)
                     return self._failed(
                         RunStatus.FAILED, f"The worker sent a malformed message: {exc}", "error"
@@ -471,46 +446,35 @@ class Supervisor:
         if self.progress is not None and energy.started:
             self._emit(self.state.phase, energy)
 
-    def _handle(self, msg: Message, energy: _Energy) -> RunResult | None:
+    def _handle(self, msg: ipc.WorkerMessage, energy: _Energy) -> RunResult | None:
         st = self.state
-        if msg.kind == KIND_READY:
-            st.t_ready_ns = int(msg.payload.get("t_ready_ns") or clock())
+        if isinstance(msg, ipc.Ready):
+            st.t_ready_ns = msg.t_ready_ns
             return None
-        if msg.kind == KIND_PROGRESS:
-            self._relay(msg.payload, energy)
+        if isinstance(msg, ipc.Progress):
+            self._relay(msg.event, energy)
             return None
-        if msg.kind == KIND_ERROR:
-            p = msg.payload
-            kind = str(p.get("error_kind") or "error")
-            text = str(p.get("message") or p.get("error_class") or "unknown error")
-            if kind == "out_of_memory":
+        if isinstance(msg, ipc.Failed):
+            text = msg.message or msg.error_class
+            if msg.error_kind == "out_of_memory":
                 text = f"Out of memory in the worker ({text}); try a smaller batch or model."
-            elif kind == "error" and p.get("traceback"):
-                log.error("worker traceback:\n%s", p["traceback"])
-                text = f"{p.get('error_class', 'Error')}: {text}"
-            return self._failed(RunStatus.FAILED, text, kind)
-        if msg.kind == KIND_RESULT:
-            self._emit(Phase.FINISHING, energy, message="computing figures")
-            energy.stop()
-            t_end = clock()
-            timings: dict[str, float | None] = {
-                "worker_start_s": (
-                    (st.t_ready_ns - st.t_spawn_ns) / 1e9 if st.t_ready_ns else None
-                ),
-                "total_s": (t_end - self.t_begin_ns) / 1e9,
-            }
-            try:
-                result = _build_result(
-                    self.spec, self.run_id, self.created_at, msg, timings, energy
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                log.exception("cannot assemble the run result")
-                return self._failed(
-                    RunStatus.FAILED, f"The worker's result is incomplete: {exc}", "error"
-                )
-            self._emit(Phase.DONE, message="done", rho=_finite(result))
-            return result
-        return None
+            elif msg.error_kind == "error" and msg.traceback:
+                log.error("worker traceback:\n%s", msg.traceback)
+                text = f"{msg.error_class}: {text}"
+            return self._failed(RunStatus.FAILED, text, msg.error_kind)
+        self._emit(Phase.FINISHING, energy, message="computing figures")
+        energy.stop()
+        result = _build_result(
+            self.spec,
+            self.run_id,
+            self.created_at,
+            msg.measurement,
+            energy,
+            worker_start_s=(st.t_ready_ns - st.t_spawn_ns) / 1e9 if st.t_ready_ns else None,
+            total_s=(clock() - self.t_begin_ns) / 1e9,
+        )
+        self._emit(Phase.DONE, message="done", rho=_finite(result))
+        return result
 
 
 def _worker_log_level() -> int:

@@ -1,9 +1,9 @@
 """The worker process of one run: preflight, load, measure, send the result back.
 
 Started with ``multiprocessing.get_context("spawn").Process(target=worker_main, ...)`` by the
-supervisor. It talks over one end of a Pipe with ``send_bytes`` frames from ``ipc`` (JSON +
-raw arrays, never pickle): ``ready`` once Python is up, ``progress`` at ≤ 10 Hz, then exactly
-one of ``result`` or ``error`` (error class name, message for the user, phase).
+supervisor, with the spec as MessagePack bytes. It talks over one end of a Pipe with
+``send_bytes`` frames of ``ipc`` messages (typed values, never pickle): ``Ready`` once Python is
+up, ``Progress`` at ≤ 10 Hz, then exactly one of ``Measured`` or ``Failed``.
 
 Test hook: the environment variable ``WATTBENCH_TEST_FAULT`` (read here only, at the start of
 the measurement phase) makes the worker misbehave on purpose so tests can check that the
@@ -14,22 +14,25 @@ MemoryError), ``oom-kill`` (SIGKILL, as the kernel's out-of-memory killer ends a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
-from wattbench.domain.errors import BadInputError, ModelError, WattbenchError
-from wattbench.domain.events import Phase
+from wattbench.backends.runtimes.base import LoadedModel
+from wattbench.domain import codec
+from wattbench.domain.errors import BadInputError, WattbenchError
+from wattbench.domain.events import MeasureProgress, Phase
+from wattbench.domain.result import ModelInfo
 from wattbench.domain.spec import RunSpec
-from wattbench.engine.ipc import KIND_ERROR, KIND_PROGRESS, KIND_READY, KIND_RESULT, encode_message
-from wattbench.engine.measure import jsonable, measure
+from wattbench.engine import ipc
+from wattbench.engine.measure import measure
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +47,15 @@ class _Channel:
         self.conn = conn
         self.phase = Phase.STARTING
 
-    def send(
-        self, kind: str, payload: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None
-    ) -> None:
+    def send(self, message: ipc.WorkerMessage) -> None:
         try:
-            self.conn.send_bytes(encode_message(kind, payload, arrays))
+            self.conn.send_bytes(ipc.encode(message))
         except (BrokenPipeError, ConnectionResetError, EOFError):
             os._exit(1)  # the supervisor is gone: nobody wants this run any more
 
-    def progress(self, event: Mapping[str, Any]) -> None:
-        self.phase = str(event.get("phase", self.phase))
-        self.send(KIND_PROGRESS, jsonable(dict(event)))
+    def progress(self, event: MeasureProgress) -> None:
+        self.phase = event.phase
+        self.send(ipc.Progress(event))
 
 
 def fault_hook() -> Callable[[], None] | None:
@@ -88,44 +89,11 @@ def fault_hook() -> Callable[[], None] | None:
     return inject
 
 
-def runtime_options(spec: RunSpec) -> Any:
-    """The runtime's options for ``spec`` (RuntimeOptions of backends/runtimes/base.py)."""
-    from wattbench.backends.runtimes.registry import options_from_spec
-
-    return options_from_spec(spec)
-
-
-def resolve_entry(spec: RunSpec) -> Any:
-    """The catalog entry of ``spec.model``; unexpected reader errors become ModelError."""
-    from wattbench.backends.models import catalog
-
-    # the batch goes with the dims: a fixed-batch model or an --input-shape is checked
-    # against the run's batch size, not against batch 1
-    dims = {**spec.dims_map, catalog.BATCH: spec.batch_size}
-    try:
-        return catalog.resolve(spec.model, dims=dims, input_shapes=dict(spec.input_shapes) or None)
-    except WattbenchError:
-        raise
-    except Exception as exc:  # a parser's own exception: the file is not a usable model
-        raise ModelError(f"Cannot read the model {spec.model}: {exc}") from exc
-
-
-def concrete_inputs(spec: RunSpec, entry: Any) -> list[tuple[str, tuple[int, ...], str]]:
-    """(name, shape, dtype) of every input, with batch and dynamic dimensions fixed."""
-    from wattbench.backends.models import catalog
-
-    return catalog.concrete_inputs(
-        entry, spec.batch_size, spec.dims_map, dict(spec.input_shapes) or None
-    )
-
-
 def _describe_system() -> dict[str, Any]:
-    try:
-        from wattbench.backends.system import describe_system
+    from wattbench.backends.system import describe_system
 
+    try:
         system = dict(describe_system())
-    except ImportError as exc:
-        system = {"unknown": f"system description not available: {exc}"}
     except Exception as exc:  # a probe must never stop the run: record what failed
         log.warning("system description failed: %s", exc)
         system = {"unknown": f"system description failed: {exc}"}
@@ -136,23 +104,26 @@ def _describe_system() -> dict[str, Any]:
     return system
 
 
-def _load(spec: RunSpec, chan: _Channel) -> tuple[Any, dict[str, Any], float]:
-    """Resolve and load the model; returns (loaded, model info dict, load seconds)."""
+def _load(spec: RunSpec, chan: _Channel) -> tuple[LoadedModel, ModelInfo, float]:
+    """Resolve and load the model; returns (loaded, model information, load seconds)."""
     from wattbench.backends.models import catalog
     from wattbench.backends.runtimes.registry import get_runtime
+    from wattbench.engine.validate import resolve_entry, runtime_options
 
-    chan.progress({"phase": Phase.LOADING, "message": f"loading {spec.model}"})
+    chan.progress(MeasureProgress(Phase.LOADING, f"loading {spec.model}"))
     entry = resolve_entry(spec)
-    inputs = concrete_inputs(spec, entry)
-    info = {
-        "ref": entry.ref,
-        "name": entry.name,
-        "family": entry.family,
-        "format": entry.format,
-        "sha256": catalog.model_sha256(entry),
-        "inputs": [[str(n), [int(s) for s in shape], str(dt)] for n, shape, dt in inputs],
-        "parameters": entry.parameters,
-    }
+    inputs = catalog.concrete_inputs(
+        entry, spec.batch_size, dict(spec.dims), dict(spec.input_shapes) or None
+    )
+    info = ModelInfo(
+        ref=entry.ref,
+        name=entry.name,
+        family=entry.family,
+        format=entry.format,
+        sha256=catalog.model_sha256(entry),
+        inputs=tuple((str(n), tuple(int(s) for s in shape), str(dt)) for n, shape, dt in inputs),
+        parameters=entry.parameters,
+    )
     runtime = get_runtime(spec.runtime)
     t0 = time.perf_counter_ns()
     loaded = runtime.load(entry, spec.device, runtime_options(spec))
@@ -165,30 +136,33 @@ def _is_oom(exc: BaseException) -> bool:
     return "outofmemory" in text or "out of memory" in text or "failed to allocate" in text
 
 
-def worker_main(conn: Connection, spec_dict: dict[str, Any], log_level: int = 0) -> None:
+def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None:
     """Entry point of the spawned worker process."""
     if log_level:
         logging.basicConfig(level=log_level, format="%(levelname)s worker %(name)s: %(message)s")
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     chan = _Channel(conn)
-    chan.send(KIND_READY, {"pid": os.getpid(), "t_ready_ns": time.perf_counter_ns()})
+    chan.send(ipc.Ready(pid=os.getpid(), t_ready_ns=time.perf_counter_ns()))
     try:
-        spec = RunSpec.from_dict(spec_dict)
-        chan.progress({"phase": Phase.PREFLIGHT, "message": "describing the system"})
+        spec = codec.decode_msgpack(spec_frame, RunSpec)
+        chan.progress(MeasureProgress(Phase.PREFLIGHT, "describing the system"))
         t0 = time.perf_counter_ns()
         system = _describe_system()
         preflight_s = (time.perf_counter_ns() - t0) / 1e9
         loaded, model_info, load_s = _load(spec, chan)
         try:
-            system["runtime_settings"] = jsonable(dict(loaded.settings()))
+            system["runtime_settings"] = dict(loaded.settings())
             out = measure(loaded, spec, chan.progress, load_s=load_s, before_measure=fault_hook())
         finally:
             loaded.close()
-        arrays = out.pop("arrays")
-        out["phases"]["preflight_s"] = preflight_s
-        payload = jsonable(out | {"system": system, "model": model_info})
-        chan.send(KIND_RESULT, payload, arrays)
+        out = dataclasses.replace(
+            out,
+            system=system,
+            model=model_info,
+            phases=dataclasses.replace(out.phases, preflight_s=preflight_s),
+        )
+        chan.send(ipc.Measured(out))
     except MemoryError as exc:
         _send_error(chan, exc, kind="out_of_memory")
     except BadInputError as exc:
@@ -204,12 +178,12 @@ def worker_main(conn: Connection, spec_dict: dict[str, Any], log_level: int = 0)
 
 def _send_error(chan: _Channel, exc: BaseException, *, kind: str, tb: str | None = None) -> None:
     chan.send(
-        KIND_ERROR,
-        {
-            "error_class": type(exc).__name__,
-            "message": str(exc),
-            "error_kind": kind,
-            "phase": chan.phase,
-            "traceback": tb,
-        },
+        ipc.Failed(
+            error_class=type(exc).__name__,
+            message=str(exc),
+            error_kind=kind,
+            phase=chan.phase,
+            traceback=tb,
+            field=getattr(exc, "field", None),
+        )
     )

@@ -19,8 +19,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QWidget
+from wattbench.domain import units
 from wattbench.gui import (
-    formatting,
     theme,
 )
 
@@ -190,8 +190,8 @@ class MetricBars(pg.PlotWidget):
         top = max((b.hi if b.hi is not None else b.value) or 0.0 for b in shown)
         self.verdict_items = self._text_pool(n)
         for y, b, label in zip(ys, self.bars, self.verdict_items, strict=True):
-            colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
-            label.setText(self._bar_text(b), color=colour)
+            verdict_colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
+            label.setText(self._bar_text(b), color=verdict_colour)
             x = (b.hi if b.hi is not None else b.value) if b.value is not None else 0.0
             label.setPos(x + top * 0.02, y)
         item.setXRange(0, top * 2.1, padding=0)
@@ -202,7 +202,7 @@ class MetricBars(pg.PlotWidget):
     def _bar_text(b: Bar) -> str:
         if b.value is None:
             return "n/a"
-        value = formatting.sig(b.value)
+        value = units.number(b.value)
         if b.is_baseline:
             return f"{value} (baseline)"
         if b.ratio is None:

@@ -1,37 +1,39 @@
-"""The one place where the GUI crosses threads.
+"""The one place where the GUI crosses threads: a thin adapter between Qt and the service.
 
-The controller owns the run thread (runs execute one at a time, each in its own worker process
-through the engine's supervisor), a single database thread (every store call, serialized) and a
-small pool for other long work (catalog, devices, validation, comparison, sensors, reports).
-It re-emits typed Qt signals on the GUI thread; widgets call its methods and connect to its
-signals, and never touch threads, the store or the engine themselves.
+The controller owns three kinds of thread: the run thread (the service's ``RunQueue.serve``:
+one run at a time, each in its own worker process), a single database thread (every call on
+the service's ``Workbench``, serialized; the queue records runs through it too) and a small
+pool for other long work (catalog, devices, run checks, comparisons, reports). It re-emits
+typed Qt signals on the GUI thread; widgets call its methods and connect to its signals, and
+never touch threads, the store or the engine themselves. Every call here is a service call:
+the same ones the CLI makes.
 
-Engine, store and backend modules are imported inside the functions that run off the GUI
-thread, so the window appears before torch (or SQLAlchemy) is loaded.
+Service modules are imported inside the functions that run off the GUI thread, so the window
+appears before torch (or SQLAlchemy) is loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from wattbench.domain.errors import WattbenchError
-from wattbench.domain.events import CancelToken, Phase, ProgressEvent
-from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.result import RunResult
 from wattbench.domain.spec import RunSpec
-from wattbench.gui import services
 from wattbench.gui.live_buffer import LiveBuffer
+from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem, RunQueue
+
+if TYPE_CHECKING:
+    from wattbench.domain.cost import CostProfile
+    from wattbench.service.plan import RunPlan
+    from wattbench.service.workbench import Workbench
 
 log = logging.getLogger(__name__)
 
@@ -39,43 +41,6 @@ T = TypeVar("T")
 
 PROGRESS_MIN_INTERVAL_NS = 100_000_000  # at most ~10 progress signals per second per run
 RUN_CACHE_SIZE = 64  # loaded runs (with arrays) kept for the compare view
-
-
-class ItemState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (ItemState.DONE, ItemState.FAILED, ItemState.CANCELLED)
-
-
-@dataclass
-class QueueItem:
-    """One queued run as the GUI sees it. Mutated on the GUI thread only."""
-
-    key: int
-    spec: RunSpec
-    state: ItemState = ItemState.QUEUED
-    phase: str = Phase.QUEUED
-    message: str = ""
-    n: int = 0
-    rho: float | None = None
-    epsilon: float | None = None
-    fraction: float | None = None
-    elapsed_s: float = 0.0
-    result_id: str | None = None
-    reason: str | None = None
-    stored: bool = False
-    converged: bool | None = None  # known once the run is done
-    token: CancelToken = field(default_factory=CancelToken, repr=False)
-
-    @property
-    def label(self) -> str:
-        return self.spec.label()
 
 
 def user_message(exc: BaseException) -> str:
@@ -100,8 +65,8 @@ class Controller(QObject):
     catalogReady = Signal(object)  # list[ModelEntry]
     modelResolved = Signal(object)  # ModelEntry
     modelRejected = Signal(str, str)  # path, message
-    devicesReady = Signal(object)  # services.DeviceInventory
-    sensorsReady = Signal(object)  # services.SensorReport
+    devicesReady = Signal(object)  # service.inventory.DeviceInventory
+    sensorsReady = Signal(object)  # energy.doctor.SensorReport
     # launching and the queue
     launchChecking = Signal(int)  # request id: validation started
     launchRejected = Signal(int, str)  # request id, message (nothing was queued)
@@ -109,10 +74,10 @@ class Controller(QObject):
     queueChanged = Signal()  # items added or cleared
     itemChanged = Signal(int)  # one item's state or progress changed
     runStarted = Signal(int)
-    runFinished = Signal(int, object)  # key, RunResult (stored)
+    runFinished = Signal(int, object)  # key, RunResult
     queueIdle = Signal()
     # comparison and reports
-    comparisonReady = Signal(object)  # services.ComparisonView
+    comparisonReady = Signal(object)  # service.workbench.ComparisonView
     comparisonFailed = Signal(str)
     reportWritten = Signal(str)
     # navigation between pages: the runs browser asks for a comparison of its selection
@@ -127,21 +92,20 @@ class Controller(QObject):
         super().__init__(parent)
         self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
         self._db_url = db_url
-        self._store: Any = None
+        self._wb: Workbench | None = None
         self._store_description = ""
         self._closed = False
         self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="wattbench-db")
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="wattbench-work")
-        self._keys = itertools.count(1)
-        self._requests = itertools.count(1)
-        self.items: dict[int, QueueItem] = {}
-        self._jobs: queue.Queue[tuple[int, RunSpec, CancelToken] | None] = queue.Queue()
-        self._runs_started = 0
+        self._requests = 0
+        self.items: dict[int, QueueItem] = {}  # the queue's latest snapshots (GUI thread)
         self.live = LiveBuffer()
+        self._last_emit: dict[int, tuple[int, str]] = {}  # key -> (ns, phase) of last signal
         self._run_cache: OrderedDict[str, RunResult] = OrderedDict()
         self.compare_selection: list[str] = []  # the last ids sent to the compare page
+        self.queue = RunQueue(recorder=self, listener=self._on_queue_event)
         self._run_thread = threading.Thread(
-            target=self._run_loop, name="wattbench-runs", daemon=True
+            target=self.queue.serve, name="wattbench-runs", daemon=True
         )
         self._run_thread.start()
 
@@ -198,31 +162,31 @@ class Controller(QObject):
         future.add_done_callback(done)
         return future
 
+    def _workbench(self) -> Workbench:
+        if self._wb is None:
+            raise WattbenchError("The run database is not open: choose a database in Settings.")
+        return self._wb
+
     def _db(
         self,
         what: str,
-        fn: Callable[[Any], T],
+        fn: Callable[[Workbench], T],
         on_ok: Callable[[T], None],
         on_error: Callable[[str], None] | None = None,
     ) -> None:
-        """Run fn(store) on the database thread."""
+        """Run fn(workbench) on the database thread."""
+        self._submit(self._db_pool, what, lambda: fn(self._workbench()), on_ok, on_error)
 
-        def call() -> T:
-            if self._store is None:
-                raise WattbenchError("The run database is not open: choose a database in Settings.")
-            return fn(self._store)
+    def _db_blocking(self, fn: Callable[[Workbench], T]) -> T:
+        """Call fn(workbench) on the database thread and wait (for the run thread only)."""
+        return self._db_pool.submit(lambda: fn(self._workbench())).result()
 
-        self._submit(self._db_pool, what, call, on_ok, on_error)
+    # ------------------------------------------------------------------ the queue's recorder
+    def begin_run(self, spec: RunSpec, run_id: str) -> None:
+        self._db_blocking(lambda wb: wb.begin_run(spec, run_id))
 
-    def _db_blocking(self, fn: Callable[[Any], T]) -> T:
-        """Call fn(store) on the database thread and wait (for the run thread only)."""
-
-        def call() -> T:
-            if self._store is None:
-                raise WattbenchError("The run database is not open: choose a database in Settings.")
-            return fn(self._store)
-
-        return self._db_pool.submit(call).result()
+    def finish_run(self, result: RunResult) -> None:
+        self._db_blocking(lambda wb: wb.finish_run(result))
 
     # ------------------------------------------------------------------ store
     @property
@@ -231,20 +195,20 @@ class Controller(QObject):
 
     def open_store(self, url: str | None = None) -> None:
         """(Re)open the run store; storeReady or storeFailed follows."""
+        from wattbench.service.workbench import Workbench
+
         self._db_url = url
 
-        def open_() -> tuple[Any, str]:
-            old = self._store
-            self._store = None
+        def open_() -> str:
+            old, self._wb = self._wb, None
             if old is not None:
-                services.close_store(old)
-            store = services.open_store(url)
-            self._store = store
-            return store, services.describe_store(store, url)
+                old.close()
+            self._wb = Workbench.open(url)
+            return self._wb.describe()
 
-        def ok(value: tuple[Any, str]) -> None:
-            self._store_description = value[1]
-            self.storeReady.emit(value[1])
+        def ok(description: str) -> None:
+            self._store_description = description
+            self.storeReady.emit(description)
             self.runsChanged.emit()
 
         def bad(message: str) -> None:
@@ -257,17 +221,14 @@ class Controller(QObject):
     def refresh_store_description(self) -> None:
         """Describe the open store again (database thread): storeDescribed follows."""
 
-        def describe(store: Any) -> str:
-            return services.describe_store(store, self._db_url)
-
         def ok(text: str) -> None:
             self._store_description = text
             self.storeDescribed.emit(text)
 
-        self._db("describe the run database", describe, ok, lambda _message: None)
+        self._db("describe the run database", lambda wb: wb.describe(), ok, lambda _m: None)
 
     def refresh_runs(self, limit: int = 10_000) -> None:
-        self._db("list runs", lambda s: services.list_runs(s, limit=limit), self.runsListed.emit)
+        self._db("list runs", lambda wb: wb.list_runs(limit=limit), self.runsListed.emit)
 
     def load_run(self, run_id: str) -> None:
         cached = self._run_cache.get(run_id)
@@ -279,34 +240,24 @@ class Controller(QObject):
             self._remember(result)
             self.runLoaded.emit(result)
 
-        self._db("load a run", lambda s: s.get_run(run_id, with_arrays=True), ok)
+        self._db("load a run", lambda wb: wb.get_run(run_id), ok)
 
     def add_tag(self, run_ids: Sequence[str], tag: str) -> None:
         ids = list(run_ids)
-
-        def do(store: Any) -> None:
-            for rid in ids:
-                store.add_tag(rid, tag)
-
-        self._db("tag runs", do, lambda _: self._changed(ids))
+        self._db("tag runs", lambda wb: wb.add_tag(ids, tag), lambda _: self._changed(ids))
 
     def remove_tag(self, run_ids: Sequence[str], tag: str) -> None:
         ids = list(run_ids)
-
-        def do(store: Any) -> None:
-            for rid in ids:
-                store.remove_tag(rid, tag)
-
-        self._db("untag runs", do, lambda _: self._changed(ids))
+        self._db("untag runs", lambda wb: wb.remove_tag(ids, tag), lambda _: self._changed(ids))
 
     def set_note(self, run_id: str, note: str) -> None:
         self._db(
-            "save a note", lambda s: s.set_note(run_id, note), lambda _: self._changed([run_id])
+            "save a note", lambda wb: wb.set_note(run_id, note), lambda _: self._changed([run_id])
         )
 
     def delete_runs(self, run_ids: Sequence[str]) -> None:
         ids = list(run_ids)
-        self._db("delete runs", lambda s: s.delete_runs(ids), lambda _: self._changed(ids))
+        self._db("delete runs", lambda wb: wb.delete_runs(ids), lambda _: self._changed(ids))
 
     def _changed(self, run_ids: Sequence[str]) -> None:
         for rid in run_ids:
@@ -321,27 +272,27 @@ class Controller(QObject):
 
     # cost profiles
     def refresh_cost_profiles(self) -> None:
-        self._db(
-            "read cost profiles", lambda s: list(s.get_cost_profiles()), self.costProfilesReady.emit
-        )
+        self._db("read cost profiles", lambda wb: wb.cost_profiles(), self.costProfilesReady.emit)
 
-    def save_cost_profile(self, profile: Any) -> None:
+    def save_cost_profile(self, profile: CostProfile) -> None:
         self._db(
             "save a cost profile",
-            lambda s: s.save_cost_profile(profile),
+            lambda wb: wb.save_cost_profile(profile),
             lambda _: self.refresh_cost_profiles(),
         )
 
     def delete_cost_profile(self, device: str, name: str) -> None:
         self._db(
             "delete a cost profile",
-            lambda s: services.delete_cost_profile(s, device, name),
+            lambda wb: wb.delete_cost_profile(device, name),
             lambda _: self.refresh_cost_profiles(),
         )
 
     # ------------------------------------------------------------------ catalog, devices, sensors
     def refresh_catalog(self) -> None:
-        self._submit(self._pool, "list models", services.list_models, self.catalogReady.emit)
+        from wattbench.service import inventory
+
+        self._submit(self._pool, "list models", inventory.list_models, self.catalogReady.emit)
 
     def resolve_model_file(
         self,
@@ -350,81 +301,68 @@ class Controller(QObject):
         input_shapes: dict[str, str] | None = None,
     ) -> None:
         """Check a model file off-thread: modelResolved or modelRejected follows."""
+        from wattbench.service import inventory
+
         self._submit(
             self._pool,
             "open a model file",
-            lambda: services.resolve_model(path, dims, input_shapes),
+            lambda: inventory.describe_model(path, dims=dims, input_shapes=input_shapes),
             self.modelResolved.emit,
             lambda message: self.modelRejected.emit(path, message),
         )
 
     def refresh_devices(self) -> None:
-        self._submit(self._pool, "list devices", services.device_inventory, self.devicesReady.emit)
+        from wattbench.service import inventory
+
+        self._submit(self._pool, "list devices", inventory.device_inventory, self.devicesReady.emit)
 
     def diagnose_sensors(self) -> None:
-        self._submit(self._pool, "diagnose sensors", services.sensor_report, self.sensorsReady.emit)
+        from wattbench.service import inventory
+
+        self._submit(
+            self._pool, "diagnose sensors", inventory.sensor_report, self.sensorsReady.emit
+        )
 
     # ------------------------------------------------------------------ launching runs
-    def launch(self, specs: Sequence[RunSpec]) -> int:
-        """Validate specs off-thread, then queue them all, or none (launchRejected)."""
-        request = next(self._requests)
-        specs = list(specs)
-        if not specs:
+    def launch(self, plan: RunPlan) -> int:
+        """Check a plan off-thread, then queue all its runs, or none (launchRejected)."""
+        from wattbench.service.plan import check_plan
+
+        self._requests += 1
+        request = self._requests
+        if not plan.specs:
             self.launchRejected.emit(request, "Nothing to run: choose a model and a device.")
             return request
         self.launchChecking.emit(request)
 
-        def check() -> list[RunSpec]:
-            services.validate_specs(specs)
-            return specs
+        def queue_them(_: None) -> None:
+            keys = [item.key for item in self.queue.submit(plan.specs)]
+            self.launched.emit(request, keys)
 
         self._submit(
             self._pool,
             "check the runs",
-            check,
-            lambda ok: self._enqueue(request, ok),
+            lambda: check_plan(plan),
+            queue_them,
             lambda message: self.launchRejected.emit(request, message),
         )
         return request
 
-    def _enqueue(self, request: int, specs: list[RunSpec]) -> None:
-        keys = []
-        for spec in specs:
-            item = QueueItem(key=next(self._keys), spec=spec, epsilon=spec.target_epsilon)
-            self.items[item.key] = item
-            keys.append(item.key)
-        self.queueChanged.emit()
-        self.launched.emit(request, keys)
-        for key in keys:
-            item = self.items[key]
-            self._jobs.put((key, item.spec, item.token))
-
     def cancel(self, key: int) -> None:
         """Cancel one run: a queued one never starts, a running one stops within a second."""
-        item = self.items.get(key)
-        if item is None or item.state.finished:
-            return
-        item.token.cancel()
-        if item.state is ItemState.QUEUED:
-            item.state = ItemState.CANCELLED
-            item.phase = Phase.CANCELLED
-            item.reason = "Cancelled before it started."
-        else:
-            item.message = "cancelling…"
-        self.itemChanged.emit(key)
+        self.queue.cancel(key)
 
     def cancel_current(self) -> None:
-        for item in self.items.values():
+        for item in self.queue.items():
             if item.state is ItemState.RUNNING:
-                self.cancel(item.key)
+                self.queue.cancel(item.key)
 
     def cancel_all(self) -> None:
-        for key in list(self.items):
-            self.cancel(key)
+        self.queue.cancel_all()
 
     def clear_finished(self) -> None:
-        for key in [k for k, it in self.items.items() if it.state.finished]:
-            del self.items[key]
+        self.queue.clear_finished()
+        self.items = {k: it for k, it in self.items.items() if not it.state.finished}
         self.queueChanged.emit()
 
     @property
@@ -434,148 +372,57 @@ class Controller(QObject):
     def pending_count(self) -> int:
         return sum(1 for it in self.items.values() if not it.state.finished)
 
-    # ------------------------------------------------------------------ the run thread
-    def _run_loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            key, spec, token = job
-            if token.cancelled:
-                continue  # cancelled while queued: already marked on the GUI thread
-            try:
-                self._execute(key, spec, token)
-            except Exception as exc:  # never let the run thread die
-                log.exception("run %s: unexpected error", key)
-                self._post(self._on_run_crashed, (key, user_message(exc)))
-            if self._jobs.empty():
-                self._post(lambda _: self._maybe_idle())
-
-    def _execute(self, key: int, spec: RunSpec, token: CancelToken) -> None:
-        start_ns = time.perf_counter_ns()
-        self.live.reset(key, spec.label(), spec.batch_size, start_ns)
-        self._runs_started += 1
-        run_index = self._runs_started - 1
-        run_count = run_index + 1 + self._jobs.qsize()
-        self._post(self._on_run_started, key)
-
-        pending = RunResult(spec=spec, status=RunStatus.RUNNING)
-        store_error: str | None = None
-        try:
-            self._db_blocking(lambda s: s.begin_run(pending))
-        except Exception as exc:
-            store_error = user_message(exc)
-            log.warning("run %s: could not record its start: %s", key, store_error)
-
-        last_emit_ns = [0]
-        last_phase = [""]
-
-        def progress(event: ProgressEvent) -> None:
+    # ------------------------------------------------------------------ the queue's events
+    def _on_queue_event(self, event: QueueEvent) -> None:
+        """From the queue's thread (or the caller's): feed the live buffer, then hop."""
+        item = event.item
+        if event.kind is EventKind.STARTED:
+            self.live.reset(item.key, item.label, item.spec.batch_size, time.perf_counter_ns())
+        if event.kind is EventKind.PROGRESS and event.progress is not None:
+            p = event.progress
             now = time.perf_counter_ns()
             self.live.add(
-                phase=event.phase,
-                message=event.message,
-                n=event.n,
-                rho=event.rho,
-                epsilon=event.epsilon,
-                fraction=event.fraction,
-                elapsed_s=event.elapsed_s,
-                latencies_ns=event.recent_latencies_ns,
-                starts_ns=event.recent_starts_ns,
-                power_w=event.power_w,
+                phase=p.phase,
+                message=p.message,
+                n=p.n,
+                rho=p.rho,
+                epsilon=p.epsilon,
+                fraction=p.fraction,
+                elapsed_s=p.elapsed_s,
+                latencies_ns=p.recent_latencies_ns,
+                starts_ns=p.recent_starts_ns,
+                power_w=p.power_w,
                 now_ns=now,
             )
-            if event.phase != last_phase[0] or now - last_emit_ns[0] >= PROGRESS_MIN_INTERVAL_NS:
-                last_emit_ns[0], last_phase[0] = now, event.phase
-                self._post(self._on_progress, (key, event))
+            last_ns, last_phase = self._last_emit.get(item.key, (0, ""))
+            if p.phase == last_phase and now - last_ns < PROGRESS_MIN_INTERVAL_NS:
+                return
+            self._last_emit[item.key] = (now, p.phase)
+        self._post(self._apply_event, event)
 
-        result = services.run_one(
-            spec,
-            pending=pending,
-            progress=progress,
-            cancel=token,
-            run_index=run_index,
-            run_count=run_count,
-        )
-        if store_error is None:
-            try:
-                self._db_blocking(lambda s: s.finish_run(result))
-            except Exception as exc:
-                store_error = user_message(exc)
-                log.error("run %s: could not store its result: %s", key, store_error)
-        self._post(self._on_run_done, (key, result, store_error))
-
-    # GUI-thread halves of the run thread's events
-    def _on_run_started(self, key: int) -> None:
-        item = self.items.get(key)
-        if item is None:
+    def _apply_event(self, event: QueueEvent) -> None:
+        """On the GUI thread: keep the latest snapshot and tell the pages."""
+        item = event.item
+        if event.kind is not EventKind.QUEUED and item.key not in self.items:
+            return  # cleared meanwhile
+        self.items[item.key] = item
+        if event.kind is EventKind.QUEUED:
+            self.queueChanged.emit()
             return
-        item.state = ItemState.RUNNING
-        item.phase = Phase.STARTING
-        self.itemChanged.emit(key)
-        self.runStarted.emit(key)
-
-    def _on_progress(self, value: tuple[int, ProgressEvent]) -> None:
-        key, event = value
-        item = self.items.get(key)
-        if item is None or item.state is not ItemState.RUNNING:
-            return
-        item.phase = event.phase
-        if not item.token.cancelled:
-            item.message = event.message
-        item.n = event.n
-        item.rho = event.rho
-        if event.epsilon is not None:
-            item.epsilon = event.epsilon
-        item.fraction = event.fraction
-        item.elapsed_s = event.elapsed_s
-        self.itemChanged.emit(key)
-
-    def _on_run_done(self, value: tuple[int, RunResult, str | None]) -> None:
-        key, result, store_error = value
-        item = self.items.get(key)
-        self._remember(result)
-        if item is not None:
-            item.result_id = result.id
-            item.stored = store_error is None
-            item.converged = result.converged
-            item.state = {
-                RunStatus.DONE: ItemState.DONE,
-                RunStatus.CANCELLED: ItemState.CANCELLED,
-            }.get(result.status, ItemState.FAILED)
-            item.phase = {
-                ItemState.DONE: Phase.DONE,
-                ItemState.CANCELLED: Phase.CANCELLED,
-            }.get(item.state, Phase.FAILED)
-            reasons = [
-                r for r in (result.reason, store_error and f"Not stored: {store_error}") if r
-            ]
-            item.reason = " ".join(reasons) or None
-            if result.latency is not None:
-                item.n = result.latency.n
-                item.rho = result.latency.rho
-            item.message = ""
-            self.itemChanged.emit(key)
-        self.runFinished.emit(key, result)
-        if store_error is None:
-            self.runsChanged.emit()
-        else:
-            self.failed.emit("store a run", store_error)
-
-    def _on_run_crashed(self, value: tuple[int, str]) -> None:
-        key, message = value
-        item = self.items.get(key)
-        if item is not None:
-            item.state = ItemState.FAILED
-            item.phase = Phase.FAILED
-            item.reason = message
-            self.itemChanged.emit(key)
-        self.failed.emit("run", message)
-
-    def _maybe_idle(self) -> None:
-        if not self.busy:
-            self._runs_started = 0
-            self.queueIdle.emit()
+        self.itemChanged.emit(item.key)
+        if event.kind is EventKind.STARTED:
+            self.runStarted.emit(item.key)
+        elif event.kind is EventKind.FINISHED:
+            self._last_emit.pop(item.key, None)
+            if item.result is not None:
+                self._remember(item.result)
+                self.runFinished.emit(item.key, item.result)
+            if item.stored:
+                self.runsChanged.emit()
+            elif item.store_error:
+                self.failed.emit("store a run", item.store_error)
+            if not self.busy:
+                self.queueIdle.emit()
 
     # ------------------------------------------------------------------ navigation
     def request_compare(self, run_ids: Sequence[str]) -> None:
@@ -595,8 +442,11 @@ class Controller(QObject):
         baseline_id: str | None,
         energy_view: str = "device",
         noise: float = 0.01,
+        cost_profiles: Sequence[CostProfile] = (),
     ) -> None:
         """Load the runs (database thread), then compare them (pool): comparisonReady."""
+        from wattbench.service.workbench import compare_loaded
+
         ids = list(dict.fromkeys(run_ids))
         missing = [rid for rid in ids if rid not in self._run_cache]
 
@@ -607,8 +457,12 @@ class Controller(QObject):
             self._submit(
                 self._pool,
                 "compare runs",
-                lambda: services.build_comparison(
-                    runs, baseline_id=baseline_id, energy_view=energy_view, noise=noise
+                lambda: compare_loaded(
+                    runs,
+                    baseline_id=baseline_id,
+                    energy_view=energy_view,
+                    noise=noise,
+                    cost_profiles=cost_profiles,
                 ),
                 self.comparisonReady.emit,
                 self.comparisonFailed.emit,
@@ -616,48 +470,43 @@ class Controller(QObject):
 
         if missing:
             self._db(
-                "load runs",
-                lambda s: list(s.load_runs(missing, with_arrays=True)),
-                compute,
-                self.comparisonFailed.emit,
+                "load runs", lambda wb: wb.load_runs(missing), compute, self.comparisonFailed.emit
             )
         else:
             compute([])
 
     def export_report(self, run_ids: Sequence[str], path: str, *, baseline_id: str | None) -> None:
+        """Load the runs (database thread), then render the report (pool): reportWritten."""
+        from wattbench.service.workbench import ReportMaterial, render_report
+
         ids = list(run_ids)
 
-        def load(store: Any) -> list[RunResult]:
-            return list(store.load_runs(ids, with_arrays=True))
-
-        def write(runs: list[RunResult]) -> None:
+        def write(material: ReportMaterial) -> None:
             self._submit(
                 self._pool,
                 "export a report",
-                lambda: services.write_report(runs, path, baseline_id=baseline_id),
+                lambda: render_report(material, path),
                 lambda _: self.reportWritten.emit(path),
             )
 
-        self._db("load runs", load, write)
+        self._db("load runs", lambda wb: wb.report_material(ids, baseline_id), write)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, *, wait_s: float = 10.0) -> None:
         """Cancel everything and stop the threads (the window is closing)."""
         if self._closed:
             return
-        for item in self.items.values():
-            item.token.cancel()
-        self._jobs.put(None)
+        self.queue.close()
         self._run_thread.join(wait_s)
         if self._run_thread.is_alive():
             log.warning("the run thread did not stop within %.0f s", wait_s)
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        store = self._store
+        wb = self._wb
 
         def close() -> None:
-            if store is not None:
-                services.close_store(store)
+            if wb is not None:
+                wb.close()
 
         with contextlib.suppress(RuntimeError):
             self._db_pool.submit(close)

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QVBoxLayout, QWidget
+from wattbench.energy.doctor import Diagnosis
 from wattbench.gui import theme
-from wattbench.gui.services import DeviceChoice, PowerStatus
+from wattbench.service.inventory import DeviceChoice
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +23,14 @@ def _status_colour(status: str) -> str:
     return "#c0392b" if not theme.is_dark() else "#ff8a80"
 
 
-def power_html(power: Iterable[PowerStatus]) -> str:
+def power_html(power: Iterable[Diagnosis]) -> str:
     """One line per power source: a coloured dot, its name, its status and why."""
     lines = []
     for p in power:
         colour = _status_colour(p.status)
         detail = f" — {html.escape(p.detail)}" if p.detail else ""
         lines.append(
-            f"<span style='color:{colour}'>●</span> {html.escape(p.name)}: "
+            f"<span style='color:{colour}'>●</span> {html.escape(p.title)}: "
             f"<b>{html.escape(p.status)}</b>{detail}"
         )
     if not lines:

@@ -1,22 +1,20 @@
 """Compare view: pick stored runs and a baseline, see ratios, verdicts and charts.
 
-The controller loads the runs and computes the comparison off the GUI thread
-(comparisonReady); this page only turns the result into bars, curves and sentences. Cost
-profiles (from the Costs page's store) are added with one more off-thread pass, because the
-controller's compare() does not take them.
+The controller loads the runs and the service compares them off the GUI thread, with the
+store's cost profiles (comparisonReady); this page only turns the result into bars, curves
+and sentences.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -33,12 +31,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.domain.cost import profiles_by_device
-from wattbench.gui import (
-    formatting,
-    services,
-    theme,
-)
+from wattbench.domain import units
+from wattbench.domain.cost import CostProfile
+from wattbench.gui import theme
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.compare_charts import (
     BAR_METRICS,
@@ -52,6 +47,7 @@ from wattbench.gui.compare_charts import (
     display_labels,
 )
 from wattbench.gui.controller import Controller
+from wattbench.service.workbench import ComparisonView
 
 log = logging.getLogger(__name__)
 
@@ -59,32 +55,7 @@ REPORT_FILTERS = "HTML report (*.html);;PDF report (*.pdf);;CSV table (*.csv);;J
 REPORT_SUFFIXES = (".html", ".pdf", ".csv", ".json")
 
 
-class _CostPass(QObject):
-    """Recomputes a comparison with cost profiles on a short-lived thread."""
-
-    done = Signal(object, int)  # ComparisonView, generation
-
-    def start(
-        self, view: services.ComparisonView, profiles: Mapping[str, Any], generation: int
-    ) -> None:
-        def work() -> None:
-            try:
-                new = services.build_comparison(
-                    view.runs,
-                    baseline_id=view.baseline_id,
-                    energy_view=view.energy_view,
-                    noise=view.comparison.noise,
-                    cost_profiles=profiles,
-                )
-            except Exception:  # keep the figures without cost rather than fail the view
-                log.exception("adding cost profiles to the comparison failed")
-                return
-            self.done.emit(new, generation)
-
-        threading.Thread(target=work, name="wattbench-cost-pass", daemon=True).start()
-
-
-def short_labels(view: services.ComparisonView) -> dict[str, str]:
+def short_labels(view: ComparisonView) -> dict[str, str]:
     """Each configuration's label as the charts and sentences show it."""
     labels = [g.label for g in view.comparison.groups]
     return dict(zip(labels, display_labels(labels), strict=True))
@@ -98,7 +69,7 @@ def shorten(text: str, names: Mapping[str, str]) -> str:
 
 
 def power_series(
-    view: services.ComparisonView,
+    view: ComparisonView,
 ) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], str]:
     """(label, t s since measurement start, W) for each power trace of each group's first run."""
     out: list[tuple[str, np.ndarray, np.ndarray]] = []
@@ -128,7 +99,7 @@ def power_series(
 
 
 def batch_series(
-    view: services.ComparisonView,
+    view: ComparisonView,
 ) -> list[tuple[str, list[tuple[int, float, float | None, float | None]]]]:
     """Throughput against batch size, one line per configuration apart from its batch size."""
     lines: dict[tuple[Any, ...], list[tuple[int, float, float | None, float | None]]] = {}
@@ -157,7 +128,7 @@ def batch_series(
     return [(" · ".join(names[k][v] for v in varying), pts) for k, pts in lines.items()]
 
 
-def pareto_points(view: services.ComparisonView) -> list[ParetoPoint]:
+def pareto_points(view: ComparisonView) -> list[ParetoPoint]:
     out = []
     for group in view.comparison.groups:
         thr = group.estimates.get("throughput")
@@ -174,7 +145,7 @@ def pareto_points(view: services.ComparisonView) -> list[ParetoPoint]:
     return out
 
 
-def metric_bars(view: services.ComparisonView, metric: str, scale: float) -> list[Bar]:
+def metric_bars(view: ComparisonView, metric: str, scale: float) -> list[Bar]:
     comp = view.comparison
     rows = {row.group.label: row for row in comp.rows}
     bars = []
@@ -206,17 +177,14 @@ class ComparePage(QWidget):
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.view: services.ComparisonView | None = None
+        self.view: ComparisonView | None = None
         self.last_draw_s: float | None = None
         self._summaries: dict[str, Any] = {}
         self._checked: list[str] = []
         self._baseline_id: str | None = None
-        self._profiles: dict[str, Any] = {}
-        self._generation = 0
+        self._profiles: list[CostProfile] = []
         self._stale: set[int] = set()
         self._waiting = False
-        self._cost_pass = _CostPass(self)
-        self._cost_pass.done.connect(self._on_cost_pass)
         self._build()
         controller.runsListed.connect(self._on_runs_listed)
         controller.comparisonReady.connect(self._on_comparison)
@@ -225,7 +193,7 @@ class ComparePage(QWidget):
         controller.reportWritten.connect(self._on_report_written)
         controller.failed.connect(self._on_failed)
         controller.compareRequested.connect(lambda ids: self.set_runs(list(ids)))
-        asked = list(getattr(controller, "compare_selection", None) or [])
+        asked = list(controller.compare_selection)
         if asked:
             self.set_runs(asked)
 
@@ -265,9 +233,6 @@ class ComparePage(QWidget):
         self.compare_button.clicked.connect(self.compare)
         self.export_button = QPushButton("Export report…", picker)
         self.export_button.clicked.connect(self.export_report)
-        ok, why = services.report_available()
-        if not ok:
-            self.export_button.setToolTip(why)
         buttons.addWidget(self.compare_button)
         buttons.addWidget(self.export_button)
         pl.addLayout(buttons)
@@ -349,8 +314,8 @@ class ComparePage(QWidget):
         s = self._summaries.get(run_id)
         if s is None:
             return run_id[:8]
-        created = formatting.timestamp(s.created_at.isoformat() + "+00:00")
-        thr = formatting.rate(s.throughput_items_per_s, "items/s")
+        created = units.timestamp(s.created_at)
+        thr = units.with_unit(s.throughput_items_per_s, "items/s")
         return f"{s.label} — {thr} — {created} — {run_id[:8]}"
 
     def _fill_list(self) -> None:
@@ -422,7 +387,7 @@ class ComparePage(QWidget):
     def _update_buttons(self) -> None:
         enough = len(self._checked) >= 2
         self.compare_button.setEnabled(enough and not self._waiting)
-        self.export_button.setEnabled(enough and services.report_available()[0])
+        self.export_button.setEnabled(enough)
         if not enough:
             self.compare_button.setToolTip("Tick at least two runs.")
         else:
@@ -445,28 +410,23 @@ class ComparePage(QWidget):
         if len(self._checked) < 2:
             self.banner.show_message("Tick at least two runs to compare.", Level.INFO)
             return
-        self._generation += 1
         self._waiting = True
         self._update_buttons()
         self.picker_status.setText("Loading and comparing the runs…")
         self.controller.compare(
-            self._checked, baseline_id=self._baseline_id, energy_view=self.energy_view
+            self._checked,
+            baseline_id=self._baseline_id,
+            energy_view=self.energy_view,
+            cost_profiles=self._profiles,
         )
 
-    def _on_comparison(self, view: services.ComparisonView) -> None:
+    def _on_comparison(self, view: ComparisonView) -> None:
         self._waiting = False
         self._update_buttons()
         self.picker_status.setText(
             f"{len(view.runs)} runs in {len(view.comparison.groups)} configurations."
         )
         self.show_comparison(view)
-        wanted = {p.device for p in self._profiles.values()} & {r.spec.device for r in view.runs}
-        if wanted and not view.cost_profiles:
-            self._cost_pass.start(view, self._profiles, self._generation)
-
-    def _on_cost_pass(self, view: services.ComparisonView, generation: int) -> None:
-        if generation == self._generation:
-            self.show_comparison(view)
 
     def _on_comparison_failed(self, message: str) -> None:
         self._waiting = False
@@ -474,14 +434,13 @@ class ComparePage(QWidget):
         self.picker_status.setText("")
         self.banner.show_message(message, Level.ERROR)
 
-    def _on_profiles(self, profiles: list[Any]) -> None:
-        chosen = profiles_by_device(profiles)
-        changed = chosen != self._profiles
-        self._profiles = chosen
+    def _on_profiles(self, profiles: list[CostProfile]) -> None:
+        changed = profiles != self._profiles
+        self._profiles = list(profiles)
         if changed and self.view is not None and len(self._checked) >= 2:
             self.compare()
 
-    def show_comparison(self, view: services.ComparisonView) -> None:
+    def show_comparison(self, view: ComparisonView) -> None:
         """Draw a comparison (public for tests and the benchmark)."""
         start = time.perf_counter()
         self.view = view
@@ -533,7 +492,7 @@ class ComparePage(QWidget):
         for index in range(self.tabs.count()):
             self._draw_tab(index)
 
-    def _verdict_html(self, view: services.ComparisonView) -> str:
+    def _verdict_html(self, view: ComparisonView) -> str:
         comp = view.comparison
         names = short_labels(view)
         base = html.escape(names[comp.baseline.label])

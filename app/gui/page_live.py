@@ -13,8 +13,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from wattbench.domain import units
 from wattbench.domain.events import Phase
-from wattbench.gui import formatting, theme
+from wattbench.gui import theme
 from wattbench.gui.controller import Controller
 from wattbench.gui.live_buffer import LiveSnapshot, peak_decimate, throughput_series
 
@@ -82,7 +83,7 @@ class GrowingRange:
         else:
             self.plot.setYRange(self.lo, self.hi, padding=0)
         if self.log:  # pyqtgraph labels every 1…9 between decades, printed over each other
-            self._log_axis().setTicks(formatting.log_ticks(10**self.lo, 10**self.hi))
+            self._log_axis().setTicks(units.log_ticks(10**self.lo, 10**self.hi))
 
 
 class LivePage(QWidget):
@@ -253,20 +254,18 @@ class LivePage(QWidget):
         self.title.setText(snap.label)
         parts = [
             f"Phase: {snap.phase or 'starting'}",
-            f"elapsed {formatting.duration_s(snap.elapsed_s)}",
+            f"elapsed {units.duration_s(snap.elapsed_s)}",
         ]
         if snap.n:
             parts.append(f"{snap.n:,} samples")
         if snap.rho is not None:
             target = (
-                f" (target ε {formatting.percent(snap.epsilon)})"
-                if snap.epsilon is not None
-                else ""
+                f" (target ε {units.percent(snap.epsilon)})" if snap.epsilon is not None else ""
             )
-            parts.append(f"ρ {formatting.percent(snap.rho)}{target}")
+            parts.append(f"ρ {units.percent(snap.rho)}{target}")
         if len(snap.latency_ms):
             median_ns = float(np.median(snap.latency_ms[-200:])) * 1e6
-            parts.append(f"recent median latency {formatting.duration_ns(median_ns)}")
+            parts.append(f"recent median latency {units.duration_ns(median_ns)}")
         if snap.message and snap.rho is None:  # while measuring the message repeats ρ
             parts.append(snap.message)
         self.status.setText(" · ".join(parts))

@@ -2,8 +2,9 @@
 
 Every choice is checked as it changes; what cannot work is explained in the banner above the
 Run button, which stays disabled (with the reason as its tooltip) until something can run.
-The engine's own checks run once more off the GUI thread when Run is pressed (the controller's
-launch), and nothing is queued unless every run passes them.
+The form becomes a service ``RunRequest`` and the service plans it, exactly as it plans the
+CLI's ``wattbench run``; its full checks run once more off the GUI thread when Run is pressed
+(the controller's launch), and nothing is queued unless every run passes them.
 """
 
 from __future__ import annotations
@@ -31,62 +32,41 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.spec import PRECISIONS, PRESETS, RUNTIMES, RunSpec, Scenario, expand_sweep
-from wattbench.gui import formatting, icons
+from wattbench.domain.spec import PRECISIONS, PRESETS, Scenario
+from wattbench.gui import icons
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
 from wattbench.gui.device_list import DeviceList
-from wattbench.gui.services import DeviceChoice, DeviceInventory
+from wattbench.service.inventory import DeviceInventory
+from wattbench.service.plan import (
+    RunPlan,
+    RunRequest,
+    entry_problems,
+    parse_dims,
+    parse_input_shapes,
+    parse_ints,
+    parse_threads,
+    plan_runs,
+)
 
 log = logging.getLogger(__name__)
 
 CATALOG_DELAY_MS = 100
 MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.ts *.pt2);;ONNX (*.onnx);;All files (*)"
-RUNTIME_FORMATS = {  # which model formats each runtime can load
-    "torch": ("torch-module", "torchscript", "torch-export"),
-    "onnxruntime": ("torch-module", "onnx"),  # built-in torch modules are exported to ONNX
-}
 
 
 @dataclass(frozen=True)
 class Plan:
     """What the page would queue now, and why not everything can run."""
 
-    specs: tuple[RunSpec, ...]
-    errors: tuple[str, ...]  # nothing can be queued while any is present
-    skipped: tuple[str, ...]  # combinations left out, each with its reason
+    runs: RunPlan | None  # None while anything in errors stands
+    errors: tuple[str, ...] = ()  # nothing can be queued while any is present
+    skipped: tuple[str, ...] = ()  # combinations left out, each with its reason
 
-
-def missing_dims(model: Any, dims: dict[str, int]) -> list[str]:
-    """Dynamic dimensions of the model's inputs that neither the model nor the user sets."""
-    known = set(dict(getattr(model, "default_dims", ()) or ())) | set(dims) | {"batch"}
-    out: list[str] = []
-    for spec in getattr(model, "inputs", ()):
-        for dim in spec.shape:
-            if isinstance(dim, str) and dim not in known and dim not in out:
-                out.append(dim)
-    return out
-
-
-def combination_problem(
-    model: Any, device: DeviceChoice | None, device_id: str, runtime: str, precision: str
-) -> str | None:
-    """Why this device × runtime × precision cannot run the model, or None."""
-    if device is None:
-        return f"{device_id} is not among the devices found"
-    fmt = str(getattr(model, "format", "") or "")
-    if fmt and fmt not in RUNTIME_FORMATS.get(runtime, (fmt,)):
-        return f"{runtime} cannot load {fmt} models"
-    usable, reason = device.usable_with(runtime)
-    if not usable:
-        return f"{runtime} cannot use {device_id}: {reason}"
-    precisions = device.precisions(runtime)
-    if precisions and precision not in precisions:
-        return (
-            f"{runtime} on {device_id} cannot run {precision} (it can run {', '.join(precisions)})"
-        )
-    return None
+    @property
+    def specs(self) -> tuple[Any, ...]:
+        return self.runs.specs if self.runs is not None else ()
 
 
 class NewRunPage(QWidget):
@@ -152,9 +132,15 @@ class NewRunPage(QWidget):
         device_box = QGroupBox("Devices and their power sources", self)
         QVBoxLayout(device_box).addWidget(self.device_list)
 
-        self.runtime_checks = {name: QCheckBox(name, self) for name in RUNTIMES}
+        # runtime plugins are known once the devices are listed (see _set_runtimes)
+        self.runtime_checks: dict[str, QCheckBox] = {}
+        self.runtime_row = QWidget(self)
+        self.runtime_layout = QHBoxLayout(self.runtime_row)
+        self.runtime_layout.setContentsMargins(0, 0, 0, 0)
+        self.runtime_layout.addWidget(QLabel("Looking for runtimes…", self.runtime_row))
+        self.runtime_layout.addStretch(1)
         self.precision_checks = {name: QCheckBox(name, self) for name in PRECISIONS}
-        for name, check in (*self.runtime_checks.items(), *self.precision_checks.items()):
+        for name, check in self.precision_checks.items():
             check.setObjectName(f"check-{name}")
         self.batch_edit = QLineEdit("1", self)
         self.batch_edit.setPlaceholderText("e.g. 1, 8, 32")
@@ -183,7 +169,7 @@ class NewRunPage(QWidget):
         self.gen_widget.setLayout(gen_row)
         gen_row.setContentsMargins(0, 0, 0, 0)
         how_form = QFormLayout()
-        how_form.addRow("Runtimes", _row(self, list(self.runtime_checks.values())))
+        how_form.addRow("Runtimes", self.runtime_row)
         how_form.addRow("Precisions", _row(self, list(self.precision_checks.values())))
         how_form.addRow("Batch sizes", self.batch_edit)
         how_form.addRow("Threads", self.threads_edit)
@@ -261,11 +247,7 @@ class NewRunPage(QWidget):
         self.run_button.clicked.connect(self.start_runs)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.device_list.selectionChanged.connect(self.update_plan)
-        for check in (
-            *self.runtime_checks.values(),
-            *self.precision_checks.values(),
-            self.idle_check,
-        ):
+        for check in (*self.precision_checks.values(), self.idle_check):
             check.toggled.connect(self.update_plan)
         for edit in (self.batch_edit, self.threads_edit, self.dims_edit, self.shapes_edit):
             edit.textChanged.connect(self.update_plan)
@@ -281,8 +263,7 @@ class NewRunPage(QWidget):
         saved = self._settings.choices("new-run")
         self._saved_model = str(saved.get("model", "builtin:mlp-tiny"))
         self._saved_devices = [str(d) for d in saved.get("devices", ["cpu"])]
-        for name, check in self.runtime_checks.items():
-            check.setChecked(name in saved.get("runtimes", ["torch"]))
+        self._saved_runtimes = [str(r) for r in saved.get("runtimes", ["torch"])]
         for name, check in self.precision_checks.items():
             check.setChecked(name in saved.get("precisions", ["fp32"]))
         self.batch_edit.setText(str(saved.get("batch", "1")))
@@ -306,7 +287,9 @@ class NewRunPage(QWidget):
                 "devices": self.device_list.checked()
                 if self.devices_loaded
                 else self._saved_devices,
-                "runtimes": [n for n, c in self.runtime_checks.items() if c.isChecked()],
+                "runtimes": [n for n, c in self.runtime_checks.items() if c.isChecked()]
+                if self.runtime_checks
+                else self._saved_runtimes,
                 "precisions": [n for n, c in self.precision_checks.items() if c.isChecked()],
                 "batch": self.batch_edit.text(),
                 "threads": self.threads_edit.text(),
@@ -355,8 +338,27 @@ class NewRunPage(QWidget):
         self.model_combo.setCurrentIndex(index)
         return True
 
+    def _set_runtimes(self, names: list[str]) -> None:
+        """One check box per registered runtime plugin, keeping what was checked."""
+        wanted = [n for n, c in self.runtime_checks.items() if c.isChecked()] or (
+            self._saved_runtimes
+        )
+        while (old := self.runtime_layout.takeAt(0)) is not None:
+            if (widget := old.widget()) is not None:
+                widget.deleteLater()
+        self.runtime_checks = {}
+        for name in names:
+            check = QCheckBox(name, self.runtime_row)
+            check.setObjectName(f"check-{name}")
+            check.setChecked(name in wanted)
+            check.toggled.connect(self.update_plan)
+            self.runtime_checks[name] = check
+            self.runtime_layout.addWidget(check)
+        self.runtime_layout.addStretch(1)
+
     def _on_devices(self, inventory: DeviceInventory) -> None:
         self._inventory = inventory
+        self._set_runtimes(sorted(inventory.formats))
         checked = self.device_list.checked() if self.devices_loaded else self._saved_devices
         self.device_list.set_devices(inventory.devices, checked)
         if not self.device_list.checked():
@@ -406,9 +408,9 @@ class NewRunPage(QWidget):
             if not path:
                 return
         try:
-            dims = dict(self._dims())
-            shapes = dict(self._input_shapes())
-        except ValueError as exc:
+            dims = self._dims()
+            shapes = self._input_shapes()
+        except BadInputError as exc:
             self.notify(str(exc), Level.ERROR)
             return
         self._checking_file = path
@@ -432,108 +434,74 @@ class NewRunPage(QWidget):
         )
 
     # ------------------------------------------------------------------ the plan
-    def _dims(self) -> list[tuple[str, int]]:
-        out = []
-        for name, value in formatting.parse_pairs(self.dims_edit.text(), what="dimension"):
-            try:
-                number = int(value)
-            except ValueError:
-                raise ValueError(f"Dimension {name}={value} must be a whole number.") from None
-            if number < 1:
-                raise ValueError(f"Dimension {name} must be at least 1 (got {number}).")
-            out.append((name, number))
-        return sorted(out)
+    def _dims(self) -> dict[str, int]:
+        return parse_dims([self.dims_edit.text()])
 
-    def _input_shapes(self) -> list[tuple[str, str]]:
-        return sorted(formatting.parse_pairs(self.shapes_edit.text(), what="input shape"))
+    def _input_shapes(self) -> dict[str, str]:
+        return parse_input_shapes([self.shapes_edit.text()])
 
-    def plan(self) -> Plan:
-        """The runs that Run would queue, and what stops or limits them."""
-        errors: list[str] = []
-        skipped: list[str] = []
+    def request(self) -> RunRequest:
+        """The form as a service request (BadInputError for a value that cannot be read)."""
+        return RunRequest(
+            model=str(self.model_combo.currentData() or ""),
+            devices=tuple(self.device_list.checked()),
+            runtimes=tuple(n for n, c in self.runtime_checks.items() if c.isChecked()),
+            precisions=tuple(n for n, c in self.precision_checks.items() if c.isChecked()),
+            batch_sizes=tuple(
+                parse_ints(self.batch_edit.text(), what="batch size", field="batch_size")
+            ),
+            threads=tuple(parse_threads(self.threads_edit.text())),
+            repeats=self.repeats_spin.value(),
+            scenario=Scenario(self.scenario_combo.currentData()),
+            preset=str(self.preset_combo.currentData()),
+            t_max_s=self.t_max_spin.value() or None,
+            dims=self._dims(),
+            input_shapes=self._input_shapes(),
+            prompt_tokens=self.prompt_spin.value(),
+            new_tokens=self.new_tokens_spin.value(),
+            sample_hz=self.sample_spin.value(),
+            idle_baseline=self.idle_check.isChecked(),
+        )
+
+    def _waiting(self) -> list[str]:
+        """What the form still waits for or lacks before anything can be planned."""
+        waiting: list[str] = []
         if self._checking_file:
-            errors.append(f"Checking {self._checking_file}…")
-        model = self.current_model()
-        if model is None:
-            errors.append(
+            waiting.append(f"Checking {self._checking_file}…")
+        if self.current_model() is None:
+            waiting.append(
                 self._catalog_error
                 or ("Choose a model." if self.catalog_loaded else "Loading the model catalog…")
             )
-        try:
-            dims = self._dims()
-            shapes = self._input_shapes()
-            batches = formatting.parse_int_list(self.batch_edit.text(), what="batch size")
-            threads = formatting.parse_threads(self.threads_edit.text())
-        except ValueError as exc:
-            errors.append(str(exc))
-            dims, shapes, batches, threads = [], [], [1], [None]
-        devices = self.device_list.checked()
-        if not devices:
-            errors.append(
+        if not self.device_list.checked():
+            waiting.append(
                 "Choose at least one device." if self.devices_loaded else "Looking for devices…"
             )
-        runtimes = [n for n, c in self.runtime_checks.items() if c.isChecked()]
-        precisions = [n for n, c in self.precision_checks.items() if c.isChecked()]
-        if not runtimes:
-            errors.append("Choose at least one runtime.")
-        if not precisions:
-            errors.append("Choose at least one precision.")
+        elif not any(c.isChecked() for c in self.runtime_checks.values()):
+            waiting.append("Choose at least one runtime.")
+        if not any(c.isChecked() for c in self.precision_checks.values()):
+            waiting.append("Choose at least one precision.")
+        return waiting
+
+    def plan(self) -> Plan:
+        """The runs that Run would queue (the service's plan), and what stops or limits them."""
         scenario = Scenario(self.scenario_combo.currentData())
         self.gen_widget.setVisible(scenario is Scenario.GENERATION)
-        if model is not None:
-            missing = missing_dims(model, dict(dims))
-            if missing:
-                errors.append(
-                    f"{model.name} has dynamic dimensions without a size: "
-                    f"{', '.join(missing)}. Set them under Dimensions "
-                    f"(e.g. {missing[0]}=128)."
-                )
-            if scenario is Scenario.GENERATION and not model.generative:
-                errors.append(
-                    f"{model.name} does not generate tokens: choose another scenario "
-                    "or a generative model (GPT-class)."
-                )
-        if errors or model is None:
-            return Plan((), tuple(errors), ())
-        t_max = self.t_max_spin.value() or None
-        base = RunSpec(
-            model=model.ref,
-            scenario=scenario,
-            preset=str(self.preset_combo.currentData()),
-            t_max_s=t_max,
-            dims=tuple(dims),
-            input_shapes=tuple(shapes),
-            prompt_tokens=self.prompt_spin.value(),
-            new_tokens=self.new_tokens_spin.value(),
-            idle_baseline=self.idle_check.isChecked(),
-            sample_hz=self.sample_spin.value(),
-        )
-        specs: list[RunSpec] = []
-        for device_id in devices:
-            device = self.device_list.device(device_id)
-            for runtime in runtimes:
-                for precision in precisions:
-                    problem = combination_problem(model, device, device_id, runtime, precision)
-                    if problem is not None:
-                        skipped.append(f"{device_id} · {runtime} · {precision}: {problem}")
-                        continue
-                    try:
-                        specs += expand_sweep(
-                            base,
-                            devices=[device_id],
-                            runtimes=[runtime],
-                            precisions=[precision],
-                            batch_sizes=batches,
-                            threads=threads,
-                            repeats=self.repeats_spin.value(),
-                        )
-                    except BadInputError as exc:
-                        errors.append(str(exc))
-        if not specs and not errors:
-            errors.append("No chosen combination can run:")
-            errors += skipped
-            skipped = []
-        return Plan(tuple(specs) if not errors else (), tuple(errors), tuple(skipped))
+        errors = self._waiting()
+        try:
+            request = self.request()
+        except BadInputError as exc:
+            return Plan(None, (*errors, str(exc)))
+        if errors:
+            return Plan(None, tuple(errors))
+        try:
+            runs = plan_runs(request, combinations=self._inventory)
+        except BadInputError as exc:
+            return Plan(None, tuple(str(exc).splitlines()))
+        problems = entry_problems(self.current_model(), runs)
+        if problems:
+            return Plan(None, tuple(problems), runs.skipped)
+        return Plan(runs, (), runs.skipped)
 
     def update_plan(self, *_: object) -> Plan:
         """Re-check the choices; explain in place what cannot run; enable Run if something can."""
@@ -553,12 +521,11 @@ class NewRunPage(QWidget):
             )
         elif self._banner_from_plan:
             self.banner.clear()
-        if plan.specs:
-            configs = len({s.config_key() for s in plan.specs})
+        if plan.runs is not None:
             self.summary_label.setText(
                 f"{len(plan.specs)} run(s) will be queued "
-                f"({configs} configuration(s) × {self.repeats_spin.value()} repeat(s)), "
-                "one at a time."
+                f"({plan.runs.configurations} configuration(s) × {self.repeats_spin.value()} "
+                "repeat(s)), one at a time."
             )
         if busy_checking:
             reason = "Checking the runs…"
@@ -580,10 +547,10 @@ class NewRunPage(QWidget):
     def start_runs(self) -> int | None:
         """Queue what the page describes (after the engine's checks); the request id or None."""
         plan = self.update_plan()
-        if not plan.specs or self._request is not None:
+        if plan.runs is None or self._request is not None:
             return None
         self.save_choices()
-        self._request = self.controller.launch(list(plan.specs))
+        self._request = self.controller.launch(plan.runs)
         return self._request
 
     def _on_checking(self, request: int) -> None:

@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from wattbench.domain import units
 from wattbench.domain.events import Phase
-from wattbench.gui import formatting, icons, theme
+from wattbench.gui import icons, theme
 from wattbench.gui.controller import Controller, ItemState, QueueItem
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def progress_text(item: QueueItem) -> str:
         return str(item.state)
     text = str(item.phase)
     if item.phase == Phase.MEASURING and item.rho is not None and item.epsilon is not None:
-        text += f" · ρ {formatting.percent(item.rho)} → ε {formatting.percent(item.epsilon)}"
+        text += f" · ρ {units.percent(item.rho)} → ε {units.percent(item.epsilon)}"
     elif item.message and item.message not in text:
         text += f" · {item.message}"
     return text
@@ -171,7 +172,7 @@ class QueuePage(QWidget):
             COL_RUN: item.label,
             COL_STATE: str(item.state),
             COL_N: f"{item.n:,}" if item.n else "",
-            COL_ELAPSED: formatting.duration_s(item.elapsed_s) if item.elapsed_s else "",
+            COL_ELAPSED: units.duration_s(item.elapsed_s) if item.elapsed_s else "",
             COL_REASON: self._reason(item),
         }
         colour = self._state_colour(item.state)
@@ -196,10 +197,10 @@ class QueuePage(QWidget):
     def _reason(self, item: QueueItem) -> str:
         if item.state is ItemState.DONE:
             stored = "stored" if item.stored else "not stored"
-            rho = f"ρ {formatting.percent(item.rho)}" if item.rho is not None else ""
+            rho = f"ρ {units.percent(item.rho)}" if item.rho is not None else ""
             if item.converged is False:  # stopped by its time or sample limit: say so
                 if rho and item.epsilon and item.rho is not None and item.rho > item.epsilon:
-                    rho += f" > ε {formatting.percent(item.epsilon)}"
+                    rho += f" > ε {units.percent(item.epsilon)}"
                 rho = f"did not converge ({rho})" if rho else "did not converge"
             rho = f" · {rho}" if rho else ""
             return f"done ({stored}){rho}" + (f" — {item.reason}" if item.reason else "")

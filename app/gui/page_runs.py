@@ -42,8 +42,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from wattbench.domain import units
 from wattbench.gui import (
-    formatting,
     theme,
 )
 from wattbench.gui.banner import Banner, Level
@@ -86,17 +86,17 @@ COLUMNS: tuple[tuple[str, Any, Any], ...] = (
     ("Status", lambda s: s.status.value, lambda s: s.status.value),
     (
         "Throughput",
-        lambda s: formatting.rate(s.throughput_items_per_s, "items/s"),
+        lambda s: units.with_unit(s.throughput_items_per_s, "items/s"),
         lambda s: _num(s.throughput_items_per_s),
     ),
-    ("p50", lambda s: formatting.duration_ns(s.p50_ns), lambda s: _num(s.p50_ns)),
-    ("p99", lambda s: formatting.duration_ns(s.p99_ns), lambda s: _num(s.p99_ns)),
+    ("p50", lambda s: units.duration_ns(s.p50_ns), lambda s: _num(s.p50_ns)),
+    ("p99", lambda s: units.duration_ns(s.p99_ns), lambda s: _num(s.p99_ns)),
     (
         "Energy/inference",
         lambda s: _energy_text(s),
         lambda s: _num(s.energy_per_item_j),
     ),
-    ("Inferences/J", lambda s: formatting.rate(s.items_per_j, "/J"), lambda s: _num(s.items_per_j)),
+    ("Inferences/J", lambda s: units.with_unit(s.items_per_j, "/J"), lambda s: _num(s.items_per_j)),
     ("Flags", lambda s: ", ".join(s.flags), lambda s: len(s.flags)),
     ("Tags", lambda s: ", ".join(s.tags), lambda s: ", ".join(s.tags)),
     ("Note", lambda s: s.note.splitlines()[0] if s.note else "", lambda s: s.note),
@@ -272,7 +272,7 @@ class HistogramPlot(pg.PlotWidget):
         self.log_x = hi / lo > LOG_X_SPREAD
         axis = item.getAxis("bottom")
         axis.enableAutoSIPrefix(False)
-        axis.setTicks(formatting.log_ticks(lo, hi) if self.log_x else None)
+        axis.setTicks(units.log_ticks(lo, hi) if self.log_x else None)
         item.setLabel("bottom", f"latency per call ({unit}{', log scale' if self.log_x else ''})")
         if self.log_x:
             edges = np.geomspace(lo, hi, HIST_BINS + 1)
@@ -308,7 +308,7 @@ class HistogramPlot(pg.PlotWidget):
 
 
 def _energy_text(s: Any) -> str:
-    text = formatting.energy_j(s.energy_per_item_j)
+    text = units.energy_j(s.energy_per_item_j)
     if s.energy_per_item_j is not None and "estimate" in (s.energy_source or ""):
         return text + " (est.)"
     return text
@@ -342,8 +342,8 @@ def run_summary_html(result: Any) -> str:
     if result.reason:
         rows.append(("Reason", result.reason))
     rows += [
-        ("Created", formatting.timestamp(result.created_at)),
-        ("Finished", formatting.timestamp(result.finished_at) or "—"),
+        ("Created", units.timestamp(result.created_at)),
+        ("Finished", units.timestamp(result.finished_at) or "—"),
     ]
     if result.model is not None:
         rows.append(
@@ -355,33 +355,32 @@ def run_summary_html(result: Any) -> str:
     thr = result.throughput_items_per_s
     if thr is not None:
         span = (
-            f" [{formatting.sig(thr.lo)}, {formatting.sig(thr.hi)}]"
+            f" [{units.number(thr.lo)}, {units.number(thr.hi)}]"
             if thr.lo is not None and thr.hi is not None
             else " (no interval)"
         )
-        rows.append(("Throughput", formatting.rate(thr.value, "items/s") + span))
+        rows.append(("Throughput", units.with_unit(thr.value, "items/s") + span))
     lat = result.latency
     if lat is not None:
         rows.append(
             (
                 "Latency mean",
-                f"{formatting.duration_ns(lat.mean_ns)} "
-                f"[{formatting.duration_ns(lat.mean_lo_ns)}, "
-                f"{formatting.duration_ns(lat.mean_hi_ns)}]",
+                f"{units.duration_ns(lat.mean_ns)} "
+                f"[{units.duration_ns(lat.mean_lo_ns)}, "
+                f"{units.duration_ns(lat.mean_hi_ns)}]",
             )
         )
         for pe in lat.percentiles:
             span = (
-                f" [{formatting.duration_ns(pe.lo_ns)}, {formatting.duration_ns(pe.hi_ns)}]"
+                f" [{units.duration_ns(pe.lo_ns)}, {units.duration_ns(pe.hi_ns)}]"
                 if pe.lo_ns is not None and pe.hi_ns is not None
                 else " (no interval)"
             )
-            rows.append((pe.name, formatting.duration_ns(pe.value_ns) + span))
+            rows.append((pe.name, units.duration_ns(pe.value_ns) + span))
         rows.append(
             (
                 "ρ (rel. half-width)",
-                f"{formatting.percent(lat.rho)} "
-                f"(target {formatting.percent(result.spec.target_epsilon)})",
+                f"{units.percent(lat.rho)} (target {units.percent(result.spec.target_epsilon)})",
             )
         )
         rows.append(("Samples", f"{lat.n:,} (n_eff {lat.n_eff:,.0f}, lag-1 r {lat.r1:.2f})"))
@@ -393,26 +392,26 @@ def run_summary_html(result: Any) -> str:
             rows.append(
                 (
                     f"Energy {e.domain}{est}",
-                    f"{formatting.energy_j(e.energy_per_item_j)}/inference, "
-                    f"{formatting.sig(e.items_per_j)} inferences/J, "
-                    f"{formatting.power_w(e.avg_power_w)} avg — {e.source}, {e.scope}, "
+                    f"{units.energy_j(e.energy_per_item_j)}/inference, "
+                    f"{units.number(e.items_per_j)} inferences/J, "
+                    f"{units.power_w(e.avg_power_w)} avg — {e.source}, {e.scope}, "
                     f"{e.method}" + (f"; flags {', '.join(e.flags)}" if e.flags else ""),
                 )
             )
     else:
-        rows.append(("Energy", formatting.na(result.energy_na_reason)))
+        rows.append(("Energy", units.na(result.energy_na_reason)))
     ph = result.phases
     rows += [
-        ("Worker start", formatting.duration_s(ph.worker_start_s)),
-        ("Cold load", formatting.duration_s(ph.cold_load_s)),
-        ("First call", formatting.duration_ns(ph.first_call_ns)),
+        ("Worker start", units.duration_s(ph.worker_start_s)),
+        ("Cold load", units.duration_s(ph.cold_load_s)),
+        ("First call", units.duration_ns(ph.first_call_ns)),
         (
             "Warm-up",
-            f"{ph.warmup_iterations} calls, {formatting.duration_s(ph.warmup_s)}, "
+            f"{ph.warmup_iterations} calls, {units.duration_s(ph.warmup_s)}, "
             f"{'steady' if ph.warmup_steady else 'not steady'}",
         ),
-        ("Measurement", formatting.duration_s(ph.measure_s)),
-        ("Harness efficiency η", formatting.percent(ph.harness_efficiency, 4)),
+        ("Measurement", units.duration_s(ph.measure_s)),
+        ("Harness efficiency η", units.percent(ph.harness_efficiency, 4)),
     ]
     tags = getattr(result, "tags", None)
     if tags:

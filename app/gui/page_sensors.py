@@ -25,10 +25,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.gui import (
-    services,
-    theme,
-)
+from wattbench.energy.doctor import SensorReport
+from wattbench.gui import theme
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
 
@@ -54,7 +52,7 @@ class SensorsPage(QWidget):
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.report: services.SensorReport | None = None
+        self.report: SensorReport | None = None
         self._asked = False
         self._build()
         controller.sensorsReady.connect(self._on_report)
@@ -123,14 +121,14 @@ class SensorsPage(QWidget):
         self.summary.setText("Checking every power source…")
         self.controller.diagnose_sensors()
 
-    def _on_report(self, report: services.SensorReport) -> None:
+    def _on_report(self, report: SensorReport) -> None:
         self.report = report
         self.diagnose_button.setEnabled(True)
         self.banner.clear()
-        rows = list(zip(report.rows, report.devices or ("",) * len(report.rows), strict=False))
+        rows = report.diagnoses
         self.table.setRowCount(len(rows))
-        for r, (status, device) in enumerate(rows):
-            values = (device or "—", status.name, status.status, status.detail or "—")
+        for r, status in enumerate(rows):
+            values = (status.device or "—", status.title, status.status, status.detail or "—")
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
@@ -138,17 +136,17 @@ class SensorsPage(QWidget):
                     item.setForeground(colour)
                 self.table.setItem(r, c, item)
         self.table.resizeRowsToContents()
-        readable = sum(1 for s in report.rows if s.status.lower() == "ok")
-        text = report.summary or (
-            f"{readable} of {len(report.rows)} power sources can be read."
-            if report.rows
+        readable = sum(1 for s in rows if s.ok)
+        text = (
+            f"{readable} of {len(rows)} power sources can be read."
+            if rows
             else "No power source was found."
         )
-        fixes = sum(1 for s in report.rows if s.fix)
+        fixes = sum(1 for s in rows if s.fix)
         if fixes:
             text += f" {fixes} can be fixed: select one to see how."
         self.summary.setText(text)
-        first_fix = next((i for i, s in enumerate(report.rows) if s.fix), None)
+        first_fix = next((i for i, s in enumerate(rows) if s.fix), None)
         if first_fix is not None:
             self.table.selectRow(first_fix)
         else:
@@ -160,8 +158,8 @@ class SensorsPage(QWidget):
             self.fix_text.setPlainText("")
             self.copy_button.setEnabled(False)
             return
-        status = self.report.rows[rows[0].row()]
-        self.fix_title.setText(f"<b>Fix for {html.escape(status.name)}</b>")
+        status = self.report.diagnoses[rows[0].row()]
+        self.fix_title.setText(f"<b>Fix for {html.escape(status.title)}</b>")
         if status.fix:
             self.fix_text.setPlainText(status.fix)
             self.copy_button.setEnabled(True)
@@ -169,7 +167,7 @@ class SensorsPage(QWidget):
             self.fix_text.setPlainText("")
             self.fix_text.setPlaceholderText(
                 "Nothing to fix: this source can be read."
-                if status.status.lower() == "ok"
+                if status.ok
                 else "No fix is known for this source on this machine."
             )
             self.copy_button.setEnabled(False)

@@ -15,7 +15,8 @@ import logging
 import math
 from typing import Any
 
-from wattbench.domain.result import RunResult
+from wattbench.domain.codec import finite_json, to_document
+from wattbench.domain.result import RunResult, result_document
 from wattbench.engine.compare import METRICS, Ratio
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 
@@ -109,12 +110,12 @@ def run_row(e: RunEntry, energy_view: str) -> dict[str, Any]:
         for k, v in dataclasses.asdict(r.memory).items():
             row["memory_" + k] = ";".join(v) if isinstance(v, list | tuple) else v
     row["energy_na_reason"] = r.energy_na_reason or ""
-    for f in r.energy:
-        pre = f"energy_{f.domain}_"
-        for k, v in dataclasses.asdict(f).items():
+    for fig in r.energy:
+        pre = f"energy_{fig.domain}_"
+        for k, v in dataclasses.asdict(fig).items():
             if k != "domain":
                 row[pre + k] = ";".join(v) if isinstance(v, list | tuple) else _num(v)
-        row[pre + "is_estimate"] = f.is_estimate
+        row[pre + "is_estimate"] = fig.is_estimate
     return row
 
 
@@ -141,7 +142,7 @@ def report_json(model: ReportModel) -> dict[str, Any]:
         row = ratios.get(g.group.label)
         configurations.append({
             "label": g.group.label, "is_baseline": g.is_baseline, "run_ids": list(g.group.run_ids),
-            "replicates": g.group.replicates, "host": g.host, "spec": g.group.spec.to_dict(),
+            "replicates": g.group.replicates, "host": g.host, "spec": to_document(g.group.spec),
             "model_sha256": g.group.model_sha256,
             "figures": {m: {**cell_json(g.cells[m], m), "method": g.methods[m] or None}
                         for m in model.metrics},
@@ -167,24 +168,13 @@ def report_json(model: ReportModel) -> dict[str, Any]:
         "configurations": configurations,
         "runs": [{"configuration": e.group_label, "host": e.host,
                   "figures": {m: cell_json(e.cells[m], m) for m in model.metrics},
-                  "result": e.run.to_dict(include_arrays=False)} for e in model.runs],
+                  "result": result_document(e.run)} for e in model.runs],
         "systems": [{"title": s.title, "used_by": list(s.used_by),
                      "items": [list(kv) for kv in s.items]} for s in model.systems],
-        "cost_profiles": {d: p.to_dict() for d, p in model.cost_profiles.items()},
+        "cost_profiles": {d: to_document(p) for d, p in model.cost_profiles.items()},
     }  # fmt: skip
 
 
-def _finite_tree(value: Any) -> Any:
-    """NaN/inf become null: JSON has no such numbers and a reader must not guess."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite_tree(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_tree(v) for v in value]
-    return value
-
-
 def json_text(model: ReportModel) -> str:
-    return json.dumps(_finite_tree(report_json(model)), indent=2, ensure_ascii=False,
+    return json.dumps(finite_json(report_json(model)), indent=2, ensure_ascii=False,
                       allow_nan=False, default=str) + "\n"  # fmt: skip

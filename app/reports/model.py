@@ -18,7 +18,7 @@ from typing import Any
 from wattbench import __version__
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.result import RunResult, RunStatus, host_of
 from wattbench.engine.compare import (
     METRICS,
     Comparison,
@@ -44,6 +44,7 @@ REPORT_METRICS: tuple[str, ...] = (
 # Metrics whose ratios make the one-line summary of each configuration.
 SUMMARY_METRICS: tuple[str, ...] = ("throughput", "perf-per-watt", "cost")
 MAX_SYSTEM_VALUE_CHARS = 400
+UNKNOWN_HOST = "unknown host"
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def build_report(
         RunEntry(
             run=r,
             group_label=group_of.get(r.id),
-            host=host_name(r.system),
+            host=host_of(r.system) or UNKNOWN_HOST,
             cells=_run_cells(r, energy_view, profiles),
         )
         for r in _unique(runs)
@@ -158,7 +159,7 @@ def build_report(
             is_baseline=g is comparison.baseline,
             cells={m: _group_cell(g, m, energy_view) for m in REPORT_METRICS},
             methods={m: g.estimate(m).method for m in REPORT_METRICS},
-            host=host_name(g.runs[0].system),
+            host=host_of(g.runs[0].system) or UNKNOWN_HOST,
         )
         for g in comparison.groups
     )
@@ -260,18 +261,6 @@ def _model_name(run: RunResult) -> str:
     if run.model is not None and run.model.name:
         return run.model.name
     return run.spec.model
-
-
-def host_name(system: Mapping[str, Any]) -> str:
-    """The machine's name from its system description ('unknown host' when not recorded)."""
-    for key in ("hostname", "host", "node", "computer_name"):
-        v = system.get(key)
-        if isinstance(v, str) and v.strip():
-            return v.strip()
-    for k, v in flatten(system):
-        if k.endswith("hostname") and v.strip():
-            return v.strip()
-    return "unknown host"
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:

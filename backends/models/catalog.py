@@ -355,16 +355,45 @@ def natural_batch(entry: ModelEntry) -> int:
     return 1
 
 
-resolve = resolve_model  # the name the engine and the GUI call
+def canonical_ref(ref: str) -> str:
+    """The catalog ref a bare name means ("mlp-small" -> "builtin:mlp-small"), when the name
+    is in the catalog and no file of that name exists; anything else is returned as given."""
+    ref = ref.strip()
+    if ":" in ref or Path(ref).expanduser().exists():
+        return ref
+    if ref in builtin.BUILTINS:
+        return BUILTIN_PREFIX + ref
+    if ref in zoo_names():
+        return ZOO_PREFIX + ref
+    return ref
+
+
+def model_format(ref: str) -> str:
+    """The format a ref names, read from its prefix or suffix alone (nothing is opened)."""
+    if ref.startswith(BUILTIN_PREFIX):
+        return "torch-module"
+    if ref.startswith(ZOO_PREFIX):
+        return "onnx"
+    return _TORCH_SUFFIXES.get(Path(ref).suffix.lower(), "onnx")
+
+
+def _did_you_mean(ref: str) -> str:
+    import difflib
+
+    names = [BUILTIN_PREFIX + k for k in builtin.BUILTINS] + [ZOO_PREFIX + n for n in zoo_names()]
+    bare = {n.split(":", 1)[1]: n for n in names}
+    close = difflib.get_close_matches(ref, list(bare), n=1, cutoff=0.6)
+    if close:
+        return f" Did you mean {bare[close[0]]}? (see `wattbench models`)"
+    if ":" in ref and not ref.startswith(("/", ".")):
+        return " Catalog refs start with builtin: or onnx-zoo: (see `wattbench models`)."
+    return ""
 
 
 def _file_entry(ref: str, input_shapes: Mapping[str, str] | None) -> ModelEntry:
     path = Path(ref).expanduser()
     if not path.exists():
-        hint = ""
-        if ":" in ref and not ref.startswith(("/", ".")):
-            hint = " Catalog refs start with builtin: or onnx-zoo: (see `wattbench models`)."
-        raise ModelError(f"Model file {ref} does not exist.{hint}")
+        raise ModelError(f"Model file {ref} does not exist.{_did_you_mean(ref)}", field="model")
     if path.is_dir():
         raise ModelError(f"{ref} is a folder; give a model file (.onnx, .pt, .pt2).")
     if not os.access(path, os.R_OK):

@@ -7,6 +7,7 @@ plugin's methods, never at module import.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,16 +37,29 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class RuntimeOptions:
+    """What a runtime plugin is asked to do (the engine makes it from a RunSpec)."""
+
     precision: str = "fp32"
     batch_size: int = 1
     threads: int | None = None
-    dims: tuple[tuple[str, int], ...] = ()
-    input_shapes: tuple[tuple[str, str], ...] = ()  # name -> "1x3x224x224:float32"
+    dims: Mapping[str, int] = field(default_factory=dict)
+    input_shapes: Mapping[str, str] = field(default_factory=dict)  # name -> "1x3x224:float32"
     ort_provider: str | None = None
     ort_graph_optimization: str = "all"
     prompt_tokens: int = 32
     new_tokens: int = 16
     seed: int = 0
+    generation: bool = False  # prefill + decode steps with a KV cache (GenerativeModel)
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """Device memory of a loaded model as its runtime sees it; None = not measurable here."""
+
+    allocated_peak_bytes: int | None = None  # the framework allocator's peak (torch)
+    reserved_peak_bytes: int | None = None  # ... and what it reserved from the device
+    process_bytes: int | None = None  # the device's own figure for this process (NVML)
+    notes: tuple[str, ...] = ()  # why a figure is n/a
 
 
 class LoadedModel(Protocol):
@@ -66,6 +80,13 @@ class LoadedModel(Protocol):
         """Effective runtime settings (threads, providers, options) for the system record."""
         ...
 
+    def reset_peak_memory(self) -> None:
+        """Start a new peak for peak_memory() (the memory pass calls it first)."""
+
+    def peak_memory(self) -> DeviceMemory:
+        """Device memory since reset_peak_memory(): vendor queries stay in the plugin."""
+        ...
+
 
 class GenerativeModel(LoadedModel, Protocol):
     """A decoder that generates a fixed number of tokens with a KV cache."""
@@ -83,6 +104,9 @@ class GenerativeModel(LoadedModel, Protocol):
 @runtime_checkable
 class Runtime(Protocol):
     name: str
+    # model formats it loads, its native ones first: "torch-module", "onnx", "torchscript" ...
+    # (a model runs on the runtime that lists its format first when none is chosen)
+    formats: tuple[str, ...]
 
     def available(self) -> Availability: ...
 

@@ -14,7 +14,13 @@ from typing import Any
 from wattbench.backends.models import catalog
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.models.inputs import synthesize
-from wattbench.backends.runtimes.base import Availability, DeviceInfo, RuntimeOptions
+from wattbench.backends.runtimes.base import (
+    Availability,
+    DeviceInfo,
+    DeviceMemory,
+    RuntimeOptions,
+)
+from wattbench.backends.runtimes.gpu_memory import nvml_process_bytes
 from wattbench.backends.runtimes.torch_rt import parse_device
 from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
 
@@ -75,6 +81,7 @@ class OrtRuntime:
     """onnxruntime InferenceSession on one execution provider."""
 
     name = "onnxruntime"
+    formats = ("onnx", "torch-module")  # built-in torch modules are exported to ONNX
 
     def available(self) -> Availability:
         try:
@@ -205,6 +212,12 @@ class OrtRuntime:
                 f"{model.ref} is a {model.format} file: run it with --runtime torch, or export "
                 "it to ONNX first."
             )
+        if options.generation:
+            raise UnsupportedOptionError(
+                "onnxruntime has no KV-cache decoding here: run the generation scenario on the "
+                "torch runtime.",
+                field="runtime",
+            )
         provider, _ = self.provider_for(device, options.ort_provider)
         if options.ort_graph_optimization not in GRAPH_OPTIMIZATION:
             raise UnsupportedOptionError(
@@ -302,6 +315,7 @@ class OrtLoaded:
         self.options = options
         self.path = path
         self.items_per_call = options.batch_size
+        self._nvidia_index = index or 0 if provider == "CUDAExecutionProvider" else None
         shapes = catalog.concrete_inputs(
             model, options.batch_size, dict(options.dims), dict(options.input_shapes)
         )
@@ -363,6 +377,17 @@ class OrtLoaded:
             "io_binding": True,
             "model_file": self.path,
         }
+
+    def reset_peak_memory(self) -> None:
+        """onnxruntime keeps no peak to reset; NVML's figure is a snapshot."""
+
+    def peak_memory(self) -> DeviceMemory:
+        notes = [f"torch memory peaks: n/a ({self.provider} does not allocate through torch)"]
+        if self._nvidia_index is None:
+            notes.append("GPU process memory: n/a (not an NVIDIA GPU run)")
+            return DeviceMemory(notes=tuple(notes))
+        process, why = nvml_process_bytes(self._nvidia_index)
+        return DeviceMemory(process_bytes=process, notes=(*notes, *([why] if why else [])))
 
     def close(self) -> None:
         self.binding = None

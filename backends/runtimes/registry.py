@@ -1,36 +1,25 @@
-"""Find runtimes through the ``wattbench.runtimes`` entry point group, and validate a run.
+"""Find runtimes through the ``wattbench.runtimes`` entry point group.
 
-The built-ins register through the same group as a third-party plugin would; when the
-package metadata is missing (a source tree used without install) they are added directly.
-``check_options`` refuses, before any run, what a runtime or device cannot do.
+The built-ins (torch, onnxruntime) register through that group in pyproject.toml exactly as a
+third-party plugin would; nothing here lists them. A plugin that cannot be loaded is reported
+(``broken_plugins``) and skipped, never fatal to the others.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wattbench.backends.runtimes.base import Runtime, RuntimeOptions
-from wattbench.domain.errors import ShapeError, UnsupportedOptionError
-
-if TYPE_CHECKING:
-    from wattbench.domain.spec import RunSpec
+from wattbench.backends.runtimes.base import Runtime
+from wattbench.domain.errors import UnsupportedOptionError
 
 log = logging.getLogger(__name__)
 
 GROUP = "wattbench.runtimes"
-BUILTIN = {
-    "torch": "wattbench.backends.runtimes.torch_rt:TorchRuntime",
-    "onnxruntime": "wattbench.backends.runtimes.ort_rt:OrtRuntime",
-}
-
-
-def _load_target(target: str) -> Any:
-    import importlib
-
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+PACKAGE = "wattbench"  # the distribution whose plugins are the built-ins
+_BROKEN: dict[str, str] = {}
+_BUILTIN: set[str] = set()
 
 
 @functools.cache
@@ -39,15 +28,23 @@ def _factories() -> dict[str, Any]:
     from importlib.metadata import entry_points
 
     found: dict[str, Any] = {}
+    _BROKEN.clear()
+    _BUILTIN.clear()
     for ep in entry_points(group=GROUP):
+        if ep.dist is not None and ep.dist.name == PACKAGE:
+            _BUILTIN.add(ep.name)
         try:
             found[ep.name] = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not break the built-ins
+        except Exception as exc:  # a broken third-party plugin must not break the others
             log.warning("runtime plugin %s (%s) cannot be loaded: %s", ep.name, ep.value, exc)
-    for name, target in BUILTIN.items():
-        if name not in found:
-            found[name] = _load_target(target)
+            _BROKEN[ep.name] = f"{ep.value} cannot be loaded: {type(exc).__name__}: {exc}"
     return found
+
+
+def broken_plugins() -> dict[str, str]:
+    """Registered runtime plugins that could not be loaded, with why."""
+    _factories()
+    return dict(_BROKEN)
 
 
 def runtime_names() -> list[str]:
@@ -60,68 +57,32 @@ def get_runtime(name: str) -> Runtime:
     factories = _factories()
     if name not in factories:
         raise UnsupportedOptionError(
-            f"Unknown runtime {name!r}: choose one of {', '.join(sorted(factories))}."
+            f"Unknown runtime {name!r}: choose one of {', '.join(sorted(factories))}.",
+            field="runtime",
         )
     runtime = factories[name]()
     if not isinstance(runtime, Runtime):
         raise UnsupportedOptionError(
             f"Runtime plugin {name!r} does not implement the Runtime "
-            "interface (available, devices, check, load)."
+            "interface (name, formats, available, devices, check, load).",
+            field="runtime",
         )
     return runtime
 
 
-def options_from_spec(spec: RunSpec) -> RuntimeOptions:
-    return RuntimeOptions(
-        precision=spec.precision,
-        batch_size=spec.batch_size,
-        threads=spec.threads,
-        dims=spec.dims,
-        input_shapes=spec.input_shapes,
-        ort_provider=spec.ort_provider,
-        ort_graph_optimization=spec.ort_graph_optimization,
-        prompt_tokens=spec.prompt_tokens,
-        new_tokens=spec.new_tokens,
-        seed=spec.repeat,
-    )
-
-
-def check_options(spec: RunSpec) -> None:
-    """Raise a BadInputError (ModelError, ShapeError, DeviceError, UnsupportedOptionError)
-    with a message when ``spec`` cannot run; return None when it can. No model is loaded."""
-    from wattbench.backends.models import catalog
-    from wattbench.domain.spec import Scenario
-
-    runtime = get_runtime(spec.runtime)
-    avail = runtime.available()
-    if not avail.ok:
-        raise UnsupportedOptionError(f"Runtime {spec.runtime} is not usable: {avail.reason}")
-    dims = spec.dims_map
-    shapes = dict(spec.input_shapes)
-    entry = catalog.resolve_model(
-        spec.model, dims={**dims, catalog.BATCH: spec.batch_size}, input_shapes=shapes
-    )
-    catalog.concrete_inputs(entry, spec.batch_size, dims, shapes)
-    if spec.scenario is Scenario.GENERATION:
-        if not entry.generative:
-            raise UnsupportedOptionError(
-                f"{spec.model} is not a generative model: the generation scenario needs a "
-                "decoder with a KV cache (builtin:gpt-small, builtin:gpt2); use single-stream "
-                "or offline."
-            )
-        if spec.runtime != "torch":
-            raise UnsupportedOptionError(
-                "The generation scenario (KV-cache decoding) runs on --runtime torch only."
-            )
-        if spec.new_tokens < 2:
-            raise UnsupportedOptionError("Generation needs at least 2 new tokens (TPOT).")
-        limit = catalog.max_positions(entry)
-        if limit is not None and spec.prompt_tokens + spec.new_tokens > limit:
-            raise ShapeError(
-                f"{spec.model} holds at most {limit} positions: prompt {spec.prompt_tokens} + "
-                f"{spec.new_tokens} new tokens is too long."
-            )
-    runtime.check(entry, spec.device, options_from_spec(spec))
+def runtime_for(model_format: str) -> str | None:
+    """The runtime a model of this format runs on when none is chosen: the one that lists the
+    format first among its formats (its native format); on a tie a built-in before a plugin
+    of another package, then by name."""
+    ranked = []
+    for name in runtime_names():
+        try:
+            formats = get_runtime(name).formats
+        except UnsupportedOptionError:  # a broken plugin: it runs nothing
+            continue
+        if model_format in formats:
+            ranked.append((formats.index(model_format), name not in _BUILTIN, name))
+    return min(ranked)[2] if ranked else None
 
 
 def reset_caches() -> None:

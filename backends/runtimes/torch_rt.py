@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from wattbench.backends.models import catalog
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.models.inputs import synthesize
-from wattbench.backends.runtimes.base import Availability, DeviceInfo, RuntimeOptions
+from wattbench.backends.runtimes.base import (
+    Availability,
+    DeviceInfo,
+    DeviceMemory,
+    RuntimeOptions,
+)
+from wattbench.backends.runtimes.gpu_memory import nvml_process_bytes
 from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
 
 if TYPE_CHECKING:
@@ -65,6 +71,7 @@ class TorchRuntime:
     """PyTorch eager execution."""
 
     name = "torch"
+    formats = ("torch-module", "torchscript", "torch-export")
 
     def available(self) -> Availability:
         try:
@@ -399,6 +406,32 @@ class TorchLoaded:
                 k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
             },
         }
+
+    def reset_peak_memory(self) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_memory(self) -> DeviceMemory:
+        if self.device.type != "cuda":
+            return DeviceMemory(
+                notes=(
+                    "torch memory peaks: n/a (CPU device; torch tracks only GPU allocations)"
+                    if self.device.type == "cpu"
+                    else f"torch memory peaks: n/a (not tracked on {self.device.type})",
+                    "GPU process memory: n/a (not an NVIDIA GPU run)",
+                )
+            )
+        import torch
+
+        process, why = nvml_process_bytes(self.device.index or 0)
+        return DeviceMemory(
+            allocated_peak_bytes=int(torch.cuda.max_memory_allocated(self.device)),
+            reserved_peak_bytes=int(torch.cuda.max_memory_reserved(self.device)),
+            process_bytes=process,
+            notes=(why,) if why else (),
+        )
 
     def close(self) -> None:
         if self.closed:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from wattbench.backends.sensors.base import Domain, Reading
+from wattbench.backends.sensors.base import Domain, Reading, SourceContext, SourceDefaults
 from wattbench.backends.sensors.common import (
     STATUS_ABSENT,
     STATUS_OK,
@@ -38,10 +38,16 @@ class _Gpu:
     method: str  # "energy" | "power"
 
 
-class AmdSmiSource:
+class AmdSmiSource(SourceDefaults):
     """Every AMD GPU amdsmi sees; ``statuses`` says why one cannot be measured."""
 
     name = "amdsmi"
+    device_class = "gpu"
+
+    @classmethod
+    def open(cls, ctx: SourceContext) -> AmdSmiSource:
+        """The entry point factory (``ctx.modules["amdsmi"]`` replaces the real module)."""
+        return cls(ctx.modules.get("amdsmi"))
 
     def __init__(self, amdsmi_module: Any = None) -> None:
         self.statuses: list[DomainStatus] = []

@@ -15,9 +15,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Self
 
-from wattbench.backends.sensors.base import Domain, Reading
+from wattbench.backends.sensors.base import Domain, Reading, SourceContext, SourceDefaults
 from wattbench.domain.errors import SensorError
 
 log = logging.getLogger(__name__)
@@ -126,33 +126,6 @@ class DomainStatus:
     domain: Domain | None = field(default=None, compare=False)
     used: bool = True  # False when measured but left out of sums (duplicate / overlap)
 
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "source": self.source,
-            "id": self.id,
-            "name": self.name,
-            "device": self.device,
-            "status": self.status,
-            "why": self.why,
-            "fix": self.fix,
-            "path": self.path,
-            "note": self.note,
-            "used": self.used,
-        }
-        if self.domain is not None:
-            dom = self.domain
-            d["domain"] = {
-                "source": dom.source,
-                "scope": dom.scope,
-                "kind": dom.kind,
-                "unit": dom.unit,
-                "update_period_s": dom.update_period_s,
-                "max_range": dom.max_range,
-                "max_power_w": dom.max_power_w,
-                "label": dom.label,
-            }
-        return d
-
 
 def in_container() -> bool:
     """Best guess whether this process runs in a container (for the 'powercap hidden' hint)."""
@@ -168,7 +141,7 @@ def in_container() -> bool:
     return any(word in text for word in ("docker", "kubepods", "containerd", "libpod", "lxc"))
 
 
-class SysfsSource:
+class SysfsSource(SourceDefaults):
     """What the sysfs readers (RAPL, hwmon) share: the tree they read, the value files of their
     readable domains, a status for every domain found, and reading them all in one tick.
 
@@ -177,7 +150,11 @@ class SysfsSource:
 
     name = "sysfs"
     subdir: tuple[str, ...] = ()
-    device = ""  # the device a whole-source status is shown against ("" when it varies)
+
+    @classmethod
+    def open(cls, ctx: SourceContext) -> Self:
+        """The entry point factory: the tree under ``ctx.sys_root``."""
+        return cls(ctx.sys_root)
 
     def __init__(self, sys_root: str | None = None, *, opener: Opener | None = None) -> None:
         self.sys_root = resolve_sys_root(sys_root)
@@ -199,7 +176,7 @@ class SysfsSource:
                 source=self.name,
                 id=self.name,
                 name=self.name,
-                device=self.device,
+                device=self.device_class,
                 status=STATUS_ABSENT,
                 why=why,
                 fix=fix,

@@ -1,32 +1,32 @@
 """Find every power source of this machine in well under a second, without a subprocess.
 
-``inventory`` opens each source (RAPL, hwmon, NVML, amdsmi) and keeps the status of every
-domain it found, readable or not; the TDP × load estimate is added for the CPU only when no
-CPU domain can be measured. Overlaps are resolved here, once: hwmon CPU sensors that repeat
-RAPL packages, and the hwmon ``amdgpu`` sensor when amdsmi reads the same card, are shown but
-never summed.
+Sources are the plugins registered in the ``wattbench.power_sources`` entry point group (the
+built-ins register there as a third party would). ``inventory`` opens each one, in order of
+precedence, and keeps the status of every domain it found, readable or not. Overlaps are
+resolved by the source that knows them (``PowerSource.repeats``: hwmon sensors that repeat
+RAPL packages or an amdsmi card are shown but never summed). A fallback source (the TDP ×
+load estimate) is kept only for devices no measured source covers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wattbench.backends.sensors.amdsmi_source import AmdSmiSource
-from wattbench.backends.sensors.base import PowerSource
+from wattbench.backends.sensors.base import PowerSource, SourceContext
 from wattbench.backends.sensors.common import STATUS_OK, DomainStatus
-from wattbench.backends.sensors.estimate import EstimateSource
-from wattbench.backends.sensors.hwmon import HwmonSource
-from wattbench.backends.sensors.nvml import NvmlSource
-from wattbench.backends.sensors.rapl import RaplSource
 
 log = logging.getLogger(__name__)
 
-MEASURED_CPU_SCOPES = ("cpu-package", "dram", "soc")
+GROUP = "wattbench.power_sources"
+
+SourceFactory = Callable[[SourceContext], PowerSource]
 
 
 @dataclass
@@ -53,8 +53,41 @@ class Inventory:
         self.sources = []
 
 
-def _str_root(sys_root: str | Path | None) -> str | None:
-    return str(sys_root) if sys_root is not None else None
+@functools.cache
+def factories() -> dict[str, SourceFactory]:
+    """name -> factory of every power source plugin found (a broken one is skipped)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, SourceFactory] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            found[ep.name] = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the others
+            log.warning("power source plugin %s (%s) cannot be loaded: %s", ep.name, ep.value, exc)
+    return found
+
+
+def _open(name: str, factory: SourceFactory, ctx: SourceContext) -> PowerSource | None:
+    try:
+        return factory(ctx)
+    except Exception as exc:  # a plugin's bug is a status, never a failed run
+        log.warning("power source %s cannot be opened: %s", name, exc)
+        return None
+
+
+def _add(inv: Inventory, src: PowerSource) -> None:
+    earlier = list(inv.statuses)
+    for st in src.statuses:
+        if not st.device:
+            st = dataclasses.replace(st, device=src.device_class)
+        why = src.repeats(st, earlier)
+        if why is not None:
+            st = dataclasses.replace(st, used=False, note=why)
+        inv.statuses.append(st)
+    if src.domains():
+        inv.sources.append(src)
+    else:
+        src.close()
 
 
 def inventory(
@@ -66,40 +99,27 @@ def inventory(
 ) -> Inventory:
     """Open every source; statuses for all domains, including unreadable and absent ones."""
     t0 = time.perf_counter()
-    root = _str_root(sys_root)
-    rapl = RaplSource(root)
-    hwmon = HwmonSource(root)
-    nvml = NvmlSource(nvml_module)
-    amd = AmdSmiSource(amdsmi_module)
-    inv = Inventory()
-    rapl_packages = any(
-        st.status == STATUS_OK and st.domain is not None and st.domain.scope == "cpu-package"
-        for st in rapl.statuses
+    ctx = SourceContext(
+        sys_root=str(sys_root) if sys_root is not None else None,
+        modules={"pynvml": nvml_module, "amdsmi": amdsmi_module},
     )
-    amd_gpus = bool(amd.domains())
-    for src in (rapl, hwmon, nvml, amd):
-        for st in src.statuses:
-            if src is hwmon and st.status == STATUS_OK and st.domain is not None:
-                if rapl_packages and st.device == "cpu" and st.domain.scope in MEASURED_CPU_SCOPES:
-                    st = dataclasses.replace(
-                        st, used=False, note="repeats the RAPL counters: shown, not summed"
-                    )
-                elif amd_gpus and st.device == "amdgpu":
-                    st = dataclasses.replace(
-                        st, used=False, note="amdsmi reads this card: shown, not summed"
-                    )
-            inv.statuses.append(st)
-        if src.domains():
-            inv.sources.append(src)
+    opened = [
+        src
+        for name, factory in sorted(factories().items())
+        if (src := _open(name, factory, ctx)) is not None
+    ]
+    opened.sort(key=lambda src: (src.fallback, src.precedence, src.name))
+    inv = Inventory()
+    for src in opened:
+        if not src.fallback:
+            _add(inv, src)
+            continue
+        covered = {st.device for st in inv.statuses if st.status == STATUS_OK and st.used}
+        needed = [d for d in src.domains() if d.device not in covered]
+        if with_estimate and needed:
+            _add(inv, src)
         else:
             src.close()
-    cpu_measured = any(
-        st.status == STATUS_OK and st.used and st.device == "cpu" for st in inv.statuses
-    )
-    if with_estimate and not cpu_measured:
-        est = EstimateSource()
-        inv.sources.append(est)
-        inv.statuses.extend(est.statuses)
     inv.duration_s = time.perf_counter() - t0
     return inv
 

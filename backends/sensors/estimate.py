@@ -14,7 +14,7 @@ import os
 import time
 
 import psutil
-from wattbench.backends.sensors.base import Domain, Reading
+from wattbench.backends.sensors.base import Domain, Reading, SourceContext, SourceDefaults
 from wattbench.backends.sensors.common import STATUS_OK, DomainStatus
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,17 @@ def cpu_tdp_w() -> tuple[float, str]:
     )
 
 
-class EstimateSource:
+class EstimateSource(SourceDefaults):
     """One power domain, ``estimate:cpu``, modelled from TDP and CPU load."""
 
     name = "estimate"
+    device_class = "cpu"
+    fallback = True  # only for a CPU no measured source covers
+
+    @classmethod
+    def open(cls, ctx: SourceContext) -> EstimateSource:
+        """The entry point factory."""
+        return cls()
 
     def __init__(self, tdp_w: float | None = None) -> None:
         if tdp_w is None:
@@ -64,6 +71,7 @@ class EstimateSource:
             max_range=None,
             max_power_w=self.tdp_w * 2.0,
             label=f"estimate: TDP {self.tdp_w:g} W ({self.tdp_origin}) × CPU load",
+            modelled=True,
         )
         self._stat_fd: int | None = None
         try:
@@ -109,9 +117,9 @@ class EstimateSource:
             return 0.0
         return min(1.0, max(0.0, 1.0 - (now[1] - prev[1]) / total))
 
-    def idle_power_w(self) -> float:
+    def modelled_idle_w(self, domain_id: str) -> float | None:
         """The model's power at zero load (an estimate too)."""
-        return self.tdp_w * IDLE_FRACTION
+        return self.tdp_w * IDLE_FRACTION if domain_id == ESTIMATE_DOMAIN_ID else None
 
     def read(self) -> list[Reading]:
         power_w = self.tdp_w * (IDLE_FRACTION + (1.0 - IDLE_FRACTION) * self.load())

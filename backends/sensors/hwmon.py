@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import re
+from collections.abc import Sequence
 
 from wattbench.backends.sensors.base import Domain
 from wattbench.backends.sensors.common import (
@@ -32,6 +33,7 @@ from wattbench.domain.errors import SensorPermissionError
 
 log = logging.getLogger(__name__)
 
+MEASURED_CPU_SCOPES = ("cpu-package", "dram", "soc")  # what RAPL measures better when present
 DEFAULT_UPDATE_PERIOD_S = 0.1
 MAX_POWER_W = 2000.0  # plausibility bound for garbage rejection (hwmon states no limit)
 HWMON_GROUP = "power"
@@ -79,6 +81,27 @@ class HwmonSource(SysfsSource):
 
     name = "hwmon"
     subdir = ("class", "hwmon")
+    precedence = 20  # after RAPL and amdsmi, whose domains some hwmon chips repeat
+
+    def repeats(self, status: DomainStatus, earlier: Sequence[DomainStatus]) -> str | None:
+        """CPU sensors that repeat RAPL's packages, and the amdgpu sensor of a card amdsmi
+        reads, are shown but never summed."""
+        if status.status != STATUS_OK or status.domain is None:
+            return None
+        readable = {
+            (st.source, st.domain.scope)
+            for st in earlier
+            if st.status == STATUS_OK and st.domain is not None
+        }
+        if (
+            status.device == "cpu"
+            and status.domain.scope in MEASURED_CPU_SCOPES
+            and ("rapl", "cpu-package") in readable
+        ):
+            return "repeats the RAPL counters: shown, not summed"
+        if status.device == "amdgpu" and any(source == "amdsmi" for source, _ in readable):
+            return "amdsmi reads this card: shown, not summed"
+        return None
 
     def _scan(self) -> None:
         if not os.path.isdir(self.base):

@@ -20,7 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wattbench.backends.sensors.base import Domain, Reading
+from wattbench.backends.sensors.base import (
+    THROTTLED,
+    Domain,
+    Reading,
+    SourceContext,
+    SourceDefaults,
+    TelemetrySample,
+)
 from wattbench.backends.sensors.common import (
     STATUS_ABSENT,
     STATUS_OK,
@@ -71,10 +78,16 @@ def _err_code(exc: BaseException) -> int | None:
     return value if isinstance(value, int) else None
 
 
-class NvmlSource:
+class NvmlSource(SourceDefaults):
     """Every NVIDIA GPU NVML can see; ``statuses`` says why one cannot be measured."""
 
     name = "nvml"
+    device_class = "gpu"
+
+    @classmethod
+    def open(cls, ctx: SourceContext) -> NvmlSource:
+        """The entry point factory (``ctx.modules["pynvml"]`` replaces the real module)."""
+        return cls(ctx.modules.get("pynvml"))
 
     def __init__(self, nvml_module: Any = None) -> None:
         self.statuses: list[DomainStatus] = []
@@ -227,6 +240,9 @@ class NvmlSource:
             max_range=None,
             max_power_w=max_power_w,
             label=label,
+            # ENERGY.md: the counter against integrated instantaneous power, over ≥ 5 s
+            check_channel=f"{device}.power_w" if method == "energy" else None,
+            check_period_s=INSTANT_UPDATE_PERIOD_S if method == "energy" else None,
         )
         notes = []
         if reasons:
@@ -304,10 +320,11 @@ class NvmlSource:
             out.append(Reading(g.domain.id, time.perf_counter_ns(), value))
         return out
 
-    def read_telemetry(self) -> list[tuple[str, str, int, float]]:
+    def read_telemetry(self) -> list[TelemetrySample]:
         """(trace name, unit, t_ns, value) for power, clocks, temperature, utilization,
-        memory, clock-event reasons and power limit of every GPU; unsupported ones are dropped."""
-        out: list[tuple[str, str, int, float]] = []
+        memory, clock-event reasons and power limit of every GPU, and whether it is throttled
+        (a slowdown among the clock-event reasons); unsupported ones are dropped."""
+        out: list[TelemetrySample] = []
         for g in self._gpus:
             dev = g.domain.device
             for name, unit in TELEMETRY:
@@ -326,7 +343,11 @@ class NvmlSource:
                     continue
                 if value is None:
                     continue
-                out.append((f"{dev}.{name}", unit, time.perf_counter_ns(), float(value)))
+                now = time.perf_counter_ns()
+                out.append((f"{dev}.{name}", unit, now, float(value)))
+                if name == "clock_event_reasons":
+                    slowed = 1.0 if int(value) & THROTTLE_MASK else 0.0
+                    out.append((f"{dev}.{THROTTLED}", "bool", now, slowed))
         return out
 
     def _telemetry_value(self, g: _Gpu, name: str) -> float | None:

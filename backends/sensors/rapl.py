@@ -112,7 +112,7 @@ class RaplSource(SysfsSource):
     """The readable RAPL zones of one sysfs tree. ``statuses`` lists every zone found."""
 
     name = "rapl"
-    device = "cpu"
+    device_class = "cpu"
     subdir = ("class", "powercap")
 
     # -- discovery -------------------------------------------------------------------------

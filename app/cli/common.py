@@ -1,0 +1,125 @@
+"""What every CLI command shares: the run store from --db, rich tables, JSON, error text.
+
+Messages from the layers below speak no command line: an error names the input it is about
+(``WattbenchError.field``), and ``error_text`` puts the flag that sets it in front, so
+"The longest measurement (T_max, seconds) must be a positive number" reads
+"--t-max: The longest measurement ...".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from wattbench.domain.errors import WattbenchError
+from wattbench.service.workbench import Workbench
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_CANCELLED = 0, 1, 2, 3, 4
+WIDE = 220  # columns of a table printed to a file or a pipe
+
+# the flag that sets each input named by WattbenchError.field
+FLAGS = {
+    "model": "--model",
+    "device": "--device",
+    "runtime": "--runtime",
+    "precision": "--precision",
+    "batch_size": "--batch",
+    "threads": "--threads",
+    "scenario": "--scenario",
+    "preset": "--preset",
+    "epsilon": "--epsilon",
+    "t_max_s": "--t-max",
+    "time_limit_s": "--time-limit",
+    "dims": "--dim",
+    "input_shapes": "--input-shape",
+    "prompt_tokens": "--prompt-tokens",
+    "new_tokens": "--new-tokens",
+    "ort_provider": "--provider",
+    "ort_graph_optimization": "--graph-opt",
+    "repeat": "--repeat",
+    "sample_hz": "--sample-hz",
+    "tags": "--tag",
+    "energy_view": "--energy",
+    "noise": "--noise",
+    "db": "--db",
+}
+HINTS = {"run_id": "`wattbench runs` lists the stored runs"}
+
+
+def error_text(exc: WattbenchError) -> str:
+    """The message as the command line shows it: the flag in front, a hint behind."""
+    text = str(exc)
+    flag = FLAGS.get(exc.field or "")
+    if flag:
+        text = f"{flag}: {text}"
+    hint = HINTS.get(exc.field or "")
+    if hint:
+        text = f"{text} ({hint})"
+    return text
+
+
+def print_error(exc: WattbenchError) -> None:
+    print(f"wattbench: error: {error_text(exc)}", file=sys.stderr)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console; wide and plain when the output is a file or a pipe."""
+    out = Console(stderr=stderr, soft_wrap=False, highlight=False)
+    if not out.is_terminal:
+        out = Console(stderr=stderr, soft_wrap=False, highlight=False, width=WIDE)
+    return out
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    lines: bool = False,
+) -> None:
+    """Every CLI table: rich, folded rather than cut, user text never read as markup."""
+    table = Table(title=title, show_lines=lines)
+    for h in headers:
+        table.add_column(h, overflow="fold")
+    for row in rows:
+        table.add_row(*(_plain(c) for c in row))
+    console().print(table)
+
+
+def _plain(text: str) -> Any:
+    from rich.text import Text
+
+    return Text(str(text))
+
+
+def print_lines(lines: Sequence[str]) -> None:
+    """Free text (notes, sentences) as it is: no markup, no highlighting."""
+    out = console()
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, allow_nan=False, default=str)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def workbench(args: argparse.Namespace) -> Iterator[Workbench]:
+    """The run store of --db / $WATTBENCH_DB / the default file, closed afterwards."""
+    wb = Workbench.open(getattr(args, "db", None))
+    try:
+        yield wb
+    finally:
+        wb.close()
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -1,0 +1,150 @@
+"""What ``wattbench run`` prints: the results table with its notes, or the JSON document.
+
+The JSON document (docs/cli-json.md) holds each run as its documented result document plus
+``energy_summary``, the device figure the table shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from wattbench import __version__
+from wattbench.cli.common import error_text, print_lines, print_table
+from wattbench.domain import units
+from wattbench.domain.energy import view_figure
+from wattbench.domain.errors import WattbenchError
+from wattbench.domain.result import RunResult, result_document
+
+JSON_FORMAT = "wattbench.run-output"
+JSON_FORMAT_VERSION = 1
+HEADERS = ("run", "status", "throughput /s", "mean", "p50", "p90", "p99", "ρ", "conv.", "flags")
+
+
+def _with_interval(value: float | None, lo: float | None, hi: float | None) -> str:
+    span = units.interval(lo, hi, units.duration_ns)
+    return f"{units.duration_ns(value)} [{span or 'no interval'}]"
+
+
+def energy_text(r: RunResult) -> str:
+    """The run device's energy in words: measured, or n/a with why beside a labelled estimate."""
+    f = view_figure(r, "device")
+    if f is None:
+        return units.na(r.energy_na_reason or "no power sensor for this device")
+    text = (
+        f"{units.energy_j(f.energy_per_item_j)}/item, {units.power_w(f.avg_power_w)} [{f.source}]"
+    )
+    if f.is_estimate:
+        text += " (estimate: TDP × load model, not a measurement)"
+        if r.energy_na_reason:
+            text = f"measured n/a: {r.energy_na_reason}; {text}"
+    other = [fl for fl in f.flags if fl != "estimate"]
+    if other:
+        text += f" flags: {', '.join(other)}"
+    return text
+
+
+def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], bool]:
+    """A result row, and whether a percentile in it is not a headline number."""
+    cells = [f"{i}. {label}", r.status.value]
+    if not r.ok or r.latency is None:
+        return cells + ["-"] * (len(HEADERS) - 2), False
+    lat, thr = r.latency, r.throughput_items_per_s
+    thr_text = units.NA
+    if thr is not None:
+        rel = thr.rel_half_width
+        thr_text = units.number(thr.value) + (f" ±{units.percent(rel)}" if rel is not None else "")
+    pcts, not_headline = [], False
+    for p in (0.5, 0.9, 0.99):
+        pe = lat.percentile(p)
+        if pe is None:
+            pcts.append(units.NA)
+            continue
+        not_headline |= not pe.headline
+        pcts.append(_with_interval(pe.value_ns, pe.lo_ns, pe.hi_ns) + ("" if pe.headline else " †"))
+    cells += [
+        thr_text,
+        _with_interval(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns),
+        *pcts,
+        units.percent(lat.rho) if math.isfinite(lat.rho) else units.NA,
+        "yes" if r.converged else "no",
+        ", ".join(r.flags) or "-",
+    ]
+    return cells, not_headline
+
+
+def _notes(i: int, r: RunResult) -> list[str]:
+    if not r.ok or r.latency is None:
+        return [f"{i}. {r.status.value}: {r.reason}"]
+    notes = [f"{i}. energy: {energy_text(r)}"]
+    g = r.generation
+    if g is not None:
+        notes.append(
+            f"{i}. generation ({g.new_tokens} new tokens): TTFT "
+            f"{_with_interval(g.ttft_ns.value, g.ttft_ns.lo, g.ttft_ns.hi)}, TPOT "
+            f"{_with_interval(g.tpot_ns.value, g.tpot_ns.lo, g.tpot_ns.hi)}, decode "
+            f"{units.number(g.decode_tokens_per_s.value)} tokens/s"
+        )
+    ph = r.phases
+    eta = ph.harness_efficiency
+    notes.append(
+        f"{i}. phases: worker start {units.duration_s(ph.worker_start_s)}, load "
+        f"{units.duration_s(ph.cold_load_s)}, warm-up {units.duration_s(ph.warmup_s)}, "
+        f"measuring {units.duration_s(ph.measure_s)}, total {units.duration_s(ph.total_s)}"
+        + (f"; harness efficiency η = {eta:.3f}" if eta is not None else "")
+    )
+    if r.notes:
+        notes.append(f"{i}. {r.notes}")
+    return notes
+
+
+def print_results(results: Sequence[RunResult]) -> None:
+    models = {r.spec.model for r in results}
+    title = f"wattbench run: {next(iter(models))}" if len(models) == 1 else "wattbench run"
+    rows, notes, not_headline = [], [], False
+    for i, r in enumerate(results, 1):
+        label = r.spec.label()
+        if len(models) == 1:
+            label = label.removeprefix(r.spec.model + " · ")
+        cells, dagger = _cells(i, r, label)
+        rows.append(cells)
+        not_headline |= dagger
+        notes += _notes(i, r)
+    print_table(HEADERS, rows, title=title, lines=len(results) > 1)
+    if not_headline:
+        notes.append(
+            "† too few effective samples for a headline number (METHOD.md: p90 needs "
+            "n_eff ≥ 64, p99 ≥ 662); shown with its interval"
+        )
+    print_lines(notes)
+
+
+def energy_summary(r: RunResult) -> dict[str, Any]:
+    """The device energy figure shown in the table, for JSON readers too."""
+    return {"text": energy_text(r), "na_reason": r.energy_na_reason}
+
+
+def json_document(
+    results: Sequence[RunResult],
+    exit_code: int,
+    *,
+    error: WattbenchError | None = None,
+    store: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    runs = [result_document(r) | {"energy_summary": energy_summary(r)} for r in results]
+    return {
+        "format": JSON_FORMAT,
+        "format_version": JSON_FORMAT_VERSION,
+        "wattbench_version": __version__,
+        "exit_code": exit_code,
+        "error": None
+        if error is None
+        else {
+            "type": type(error).__name__,
+            "message": error_text(error),
+            "exit_code": error.exit_code,
+        },
+        "store": store or {"saved": 0, "warning": None},
+        "runs": runs,
+    }

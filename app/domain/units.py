@@ -1,0 +1,145 @@
+"""Numbers and units for people, one way everywhere: the CLI, the GUI and the reports.
+
+A figure that is unknown reads "n/a" (with its reason where there is room), never 0.
+``number`` keeps three significant digits, writes whole thousands with separators
+("1,234,567", never "1.23e+06" or "1234567") and uses scientific notation only far outside
+everyday sizes (below 0.0001 or from a trillion up).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime
+
+NA = "n/a"
+SCIENTIFIC_BELOW = 1e-4
+SCIENTIFIC_FROM = 1e12
+
+
+def finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def na(reason: str | None) -> str:
+    """The text shown instead of a number that could not be measured."""
+    return f"{NA} — {reason}" if reason else NA
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits (every integer digit from 1,000 up)."""
+    if value is None or not math.isfinite(value):
+        return NA
+    if value == 0:
+        return "0"
+    size = abs(value)
+    if size < SCIENTIFIC_BELOW or size >= SCIENTIFIC_FROM:
+        return f"{value:.{digits - 1}e}"
+    rounded = float(f"{value:.{digits - 1}e}")  # 9.996 is 10.0, not 9.996 or 10.00
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:,.{decimals}f}" if decimals else f"{value:,.0f}"
+
+
+def count(n: int | None) -> str:
+    """A whole count with separators: 1,234,567."""
+    return NA if n is None else f"{n:,}"
+
+
+def with_unit(value: float | None, unit: str, digits: int = 3) -> str:
+    """'1,234 items/s'; 'n/a' when unknown."""
+    return NA if not finite(value) else f"{number(value, digits)} {unit}".rstrip()
+
+
+def _scaled(value: float | None, steps: tuple[tuple[float, str], ...], digits: int) -> str:
+    if value is None or not math.isfinite(value):
+        return NA
+    size = abs(value)
+    for scale, unit in steps:
+        if size >= scale:
+            return f"{number(value / scale, digits)} {unit}"
+    scale, unit = steps[-1]
+    return f"{number(value / scale, digits)} {unit}"
+
+
+def duration_ns(value_ns: float | None, digits: int = 3) -> str:
+    """A latency in the unit that reads best: 812 ns, 35.2 µs, 4.10 ms, 1.25 s."""
+    return _scaled(value_ns, ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1.0, "ns")), digits)
+
+
+def duration_s(value_s: float | None) -> str:
+    """A phase's length: 0.42 s, 12.3 s, 3 min 05 s."""
+    if value_s is None or not math.isfinite(value_s):
+        return NA
+    if value_s < 60:
+        return f"{number(value_s)} s"
+    minutes, seconds = divmod(round(value_s), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+def energy_j(value_j: float | None, digits: int = 3) -> str:
+    """An energy in J, mJ, µJ or nJ."""
+    return _scaled(value_j, ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")), digits)
+
+
+def power_w(value_w: float | None) -> str:
+    return with_unit(value_w, "W")
+
+
+def size_bytes(n: float | None) -> str:
+    """A memory size in binary units: 512 B, 3.50 MiB, 1.20 GiB."""
+    return _scaled(n, ((2.0**30, "GiB"), (2.0**20, "MiB"), (2.0**10, "KiB"), (1.0, "B")), 3)
+
+
+def percent(fraction: float | None, digits: int = 3) -> str:
+    """0.0123 -> '1.23 %'."""
+    if fraction is None or not math.isfinite(fraction):
+        return NA
+    return f"{number(fraction * 100, digits)} %"
+
+
+def interval(
+    lo: float | None, hi: float | None, fmt: Callable[[float | None], str] = number
+) -> str:
+    """'1,220–1,250' (each end through ``fmt``), or '' when the interval is unknown."""
+    if not (finite(lo) and finite(hi)):
+        return ""
+    return f"{fmt(lo)}–{fmt(hi)}"
+
+
+def ratio(value: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    """A ratio such as '1.84× [1.79–1.90]'."""
+    if not finite(value):
+        return NA
+    span = interval(lo, hi)
+    return f"{number(value)}×" + (f" [{span}]" if span else "")
+
+
+def timestamp(when: str | datetime | None) -> str:
+    """An ISO timestamp (or datetime) shown in local time, to the minute."""
+    if not when:
+        return ""
+    if isinstance(when, str):
+        try:
+            moment = datetime.fromisoformat(when)
+        except ValueError:
+            return when
+    else:
+        moment = when
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def log_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
+    """Axis ticks for data plotted as log10(x): 1-2-5 steps labelled in plain numbers
+    (major: the powers of ten; minor: the 2s and 5s, or all of them on a narrow span)."""
+    major: list[tuple[float, str]] = []
+    minor: list[tuple[float, str]] = []
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for step in (1, 2, 5):
+            value = step * 10.0**exponent
+            if lo / 1.5 <= value <= hi * 1.5:
+                (major if step == 1 else minor).append((math.log10(value), number(value, 1)))
+    if len(major) < 2:  # a narrow span: label the 2s and 5s too
+        major, minor = sorted(major + minor), []
+    return [major, minor]

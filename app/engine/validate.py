@@ -1,0 +1,112 @@
+"""Checking a run before any worker starts: the model, its inputs, the scenario, the runtime.
+
+``validate`` resolves the model once (a file's parser errors become ModelError), fixes its
+inputs (dynamic dimensions set, explicit shapes well-formed), checks that the scenario fits the
+model, and then asks the runtime plugin whether it can run it on the device with these options.
+Every refusal is a BadInputError subclass whose message says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from wattbench.backends.models import catalog
+from wattbench.backends.models.base import ModelEntry
+from wattbench.backends.runtimes import registry
+from wattbench.backends.runtimes.base import RuntimeOptions
+from wattbench.domain.errors import (
+    BadInputError,
+    ModelError,
+    ShapeError,
+    UnsupportedOptionError,
+    WattbenchError,
+)
+from wattbench.domain.spec import RunSpec, Scenario
+
+
+def runtime_options(spec: RunSpec) -> RuntimeOptions:
+    """What the runtime plugin needs of a spec."""
+    return RuntimeOptions(
+        precision=spec.precision,
+        batch_size=spec.batch_size,
+        threads=spec.threads,
+        dims=dict(spec.dims),
+        input_shapes=dict(spec.input_shapes),
+        ort_provider=spec.ort_provider,
+        ort_graph_optimization=spec.ort_graph_optimization,
+        prompt_tokens=spec.prompt_tokens,
+        new_tokens=spec.new_tokens,
+        seed=spec.repeat,
+        generation=spec.scenario is Scenario.GENERATION,
+    )
+
+
+def resolve_entry(spec: RunSpec) -> ModelEntry:
+    """The catalog entry of ``spec.model``; unexpected reader errors become ModelError."""
+    # the batch goes with the dims: a fixed-batch model or an input shape is checked
+    # against the run's batch size, not against batch 1
+    dims = {**spec.dims, catalog.BATCH: spec.batch_size}
+    try:
+        return catalog.resolve_model(
+            spec.model, dims=dims, input_shapes=dict(spec.input_shapes) or None
+        )
+    except WattbenchError:
+        raise
+    except Exception as exc:  # a parser's own exception: the file is not a usable model
+        raise ModelError(f"Cannot read the model {spec.model}: {exc}", field="model") from exc
+
+
+def check_entry(spec: RunSpec, entry: ModelEntry) -> None:
+    """The checks of a resolved model against a spec that open nothing: its inputs fixed at
+    the spec's batch and dimensions, and a scenario the model can play."""
+    catalog.concrete_inputs(entry, spec.batch_size, dict(spec.dims), dict(spec.input_shapes))
+    if spec.scenario is not Scenario.GENERATION:
+        return
+    if not entry.generative:
+        raise UnsupportedOptionError(
+            f"{spec.model} is not a generative model: the generation scenario needs a decoder "
+            "with a KV cache (builtin:gpt-small, builtin:gpt2); use single-stream or offline.",
+            field="scenario",
+        )
+    limit = catalog.max_positions(entry)
+    if limit is not None and spec.prompt_tokens + spec.new_tokens > limit:
+        raise ShapeError(
+            f"{spec.model} holds at most {limit} positions: prompt {spec.prompt_tokens} + "
+            f"{spec.new_tokens} new tokens is too long.",
+            field="new_tokens",
+        )
+
+
+def validate(spec: RunSpec) -> ModelEntry:
+    """The model entry ``spec`` runs; a BadInputError subclass when it cannot run."""
+    runtime = registry.get_runtime(spec.runtime)
+    available = runtime.available()
+    if not available.ok:
+        raise UnsupportedOptionError(
+            f"Runtime {spec.runtime} is not usable: {available.reason}", field="runtime"
+        )
+    entry = resolve_entry(spec)
+    check_entry(spec, entry)
+    runtime.check(entry, spec.device, runtime_options(spec))
+    return entry
+
+
+def validate_many(specs: Sequence[RunSpec]) -> None:
+    """Validate each distinct configuration; one BadInputError naming every problem."""
+    problems: list[str] = []
+    seen: set[tuple[object, ...]] = set()
+    first: BadInputError | None = None
+    for spec in specs:
+        key = spec.config_key()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            validate(spec)
+        except BadInputError as exc:
+            first = first or exc
+            problems.append(f"{spec.label()}: {exc}" if len(specs) > 1 else str(exc))
+    if first is not None:
+        if len(problems) == 1:
+            raise first
+        raise type(first)("\n".join(problems), field=first.field) from first

@@ -1,0 +1,252 @@
+"""The stored runs and everything done with them: one ``Workbench`` per open run store.
+
+A front end opens one (``Workbench.open(db_url)``) and reaches the store only through it:
+listing, loading, tagging, notes, deletion, cost profiles, bundles, comparisons and reports.
+It is also the run queue's recorder (``begin_run`` / ``finish_run``). Every method is a plain
+blocking call: the GUI's controller calls them on its database thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from wattbench.db.bundle import ExportSummary, ImportSummary, export_bundle, import_bundle
+from wattbench.db.store import Store, open_store
+from wattbench.db.values import RunSummary
+from wattbench.domain.cost import CostProfile, profiles_by_device
+from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import RunResult
+from wattbench.domain.spec import RunSpec
+from wattbench.engine.compare import COST_METRICS, Comparison, compare_runs
+from wattbench.reports import write_report
+
+log = logging.getLogger(__name__)
+
+MAX_COMPARED = 500
+DEFAULT_NOISE = 0.01
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """A comparison with the runs behind it and the cost profiles it used, ready to draw."""
+
+    comparison: Comparison
+    runs: tuple[RunResult, ...]
+    baseline_id: str | None
+    energy_view: str
+    cost_profiles: Mapping[str, CostProfile] = field(default_factory=dict)
+
+
+def compare_loaded(
+    runs: Sequence[RunResult],
+    *,
+    baseline_id: str | None = None,
+    metrics: Sequence[str] | None = None,
+    energy_view: str = "device",
+    noise: float | None = None,
+    cost_profiles: Sequence[CostProfile] = (),
+) -> ComparisonView:
+    """Compare runs already loaded (the GUI keeps recent ones); one profile per device."""
+    if len(runs) > MAX_COMPARED:
+        raise BadInputError(f"Compare at most {MAX_COMPARED} runs at a time.", field="run_ids")
+    profiles = profiles_by_device(cost_profiles)
+    comparison = compare_runs(
+        runs,
+        baseline_id=baseline_id,
+        metrics=metrics,
+        noise=noise,
+        energy_view=energy_view,
+        cost_profiles=profiles,
+    )
+    return ComparisonView(comparison, tuple(runs), baseline_id, energy_view, profiles)
+
+
+class Workbench:
+    """One open run store and the operations on it; ``close()`` when done."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @classmethod
+    def open(cls, db_url: str | None = None) -> Workbench:
+        """The run store at ``db_url`` ($WATTBENCH_DB, else the default file), migrated."""
+        return cls(open_store(db_url))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workbench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """Where the store is, its schema and size (passwords hidden)."""
+        return self.store.describe()
+
+    # -- the queue's recorder ---------------------------------------------------------------
+    def begin_run(self, spec: RunSpec, run_id: str) -> None:
+        self.store.begin_run(spec, run_id)
+
+    def finish_run(self, result: RunResult) -> None:
+        self.store.finish_run(result)
+
+    # -- runs -----------------------------------------------------------------------------------
+    def list_runs(
+        self,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        tag: str | None = None,
+        status: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> list[RunSummary]:
+        """Stored runs, newest first, filtered."""
+        return self.store.list_runs(
+            model=model,
+            device=device,
+            tag=tag,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            order="-created",
+        )
+
+    def resolve_ids(self, ids: Sequence[str]) -> list[str]:
+        """Full ids of ids or unique prefixes, each once, in order (UnknownRunError)."""
+        return list(dict.fromkeys(self.store.resolve_id(i) for i in ids))
+
+    def get_run(self, run_id: str, *, with_arrays: bool = True) -> RunResult:
+        return self.store.get_run(run_id, with_arrays=with_arrays)
+
+    def load_runs(self, ids: Sequence[str], *, with_arrays: bool = True) -> list[RunResult]:
+        return self.store.load_runs(list(ids), with_arrays=with_arrays)
+
+    def add_tag(self, ids: Sequence[str], tag: str) -> list[str]:
+        full = self.resolve_ids(ids)
+        for rid in full:
+            self.store.add_tag(rid, tag)
+        return full
+
+    def remove_tag(self, ids: Sequence[str], tag: str) -> list[str]:
+        full = self.resolve_ids(ids)
+        for rid in full:
+            self.store.remove_tag(rid, tag)
+        return full
+
+    def set_note(self, run_id: str, text: str) -> str:
+        rid = self.store.resolve_id(run_id)
+        self.store.set_note(rid, text)
+        return rid
+
+    def delete_runs(self, ids: Sequence[str]) -> int:
+        return self.store.delete_runs(self.resolve_ids(ids))
+
+    # -- cost profiles ----------------------------------------------------------------------------
+    def cost_profiles(self, device: str | None = None) -> list[CostProfile]:
+        return self.store.list_cost_profiles(device)
+
+    def save_cost_profile(self, profile: CostProfile) -> None:
+        self.store.save_cost_profile(profile)
+
+    def delete_cost_profile(self, device: str, name: str = "") -> bool:
+        return self.store.delete_cost_profile(device, name)
+
+    # -- bundles ----------------------------------------------------------------------------------
+    def export_bundle(self, ids: Sequence[str] | None, path: str | Path) -> ExportSummary:
+        """Write the runs (None = every run) to a bundle file."""
+        return export_bundle(self.store, None if ids is None else list(ids), path)
+
+    def import_bundle(self, path: str | Path) -> ImportSummary:
+        """Check the whole bundle, then add its new runs in one transaction."""
+        return import_bundle(self.store, path)
+
+    # -- comparison and reports -------------------------------------------------------------------
+    def _runs_for(
+        self, ids: Sequence[str], baseline_id: str | None, *, with_arrays: bool
+    ) -> tuple[list[RunResult], str | None]:
+        if len(ids) > MAX_COMPARED:
+            raise BadInputError(f"Compare at most {MAX_COMPARED} runs at a time.", field="run_ids")
+        full = self.resolve_ids(ids)
+        baseline = self.store.resolve_id(baseline_id) if baseline_id else None
+        if baseline is not None and baseline not in full:
+            full.insert(0, baseline)
+        return self.load_runs(full, with_arrays=with_arrays), baseline
+
+    def compare(
+        self,
+        ids: Sequence[str],
+        *,
+        baseline_id: str | None = None,
+        metrics: Sequence[str] | None = None,
+        energy_view: str = "device",
+        noise: float | None = None,
+        with_arrays: bool = False,
+    ) -> ComparisonView:
+        """Load the runs (ids or prefixes, the baseline added if missing) and compare them."""
+        runs, baseline = self._runs_for(ids, baseline_id, with_arrays=with_arrays)
+        if len({r.id for r in runs}) < 2:
+            raise BadInputError("Give at least two different runs to compare.", field="run_ids")
+        wants_cost = metrics is None or any(m in COST_METRICS for m in metrics)
+        return compare_loaded(
+            runs,
+            baseline_id=baseline,
+            metrics=metrics,
+            energy_view=energy_view,
+            noise=noise,
+            cost_profiles=self.cost_profiles() if wants_cost else (),
+        )
+
+    def report_material(self, ids: Sequence[str], baseline_id: str | None) -> ReportMaterial:
+        """What a report of these runs needs from the store (runs with arrays, profiles)."""
+        runs, baseline = self._runs_for(ids, baseline_id, with_arrays=True)
+        return ReportMaterial(tuple(runs), baseline, tuple(self.cost_profiles()))
+
+    def write_report(
+        self,
+        ids: Sequence[str],
+        path: str | Path,
+        *,
+        baseline_id: str | None = None,
+        energy_view: str = "device",
+        noise: float | None = None,
+    ) -> tuple[Path, int]:
+        """Compare the runs and write the report (the suffix picks the format); returns the
+        file and the number of runs in it."""
+        material = self.report_material(ids, baseline_id)
+        return render_report(material, path, energy_view=energy_view, noise=noise), len(
+            material.runs
+        )
+
+
+@dataclass(frozen=True)
+class ReportMaterial:
+    runs: tuple[RunResult, ...]
+    baseline_id: str | None
+    cost_profiles: tuple[CostProfile, ...]
+
+
+def render_report(
+    material: ReportMaterial,
+    path: str | Path,
+    *,
+    energy_view: str = "device",
+    noise: float | None = None,
+) -> Path:
+    """Write the report of loaded runs (no store needed: the GUI renders off its DB thread)."""
+    return write_report(
+        material.runs,
+        path,
+        baseline_id=material.baseline_id,
+        energy_view=energy_view,
+        noise=noise,
+        cost_profiles=profiles_by_device(material.cost_profiles),
+    )

@@ -1,0 +1,158 @@
+"""A runtime and a power source registered through Wattbench's entry point groups, as any
+third-party plugin is (see the dist-info beside this file). Tests put this folder on sys.path.
+
+``fake`` runs the built-in models' catalog entries without torch: one call spins the CPU for
+a known time (200 µs per item at fp32, half at fp16; WATTBENCH_FAKE_ITEM_US changes it), so
+the engine, the queue, the store and comparisons see real timings of known size. ``fakeplug``
+is a wall-socket meter of the CPU drawing a steady 42 W. Both are fake *input* to the real
+code: the supervisor, the sampler and the figures are Wattbench's own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from typing import Any
+
+from wattbench.backends.models.base import ModelEntry
+from wattbench.backends.runtimes.base import (
+    Availability,
+    DeviceInfo,
+    DeviceMemory,
+    RuntimeOptions,
+)
+from wattbench.backends.sensors.base import Domain, Reading, SourceContext, SourceDefaults
+from wattbench.backends.sensors.common import STATUS_OK, DomainStatus
+from wattbench.domain.errors import DeviceError, UnsupportedOptionError
+
+PRECISIONS = ("fp32", "fp16")
+PLUG_W = 42.0
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+def _spin(ns: int) -> None:
+    end = time.perf_counter_ns() + ns
+    while time.perf_counter_ns() < end:
+        pass
+
+
+class FakeLoaded:
+    def __init__(self, model: ModelEntry, options: RuntimeOptions) -> None:
+        per_item_us = float(os.environ.get("WATTBENCH_FAKE_ITEM_US", "200"))
+        scale = 0.5 if options.precision == "fp16" else 1.0
+        self.call_ns = int(per_item_us * 1000 * scale * options.batch_size)
+        self.items_per_call = options.batch_size
+        self.input_shapes: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+        self.model = model
+        self.options = options
+
+    def run_once(self) -> None:
+        _spin(self.call_ns)
+
+    def synchronize(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "runtime": "fake",
+            "call_ns": self.call_ns,
+            "precision": self.options.precision,
+            "torch_importable": _importable("torch"),  # False where a test blocks it
+        }
+
+    def reset_peak_memory(self) -> None:
+        pass
+
+    def peak_memory(self) -> DeviceMemory:
+        return DeviceMemory(notes=("the fake runtime allocates nothing",))
+
+
+class FakeRuntime:
+    name = "fake"
+    formats = ("torch-module",)
+
+    def available(self) -> Availability:
+        return Availability(True, "the test runtime is always there", "1.0")
+
+    def devices(self) -> list[DeviceInfo]:
+        return [
+            DeviceInfo(
+                id="cpu",
+                kind="cpu",
+                name="fake CPU",
+                runtime=self.name,
+                usable=True,
+                reason="spins the host CPU",
+                precisions=PRECISIONS,
+            )
+        ]
+
+    def check(self, model: ModelEntry, device: str, options: RuntimeOptions) -> None:
+        if device != "cpu":
+            raise DeviceError(f"The fake runtime runs on the cpu only, not {device}.")
+        if options.precision not in PRECISIONS:
+            raise UnsupportedOptionError(
+                f"The fake runtime runs {', '.join(PRECISIONS)}, not {options.precision}.",
+                field="precision",
+            )
+        if options.generation:
+            raise UnsupportedOptionError("The fake runtime does not generate tokens.")
+
+    def load(self, model: ModelEntry, device: str, options: RuntimeOptions) -> FakeLoaded:
+        self.check(model, device, options)
+        return FakeLoaded(model, options)
+
+
+class FakePlug(SourceDefaults):
+    """A meter between the wall and the machine: the CPU at a steady PLUG_W."""
+
+    name = "fakeplug"
+    device_class = "cpu"
+
+    @classmethod
+    def open(cls, ctx: SourceContext) -> FakePlug:
+        return cls()
+
+    def __init__(self) -> None:
+        self.domain = Domain(
+            id="fakeplug:0",
+            name="plug",
+            device="cpu",
+            source="fakeplug.power",
+            scope="cpu-package",
+            kind="power",
+            unit="W",
+            update_period_s=0.01,
+            max_power_w=1000.0,
+            label="fake wall meter",
+        )
+        self.statuses = [
+            DomainStatus(
+                source=self.name,
+                id=self.domain.id,
+                name="plug",
+                device="cpu",
+                status=STATUS_OK,
+                path="test fixture",
+                domain=self.domain,
+            )
+        ]
+
+    def domains(self) -> list[Domain]:
+        return [self.domain]
+
+    def read(self) -> list[Reading]:
+        return [Reading(self.domain.id, time.perf_counter_ns(), PLUG_W)]
+
+    def close(self) -> None:
+        pass

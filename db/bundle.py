@@ -121,8 +121,7 @@ def _write_run(
     if problem is not None:
         raise BundleError(
             f"Run {r.id[:8]} cannot be exported: import refuses it because {problem}. "
-            f"Edit it (`wattbench note {r.id[:8]} TEXT`, `wattbench tag --remove {r.id[:8]} "
-            "TAG`) or leave it out. No bundle was written."
+            "Edit its note or tags, or leave it out. No bundle was written."
         )
     doc = result_document(r)
     system = doc.pop("system") or {}

@@ -112,7 +112,7 @@ class Repository:
             hint = (
                 "another program holds the database locked; try again when it has finished"
                 if "locked" in text or "busy" in text
-                else "check that the database is reachable and writable, or use another --db"
+                else "check that the database is reachable and writable, or choose another one"
             )
             raise StoreError(
                 f"Could not {what} in the run store {self.url}: {text}; {hint}."
@@ -121,7 +121,7 @@ class Repository:
             text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StoreError(
                 f"Could not {what} in the run store {self.url}: {text}. If the database was "
-                "changed by another program, restore it from a backup or use another --db."
+                "changed by another program, restore it from a backup or choose another database."
             ) from exc
 
     @contextlib.contextmanager

@@ -203,14 +203,16 @@ def _check_schema(engine: Engine, url: str) -> tuple[str, ...]:
     if unknown:
         raise NewerSchemaError(
             f"This database was written by a newer Wattbench (schema {', '.join(unknown)}); "
-            f"upgrade Wattbench or use another --db. ({url})"
+            f"upgrade Wattbench or choose another database. ({url})",
+            field="db",
         )
     if not revs:
         tables = set(inspect(engine).get_table_names())
         if tables & _OUR_TABLES:
             raise StoreError(
                 f"{url} has run-store tables but no schema version; it was not made by "
-                "Wattbench or is damaged. Use another --db."
+                "Wattbench or is damaged. Choose another database.",
+                field="db",
             )
     return revs
 
@@ -326,7 +328,8 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
         text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StoreError(
             f"Cannot open the run store {shown}: {text}. Check the URL, that the "
-            "server is running and the credentials, or use another --db."
+            "server is running and the credentials, or choose another database.",
+            field="db",
         ) from exc
 
 

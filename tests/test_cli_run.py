@@ -49,7 +49,11 @@ def corrupt_onnx(tmp_path: Path) -> Path:
         ("missing file", ["--model", "/nonexistent/dir/model.onnx"], "does not exist"),
         ("unknown device", ["--model", "builtin:mlp-tiny", "--device", "tpu:0"], "tpu"),
         ("absent gpu", ["--model", "builtin:mlp-tiny", "--device", "cuda:7"], "cuda:7"),
-        ("indexed cpu", ["--model", "builtin:mlp-tiny", "--device", "cpu:1"], "write --device cpu"),
+        (
+            "indexed cpu",
+            ["--model", "builtin:mlp-tiny", "--device", "cpu:1"],
+            "--device: Device 'cpu:1'",
+        ),
         ("bad index", ["--model", "builtin:mlp-tiny", "--device", "cuda:x"], "must be a number"),
         ("wrong shape", ["--model", "onnx-zoo:squeezenet", "--batch", "3"], "fixed batch"),
         (
@@ -65,16 +69,20 @@ def corrupt_onnx(tmp_path: Path) -> Path:
         (
             "unknown runtime",
             ["--model", "builtin:mlp-tiny", "--runtime", "tf"],
-            "torch, onnxruntime",
+            "--runtime: Unknown runtime 'tf': choose one of onnxruntime, torch",
         ),
-        ("onnx on torch", ["--model", "onnx-zoo:squeezenet"], "--runtime onnxruntime"),
+        (
+            "onnx on torch",
+            ["--model", "onnx-zoo:squeezenet", "--runtime", "torch"],
+            "--runtime: onnx-zoo:squeezenet is an ONNX model: run it on the onnxruntime runtime",
+        ),
         ("bad batch list", ["--model", "builtin:mlp-tiny", "--batch", "1,x"], "--batch"),
         ("bad dim", ["--model", "builtin:bert-small", "--dim", "seq_len"], "NAME=SIZE"),
         ("unknown precision", ["--model", "builtin:mlp-tiny", "--precision", "fp8"], "fp8"),
         (
             "provider on torch",
             ["--model", "builtin:mlp-tiny", "--provider", "X"],
-            "onnxruntime only",
+            "--provider: The execution provider applies to the onnxruntime runtime only",
         ),
         (
             "graph-opt on torch",
@@ -108,7 +116,7 @@ def test_non_onnx_and_corrupt_onnx_files_are_refused(
     good = not_onnx.parent / "good.onnx"
     shutil.copy(_zoo_file(), good)
     from wattbench.domain.spec import RunSpec
-    from wattbench.engine.runner import validate
+    from wattbench.engine.validate import validate
 
     validate(RunSpec(model=str(good), runtime="onnxruntime"))
 
@@ -194,24 +202,32 @@ def test_exit_code_tells_bad_input_from_failure_and_cancel() -> None:
     from wattbench.cli.cmd_run import exit_code_for
     from wattbench.domain.result import RunResult, RunStatus
     from wattbench.domain.spec import RunSpec
+    from wattbench.service.queue import ItemState, QueueItem
 
     spec = RunSpec(model="builtin:mlp-tiny")
-    done = RunResult(spec=spec, status=RunStatus.DONE)
-    bad = RunResult(spec=spec, status=RunStatus.FAILED, error_kind="bad_input")
-    crash = RunResult(spec=spec, status=RunStatus.FAILED, error_kind="crash")
-    cancelled = RunResult(spec=spec, status=RunStatus.CANCELLED)
-    assert exit_code_for([done, done], cancelled=False) == 0
-    assert exit_code_for([done, bad], cancelled=False) == 2
-    assert exit_code_for([bad, crash], cancelled=False) == 3
-    assert exit_code_for([done, cancelled], cancelled=False) == 4
-    assert exit_code_for([done], cancelled=True) == 4
+
+    def item(state: ItemState, status: RunStatus | None, kind: str | None = None) -> QueueItem:
+        result = None if status is None else RunResult(spec, status, error_kind=kind)
+        return QueueItem(key=1, spec=spec, run_id="r", state=state, result=result)
+
+    done = item(ItemState.DONE, RunStatus.DONE)
+    bad = item(ItemState.FAILED, RunStatus.FAILED, "bad_input")
+    crash = item(ItemState.FAILED, RunStatus.FAILED, "crash")
+    cancelled = item(ItemState.CANCELLED, RunStatus.CANCELLED)
+    never_started = item(ItemState.CANCELLED, None)
+    assert exit_code_for([done, done]) == 0
+    assert exit_code_for([done, bad]) == 2
+    assert exit_code_for([bad, crash]) == 3
+    assert exit_code_for([done, cancelled]) == 4
+    assert exit_code_for([done, never_started]) == 4
 
 
 def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
     """Every flag of the issue's command line reaches the specs; comma lists multiply."""
-    from wattbench.cli.cmd_run import build_specs
+    from wattbench.cli.cmd_run import request_from
     from wattbench.cli.main import build_parser
     from wattbench.domain.spec import Scenario
+    from wattbench.service.plan import plan_runs
 
     args = build_parser().parse_args(
         [
@@ -240,7 +256,7 @@ def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
         ]
     )
     assert args.json is True
-    specs = build_specs(args)
+    specs = plan_runs(request_from(args)).specs
     combos = {(s.runtime, s.batch_size, s.precision, s.threads) for s in specs}
     assert len(specs) == len(combos) == 2 * 3 * 2 * 2
     assert combos == set(
@@ -248,11 +264,13 @@ def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
     )
     assert {s.scenario for s in specs} == {Scenario.OFFLINE}
     assert {s.preset for s in specs} == {"rigorous"}
-    assert {s.dims for s in specs} == {(("seq_len", 64),)}
+    assert all(s.dims == {"seq_len": 64} for s in specs)
     assert {s.sample_hz for s in specs} == {20.0}
     assert len({s.sweep_id for s in specs}) == 1 and specs[0].sweep_id
     # defaults: one run, the runtime's own thread count, single-stream, default preset
-    (one,) = build_specs(build_parser().parse_args(["run", "--model", "builtin:mlp-tiny"]))
+    (one,) = plan_runs(
+        request_from(build_parser().parse_args(["run", "--model", "builtin:mlp-tiny"]))
+    ).specs
     assert (one.runtime, one.batch_size, one.precision, one.threads) == ("torch", 1, "fp32", None)
     assert one.scenario is Scenario.SINGLE_STREAM and one.preset == "default"
     assert one.sweep_id is None and one.sample_hz == 10.0
@@ -304,13 +322,11 @@ def test_batch_is_checked_against_the_runs_batch_not_batch_1(
     dimension is the --batch, are accepted; a mismatch names the batch that was asked for."""
     from wattbench.domain.errors import ShapeError
     from wattbench.domain.spec import RunSpec
-    from wattbench.engine.runner import validate
+    from wattbench.engine.validate import validate
 
     fixed4 = str(_fixed_batch_onnx(tmp_path / "fixed4.onnx", 4))
     validate(RunSpec(model=fixed4, runtime="onnxruntime", batch_size=4))
-    validate(
-        RunSpec(model="builtin:mlp-tiny", batch_size=2, input_shapes=(("x", "2x256:float32"),))
-    )
+    validate(RunSpec(model="builtin:mlp-tiny", batch_size=2, input_shapes={"x": "2x256:float32"}))
     with pytest.raises(ShapeError, match="batch 2 does not fit"):
         validate(RunSpec(model=fixed4, runtime="onnxruntime", batch_size=2))
     # described before a batch is chosen (the GUI's "Open file…" with dims typed): its own batch
@@ -350,11 +366,11 @@ def test_missing_dynamic_dimension_is_named_with_its_fix(
         capsys, "run", "--model", path, "--runtime", "onnxruntime", *QUICK, "--no-store"
     )
     assert code == 2 and out == "" and "Traceback" not in err
-    assert "dynamic dimension 'seq'" in err and "--dim seq=SIZE" in err, err
+    assert "--dim: " in err and "dynamic dimension 'seq'" in err and "seq=SIZE" in err, err
     from wattbench.domain.spec import RunSpec
-    from wattbench.engine.runner import validate
+    from wattbench.engine.validate import validate
 
-    validate(RunSpec(model=path, runtime="onnxruntime", batch_size=3, dims=(("seq", 5),)))
+    validate(RunSpec(model=path, runtime="onnxruntime", batch_size=3, dims={"seq": 5}))
 
 
 def test_ctrl_c_cancels_the_run_cleanly_with_exit_4() -> None:

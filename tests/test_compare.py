@@ -265,7 +265,7 @@ def test_mismatched_workloads_are_flagged() -> None:
     )
     assert c.rows[0].differences == ("model (and its sha256)",)
     c = compare_runs(
-        [base, simple_run(100.0, device="cuda:0", scenario=Scenario.OFFLINE, dims=(("seq", 4),))],
+        [base, simple_run(100.0, device="cuda:0", scenario=Scenario.OFFLINE, dims={"seq": 4})],
         metrics=["throughput"],
     )
     assert c.rows[0].differences == ("scenario", "dynamic dims")

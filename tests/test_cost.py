@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+from wattbench.domain.codec import CodecError, from_document, to_document
 from wattbench.domain.cost import HOURS_PER_YEAR, CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import EnergyFigure, Interval, RunResult, RunStatus
@@ -166,14 +167,16 @@ def test_implausible_profiles_are_rejected(kw: dict[str, Any]) -> None:
 
 def test_profile_round_trip_defaults_and_unknown_fields() -> None:
     p = owned()
-    assert CostProfile.from_dict(p.to_dict()) == p
+    assert from_document(to_document(p), CostProfile, forbid_unknown=True) == p
     assert p.capital_usd_per_hour == pytest.approx(3000.0 / (3 * 8766 * 0.5))
     stored = CostProfile(device="cpu", utilization=None, pue=None)
     assert (stored.utilization, stored.pue) == (1.0, 1.0)  # NULL columns take the defaults
-    with pytest.raises(BadInputError, match="Unknown cost profile field"):
-        CostProfile.from_dict({"device": "cpu", "price": 3})
-    with pytest.raises(BadInputError, match="device"):
-        CostProfile.from_dict({"pue": 1.2})
+    with pytest.raises(CodecError, match="no field price"):
+        from_document({"device": "cpu", "price": 3}, CostProfile, forbid_unknown=True)
+    with pytest.raises(CodecError, match="device"):
+        from_document({"pue": 1.2}, CostProfile)
+    with pytest.raises(CodecError, match="not plausible"):  # the profile's own checks run
+        from_document({"device": "cpu", "pue": 9.0}, CostProfile)
     with pytest.raises(BadInputError):
         CostProfile(device="  ")
 

@@ -46,6 +46,7 @@ def _domain(
     scope: str = "cpu-package",
     period_s: float = 0.001,
     source: str = "rapl.package-0",
+    modelled: bool = False,
 ) -> Domain:
     return Domain(
         id=did,
@@ -56,6 +57,7 @@ def _domain(
         kind=kind,
         unit="uJ" if kind == "energy" else "uW",
         update_period_s=period_s,
+        modelled=modelled,
     )
 
 
@@ -128,11 +130,12 @@ def _series(
     used: bool = True,
     source: str = "rapl.x",
     kind: str = "energy",
+    modelled: bool = False,
 ) -> DomainSeries:
     t_s = np.arange(0, 20, 0.1)
     values = power_w * t_s if kind == "energy" else np.full_like(t_s, power_w)
     return DomainSeries(
-        _domain(kind, did=did, device=device, scope=scope, source=source),
+        _domain(kind, did=did, device=device, scope=scope, source=source, modelled=modelled),
         (t_s * 1e9).astype(np.int64),
         values,
         used=used,
@@ -169,7 +172,15 @@ def test_device_and_system_aggregates_with_idle() -> None:
 
 
 def test_only_an_estimate_says_so() -> None:
-    est = _series("estimate:cpu", "cpu", "cpu-package", 20.0, source="estimate.tdp", kind="power")
+    est = _series(
+        "estimate:cpu",
+        "cpu",
+        "cpu-package",
+        20.0,
+        source="estimate.tdp",
+        kind="power",
+        modelled=True,
+    )
     rep = compute_report(
         [est],
         2 * S,

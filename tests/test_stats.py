@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from wattbench.domain.codec import from_document
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import (
     FLAG_AUTOCORRELATED,
@@ -26,6 +27,7 @@ from wattbench.domain.result import (
     LatencySummary,
     RunResult,
     RunStatus,
+    result_document,
 )
 from wattbench.domain.spec import RunSpec
 from wattbench.engine.stats import (
@@ -264,8 +266,8 @@ def test_summarize_drift_small_n_and_json() -> None:
     with pytest.raises(ValueError):
         summarize(np.array([5.0]), ())
     run = RunResult(spec=RunSpec(model="builtin:mlp-small"), status=RunStatus.DONE, latency=small)
-    d = json.loads(run.to_json())  # no NaN/inf may reach the JSON
-    restored = LatencySummary.from_dict(d["latency"])
+    d = json.loads(json.dumps(result_document(run), allow_nan=False))  # no NaN/inf in JSON
+    restored = from_document(d, RunResult).latency
     assert restored == small
 
 

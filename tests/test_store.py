@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,9 +15,10 @@ import numpy as np
 import pytest
 from wattbench.db.store import REMOTE_STALE_HOURS, Store, open_store
 from wattbench.db.values import RunSummary, parse_time
+from wattbench.domain.codec import to_document
 from wattbench.domain.cost import CostProfile
-from wattbench.domain.errors import BadInputError, StoreError
-from wattbench.domain.result import RunResult, RunStatus, Trace
+from wattbench.domain.errors import BadInputError, StoreError, UnknownRunError
+from wattbench.domain.result import RunResult, RunStatus, Trace, result_document
 from wattbench.domain.spec import RunSpec
 
 from tests.store_fixtures import make_result, make_results, store_url  # noqa: F401
@@ -29,7 +33,7 @@ def store(store_url: str) -> Iterator[Store]:  # noqa: F811
 
 def _same(a: RunResult, b: RunResult) -> None:
     """Every field equal, arrays element for element."""
-    assert a.to_dict(include_arrays=False) == b.to_dict(include_arrays=False)
+    assert result_document(a) == result_document(b)
     assert set(a.arrays) == set(b.arrays)
     for k in a.arrays:
         assert a.arrays[k].dtype == b.arrays[k].dtype
@@ -65,17 +69,18 @@ def test_get_run_by_prefix_and_clear_errors(store: Store) -> None:
     store.save_run(a)
     store.save_run(b)
     assert store.get_run("abc").id == a.id
-    with pytest.raises(StoreError, match="ambiguous"):
+    with pytest.raises(UnknownRunError, match="ambiguous"):
         store.get_run("ab")
-    with pytest.raises(StoreError, match="No run ffff"):
+    with pytest.raises(UnknownRunError, match="No run ffff"):
         store.get_run("ffff")
-    with pytest.raises(StoreError, match="letters, digits"):
+    with pytest.raises(UnknownRunError, match="letters, digits") as caught:
         store.get_run("a%")
+    assert caught.value.exit_code == 2  # bad input, as the README's exit codes say
 
 
 def test_begin_then_finish_records_running_then_done(store: Store) -> None:
     r = make_result(seed=3)
-    store.begin_run(r.spec, r.id, sweep_id="sweep-1")
+    store.begin_run(r.spec.with_(sweep_id="sweep-1"), r.id)
     [s] = store.list_runs()
     assert s.status is RunStatus.RUNNING and s.sweep_id == "sweep-1"
     assert store.get_run(r.id).arrays == {}
@@ -121,7 +126,7 @@ def test_list_runs_filters_and_returns_immutable_summaries(store: Store) -> None
     assert s0.throughput_items_per_s == pytest.approx(runs[0].throughput_items_per_s.value)
     assert s0.p99_ns == pytest.approx(runs[0].latency.percentile(0.99).value_ns)
     assert s0.hostname == "bench-host-1" and s0.energy_source == "rapl.package-0"
-    assert s0.to_dict()["status"] == "done"
+    assert to_document(s0)["status"] == "done"
 
 
 def test_load_runs_keeps_the_order_asked(store: Store) -> None:
@@ -150,22 +155,27 @@ def test_tags_notes_and_delete(store: Store) -> None:
     store.set_note(runs[2].id, "fan was loud <b>")
     assert store.get_run(runs[2].id).notes == "fan was loud <b>"
     assert store.list_runs(model=None)[0].note in ("", "fan was loud <b>")
-    with pytest.raises(StoreError, match="No run"):
+    with pytest.raises(UnknownRunError, match="No run"):
         store.delete_runs([runs[0].id, "feedfeed"])
     assert len(store.list_runs()) == 3  # all resolve or nothing goes
     assert store.delete_runs([runs[0].id, runs[1].id[:9]]) == 2
     assert [s.id for s in store.list_runs()] == [runs[2].id]
-    with pytest.raises(StoreError):
+    with pytest.raises(UnknownRunError):
         store.get_run(runs[0].id)
 
 
-def test_non_finite_numbers_are_stored_as_null(store: Store) -> None:
+def test_non_finite_numbers_are_stored_as_null_and_read_as_unknown(store: Store) -> None:
     r = make_result()
     assert r.latency is not None
-    r = r.with_(latency=dataclasses.replace(r.latency, r1=float("nan")))
+    r = r.with_(latency=dataclasses.replace(r.latency, r1=float("nan"), cv=float("inf")))
     store.save_run(r)
-    back = store.get_run(r.id)
-    assert back.latency is not None and back.latency.r1 is None
+    with store.engine.connect() as conn:  # JSON and PostgreSQL have no NaN: null on disk
+        doc = conn.exec_driver_sql("SELECT result FROM runs").scalar()
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    assert doc["latency"]["r1"] is None and doc["latency"]["cv"] is None
+    back = store.get_run(r.id)  # ...and NaN (unknown) in memory, never 0
+    assert back.latency is not None and math.isnan(back.latency.r1)
+    assert math.isnan(back.latency.cv) and back.latency.mean_ns == r.latency.mean_ns
 
 
 def test_cost_profiles(store: Store) -> None:
@@ -222,8 +232,12 @@ def test_bad_url_and_unwritable_folder_give_store_errors(tmp_path: Path) -> None
         open_store("nosuchdriver://x/y")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(StoreError, match="another --db"):
-        open_store(str(blocker / "sub" / "s.sqlite"))
+    with pytest.raises(StoreError, match="does not exist") as caught:
+        open_store(str(blocker / "sub" / "s.sqlite"))  # a store the user named: not created
+    assert caught.value.exit_code == 2
+    os.environ["WATTBENCH_DATA_DIR"] = str(blocker / "sub")  # the default folder: made if it can
+    with pytest.raises(StoreError, match="Cannot create the folder"):
+        open_store()
 
 
 def test_run_of_another_live_process_is_not_marked_interrupted(tmp_path: Path) -> None:

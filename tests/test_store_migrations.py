@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from wattbench.db.schema import Base
 from wattbench.db.store import head_revision, open_store, upgrade
+from wattbench.domain.codec import to_document
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import NewerSchemaError, StoreError
 
@@ -40,7 +41,7 @@ def test_previous_revision_migrates_and_keeps_its_runs(store_url: str) -> None: 
         assert s.schema_revision() == "0001"
     with open_store(store_url) as s:
         assert s.schema_revision() == head_revision()
-        assert s.get_run(r.id).to_dict() == r.to_dict()
+        assert to_document(s.get_run(r.id)) == to_document(r)
         s.save_cost_profile(CostProfile(device="cpu", cloud_usd_per_hour=0.1))
         assert len(s.list_cost_profiles()) == 1
 
@@ -56,7 +57,7 @@ def test_0002_migrates_to_0003_and_stores_a_seven_billion_parameter_model(
         s.save_run(old)
     with open_store(store_url) as s:
         assert s.schema_revision() == "0003"
-        assert s.get_run(old.id).to_dict() == old.to_dict()
+        assert to_document(s.get_run(old.id)) == to_document(old)
         big = make_result(seed=1)
         assert big.model is not None
         big = replace(big, model=replace(big.model, sha256="7b" * 32, parameters=7_000_000_000))

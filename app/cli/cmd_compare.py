@@ -92,8 +92,10 @@ def _ratio_text(r: Any) -> tuple[str, str]:
 
 def print_comparison(c: Comparison) -> None:
     print_lines(
-        f"Baseline: {c.baseline.label} ({c.baseline.replicates} run"
-        f"{'s' if c.baseline.replicates != 1 else ''})",
+        [
+            f"Baseline: {c.baseline.label} ({c.baseline.replicates} run"
+            f"{'s' if c.baseline.replicates != 1 else ''})"
+        ]
     )
     for m in c.metrics:
         info = METRICS[m]

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from wattbench.domain.errors import WattbenchError
@@ -83,8 +84,11 @@ def print_table(
     title: str | None = None,
     lines: bool = False,
 ) -> None:
-    """Every CLI table: rich, folded rather than cut, user text never read as markup."""
-    table = Table(title=title, show_lines=lines)
+    """Every CLI table: rich, folded rather than cut, user text never read as markup; a simple
+    box (a rule under the header, no frame) reads the same in a terminal, a file or a pipe."""
+    table = Table(
+        title=title, show_lines=lines, box=box.SIMPLE, show_edge=False, title_justify="left"
+    )
     for h in headers:
         table.add_column(h, overflow="fold")
     for row in rows:

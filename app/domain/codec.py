@@ -21,6 +21,7 @@ Only the plain numeric dtypes of ``arrays.ALLOWED_DTYPES`` are ever decoded.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -139,13 +140,23 @@ def to_document(value: Any, *, dropped: list[str] | None = None) -> Any:
     return finite_json(msgspec.to_builtins(value, enc_hook=_enc_doc), "", dropped)
 
 
-def from_document(doc: Any, type_: type[T]) -> T:
+def from_document(doc: Any, type_: type[T], *, forbid_unknown: bool = False) -> T:
     """The ``type_`` value that :func:`to_document` (or a documented format) wrote.
 
     A ``null`` where a float figure is required is read as NaN (unknown): JSON cannot hold
-    NaN, and every documented format writes it as ``null``. Anything else that does not match
-    the annotations raises CodecError.
+    NaN, and every documented format writes it as ``null`` (such nulls are replaced in
+    ``doc``). Anything else that does not match the annotations raises CodecError; so does a
+    top-level field ``type_`` does not have, with ``forbid_unknown`` (a document a person
+    wrote, where a misspelt field must not pass unnoticed).
     """
+    if forbid_unknown and isinstance(doc, Mapping) and dataclasses.is_dataclass(type_):
+        known = {f.name for f in dataclasses.fields(type_)}
+        unknown = sorted(str(k) for k in doc if k not in known)
+        if unknown:
+            raise CodecError(
+                f"a {_name(type_)} has no field {', '.join(unknown)} (its fields: "
+                f"{', '.join(sorted(known))})"
+            )
     for _ in range(MAX_NULL_FIXES + 1):
         try:
             return msgspec.convert(doc, type_, dec_hook=_dec_doc)

@@ -14,10 +14,11 @@ class WattbenchError(Exception):
     """Base of every error Wattbench reports to its user."""
 
     exit_code = 1
+    default_field: str | None = None  # the input most errors of this kind are about
 
     def __init__(self, message: str = "", *, field: str | None = None) -> None:
         super().__init__(message)
-        self.field = field
+        self.field = field if field is not None else self.default_field
 
 
 class BadInputError(WattbenchError):
@@ -29,13 +30,19 @@ class BadInputError(WattbenchError):
 class ModelError(BadInputError):
     """A model cannot be found, read or understood."""
 
+    default_field = "model"
+
 
 class ShapeError(BadInputError):
     """Input shapes or dynamic dimensions do not fit the model."""
 
+    default_field = "dims"
+
 
 class DeviceError(BadInputError):
     """A device is unknown, gone, or cannot be used."""
+
+    default_field = "device"
 
 
 class UnsupportedOptionError(BadInputError):

@@ -413,7 +413,7 @@ class Supervisor:
                     RunStatus.FAILED,
                     f"The run exceeded its time limit of {limit_s:g} s during "
                     f"{self.state.phase} and was stopped (the worker may hang; raise the "
-                    "limit with --time-limit if the model is just slow).",
+                    "run's time limit if the model is just slow).",
                     "time_limit",
                 )
             ready = wait([recv, proc.sentinel], timeout=POLL_S)

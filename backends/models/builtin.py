@@ -171,7 +171,7 @@ def get(key_or_ref: str) -> BuiltinDef:
     except KeyError:
         raise ModelError(
             f"Unknown built-in model {key_or_ref!r}: choose one of "
-            f"{', '.join('builtin:' + k for k in BUILTINS)} (see `wattbench models`)."
+            f"{', '.join('builtin:' + k for k in BUILTINS)} (see the model catalog)."
         ) from None
 
 

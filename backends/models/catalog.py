@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 ZOO_PREFIX = "onnx-zoo:"
 BUILTIN_PREFIX = "builtin:"
 BATCH = "batch"
-DIM_HELP = "set it with --dim NAME=SIZE (e.g. --dim seq_len=128; the batch is --batch)"
-SHAPE_HELP = "give it with --input-shape NAME=1x3x224x224:float32"
+DIM_HELP = "set its size, NAME=SIZE (e.g. seq_len=128; the batch is the batch size)"
+SHAPE_HELP = "give its shape, NAME=1x3x224x224:float32"
 
 # ONNX TensorProto element types -> numpy dtype names.
 _ONNX_DTYPES = {
@@ -78,7 +78,7 @@ def _zoo_entry(name: str) -> ModelEntry:
     if not path.is_file():
         raise ModelError(
             f"Unknown onnx-zoo model {name!r}: choose one of "
-            f"{', '.join(ZOO_PREFIX + n for n in zoo_names())} (see `wattbench models`)."
+            f"{', '.join(ZOO_PREFIX + n for n in zoo_names())} (see the model catalog)."
         )
     inputs, params = _onnx_signature(path)
     return ModelEntry(
@@ -254,22 +254,25 @@ def _torchscript_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEnt
         names = []
     if not shapes:
         raise ShapeError(
-            f"TorchScript file {path.name} does not declare input shapes; give each input "
-            f"({', '.join(names) or 'its forward arguments'}) with --input-shape, e.g. "
-            f"--input-shape {names[0] if names else 'x'}=1x3x224x224:float32."
+            f"TorchScript file {path.name} does not declare input shapes; give each input's "
+            f"shape ({', '.join(names) or 'its forward arguments'}), e.g. "
+            f"{names[0] if names else 'x'}=1x3x224x224:float32.",
+            field="input_shapes",
         )
     if names:
         unknown = [n for n in shapes if n not in names]
         if unknown:
             raise ShapeError(
                 f"TorchScript file {path.name} has no input named {', '.join(unknown)}; its "
-                f"inputs are {', '.join(names)}."
+                f"inputs are {', '.join(names)}.",
+                field="input_shapes",
             )
         missing = [n for n in names if n not in shapes]
         if missing:
             raise ShapeError(
                 f"TorchScript file {path.name}: give the shape of {', '.join(missing)} too "
-                f"({SHAPE_HELP})."
+                f"({SHAPE_HELP}).",
+                field="input_shapes",
             )
         shapes = {n: shapes[n] for n in names}
     params = sum(int(p.numel()) for p in module.parameters())
@@ -384,9 +387,9 @@ def _did_you_mean(ref: str) -> str:
     bare = {n.split(":", 1)[1]: n for n in names}
     close = difflib.get_close_matches(ref, list(bare), n=1, cutoff=0.6)
     if close:
-        return f" Did you mean {bare[close[0]]}? (see `wattbench models`)"
+        return f" Did you mean {bare[close[0]]}? (see the model catalog)"
     if ":" in ref and not ref.startswith(("/", ".")):
-        return " Catalog refs start with builtin: or onnx-zoo: (see `wattbench models`)."
+        return " Catalog refs start with builtin: or onnx-zoo: (see the model catalog)."
     return ""
 
 
@@ -415,7 +418,8 @@ def _override_shapes(entry: ModelEntry, shapes: Mapping[str, str]) -> ModelEntry
     if unknown:
         raise ShapeError(
             f"{entry.name} has no input named {', '.join(unknown)}; its inputs are "
-            f"{', '.join(known)}."
+            f"{', '.join(known)}.",
+            field="input_shapes",
         )
     new = []
     for spec in entry.inputs:
@@ -434,10 +438,14 @@ def _check_fits(entry: ModelEntry, spec: InputSpec, dims: tuple[int, ...], dtype
     ):
         raise ShapeError(
             f"Shape {format_shape(dims)} does not fit input {spec.name!r} of {entry.name}, which "
-            f"is {format_shape(spec.shape)} ({len(spec.shape)} dimensions)."
+            f"is {format_shape(spec.shape)} ({len(spec.shape)} dimensions).",
+            field="input_shapes",
         )
     if normalize_dtype(dtype) != spec.dtype:
-        raise ShapeError(f"Input {spec.name!r} of {entry.name} is {spec.dtype}, not {dtype}.")
+        raise ShapeError(
+            f"Input {spec.name!r} of {entry.name} is {spec.dtype}, not {dtype}.",
+            field="input_shapes",
+        )
 
 
 def concrete_inputs(
@@ -465,7 +473,9 @@ def concrete_inputs(
                 raise ShapeError(
                     f"Input {spec.name!r} is given as {format_shape(fixed)}: its first (batch) "
                     f"dimension {fixed[0]} differs from the batch size {batch_size}. Make them "
-                    "agree (--batch and --input-shape) so that throughput counts items right."
+                    "agree (the batch size and the input shape) so that throughput counts items "
+                    "right.",
+                    field="input_shapes",
                 )
             out.append((spec.name, fixed, dtype))
             continue
@@ -482,7 +492,8 @@ def concrete_inputs(
                     raise ShapeError(
                         f"{entry.name} has a fixed batch of {d} (input {spec.name!r} is "
                         f"{format_shape(spec.shape)}); batch {batch_size} does not fit. Run it "
-                        f"with --batch {d}, or give a model exported with a dynamic batch."
+                        f"at batch size {d}, or give a model exported with a dynamic batch.",
+                        field="batch_size",
                     )
                 shape.append(d)
                 continue
@@ -516,7 +527,8 @@ def _check_limits(entry: ModelEntry, given: Mapping[str, int]) -> None:
     if limit is not None and "seq_len" in given and given["seq_len"] > limit:
         raise ShapeError(
             f"{entry.ref} takes at most {limit} tokens; seq_len {given['seq_len']} is too long "
-            f"(--dim seq_len=N with N ≤ {limit})."
+            f"(seq_len=N with N ≤ {limit}).",
+            field="dims",
         )
 
 

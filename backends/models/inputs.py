@@ -52,7 +52,8 @@ def normalize_dtype(text: str) -> str:
     key = text.strip().lower()
     if key not in DTYPE_ALIASES:
         raise ShapeError(
-            f"Unknown dtype {text!r}: use one of {', '.join(sorted(set(DTYPE_ALIASES.values())))}."
+            f"Unknown dtype {text!r}: use one of {', '.join(sorted(set(DTYPE_ALIASES.values())))}.",
+            field="input_shapes",
         )
     return DTYPE_ALIASES[key]
 
@@ -69,9 +70,13 @@ def parse_shape(text: str) -> tuple[tuple[int, ...], str]:
     try:
         dims = tuple(int(p) for p in pieces)
     except ValueError:
-        raise ShapeError(f"Cannot read the shape {text!r}: {_SHAPE_HELP}.") from None
+        raise ShapeError(
+            f"Cannot read the shape {text!r}: {_SHAPE_HELP}.", field="input_shapes"
+        ) from None
     if any(d < 1 for d in dims):
-        raise ShapeError(f"Every dimension of {text!r} must be at least 1: {_SHAPE_HELP}.")
+        raise ShapeError(
+            f"Every dimension of {text!r} must be at least 1: {_SHAPE_HELP}.", field="input_shapes"
+        )
     return dims, dtype
 
 

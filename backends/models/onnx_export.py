@@ -177,7 +177,7 @@ def export_builtin(key: str) -> Path:
     except Exception as exc:
         raise ModelError(
             f"Could not export builtin:{key} to ONNX ({type(exc).__name__}: {exc}). "
-            "Run it with --runtime torch, or report this with `wattbench -v`."
+            "Run it on the torch runtime, or report this with the log of a verbose run."
         ) from exc
     finally:
         target.unlink(missing_ok=True)

@@ -45,7 +45,7 @@ PROVIDER_DEVICES: dict[str, tuple[str, ...]] = {
     "CoreMLExecutionProvider": ("mps",),
     "DmlExecutionProvider": ("cuda", "xpu"),
 }
-# The provider used for a device when --ort-provider is not given, in order of preference.
+# The provider used for a device when none is chosen, in order of preference.
 DEFAULT_PROVIDERS = {
     "cpu": ("CPUExecutionProvider",),
     "cuda": (
@@ -181,17 +181,20 @@ class OrtRuntime:
             if requested not in available:
                 raise UnsupportedOptionError(
                     f"Execution provider {requested!r} is not available in this onnxruntime "
-                    f"build; available: {', '.join(available)}."
+                    f"build; available: {', '.join(available)}.",
+                    field="ort_provider",
                 )
             kinds = PROVIDER_DEVICES.get(requested)
             if kinds is None:
                 raise UnsupportedOptionError(
                     f"{requested} does not run on a local device Wattbench can measure; use one "
-                    f"of {', '.join(p for p in available if p in PROVIDER_DEVICES)}."
+                    f"of {', '.join(p for p in available if p in PROVIDER_DEVICES)}.",
+                    field="ort_provider",
                 )
             if kind not in kinds:
                 raise UnsupportedOptionError(
-                    f"{requested} runs on {'/'.join(kinds)}, not on {device}."
+                    f"{requested} runs on {'/'.join(kinds)}, not on {device}.",
+                    field="ort_provider",
                 )
             return requested, index
         for p in DEFAULT_PROVIDERS[kind]:
@@ -206,11 +209,12 @@ class OrtRuntime:
     def check(self, model: ModelEntry, device: str, options: RuntimeOptions) -> None:
         avail = self.available()
         if not avail.ok:
-            raise UnsupportedOptionError(avail.reason)
+            raise UnsupportedOptionError(avail.reason, field="runtime")
         if model.format in ("torchscript", "torch-export"):
             raise UnsupportedOptionError(
-                f"{model.ref} is a {model.format} file: run it with --runtime torch, or export "
-                "it to ONNX first."
+                f"{model.ref} is a {model.format} file: run it on the torch runtime, or export "
+                "it to ONNX first.",
+                field="runtime",
             )
         if options.generation:
             raise UnsupportedOptionError(
@@ -222,7 +226,8 @@ class OrtRuntime:
         if options.ort_graph_optimization not in GRAPH_OPTIMIZATION:
             raise UnsupportedOptionError(
                 f"Unknown graph optimization level {options.ort_graph_optimization!r}: use one "
-                f"of {', '.join(GRAPH_OPTIMIZATION)}."
+                f"of {', '.join(GRAPH_OPTIMIZATION)}.",
+                field="ort_graph_optimization",
             )
         stored = stored_precision(model)
         if options.precision != stored:
@@ -233,19 +238,22 @@ class OrtRuntime:
             ):
                 raise UnsupportedOptionError(
                     f"fp16 on the CPU is not supported with onnxruntime ({provider} runs fp32); "
-                    "use --precision fp32, or --runtime torch for fp16/bf16 on the CPU."
+                    "use fp32, or the torch runtime for fp16/bf16 on the CPU.",
+                    field="precision",
                 )
             raise UnsupportedOptionError(
                 f"onnxruntime runs {model.ref} in the precision its ONNX file stores ({stored}), "
-                f"not {options.precision}: use --precision {stored}, convert the model to "
-                f"{options.precision} yourself, or use --runtime torch."
+                f"not {options.precision}: use {stored}, convert the model to "
+                f"{options.precision} yourself, or use the torch runtime.",
+                field="precision",
             )
         if options.threads is not None:
             cpus = os.cpu_count() or 1
             if options.threads > cpus:
                 raise UnsupportedOptionError(
                     f"{options.threads} threads asked but this machine has {cpus} logical CPUs; "
-                    f"use --threads 1…{cpus}."
+                    f"use 1…{cpus} threads.",
+                    field="threads",
                 )
 
     # -- loading -----------------------------------------------------------------------

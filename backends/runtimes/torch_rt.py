@@ -40,16 +40,18 @@ def parse_device(device: str) -> tuple[str, int | None]:
         kind = "cuda"  # ROCm builds of torch expose AMD GPUs as cuda devices
     if kind not in KINDS:
         raise DeviceError(
-            f"Unknown device {device!r}: use cpu, cuda:N, mps or xpu:N (see `wattbench devices`)."
+            f"Unknown device {device!r}: use cpu, cuda:N, mps or xpu:N (see the device list).",
+            field="device",
         )
     if not index:
         return kind, (0 if kind in ("cuda", "xpu") else None)
     if kind in ("cpu", "mps"):
         raise DeviceError(
-            f"Device {device!r}: {kind} takes no index; write --device {kind} (one CPU device "
-            "covers every core; set --threads to use fewer)."
+            f"Device {device!r}: {kind} takes no index; write {kind} (one CPU device covers "
+            "every core; set fewer threads to use fewer)."
             if kind == "cpu"
-            else f"Device {device!r}: mps takes no index; write --device mps."
+            else f"Device {device!r}: mps takes no index; write mps.",
+            field="device",
         )
     if not index.isdigit():
         raise DeviceError(
@@ -238,18 +240,21 @@ class TorchRuntime:
         kind, index = parse_device(device)
         if model.format == "onnx":
             raise UnsupportedOptionError(
-                f"{model.ref} is an ONNX model: run it with --runtime onnxruntime."
+                f"{model.ref} is an ONNX model: run it on the onnxruntime runtime.",
+                field="runtime",
             )
         if options.precision not in PRECISIONS:
             raise UnsupportedOptionError(
-                f"The torch runtime runs {', '.join(PRECISIONS)}, not {options.precision!r}."
+                f"The torch runtime runs {', '.join(PRECISIONS)}, not {options.precision!r}.",
+                field="precision",
             )
         if options.threads is not None:
             cpus = os.cpu_count() or 1
             if options.threads > cpus:
                 raise UnsupportedOptionError(
                     f"{options.threads} threads asked but this machine has {cpus} logical CPUs; "
-                    f"use --threads 1…{cpus}."
+                    f"use 1…{cpus} threads.",
+                    field="threads",
                 )
         info = self._device_info(device, kind, index)
         if not info.usable:
@@ -257,7 +262,8 @@ class TorchRuntime:
         if options.precision not in info.precisions:
             raise UnsupportedOptionError(
                 f"{device} ({info.name}) does not support {options.precision} with torch; "
-                f"use one of {', '.join(info.precisions)}."
+                f"use one of {', '.join(info.precisions)}.",
+                field="precision",
             )
 
     def _device_info(self, device: str, kind: str, index: int | None) -> DeviceInfo:
@@ -275,7 +281,9 @@ class TorchRuntime:
             )
         if infos:
             return infos[0]
-        raise DeviceError(f"Device {device} is not known to torch (see `wattbench devices`).")
+        raise DeviceError(
+            f"Device {device} is not known to torch (see the device list).", field="device"
+        )
 
     # -- loading -----------------------------------------------------------------------
     def load(self, model: ModelEntry, device: str, options: RuntimeOptions) -> TorchLoaded:
@@ -317,7 +325,9 @@ def _build(model: ModelEntry) -> Any:
             return torch.export.load(model.path).module()
     except Exception as exc:
         raise ModelError(f"Cannot load {model.path}: {type(exc).__name__}: {exc}") from exc
-    raise UnsupportedOptionError(f"The torch runtime cannot run {model.format} models.")
+    raise UnsupportedOptionError(
+        f"The torch runtime cannot run {model.format} models.", field="runtime"
+    )
 
 
 def _sync_fn(dev: torch.device) -> Any:

@@ -71,7 +71,7 @@ RAPL_PERMISSION_FIX = (
 CONTAINER_FIX = (
     "Container runtimes mask /sys/devices/virtual/powercap by default. Measure on the host, or "
     "start the container with `--security-opt systempaths=unconfined` (docker/podman), and make "
-    "the host's counters readable (see `wattbench sensors` on the host)."
+    "the host's counters readable (see the sensor diagnosis on the host)."
 )
 
 _PACKAGE_RE = re.compile(r"^package-(\d+)(?:-die-(\d+))?$")

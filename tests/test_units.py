@@ -48,7 +48,8 @@ def test_units_pick_the_scale_that_reads_best() -> None:
     ]
     assert units.duration_s(185) == "3 min 05 s" and units.duration_s(0.42) == "0.420 s"
     assert units.size_bytes(3.5 * 2**20) == "3.50 MiB"
-    assert units.percent(0.0123) == "1.23 %" and units.percent(None) == "n/a"
+    assert units.percent(0.0123) == "1.2 %" and units.percent(0.0123, 3) == "1.23 %"
+    assert units.percent(None) == "n/a"
     assert units.with_unit(1_234_567, "items/s") == "1,234,567 items/s"
     assert units.power_w(None) == "n/a"
 

@@ -90,8 +90,8 @@ def size_bytes(n: float | None) -> str:
     return _scaled(n, ((2.0**30, "GiB"), (2.0**20, "MiB"), (2.0**10, "KiB"), (1.0, "B")), 3)
 
 
-def percent(fraction: float | None, digits: int = 3) -> str:
-    """0.0123 -> '1.23 %'."""
+def percent(fraction: float | None, digits: int = 2) -> str:
+    """0.0123 -> '1.2 %' (two significant digits unless asked for more)."""
     if fraction is None or not math.isfinite(fraction):
         return NA
     return f"{number(fraction * 100, digits)} %"

@@ -336,8 +336,10 @@ class Controller(QObject):
         self.launchChecking.emit(request)
 
         def queue_them(_: None) -> None:
-            keys = [item.key for item in self.queue.submit(plan.specs)]
-            self.launched.emit(request, keys)
+            items = self.queue.submit(plan.specs)
+            self.items.update({item.key: item for item in items})  # before launched is heard
+            self.queueChanged.emit()
+            self.launched.emit(request, [item.key for item in items])
 
         self._submit(
             self._pool,
@@ -351,14 +353,19 @@ class Controller(QObject):
     def cancel(self, key: int) -> None:
         """Cancel one run: a queued one never starts, a running one stops within a second."""
         self.queue.cancel(key)
+        item = self.queue.item(key)
+        if item is not None and key in self.items:  # shown at once; the event confirms it
+            self.items[key] = item
+            self.itemChanged.emit(key)
 
     def cancel_current(self) -> None:
         for item in self.queue.items():
             if item.state is ItemState.RUNNING:
-                self.queue.cancel(item.key)
+                self.cancel(item.key)
 
     def cancel_all(self) -> None:
-        self.queue.cancel_all()
+        for item in self.queue.items():
+            self.cancel(item.key)
 
     def clear_finished(self) -> None:
         self.queue.clear_finished()
@@ -403,12 +410,11 @@ class Controller(QObject):
     def _apply_event(self, event: QueueEvent) -> None:
         """On the GUI thread: keep the latest snapshot and tell the pages."""
         item = event.item
-        if event.kind is not EventKind.QUEUED and item.key not in self.items:
+        if event.kind is EventKind.QUEUED:
+            return  # launch() took the queued items in already
+        if item.key not in self.items:
             return  # cleared meanwhile
         self.items[item.key] = item
-        if event.kind is EventKind.QUEUED:
-            self.queueChanged.emit()
-            return
         self.itemChanged.emit(item.key)
         if event.kind is EventKind.STARTED:
             self.runStarted.emit(item.key)

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from wattbench.domain import units
+from wattbench.domain.codec import to_document
 from wattbench.gui import (
     theme,
 )
@@ -636,7 +637,7 @@ class RunsPage(QWidget):
         if result.id != self._detail_id:
             return
         self.summary_view.setHtml(run_summary_html(result))
-        self.spec_view.setHtml(_kv_table(_flatten(result.spec.to_dict())))
+        self.spec_view.setHtml(_kv_table(_flatten(to_document(result.spec))))
         system = dict(result.system)
         self.system_view.setHtml(
             _kv_table(_flatten(system))

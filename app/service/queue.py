@@ -72,6 +72,11 @@ class QueueItem:
     def label(self) -> str:
         return self.spec.label()
 
+    @property
+    def result_id(self) -> str | None:
+        """The run's id once it ran (stored or not); None for a run that never started."""
+        return self.run_id if self.result is not None else None
+
 
 class EventKind(StrEnum):
     QUEUED = "queued"

@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         theme,
     )
     from wattbench.gui.app_settings import AppSettings
-    from wattbench.gui.controller import Controller, ItemState
+    from wattbench.gui.controller import Controller
     from wattbench.gui.main_window import MainWindow
     from wattbench.gui.page_compare import ComparePage
     from wattbench.gui.page_runs import RunsPage
     from wattbench.gui.page_sensors import SensorsPage
+    from wattbench.service.queue import ItemState
 
     theme.configure_pyqtgraph()
     db = str(work / "runs.sqlite")

@@ -12,6 +12,7 @@ from wattbench.domain.spec import Scenario
 from wattbench.gui.banner import Level
 from wattbench.gui.main_window import MainWindow
 from wattbench.gui.page_new_run import NewRunPage
+from wattbench.service.plan import RunPlan
 
 
 def test_an_invalid_model_file_is_refused_with_a_message(
@@ -59,7 +60,7 @@ def test_invalid_combinations_are_explained_in_place(
         new_run.scenario_combo.findData(Scenario.GENERATION.value)
     )
     assert not new_run.run_button.isEnabled()
-    assert "does not generate tokens" in new_run.run_reason
+    assert "not a generative model" in new_run.run_reason
     assert new_run.banner.level is Level.ERROR and new_run.banner.isVisible()
     new_run.scenario_combo.setCurrentIndex(
         new_run.scenario_combo.findData(Scenario.SINGLE_STREAM.value)
@@ -90,7 +91,7 @@ def test_invalid_combinations_are_explained_in_place(
         assert new_run.banner.level is Level.WARNING
         assert "left out" in new_run.banner.text
         assert all(s.precision == "fp32" for s in new_run.plan().specs)
-    window.controller.launch([])  # an empty launch is refused, not queued
+    window.controller.launch(RunPlan(()))  # an empty launch is refused, not queued
     assert window.controller.items == {}
 
 
@@ -109,6 +110,7 @@ def test_choices_page_and_geometry_are_remembered(qtbot: QtBot, db_path: Path) -
     first = open_window()
     page = first.show_page("new-run")
     assert isinstance(page, NewRunPage)
+    qtbot.waitUntil(lambda: page.devices_loaded, timeout=60_000)  # the runtime plugins listed
     page.batch_edit.setText("2, 16")
     page.preset_combo.setCurrentIndex(page.preset_combo.findData("rigorous"))
     page.runtime_checks["onnxruntime"].setChecked(True)
@@ -128,6 +130,7 @@ def test_choices_page_and_geometry_are_remembered(qtbot: QtBot, db_path: Path) -
     assert (second.size().width(), second.size().height()) == size
     again = second.page("new-run")
     assert isinstance(again, NewRunPage)
+    qtbot.waitUntil(lambda: again.devices_loaded, timeout=60_000)
     assert again.batch_edit.text() == "2, 16"
     assert again.preset_combo.currentData() == "rigorous"
     assert again.runtime_checks["onnxruntime"].isChecked()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtGui import QGuiApplication
-from wattbench.gui import services
+from wattbench.energy.doctor import Diagnosis, SensorReport
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.banner import Level
 from wattbench.gui.page_costs import CostsPage
@@ -86,26 +86,32 @@ def test_sensors_page_shows_reasons_and_copies_fixes(
     page = SensorsPage(controller)
     qtbot.addWidget(page)
     fix = 'SUBSYSTEM=="powercap", ACTION=="add", RUN+="/bin/chmod 0444 /sys%p/energy_uj"'
-    report = services.SensorReport(
-        rows=(
-            services.PowerStatus(
-                "RAPL package-0",
-                "unavailable",
-                "energy_uj is readable by root only (permission denied)",
-                fix,
+    report = SensorReport(
+        sys_root="/sys",
+        discovery_s=0.01,
+        diagnoses=[
+            Diagnosis(
+                "cpu",
+                "rapl",
+                "rapl:package-0",
+                "package-0",
+                "unreadable",
+                why="energy_uj is readable by root only (permission denied)",
+                fix=fix,
             ),
-            services.PowerStatus("NVML", "unavailable", "the NVIDIA driver is not installed"),
-            services.PowerStatus("hwmon power1", "ok", "readable, 10 ms updates"),
-        ),
-        devices=("cpu", "cuda:0", "node"),
+            Diagnosis(
+                "cuda:0", "nvml", "nvml", "nvml", "absent", why="the NVIDIA driver is not installed"
+            ),
+            Diagnosis("node", "hwmon", "hwmon:power1", "power1", "ok", note="10 ms updates"),
+        ],
     )
     controller.sensorsReady.emit(report)  # the diagnosis as the controller delivers it
     assert page.table.rowCount() == 3
     cells = [[page.table.item(r, c).text() for c in range(4)] for r in range(3)]
     assert cells[0] == [
         "cpu",
-        "RAPL package-0",
-        "unavailable",
+        "rapl package-0",
+        "unreadable",
         "energy_uj is readable by root only (permission denied)",
     ]
     assert "driver is not installed" in cells[1][3]
@@ -133,7 +139,12 @@ def test_settings_change_the_database(qtbot: Any, tmp_path: Path, make_controlle
     page.db_edit.setText(str(tmp_path))
     assert not page.apply_button.isEnabled() and "folder" in page.check_label.text()
 
-    second = tmp_path / "sub" / "second.sqlite"
+    nowhere = tmp_path / "sub" / "second.sqlite"  # a folder that does not exist is not made
+    page.db_edit.setText(str(nowhere))
+    with qtbot.waitSignal(controller.storeFailed, timeout=TIMEOUT_MS) as failed:
+        page.apply_button.click()
+    assert "does not exist" in failed.args[0] and not nowhere.parent.exists()
+    second = tmp_path / "second.sqlite"
     page.db_edit.setText(str(second))
     assert page.apply_button.isEnabled()
     with qtbot.waitSignal(controller.storeReady, timeout=TIMEOUT_MS):
@@ -184,17 +195,18 @@ def test_the_qt_binding_does_not_leak_references(qtbot: Any) -> None:
 
 def test_queue_says_when_a_finished_run_did_not_converge(qtbot: Any) -> None:
     from wattbench.domain.spec import RunSpec
-    from wattbench.gui.controller import Controller, ItemState, QueueItem
+    from wattbench.gui.controller import Controller
     from wattbench.gui.page_queue import COL_REASON, QueuePage
+    from wattbench.service.queue import ItemState, QueueItem
 
     controller = Controller(None)
     try:
         spec = RunSpec(model="builtin:mlp-tiny", device="cpu", runtime="torch")
         common: dict[str, Any] = {"spec": spec, "state": ItemState.DONE, "stored": True}
         controller.items = {
-            1: QueueItem(key=1, rho=0.067, epsilon=0.05, converged=False, **common),
-            2: QueueItem(key=2, rho=0.004, epsilon=0.005, converged=True, **common),
-            3: QueueItem(key=3, rho=0.004, epsilon=0.005, converged=False, **common),
+            1: QueueItem(key=1, run_id="r1", rho=0.067, epsilon=0.05, converged=False, **common),
+            2: QueueItem(key=2, run_id="r2", rho=0.004, epsilon=0.005, converged=True, **common),
+            3: QueueItem(key=3, run_id="r3", rho=0.004, epsilon=0.005, converged=False, **common),
         }
         page = QueuePage(controller)
         qtbot.addWidget(page)

@@ -26,4 +26,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # The CPU build of torch first: an open range would pull a CUDA build of several GB.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e '.[dev]'
+# strict editable mode: a tree of links to the sources under build/, which mypy can follow
+# through the app/ -> wattbench mapping (run this again after adding a module)
+.venv/bin/pip install -q -e '.[dev]' --config-settings editable_mode=strict

@@ -16,6 +16,8 @@ import pytest
 from wattbench.backends.runtimes import registry
 from wattbench.backends.sensors import discovery
 
+from tests.store_fixtures import pg_base_url  # noqa: F401 (the session's PostgreSQL server)
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 PLUGINS = Path(__file__).parent / "plugins"

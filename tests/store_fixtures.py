@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -230,12 +232,37 @@ def make_results(
     return out
 
 
-# -- database URLs for store tests: SQLite always, PostgreSQL when .ci/postgres.sh ran ---------
+# -- database URLs for store tests: SQLite always, PostgreSQL when a server can be had ----------
 
-PG_ENV = "WATTBENCH_TEST_PG_URL"
-PG_SKIP_REASON = (
-    f'no PostgreSQL server: ${PG_ENV} is not set (run `eval "$(.ci/postgres.sh)"` first)'
-)
+PG_ENV = "WATTBENCH_TEST_PG_URL"  # a server to use instead of starting one
+PG_SCRIPT = Path(__file__).with_name("postgres.sh")
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> Iterator[str]:
+    """A PostgreSQL server for the session: $WATTBENCH_TEST_PG_URL, else a throw-away one that
+    tests/postgres.sh starts from Debian's postgresql (stopped at the end); skipped, with the
+    script's reason, where none can start."""
+    given = os.environ.get(PG_ENV)
+    if given:
+        yield given
+        return
+    proc = subprocess.run(
+        ["bash", str(PG_SCRIPT)], capture_output=True, text=True, timeout=120, check=False
+    )
+    exports = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in proc.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    if proc.returncode != 0 or PG_ENV not in exports:
+        pytest.skip(f"no PostgreSQL server: {proc.stderr.strip() or 'the script failed'}")
+    try:
+        yield exports[PG_ENV]
+    finally:
+        stop = exports.get("WATTBENCH_TEST_PG_STOP")
+        if stop:
+            subprocess.run(["bash", "-c", stop], capture_output=True, timeout=60, check=False)
 
 
 def sqlite_url(folder: Path) -> str:
@@ -268,8 +295,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield sqlite_url(tmp_path)
         return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(PG_SKIP_REASON)
+    base = request.getfixturevalue("pg_base_url")
     with fresh_pg_database(base) as url:
         yield url

@@ -448,6 +448,21 @@ class Comparison:
     def ratio(self, label: str, metric: str) -> Ratio:
         return self.row(label).ratios[metric]
 
+    def verdict(
+        self,
+        row: ComparisonRow,
+        metric: str,
+        label: str | None = None,
+        baseline_label: str | None = None,
+    ) -> str:
+        """The short verdict sentence of one ratio, with the labels the caller shows."""
+        return verdict_sentence(
+            row.ratios[metric],
+            label or row.group.label,
+            baseline_label or self.baseline.label,
+            energy_view=self.energy_view,
+        )
+
     def sentences(self) -> list[str]:
         """One verdict sentence per row and metric (CLI and reports)."""
         out = []

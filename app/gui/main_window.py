@@ -2,8 +2,8 @@
 
 Pages are QWidget subclasses built as ``Page(controller, parent)``. The three run pages (new
 run, queue, live) are built at once; the others (runs, compare, costs, sensors, settings) are
-imported and built the first time they are shown, so the window appears quickly, and a page
-whose module is missing or fails to import shows a placeholder with the reason instead.
+imported and built the first time they are shown, so the window appears quickly; a page that
+fails to build shows a placeholder with the reason instead.
 """
 
 from __future__ import annotations
@@ -38,20 +38,20 @@ class PageInfo:
     name: str  # used by show_page and remembered in the settings
     title: str
     icon: str  # resources/<icon>.svg
-    module: str  # wattbench.gui.<module>
+    module: str  # wattbench.gui.<module>, e.g. "pages.runs"
     cls: str
     eager: bool = False
 
 
 PAGES: tuple[PageInfo, ...] = (
-    PageInfo("new-run", "New run", "icon-new-run", "page_new_run", "NewRunPage", eager=True),
-    PageInfo("queue", "Queue", "icon-queue", "page_queue", "QueuePage", eager=True),
-    PageInfo("live", "Live", "icon-live", "page_live", "LivePage", eager=True),
-    PageInfo("runs", "Runs", "icon-runs", "page_runs", "RunsPage"),
-    PageInfo("compare", "Compare", "icon-compare", "page_compare", "ComparePage"),
-    PageInfo("costs", "Cost profiles", "icon-cost", "page_costs", "CostsPage"),
-    PageInfo("sensors", "Sensors", "icon-sensors", "page_sensors", "SensorsPage"),
-    PageInfo("settings", "Settings", "icon-settings", "page_settings", "SettingsPage"),
+    PageInfo("new-run", "New run", "icon-new-run", "pages.new_run", "NewRunPage", eager=True),
+    PageInfo("queue", "Queue", "icon-queue", "pages.queue", "QueuePage", eager=True),
+    PageInfo("live", "Live", "icon-live", "pages.live", "LivePage", eager=True),
+    PageInfo("runs", "Runs", "icon-runs", "pages.runs", "RunsPage"),
+    PageInfo("compare", "Compare", "icon-compare", "pages.compare", "ComparePage"),
+    PageInfo("costs", "Cost profiles", "icon-cost", "pages.costs", "CostsPage"),
+    PageInfo("sensors", "Sensors", "icon-sensors", "pages.sensors", "SensorsPage"),
+    PageInfo("settings", "Settings", "icon-settings", "pages.settings", "SettingsPage"),
 )
 PAGE_NAMES = tuple(p.name for p in PAGES)
 
@@ -171,14 +171,11 @@ class MainWindow(QMainWindow):
         if info.name in self._built:
             return
         self._built.add(info.name)
+        module = importlib.import_module(f"wattbench.gui.{info.module}")
+        factory: Callable[..., QWidget] = getattr(module, info.cls)
         try:
-            module = importlib.import_module(f"wattbench.gui.{info.module}")
-            factory: Callable[..., QWidget] = getattr(module, info.cls)
             page = factory(self.controller, self)
-        except ModuleNotFoundError as exc:
-            log.warning("page %s is not available: %s", info.name, exc)
-            page = Placeholder(f"{info.title} is not available in this build ({exc}).", self)
-        except Exception as exc:  # a broken page must not take the window down
+        except Exception as exc:  # a page that fails to build must not take the window down
             log.exception("page %s failed to build", info.name)
             page = Placeholder(f"{info.title} could not be opened: {exc}", self)
         page.setObjectName(f"page-{info.name}")

@@ -102,7 +102,7 @@ def bench_compare_draw(n_runs: int = 20) -> None:
         theme,
     )
     from wattbench.gui.controller import Controller
-    from wattbench.gui.page_compare import ComparePage
+    from wattbench.gui.pages.compare import ComparePage
 
     theme.configure_pyqtgraph()
     runs = []

@@ -22,7 +22,7 @@ from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller
 from wattbench.gui.launch import qt_binding_problem
 from wattbench.gui.main_window import MainWindow
-from wattbench.gui.page_new_run import NewRunPage
+from wattbench.gui.pages.new_run import NewRunPage
 from wattbench.service.queue import ItemState, QueueItem
 
 RUN_TIMEOUT_MS = 150_000  # a run spawns a worker that imports torch: slow on a busy machine

@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     from wattbench.gui.app_settings import AppSettings
     from wattbench.gui.controller import Controller
     from wattbench.gui.main_window import MainWindow
-    from wattbench.gui.page_compare import ComparePage
-    from wattbench.gui.page_runs import RunsPage
-    from wattbench.gui.page_sensors import SensorsPage
+    from wattbench.gui.pages.compare import ComparePage
+    from wattbench.gui.pages.runs import RunsPage
+    from wattbench.gui.pages.sensors import SensorsPage
     from wattbench.service.queue import ItemState
 
     theme.configure_pyqtgraph()

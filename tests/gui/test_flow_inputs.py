@@ -11,7 +11,7 @@ from pytestqt.qtbot import QtBot
 from wattbench.domain.spec import Scenario
 from wattbench.gui.banner import Level
 from wattbench.gui.main_window import MainWindow
-from wattbench.gui.page_new_run import NewRunPage
+from wattbench.gui.pages.new_run import NewRunPage
 from wattbench.service.plan import RunPlan
 
 
@@ -143,7 +143,7 @@ def test_the_window_follows_a_dark_palette(qtbot: QtBot, window: MainWindow) -> 
     from PySide6.QtGui import QColor, QPalette
     from PySide6.QtWidgets import QApplication
     from wattbench.gui import theme
-    from wattbench.gui.page_live import LivePage
+    from wattbench.gui.pages.live import LivePage
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)

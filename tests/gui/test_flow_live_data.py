@@ -75,7 +75,7 @@ def test_buffer_snapshots_while_a_thread_writes() -> None:
 
 def test_live_latency_log_axis_is_labelled_in_1_2_5_steps(qtbot: Any) -> None:
     import pyqtgraph as pg
-    from wattbench.gui.page_live import GrowingRange
+    from wattbench.gui.pages.live import GrowingRange
 
     plot = pg.PlotWidget()
     qtbot.addWidget(plot)

@@ -14,11 +14,11 @@ from pytestqt.qtbot import QtBot
 from wattbench.domain.events import Phase
 from wattbench.domain.result import RunStatus
 from wattbench.gui.main_window import MainWindow
-from wattbench.gui.page_compare import ComparePage
-from wattbench.gui.page_live import LivePage
-from wattbench.gui.page_new_run import NewRunPage
-from wattbench.gui.page_queue import COL_REASON, COL_STATE, QueuePage
-from wattbench.gui.page_runs import RunsPage
+from wattbench.gui.pages.compare import ComparePage
+from wattbench.gui.pages.live import LivePage
+from wattbench.gui.pages.new_run import NewRunPage
+from wattbench.gui.pages.queue import COL_REASON, COL_STATE, QueuePage
+from wattbench.gui.pages.runs import RunsPage
 from wattbench.service.queue import ItemState
 
 from tests.gui.conftest import launch, stored_runs, wait_items

@@ -9,9 +9,9 @@ from PySide6.QtGui import QGuiApplication
 from wattbench.energy.doctor import Diagnosis, SensorReport
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.banner import Level
-from wattbench.gui.page_costs import CostsPage
-from wattbench.gui.page_sensors import SensorsPage
-from wattbench.gui.page_settings import SettingsPage, check_db_text
+from wattbench.gui.pages.costs import CostsPage
+from wattbench.gui.pages.sensors import SensorsPage
+from wattbench.gui.pages.settings import SettingsPage, check_db_text
 
 from tests.gui.pages_helpers import TIMEOUT_MS, fill_store, make_controller_fixture  # noqa: F401
 from tests.store_fixtures import make_results
@@ -196,7 +196,7 @@ def test_the_qt_binding_does_not_leak_references(qtbot: Any) -> None:
 def test_queue_says_when_a_finished_run_did_not_converge(qtbot: Any) -> None:
     from wattbench.domain.spec import RunSpec
     from wattbench.gui.controller import Controller
-    from wattbench.gui.page_queue import COL_REASON, QueuePage
+    from wattbench.gui.pages.queue import COL_REASON, QueuePage
     from wattbench.service.queue import ItemState, QueueItem
 
     controller = Controller(None)

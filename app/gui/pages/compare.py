@@ -513,9 +513,7 @@ class ComparePage(QWidget):
                 ratio = row.ratios[metric]
                 colour = theme.VERDICT_COLOURS.get(ratio.verdict or "", "")
                 text = html.escape(
-                    _verdict_line(
-                        ratio, names[row.group.label], names[comp.baseline.label], comp.energy_view
-                    )
+                    comp.verdict(row, metric, names[row.group.label], names[comp.baseline.label])
                 )
                 style = f" style='color:{colour}'" if colour and ratio.verdict else ""
                 items.append(f"<li{style}>{text}</li>")
@@ -557,12 +555,6 @@ def with_report_suffix(path: str, chosen_filter: str) -> str:
         if f"*{suffix}" in chosen_filter:
             return path + suffix
     return path + ".html"
-
-
-def _verdict_line(ratio: Any, label: str, baseline: str, energy_view: str) -> str:
-    from wattbench.engine.compare import verdict_sentence  # already loaded by the comparison
-
-    return verdict_sentence(ratio, label, baseline, energy_view=energy_view)
 
 
 def _array(arrays: Mapping[str, np.ndarray], *names: str) -> np.ndarray | None:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts a throw-away PostgreSQL server for the store tests and prints the line to eval:
-#   eval "$(.ci/postgres.sh)"   ->   export WATTBENCH_TEST_PG_URL=postgresql+psycopg://...
+# Starts a throw-away PostgreSQL server for the store tests (the session fixture pg_base_url in
+# tests/store_fixtures.py runs it) and prints the lines to eval:
+#   export WATTBENCH_TEST_PG_URL=postgresql+psycopg://...
+#   export WATTBENCH_TEST_PG_STOP='...pg_ctl ... stop'   (the command that stops it)
 # Uses Debian's postgresql (installed by .ci/setup.sh): initdb + pg_ctl as the postgres user
 # (or the current user when not root) into a temporary folder, listening on a Unix socket and
 # 127.0.0.1 on a free port. Prints nothing to stdout and exits 1 when no server can start; the
@@ -43,4 +45,4 @@ pw="wattbench"
 
 echo "postgres.sh: server in $root on port $port (stop: $bindir/pg_ctl -D $root/data stop)" >&2
 echo "export WATTBENCH_TEST_PG_URL=postgresql+psycopg://wattbench:$pw@127.0.0.1:$port/wattbench_test"
-echo "export WATTBENCH_TEST_PG_DATA=$root/data"
+echo "export WATTBENCH_TEST_PG_STOP='${run_as[*]} $bindir/pg_ctl -D $root/data -m fast stop; rm -rf $root'"

@@ -204,7 +204,7 @@ def make_result(
         "converged": True,
         "memory": MemoryFigures(peak_rss_bytes=512 * 1024**2),
         "energy": energy,
-        "arrays": {"latency_ns": lat, "start_ns": starts},
+        "arrays": {"latencies_ns": lat, "starts_ns": starts},
         "telemetry": {source: Trace(f"{domain} power", "W", t_tel, p_tel)} if n_telemetry else {},
     }
     if spec.scenario is Scenario.GENERATION:

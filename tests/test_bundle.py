@@ -489,5 +489,5 @@ def test_one_bad_run_among_good_ones_writes_nothing(
 def test_read_bundle_gives_plain_arrays(bundle: Path) -> None:
     runs, machines = read_bundle(bundle)
     assert machines == 1 and len(runs) == 3
-    lat = runs[0].arrays["latency_ns"]
+    lat = runs[0].arrays["latencies_ns"]
     assert isinstance(lat, np.ndarray) and lat.dtype == np.int64 and not lat.flags.writeable

@@ -79,7 +79,7 @@ def test_show_text_and_json(
     code, out, _ = _run(capsys, "--db", db, "show", runs[0].id, "--json")
     d = json.loads(out)
     assert d["id"] == runs[0].id and d["spec"]["device"] == "cpu"
-    assert d["arrays"]["latency_ns"] == {"dtype": "<i8", "shape": [2000]}
+    assert d["arrays"]["latencies_ns"] == {"dtype": "<i8", "shape": [2000]}
     assert d["telemetry"]["rapl.package-0"]["samples"] == 200
     code, out, _ = _run(capsys, "--db", db, "show", runs[7].id[:8])
     assert "failed: worker ran out of memory" in out

@@ -84,13 +84,13 @@ def test_sigkill_mid_write_loses_nothing_completed(tmp_path: Path) -> None:
         for rid in saved:
             r = s.get_run(rid)
             assert r.status is RunStatus.DONE
-            assert r.arrays["latency_ns"].size == 300_000
+            assert r.arrays["latencies_ns"].size == 300_000
             assert r.telemetry["rapl.package-0"].values.size == 20_000
         # a run that was being written when the kill came is either whole or absent
         ids = {x.id for x in s.list_runs()}
         assert ids >= {begun, *saved}
         for extra in ids - {begun, *saved}:
-            assert s.get_run(extra).arrays["latency_ns"].size == 300_000
+            assert s.get_run(extra).arrays["latencies_ns"].size == 300_000
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     con.close()

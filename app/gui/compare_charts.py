@@ -1,8 +1,8 @@
-"""The compare view's charts (pyqtgraph), drawn from a comparison the controller computed.
+"""The compare view's charts (pyqtgraph), drawing the data ``reports.series`` builds.
 
-Each widget takes plain data (a ConfigGroup's pooled estimates, a run's arrays and traces) and
-redraws in one go; nothing here runs the engine or touches the store. Charts that have nothing
-to draw say why in their title instead of showing an empty frame.
+Each widget takes those plain values (the same the report's figures draw) and redraws in one
+go; nothing here runs the engine or touches the store. Charts that have nothing to draw say
+why in their title instead of showing an empty frame.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import math
 import re
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -20,9 +19,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QWidget
 from wattbench.domain import units
-from wattbench.gui import (
-    theme,
-)
+from wattbench.gui import theme
+from wattbench.reports.series import Bar, Point, Series
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +36,6 @@ BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
     ("perf-per-watt", "Inferences per joule", "items/J", 1.0),
     ("cost", "$ per million inferences", "USD", 1.0),
 )
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One configuration's figure for one metric (already in the axis unit)."""
-
-    label: str
-    value: float | None  # None = n/a
-    lo: float | None
-    hi: float | None
-    na_reason: str | None = None
-    verdict: str | None = None  # vs the baseline; None for the baseline itself
-    ratio: float | None = None
-    is_baseline: bool = False
 
 
 _SHA = re.compile(r"^[0-9a-f]{8}$")
@@ -152,12 +136,15 @@ class MetricBars(pg.PlotWidget):
         values = np.array([b.value if b.value is not None else 0.0 for b in self.bars])
         brushes = []
         for i, b in enumerate(self.bars):
-            colour = QColor(theme.series_colour(i))
+            colour = QColor(theme.muted() if b.estimate else theme.series_colour(i))
             if b.value is None:
                 colour.setAlpha(0)
-            brushes.append(pg.mkBrush(colour))
+            brush = pg.mkBrush(colour)
+            if b.estimate:
+                brush.setStyle(Qt.BrushStyle.BDiagPattern)  # hatched: a model, not measured
+            brushes.append(brush)
         pens = [
-            pg.mkPen(theme.foreground(), width=2) if b.is_baseline else pg.mkPen(None)
+            pg.mkPen(theme.foreground(), width=2) if b.baseline else pg.mkPen(None)
             for b in self.bars
         ]
         self._bar_item.setOpts(
@@ -202,8 +189,8 @@ class MetricBars(pg.PlotWidget):
     def _bar_text(b: Bar) -> str:
         if b.value is None:
             return "n/a"
-        value = units.number(b.value)
-        if b.is_baseline:
+        value = units.number(b.value) + (" (estimate)" if b.estimate else "")
+        if b.baseline:
             return f"{value} (baseline)"
         if b.ratio is None:
             return value
@@ -245,14 +232,14 @@ class CdfChart(pg.PlotWidget):
         _set_title(self, "Latency distribution (CDF)")
 
     def set_series(self, series: Sequence[tuple[str, np.ndarray]]) -> None:
-        """series: (label, latencies in ns) per configuration."""
+        """series: (label, latencies in ms) per configuration."""
         item = self.getPlotItem()
         item.clear()
         self.legend.clear()
         self.curves = []
         drawn = 0
-        for i, (label, lat_ns) in enumerate(series):
-            x = np.sort(np.asarray(lat_ns, dtype=np.float64)[np.isfinite(lat_ns)])
+        for i, (label, lat_ms) in enumerate(series):
+            x = np.sort(np.asarray(lat_ms, dtype=np.float64)[np.isfinite(lat_ms)])
             x = x[x > 0]
             if len(x) < 2:
                 continue
@@ -261,7 +248,7 @@ class CdfChart(pg.PlotWidget):
                 idx = np.unique(np.linspace(0, len(x) - 1, CDF_MAX_POINTS).astype(np.int64))
                 x, y = x[idx], y[idx]
             curve = item.plot(
-                x / 1e6, y, pen=pg.mkPen(theme.series_colour(i), width=2), name=_short(label, 48)
+                x, y, pen=pg.mkPen(theme.series_colour(i), width=2), name=_short(label, 48)
             )
             self.curves.append(curve)
             drawn += 1
@@ -286,21 +273,19 @@ class PowerChart(pg.PlotWidget):
         self.curves: list[pg.PlotDataItem] = []
         _set_title(self, "Power")
 
-    def set_series(
-        self, series: Sequence[tuple[str, np.ndarray, np.ndarray]], na_reason: str = ""
-    ) -> None:
-        """series: (label, time s since measurement start, power W)."""
+    def set_series(self, series: Sequence[Series], na_reason: str = "") -> None:
+        """series: power (W) against the time since the start of measurement (s)."""
         item = self.getPlotItem()
         item.clear()
         self.legend.clear()
         self.curves = []
-        for i, (label, t_s, power) in enumerate(series):
-            if len(t_s) < 2:
+        for i, s in enumerate(series):
+            if len(s.x) < 2:
                 continue
-            step = max(1, len(t_s) // POWER_MAX_POINTS)
+            step = max(1, len(s.x) // POWER_MAX_POINTS)
             # a 1-px pen: wide antialiased pens over noisy traces are slow to paint
             pen = pg.mkPen(theme.series_colour(i), width=1.5 if len(series) <= 4 else 1)
-            curve = item.plot(t_s[::step], power[::step], pen=pen, name=_short(label, 56))
+            curve = item.plot(s.x[::step], s.y[::step], pen=pen, name=_short(s.label, 56))
             self.curves.append(curve)
         if self.curves:
             item.addLine(x=0.0, pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DashLine))
@@ -324,61 +309,42 @@ class BatchChart(pg.PlotWidget):
         self.curves: list[pg.PlotDataItem] = []
         _set_title(self, "Throughput vs batch size")
 
-    def set_series(
-        self, series: Sequence[tuple[str, Sequence[tuple[int, float, float | None, float | None]]]]
-    ) -> None:
-        """series: (line label, [(batch, throughput, lo, hi), ...])."""
+    def set_series(self, series: Sequence[Series]) -> None:
+        """series: throughput against batch size, one curve per configuration."""
         item = self.getPlotItem()
         item.clear()
         self.legend.clear()
         self.curves = []
-        multi = 0
-        for i, (label, points) in enumerate(series):
-            pts = sorted(points)
-            if not pts:
-                continue
+        for i, s in enumerate(series):
             colour = theme.series_colour(i)
-            xs = np.array([p[0] for p in pts], dtype=float)
-            ys = np.array([p[1] for p in pts], dtype=float)
             curve = item.plot(
-                xs,
-                ys,
+                s.x,
+                s.y,
                 pen=pg.mkPen(colour, width=2),
                 symbol="o",
                 symbolBrush=colour,
                 symbolSize=8,
-                name=_short(label, 48),
+                name=_short(s.label, 48),
             )
             self.curves.append(curve)
-            with_iv = [p for p in pts if p[2] is not None and p[3] is not None]
-            if with_iv:
+            if s.lo is not None and s.hi is not None:
                 err = pg.ErrorBarItem(
-                    x=np.log10([p[0] for p in with_iv]),
-                    y=np.array([p[1] for p in with_iv]),
-                    bottom=np.array([p[1] - p[2] for p in with_iv]),  # type: ignore[operator]
-                    top=np.array([p[3] - p[1] for p in with_iv]),  # type: ignore[operator]
+                    x=np.log10(s.x),
+                    y=s.y,
+                    bottom=np.maximum(0.0, s.y - s.lo),
+                    top=np.maximum(0.0, s.hi - s.y),
                     beam=0.03,
                     pen=pg.mkPen(colour),
                 )
                 item.addItem(err)
-            multi += len(pts) > 1
         if not self.curves:
-            _set_title(self, "Throughput vs batch size: n/a — no run has a throughput")
-        elif multi == 0:
             _set_title(
                 self,
-                "Throughput vs batch size (compare runs at several batch sizes to see a curve)",
+                "Throughput vs batch size: n/a — no configuration was measured at two or more "
+                "batch sizes",
             )
         else:
             _set_title(self, "Throughput vs batch size")
-
-
-@dataclass(frozen=True)
-class ParetoPoint:
-    label: str
-    throughput: float  # items/s
-    p99_ms: float
-    energy_mj: float | None  # energy per inference; None = not measured
 
 
 class ParetoChart(pg.PlotWidget):
@@ -393,10 +359,10 @@ class ParetoChart(pg.PlotWidget):
         self.scatter = pg.ScatterPlotItem(size=14, pxMode=True)
         self.labels: list[pg.TextItem] = []
         self.colour_bar: pg.ColorBarItem | None = None
-        self.points: list[ParetoPoint] = []
+        self.points: list[Point] = []
         _set_title(self, "Throughput vs p99 latency")
 
-    def set_points(self, points: Sequence[ParetoPoint]) -> None:
+    def set_points(self, points: Sequence[Point]) -> None:
         item = self.getPlotItem()
         item.clear()
         if self.colour_bar is not None:
@@ -408,21 +374,22 @@ class ParetoChart(pg.PlotWidget):
         if not self.points:
             _set_title(self, "Throughput vs p99 latency: n/a — no run has both figures")
             return
-        energies = [p.energy_mj for p in self.points if p.energy_mj is not None]
+        energies = [p.energy for p in self.points if p.energy is not None]
         cmap = pg.colormap.get("viridis")
         lo_e, hi_e = (min(energies), max(energies)) if energies else (0.0, 1.0)
         if hi_e <= lo_e:
             hi_e = lo_e * 1.1 + 1e-9
         spots = []
         for p in self.points:
-            if p.energy_mj is None:
+            if p.energy is None:
                 brush = pg.mkBrush(theme.muted())
             else:
-                brush = pg.mkBrush(cmap.map((p.energy_mj - lo_e) / (hi_e - lo_e), mode="qcolor"))
+                brush = pg.mkBrush(cmap.map((p.energy - lo_e) / (hi_e - lo_e), mode="qcolor"))
             spots.append(
                 {
                     "pos": (p.throughput, p.p99_ms),
                     "brush": brush,
+                    "symbol": "d" if p.estimate else "o",  # a diamond: energy estimated
                     "pen": pg.mkPen(theme.foreground()),
                     "data": p.label,
                 }
@@ -431,7 +398,8 @@ class ParetoChart(pg.PlotWidget):
         self.scatter.addPoints(spots)
         item.addItem(self.scatter)
         for p in self.points:
-            label = pg.TextItem(_short(p.label, 30), color=theme.foreground(), anchor=(0, 1))
+            text = _short(p.label, 30) + (" (energy estimated)" if p.estimate else "")
+            label = pg.TextItem(text, color=theme.foreground(), anchor=(0, 1))
             label.setPos(p.throughput, p.p99_ms)
             item.addItem(label)
             self.labels.append(label)

@@ -1,7 +1,8 @@
 """Report charts drawn with matplotlib (Agg, never Qt), returned as SVG text or PNG bytes.
 
-Each chart takes plain data (labels, numbers, arrays) so it can be tested without runs.
-matplotlib is imported inside functions: importing this module costs nothing.
+Each chart draws the plain data ``reports.series`` builds (the same the GUI's charts draw), so
+it can be tested without runs. matplotlib is imported inside functions: importing this module
+costs nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from wattbench.reports.series import Bar, Point, Series
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,41 +38,6 @@ WIDTH_IN = 7.0
 MAX_LABEL_CHARS = 48
 MAX_CURVE_POINTS = 600
 MAX_TRACE_POINTS = 1500
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One bar: a value with its 95 % interval, or n/a with the reason."""
-
-    label: str
-    value: float | None
-    lo: float | None = None
-    hi: float | None = None
-    na_reason: str | None = None
-    estimate: bool = False
-    baseline: bool = False
-
-
-@dataclass(frozen=True)
-class Series:
-    """A labelled x/y curve (x and y in display units)."""
-
-    label: str
-    x: np.ndarray
-    y: np.ndarray
-    lo: np.ndarray | None = None
-    hi: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class Point:
-    """One Pareto point; colour is energy per inference (None: not measured)."""
-
-    label: str
-    x: float
-    y: float
-    colour_value: float | None
-    estimate: bool = False
 
 
 @dataclass
@@ -311,8 +278,8 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
 
     fig = _new_figure(3.6)
     ax = fig.add_subplot()
-    measured = [p for p in points if p.colour_value is not None]
-    cvals = [p.colour_value for p in measured if p.colour_value is not None]
+    measured = [p for p in points if p.energy is not None]
+    cvals = [p.energy for p in measured if p.energy is not None]
     norm = (
         Normalize(
             vmin=min(cvals),
@@ -323,14 +290,21 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
     )
     cmap = colormaps["viridis"]
     for i, p in enumerate(points):
-        if p.colour_value is None or norm is None:
-            ax.scatter(p.x, p.y, s=46, facecolors="none", edgecolors=NA_COLOUR, linewidths=1.2)
+        if p.energy is None or norm is None:
+            ax.scatter(
+                p.p99_ms,
+                p.throughput,
+                s=46,
+                facecolors="none",
+                edgecolors=NA_COLOUR,
+                linewidths=1.2,
+            )
         else:
             ax.scatter(
-                p.x,
-                p.y,
+                p.p99_ms,
+                p.throughput,
                 s=46,
-                color=cmap(norm(p.colour_value)),
+                color=cmap(norm(p.energy)),
                 edgecolors="#333333" if not p.estimate else "#D55E00",
                 linewidths=0.6 if not p.estimate else 1.4,
                 marker="o" if not p.estimate else "D",
@@ -338,7 +312,7 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
         # Staggered offsets keep labels of nearby points apart.
         ax.annotate(
             mpl_text(p.label, 30),
-            (p.x, p.y),
+            (p.p99_ms, p.throughput),
             xytext=(6, 4 - 9 * (i % 3)),
             textcoords="offset points",
             fontsize=6.5,
@@ -347,7 +321,12 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
     front = _pareto_front(points)
     if len(front) > 1:
         ax.plot(
-            [p.x for p in front], [p.y for p in front], color="#555555", lw=0.8, ls="--", zorder=0
+            [p.p99_ms for p in front],
+            [p.throughput for p in front],
+            color="#555555",
+            lw=0.8,
+            ls="--",
+            zorder=0,
         )
     if norm is not None:
         from matplotlib.cm import ScalarMappable
@@ -369,11 +348,11 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
 
 def _pareto_front(points: Sequence[Point]) -> list[Point]:
     """Points no other point beats on both lower p99 (x) and higher throughput (y)."""
-    ordered = sorted(points, key=lambda p: (p.x, -p.y))
+    ordered = sorted(points, key=lambda p: (p.p99_ms, -p.throughput))
     front: list[Point] = []
     best_y = -math.inf
     for p in ordered:
-        if p.y > best_y:
+        if p.throughput > best_y:
             front.append(p)
-            best_y = p.y
+            best_y = p.throughput
     return front

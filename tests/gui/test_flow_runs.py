@@ -111,7 +111,7 @@ def test_quick_run_then_a_second_configuration(
     comp = compare.view.comparison
     assert len(comp.groups) == 2 and len(comp.rows) == 1
     thr = compare.bars.charts["throughput"]
-    assert [b.is_baseline for b in thr.bars].count(True) == 1
+    assert [b.baseline for b in thr.bars].count(True) == 1
     assert all(b.value is not None for b in thr.bars)
     texts = [t.textItem.toPlainText() for t in thr.verdict_items]
     assert sum("(baseline)" in t for t in texts) == 1

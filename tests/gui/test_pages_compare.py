@@ -48,7 +48,7 @@ def test_bars_have_error_bars_and_verdicts(
 
     thr = page.bars.charts["throughput"]
     assert [b.label for b in thr.bars] == [g.label for g in view.comparison.groups]
-    assert thr.bars[0].is_baseline and not any(b.is_baseline for b in thr.bars[1:])
+    assert thr.bars[0].baseline and not any(b.baseline for b in thr.bars[1:])
     assert all(b.value is not None and b.lo is not None and b.hi is not None for b in thr.bars)
     assert thr.error_bars is not None
     texts = [t.textItem.toPlainText() for t in thr.verdict_items]

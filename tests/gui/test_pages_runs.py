@@ -150,7 +150,7 @@ def test_details_show_system_spec_flags_and_histogram(
     with qtbot.waitSignal(page.controller.runLoaded, timeout=TIMEOUT_MS):
         page.select_ids({run.id})
     qtbot.waitUntil(lambda: page.histogram.counts.sum() > 0, timeout=TIMEOUT_MS)
-    n = len(run.arrays["latency_ns"])  # all but the 0.1 % far tail are drawn
+    n = len(run.arrays["latencies_ns"])  # all but the 0.1 % far tail are drawn
     assert n * 0.998 <= page.histogram.counts.sum() <= n
     summary = page.summary_view.toPlainText()
     assert run.id in summary and "Flags" in summary and "rapl.package-0" in summary

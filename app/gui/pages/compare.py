@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -37,16 +36,15 @@ from wattbench.gui import theme
 from wattbench.gui.banner import Banner, Level
 from wattbench.gui.compare_charts import (
     BAR_METRICS,
-    Bar,
     BarGrid,
     BatchChart,
     CdfChart,
     ParetoChart,
-    ParetoPoint,
     PowerChart,
     display_labels,
 )
 from wattbench.gui.controller import Controller
+from wattbench.reports import series
 from wattbench.service.workbench import ComparisonView
 
 log = logging.getLogger(__name__)
@@ -66,109 +64,6 @@ def shorten(text: str, names: Mapping[str, str]) -> str:
     for full in sorted(names, key=len, reverse=True):
         text = text.replace(full, names[full])
     return text
-
-
-def power_series(
-    view: ComparisonView,
-) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], str]:
-    """(label, t s since measurement start, W) for each power trace of each group's first run."""
-    out: list[tuple[str, np.ndarray, np.ndarray]] = []
-    reasons: list[str] = []
-    for group in view.comparison.groups:
-        run = group.runs[0]
-        starts = _array(run.arrays, "starts_ns", "start_ns")
-        traces = [t for t in run.telemetry.values() if t.unit.strip().lower() in ("w", "watt")]
-        if not traces:
-            if run.energy_na_reason:
-                reasons.append(run.energy_na_reason)
-            continue
-        for trace in traces:
-            t_ns = np.asarray(trace.t_ns, dtype=np.int64)
-            if len(t_ns) == 0:
-                continue
-            zero = int(starts[0]) if starts is not None and len(starts) else int(t_ns[0])
-            t_s = (t_ns - zero).astype(np.float64) / 1e9
-            out.append(
-                (
-                    f"{short_labels(view)[group.label]} · {trace.name}",
-                    t_s,
-                    np.asarray(trace.values, dtype=np.float64),
-                )
-            )
-    return out, (reasons[0] if reasons else "")
-
-
-def batch_series(
-    view: ComparisonView,
-) -> list[tuple[str, list[tuple[int, float, float | None, float | None]]]]:
-    """Throughput against batch size, one line per configuration apart from its batch size."""
-    lines: dict[tuple[Any, ...], list[tuple[int, float, float | None, float | None]]] = {}
-    names: dict[tuple[Any, ...], dict[str, str]] = {}
-    for group in view.comparison.groups:
-        spec = group.spec
-        est = group.estimates.get("throughput")
-        if est is None or est.value is None:
-            continue
-        parts = {
-            "device": spec.device,
-            "runtime": spec.runtime,
-            "model": spec.model,
-            "precision": spec.precision,
-            "threads": f"t{spec.threads}" if spec.threads else "t-default",
-        }
-        key = tuple(parts.values())
-        names[key] = parts
-        iv = est.value
-        lines.setdefault(key, []).append((spec.batch_size, iv.value, iv.lo, iv.hi))
-    varying = [
-        k
-        for k in ("device", "runtime", "model", "precision", "threads")
-        if k in ("device", "runtime") or len({p[k] for p in names.values()}) > 1
-    ]
-    return [(" · ".join(names[k][v] for v in varying), pts) for k, pts in lines.items()]
-
-
-def pareto_points(view: ComparisonView) -> list[ParetoPoint]:
-    out = []
-    for group in view.comparison.groups:
-        thr = group.estimates.get("throughput")
-        p99 = group.estimates.get("latency-p99")
-        energy = group.estimates.get("energy")
-        if thr is None or p99 is None or thr.value is None or p99.value is None:
-            continue
-        e_mj = energy.value.value * 1e3 if energy is not None and energy.value else None
-        out.append(
-            ParetoPoint(
-                short_labels(view)[group.label], thr.value.value, p99.value.value / 1e6, e_mj
-            )
-        )
-    return out
-
-
-def metric_bars(view: ComparisonView, metric: str, scale: float) -> list[Bar]:
-    comp = view.comparison
-    rows = {row.group.label: row for row in comp.rows}
-    bars = []
-    for group in comp.groups:
-        est = group.estimates.get(metric)
-        if est is None:
-            continue
-        iv = est.value
-        is_base = group is comp.baseline
-        ratio = None if is_base else rows[group.label].ratios.get(metric)
-        bars.append(
-            Bar(
-                label=short_labels(view)[group.label],
-                value=iv.value * scale if iv is not None else None,
-                lo=iv.lo * scale if iv is not None and iv.lo is not None else None,
-                hi=iv.hi * scale if iv is not None and iv.hi is not None else None,
-                na_reason=est.na_reason,
-                verdict=ratio.verdict if ratio is not None else None,
-                ratio=ratio.value if ratio is not None else None,
-                is_baseline=is_base,
-            )
-        )
-    return bars
 
 
 class ComparePage(QWidget):
@@ -463,29 +358,20 @@ class ComparePage(QWidget):
         if view is None or index not in self._stale:
             return
         self._stale.discard(index)
-        names = short_labels(view)
+        comp, names = view.comparison, short_labels(view)
         tab = self.tabs.indexOf
         if index == tab(self.bars):
             for metric, _title, _unit, scale in BAR_METRICS:
-                self.bars.charts[metric].set_bars(metric_bars(view, metric, scale))
+                bars = series.metric_bars(comp, metric, scale=scale, labels=names)
+                self.bars.charts[metric].set_bars(bars)
         elif index == tab(self.cdf):
-            series = []
-            for group in view.comparison.groups:
-                lats = [
-                    a
-                    for r in group.runs
-                    if (a := _array(r.arrays, "latencies_ns", "latency_ns")) is not None
-                ]
-                if lats:
-                    series.append((names[group.label], np.concatenate(lats)))
-            self.cdf.set_series(series)
+            self.cdf.set_series(series.latency_samples(comp, names))
         elif index == tab(self.power):
-            power, why = power_series(view)
-            self.power.set_series(power, why)
+            self.power.set_series(*series.power_series(comp, names))
         elif index == tab(self.batch):
-            self.batch.set_series(batch_series(view))
+            self.batch.set_series(series.batch_series(comp, names))
         elif index == tab(self.pareto):
-            self.pareto.set_points(pareto_points(view))
+            self.pareto.set_points(series.pareto_points(comp, names))
 
     def draw_all(self) -> None:
         """Draw every tab now (reports and screenshots; the view itself draws lazily)."""
@@ -555,11 +441,3 @@ def with_report_suffix(path: str, chosen_filter: str) -> str:
         if f"*{suffix}" in chosen_filter:
             return path + suffix
     return path + ".html"
-
-
-def _array(arrays: Mapping[str, np.ndarray], *names: str) -> np.ndarray | None:
-    """The first of these arrays the run holds (the engine's names first)."""
-    for name in names:
-        if name in arrays:
-            return arrays[name]
-    return None

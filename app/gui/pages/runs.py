@@ -645,8 +645,6 @@ class RunsPage(QWidget):
             else "<p>n/a — no system description was stored with this run.</p>"
         )
         lats = result.arrays.get("latencies_ns")
-        if lats is None:
-            lats = result.arrays.get("latency_ns")
         lat = result.latency
         p50 = lat.percentile(0.5) if lat is not None else None
         p99 = lat.percentile(0.99) if lat is not None else None

@@ -421,3 +421,22 @@ def test_the_table_names_the_saved_run_so_it_can_be_shown(
     code, out, err = _run(capsys, "show", short_id)
     assert code == 0, err
     assert "builtin:mlp-tiny" in out
+
+
+def test_the_readmes_onnx_file_example_runs_on_onnxruntime(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`wattbench run --model path/to/model.onnx` with no --runtime: the file's own runtime."""
+    path = str(_fixed_batch_onnx(tmp_path / "model.onnx", "N", 8))
+    code, out, err = _run(capsys, "run", "--model", path, *QUICK, "--no-store", "--json")
+    assert code == 0, err
+    (run,) = json.loads(out)["runs"]
+    assert run["status"] == "done" and run["spec"]["runtime"] == "onnxruntime"
+
+
+def test_a_bare_catalog_name_runs_or_is_corrected(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "run", "--model", "mlp-tiny", *QUICK, "--no-store", "--json")
+    assert code == 0, err
+    assert json.loads(out)["runs"][0]["spec"]["model"] == "builtin:mlp-tiny"
+    code, out, err = _run(capsys, "run", "--model", "resnet-smal", *QUICK, "--no-store")
+    assert code == 2 and "Did you mean builtin:resnet-small?" in err and out == ""

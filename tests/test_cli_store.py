@@ -229,3 +229,38 @@ def test_export_import_round_trip(
     (tmp_path / "junk.wbz").write_bytes(b"PK\x03\x04 not really")
     code, _, err = _run(capsys, "--db", other, "import", str(tmp_path / "junk.wbz"))
     assert code == 2 and "cannot be imported" in err
+
+
+def test_export_counts_machines_not_system_snapshots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each run records its machine's state (load, free memory...), so three runs of one host
+    have three different descriptions; they still come from one machine."""
+    db = str(tmp_path / "m.sqlite")
+    same_host = [
+        make_result(seed=i).with_(system={"host": "lab-a", "load_average": [0.1 * i, 0.2, 0.3]})
+        for i in range(3)
+    ]
+    other = make_result(seed=9).with_(system={"host": "lab-b", "load_average": [1.0, 1.0, 1.0]})
+    with open_store(db) as s:
+        for r in [*same_host, other]:
+            s.save_run(r)
+        listed = {r.hostname for r in s.list_runs()}
+    assert listed == {"lab-a", "lab-b"}  # the store reads the host name too
+    code, out, _ = _run(capsys, "--db", db, "export", "--all", "-o", str(tmp_path / "m.wbz"))
+    assert code == 0 and "Exported 4 runs from 2 machines" in out, out
+    code, out, _ = _run(capsys, "--db", db, "export", same_host[0].id, same_host[1].id,
+                        "-o", str(tmp_path / "one.wbz"))  # fmt: skip
+    assert code == 0 and "Exported 2 runs from 1 machine " in out, out
+
+
+def test_unknown_ids_and_missing_store_folders_are_bad_input(
+    db: str, runs: list[RunResult], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "--db", db, "show", "ffffffff")
+    assert code == 2 and out == ""
+    assert "No run ffffffff is stored" in err and "`wattbench runs` lists the stored runs" in err
+    nowhere = tmp_path / "no-such-folder" / "runs.sqlite"
+    code, _, err = _run(capsys, "--db", str(nowhere), "runs")
+    assert code == 2 and err.startswith("wattbench: error: --db: The folder")
+    assert not nowhere.parent.exists()  # nothing was created

@@ -251,3 +251,34 @@ def test_cli_run_pointed_at_a_fake_tree_reports_its_energy(
     assert pkg["energy_j"] > 0 and pkg["items_per_j"] > 0
     assert "estimate" not in pkg["flags"]
     assert "rapl.package-0" in run["energy_summary"]["text"]
+
+
+def test_a_sensor_that_stops_giving_figures_says_why(tmp_path: Path) -> None:
+    """A RAPL counter readable at discovery whose file is replaced on disk during the run (the
+    driver reloaded): the sampler keeps reading the old, unchanging file, so the window has
+    no energy; the run's reason names RAPL and why, not just the other sources."""
+    fs = FakeSysfs(tmp_path)
+    fs.rapl_zone("intel-rapl:0", "package-0", 1_000_000)
+    s = open_sampler(
+        RunSpec(model="builtin:mlp-small", sample_hz=50.0, idle_baseline=False),
+        sys_root=fs.root,
+        nvml_module=FakeNvml(library_missing=True),
+    )
+    counter = Path(fs.root) / "class" / "powercap" / "intel-rapl:0" / "energy_uj"
+    s.start()
+    try:
+        t0 = time.perf_counter_ns()
+        counter.unlink()  # replaced: the open descriptor still reads the old file
+        counter.write_text("5000000\n")
+        time.sleep(0.3)
+        t1 = time.perf_counter_ns()
+    finally:
+        s.stop()
+    report = s.figures(t0, t1, 100, None)
+    s.close()
+    assert report.figures == []  # RAPL was readable at discovery: no estimate stood in
+    assert report.na_reason == (
+        "the power sensors gave no figure for this run (package-0 (rapl.package-0): the "
+        "sensor reported no energy in the window (stuck or switched off))"
+    )
+    assert "rapl.package-0" in report.domain_na["device"]

@@ -268,6 +268,13 @@ def compute_report(
     dev_parts = [(s, f) for s, f in measured if s.domain.device == run_device]
     if not dev_parts:
         dev_parts = [(s, f) for s, f in estimates if s.domain.device == run_device]
+    # sensors that were readable at discovery but gave no figure for this window, and why
+    lost = [
+        (s.domain.device, f"{s.domain.name} ({s.domain.source}): {report.domain_na[s.domain.name]}")
+        for s in series
+        if s.domain.name in report.domain_na and not s.is_estimate
+    ]
+    failed = [text for _, text in lost]
     if dev_parts:
         report.figures.append(
             _aggregate(
@@ -275,8 +282,9 @@ def compute_report(
             )
         )
     else:
+        why = [text for device, text in lost if device == run_device] or list(unreadable)
         report.domain_na["device"] = f"no readable power sensor for {run_device}" + (
-            ": " + "; ".join(unreadable) if unreadable else ""
+            ": " + "; ".join(why) if why else ""
         )
     sys_parts = measured or estimates
     if sys_parts:
@@ -285,10 +293,15 @@ def compute_report(
             _aggregate("system", "node", "system", sys_parts, duration_s, items, idle, incomplete)
         )
     if not measured:
-        why = "; ".join(unreadable) or "no power sensor found"
-        report.na_reason = f"no power sensor can be read here ({why})" + (
-            "; the figures shown are a TDP × load estimate" if estimates else ""
-        )
+        if failed:
+            report.na_reason = "the power sensors gave no figure for this run (" + (
+                "; ".join(failed) + ")"
+            )
+        else:
+            why = "; ".join(unreadable) or "no power sensor found"
+            report.na_reason = f"no power sensor can be read here ({why})"
+        if estimates:
+            report.na_reason += "; the figures shown are a TDP × load estimate"
     if throttled:
         run_flags.add(FLAG_THROTTLED)
     report.flags = tuple(sorted(run_flags))

@@ -298,8 +298,8 @@ def compute_report(
                 "; ".join(failed) + ")"
             )
         else:
-            why = "; ".join(unreadable) or "no power sensor found"
-            report.na_reason = f"no power sensor can be read here ({why})"
+            reasons = "; ".join(unreadable) or "no power sensor found"
+            report.na_reason = f"no power sensor can be read here ({reasons})"
         if estimates:
             report.na_reason += "; the figures shown are a TDP × load estimate"
     if throttled:

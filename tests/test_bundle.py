@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from wattbench.db import bundle as bundle_mod
-from wattbench.db.bundle import export_bundle, import_bundle, read_bundle
+from wattbench.db import bundle_read as bundle_mod
+from wattbench.db.bundle import export_bundle
+from wattbench.db.bundle_read import import_bundle, read_bundle
 from wattbench.db.schema import Machine
 from wattbench.db.store import Store, open_store
 from wattbench.domain.codec import to_document

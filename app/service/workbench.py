@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from wattbench.db.bundle import ExportSummary, ImportSummary, export_bundle, import_bundle
+from wattbench.db.bundle import ExportSummary, ImportSummary, export_bundle
+from wattbench.db.bundle_read import import_bundle
 from wattbench.db.store import Store, open_store
 from wattbench.db.values import RunSummary
 from wattbench.domain.cost import CostProfile, profiles_by_device

@@ -18,6 +18,7 @@ from wattbench.domain.result import FLAG_BLOCK_TIMING
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import ipc
 from wattbench.engine import measure as m
+from wattbench.engine.memory import memory_pass
 
 
 def _spin(ns: int) -> None:
@@ -197,7 +198,7 @@ def test_measure_refuses_generation_on_a_non_generative_model() -> None:
 
 def test_memory_pass_reports_peak_rss_and_says_what_is_na() -> None:
     model = SpinModel(10_000)
-    mem = m.memory_pass(model, lambda k: 0)
+    mem = memory_pass(model, lambda k: 0)
     assert mem.peak_rss_bytes is not None and mem.peak_rss_bytes > 10_000_000
     assert mem.torch_allocated_peak_bytes is None
     assert any("peak RSS" in n for n in mem.notes)

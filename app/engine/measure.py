@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,235 +29,33 @@ from wattbench.domain.result import (
     GenerationSummary,
     Interval,
     Measurement,
-    MemoryFigures,
     PhaseTimings,
 )
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import stats
+from wattbench.engine.memory import memory_pass
+from wattbench.engine.timing import (
+    PROGRESS_INTERVAL_NS,
+    RECENT_MAX,
+    WARMUP_WINDOW_MIN_ITERS,
+    bare_loop_throughput,
+    calibrate,
+    iteration_timer,
+    loop_block,
+    loop_generation,
+    loop_single,
+    null_loop_cost_ns,
+    warmup,
+)
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[MeasureProgress], None]
 clock = time.perf_counter_ns
 
-PROGRESS_INTERVAL_NS = 100_000_000  # ≤ 10 Hz
-RECENT_MAX = 256  # latencies per progress event, for live charts
-WARMUP_MIN_ITERS = 2
-WARMUP_WINDOW_MIN_ITERS = 10
-WARMUP_WINDOW_MIN_NS = 250_000_000
-WARMUP_TOLERANCE = 0.02
-WARMUP_MIN_WINDOWS_BEFORE_ITER_CAP = 3  # a fast model gets 3 window comparisons first
-WARMUP_CHUNK_NS = 20_000  # warm-up times calls faster than this in chunks
-BLOCK_TRIGGER = 100  # block timing when one call < 100 × the loop's own cost
-BLOCK_OVERHEAD_MAX = 0.001  # ... doubling the block until that cost ≤ 0.1 % of a block
-MAX_BLOCK = 1 << 20
-NULL_LOOP_ITERS = 2000
-BARE_LOOP_MIN_S, BARE_LOOP_MAX_S = 0.3, 2.0
 HOST_STEADY_BAND = (0.90, 1.10)  # η outside this: the host, not the harness, changed speed
 MIN_CAPACITY = 1024
-
-
-def _null() -> None:
-    """The null call used to measure the timing loop's own cost."""
-
-
-# -- the timed loops (kept minimal: these ARE the harness overhead) --------------------------
-
-
-def _loop_single(
-    run: Callable[[], None],
-    starts: np.ndarray,
-    lats: np.ndarray,
-    i: int,
-    stop: int,
-    deadline_ns: int,
-) -> int:
-    for j in range(i, stop):
-        t0 = clock()
-        run()
-        t1 = clock()
-        starts[j] = t0
-        lats[j] = t1 - t0
-        if t1 >= deadline_ns:
-            return j + 1
-    return stop
-
-
-def _loop_block(
-    run: Callable[[], None],
-    reps: range,
-    starts: np.ndarray,
-    lats: np.ndarray,
-    i: int,
-    stop: int,
-    deadline_ns: int,
-) -> int:
-    for j in range(i, stop):
-        t0 = clock()
-        for _ in reps:
-            run()
-        t1 = clock()
-        starts[j] = t0
-        lats[j] = t1 - t0
-        if t1 >= deadline_ns:
-            return j + 1
-    return stop
-
-
-def _loop_generation(
-    model: Any,
-    steps: range,
-    starts: np.ndarray,
-    lats: np.ndarray,
-    ttfts: np.ndarray,
-    i: int,
-    stop: int,
-    deadline_ns: int,
-) -> int:
-    reset, prefill, decode = model.reset, model.prefill, model.decode_step
-    for j in range(i, stop):
-        reset()  # untimed: drops the KV cache
-        t0 = clock()
-        prefill()
-        tf = clock()
-        for _ in steps:
-            decode()
-        t1 = clock()
-        starts[j] = t0
-        lats[j] = t1 - t0
-        ttfts[j] = tf - t0
-        if t1 >= deadline_ns:
-            return j + 1
-    return stop
-
-
-# -- phases ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Warmup:
-    latencies_ns: list[int]  # per call (per-call mean of a chunk for very fast calls)
-    iterations: int
-    steady: bool
-    duration_s: float
-
-
-def _iteration_timer(loaded: Any, generation: bool, new_tokens: int) -> Callable[[int], int]:
-    """``one(k)``: run k iterations back to back, return their total ns (warm-up, cold, memory).
-
-    Generation iterations reset the KV cache untimed before each prefill.
-    """
-    if generation:
-        steps = range(new_tokens - 1)
-
-        def one_gen(k: int) -> int:
-            total = 0
-            for _ in range(k):
-                loaded.reset()
-                t0 = clock()
-                loaded.prefill()
-                for _ in steps:
-                    loaded.decode_step()
-                total += clock() - t0
-            return total
-
-        return one_gen
-    run = loaded.run_once
-
-    def one(k: int) -> int:
-        reps = range(k)
-        t0 = clock()
-        for _ in reps:
-            run()
-        return clock() - t0
-
-    return one
-
-
-def _warmup(one: Callable[[int], int], spec: RunSpec, emit: Emit, chunkable: bool) -> _Warmup:
-    """Run until the medians of two consecutive windows agree within 2 % (or the cap).
-
-    A sample is one call, or for calls under WARMUP_CHUNK_NS a chunk of calls timed together
-    (its per-call mean is recorded), so a very fast model does not fill memory with samples.
-    """
-    preset = spec.preset_values
-    min_ns = int((2.0 if spec.is_gpu else 1.0) * 1e9)
-    max_ns = int(preset.warmup_max_s * 1e9)
-    lat: list[int] = []
-    iters = 0
-    chunk = 1
-    t_begin = clock()
-    win_start, win_t0 = 0, t_begin
-    prev: list[int] | None = None
-    compared = 0
-    next_emit = t_begin + PROGRESS_INTERVAL_NS
-    while True:
-        lat.append(one(chunk) // chunk)
-        iters += chunk
-        now = clock()
-        elapsed = now - t_begin
-        if chunkable and chunk == 1 and len(lat) == WARMUP_WINDOW_MIN_ITERS:
-            med = float(np.median(lat))
-            if med < WARMUP_CHUNK_NS:
-                chunk = math.ceil(WARMUP_CHUNK_NS / max(med, 1.0))
-        if len(lat) - win_start >= WARMUP_WINDOW_MIN_ITERS and now - win_t0 >= WARMUP_WINDOW_MIN_NS:
-            cur = lat[win_start:]
-            agree = prev is not None and stats.warmup_is_steady(
-                np.asarray(prev), np.asarray(cur), WARMUP_TOLERANCE
-            )
-            compared += prev is not None
-            prev, win_start, win_t0 = cur, len(lat), now
-            if agree and iters >= WARMUP_MIN_ITERS and elapsed >= min_ns:
-                return _Warmup(lat, iters, True, elapsed / 1e9)
-        if elapsed >= max_ns or (
-            iters >= preset.warmup_max_iters
-            and compared >= WARMUP_MIN_WINDOWS_BEFORE_ITER_CAP
-            and elapsed >= min_ns
-        ):
-            return _Warmup(lat, iters, False, elapsed / 1e9)
-        if now >= next_emit:
-            next_emit = now + PROGRESS_INTERVAL_NS
-            emit(
-                MeasureProgress(
-                    Phase.WARMUP,
-                    n=iters,
-                    elapsed_s=elapsed / 1e9,
-                    fraction=min(1.0, elapsed / max_ns),
-                    recent_latencies_ns=tuple(lat[-RECENT_MAX:]),
-                )
-            )
-
-
-def null_loop_cost_ns(iters: int = NULL_LOOP_ITERS, repeats: int = 5) -> float:
-    """Per-iteration cost of the measurement loop itself, with a null call (min of repeats)."""
-    starts = np.zeros(iters, dtype=np.int64)
-    lats = np.zeros(iters, dtype=np.int64)
-    best = math.inf
-    for _ in range(repeats):
-        t0 = clock()
-        _loop_single(_null, starts, lats, 0, iters, 1 << 62)
-        best = min(best, (clock() - t0) / iters)
-    return best
-
-
-def _calibrate(run: Callable[[], None], call_ns: float) -> tuple[float, int]:
-    """(loop cost per iteration ns, block size): blocks only when a call < 100 × loop cost."""
-    loop_ns = null_loop_cost_ns()
-    if call_ns >= BLOCK_TRIGGER * loop_ns:
-        return loop_ns, 1
-    block = 1
-    while block < MAX_BLOCK:
-        block *= 2
-        reps = range(block)
-        best = math.inf
-        for _ in range(3):
-            t0 = clock()
-            for _ in reps:
-                run()
-            best = min(best, clock() - t0)
-        if loop_ns <= BLOCK_OVERHEAD_MAX * best:
-            break
-    return loop_ns, block
+BARE_LOOP_MIN_S, BARE_LOOP_MAX_S = 0.3, 2.0
 
 
 def _next_due(monitor: stats.ConvergenceMonitor, n: int) -> int:
@@ -352,11 +149,11 @@ def _measure_loop(
             deadline = min(next_emit, t_end)
             if generation:
                 assert ttfts is not None
-                i = _loop_generation(loaded, steps, starts, lats, ttfts, i, stop, deadline)
+                i = loop_generation(loaded, steps, starts, lats, ttfts, i, stop, deadline)
             elif block == 1:
-                i = _loop_single(run, starts, lats, i, stop, deadline)
+                i = loop_single(run, starts, lats, i, stop, deadline)
             else:
-                i = _loop_block(run, reps, starts, lats, i, stop, deadline)
+                i = loop_block(run, reps, starts, lats, i, stop, deadline)
             now = int(starts[i - 1] + lats[i - 1])
             elapsed = now - t_begin
             if monitor.due(i):
@@ -423,75 +220,6 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def bare_loop_throughput(
-    run: Callable[[], None], call_ns: float, items_per_call: int, duration_s: float
-) -> float:
-    """Items per second of ``run`` in a loop with no instrumentation (chunks of ~20 ms)."""
-    chunk = max(1, int(20e6 / max(call_ns, 1.0)))
-    reps = range(chunk)
-    calls = 0
-    target_ns = int(duration_s * 1e9)
-    t0 = clock()
-    while True:
-        for _ in reps:
-            run()
-        calls += chunk
-        elapsed = clock() - t0
-        if elapsed >= target_ns and calls >= 3:
-            return calls * items_per_call / (elapsed / 1e9)
-
-
-# -- memory pass -------------------------------------------------------------------------
-
-
-def _peak_rss_bytes() -> tuple[int | None, str | None]:
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return (int(peak) if sys.platform == "darwin" else int(peak) * 1024), None
-    except ImportError:
-        pass
-    try:
-        import psutil
-
-        info = psutil.Process().memory_info()
-        wset = getattr(info, "peak_wset", None)
-        if wset is None:
-            return None, "peak RSS: n/a (this platform reports no peak)"
-        return int(wset), None
-    except Exception as exc:  # psutil raises its own types per platform
-        return None, f"peak RSS: n/a ({exc})"
-
-
-def memory_pass(loaded: LoadedModel, one: Callable[[int], int]) -> MemoryFigures:
-    """Peak memory from a few extra iterations, after (and apart from) the timed phases.
-
-    Host RSS is read here; device figures come from the runtime plugin that owns the device.
-    """
-    loaded.reset_peak_memory()
-    process_peak: int | None = None
-    t0 = clock()
-    for k in range(1000):
-        one(1)
-        if k < 3:  # the device's per-process figure is a snapshot: take the largest seen
-            seen = loaded.peak_memory().process_bytes
-            if seen is not None:
-                process_peak = max(process_peak or 0, seen)
-        if k >= 2 and clock() - t0 > 300_000_000:
-            break
-    device = loaded.peak_memory()
-    rss, rss_note = _peak_rss_bytes()
-    notes = [rss_note or "peak RSS is the worker process's peak over its life (load included)"]
-    return MemoryFigures(
-        peak_rss_bytes=rss,
-        torch_allocated_peak_bytes=device.allocated_peak_bytes,
-        torch_reserved_peak_bytes=device.reserved_peak_bytes,
-        gpu_process_peak_bytes=process_peak,
-        notes=(*notes, *device.notes),
-    )
-
-
 # -- the whole run -----------------------------------------------------------------------
 
 
@@ -545,21 +273,21 @@ def measure(
             "scenario.",
             field="scenario",
         )
-    one = _iteration_timer(loaded, generation, spec.new_tokens)
+    one = iteration_timer(loaded, generation, spec.new_tokens)
     items_per_call = int(getattr(loaded, "items_per_call", spec.batch_size))
 
     emit(MeasureProgress(Phase.LOADING, "first call"))
     first_call_ns = one(1)
 
     emit(MeasureProgress(Phase.WARMUP, "warming up"))
-    wu = _warmup(one, spec, emit, chunkable=not generation)
+    wu = warmup(one, spec, emit, chunkable=not generation)
     call_ns = float(np.median(wu.latencies_ns[-max(WARMUP_WINDOW_MIN_ITERS, 1) :]))
 
     emit(MeasureProgress(Phase.CALIBRATION, "timing the timing loop"))
     if generation:
         loop_ns, block = null_loop_cost_ns(), 1
     else:
-        loop_ns, block = _calibrate(loaded.run_once, call_ns)
+        loop_ns, block = calibrate(loaded.run_once, call_ns)
 
     if before_measure is not None:
         before_measure()

@@ -17,15 +17,9 @@ from wattbench.domain.result import (
     RunStatus,
 )
 from wattbench.domain.spec import RunSpec, Scenario
-from wattbench.engine.compare import (
-    METHOD_BETWEEN_RUNS,
-    METHOD_WITHIN_RUN,
-    METRICS,
-    Ratio,
-    compare_runs,
-    metric_value,
-    verdict_sentence,
-)
+from wattbench.engine.compare import compare_runs
+from wattbench.engine.metrics import METHOD_BETWEEN_RUNS, METHOD_WITHIN_RUN, METRICS, metric_value
+from wattbench.engine.ratios import Ratio, verdict_sentence
 from wattbench.engine.stats import summarize, throughput_interval
 
 from tests.store_fixtures import MODEL, make_result

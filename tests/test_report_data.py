@@ -13,7 +13,7 @@ import pytest
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunStatus
-from wattbench.engine.compare import metric_value
+from wattbench.engine.metrics import metric_value
 from wattbench.reports import write_report
 from wattbench.reports.data import METRIC_COLUMNS, REPORT_JSON_FORMAT, REPORT_JSON_VERSION
 from wattbench.reports.model import build_report

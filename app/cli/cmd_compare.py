@@ -14,7 +14,8 @@ from typing import Any
 
 from wattbench.cli.common import EXIT_OK, print_json, print_lines, print_table, workbench
 from wattbench.domain import units
-from wattbench.engine.compare import METRICS, Comparison
+from wattbench.engine.compare import Comparison
+from wattbench.engine.metrics import METRICS
 
 log = logging.getLogger(__name__)
 

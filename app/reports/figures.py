@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from wattbench.engine.compare import METRICS
+from wattbench.engine.metrics import METRICS
 from wattbench.reports.charts import (
     Chart,
     bar_chart,

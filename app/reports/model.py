@@ -19,15 +19,9 @@ from wattbench import __version__
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult, RunStatus, host_of
-from wattbench.engine.compare import (
-    METRICS,
-    Comparison,
-    ConfigGroup,
-    Ratio,
-    compare_runs,
-    metric_value,
-    verdict_sentence,
-)
+from wattbench.engine.compare import Comparison, compare_runs
+from wattbench.engine.metrics import METRICS, ConfigGroup, metric_value
+from wattbench.engine.ratios import Ratio, verdict_sentence
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from wattbench.engine.compare import Comparison, ConfigGroup
+from wattbench.engine.compare import Comparison
+from wattbench.engine.metrics import ConfigGroup
 
 MAX_POWER_SERIES = 8
 ENERGY_METRICS = ("energy", "perf-per-watt")  # the bars an energy estimate can stand in for

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wattbench.domain.result import Interval, RunStatus
-from wattbench.engine.compare import METRICS
+from wattbench.engine.metrics import METRICS
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 from wattbench.reports.textfmt import interval_text, na, percent_text, ratio_text, sig
 

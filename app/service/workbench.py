@@ -22,7 +22,8 @@ from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import RunSpec
-from wattbench.engine.compare import COST_METRICS, Comparison, compare_runs
+from wattbench.engine.compare import Comparison, compare_runs
+from wattbench.engine.metrics import COST_METRICS
 from wattbench.reports import write_report
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,14 @@ from wattbench.domain.result import (
     result_document,
 )
 from wattbench.domain.spec import RunSpec
-from wattbench.engine.stats import (
-    T_975_19,
+from wattbench.engine.convergence import (
     ConvergenceMonitor,
     ConvergenceState,
+    quality_flags,
+    warmup_is_steady,
+)
+from wattbench.engine.stats import (
+    T_975_19,
     batch_means,
     effective_n,
     headline_min_n_eff,
@@ -41,11 +45,9 @@ from wattbench.engine.stats import (
     loadgen_min_queries,
     mean_interval,
     percentile_estimates,
-    quality_flags,
     summarize,
     t_975,
     throughput_interval,
-    warmup_is_steady,
 )
 
 BASE_NS = 1_000_000.0  # 1 ms

@@ -32,7 +32,7 @@ from wattbench.domain.result import (
     PhaseTimings,
 )
 from wattbench.domain.spec import RunSpec, Scenario
-from wattbench.engine import stats
+from wattbench.engine import convergence, stats
 from wattbench.engine.memory import memory_pass
 from wattbench.engine.timing import (
     PROGRESS_INTERVAL_NS,
@@ -58,7 +58,7 @@ MIN_CAPACITY = 1024
 BARE_LOOP_MIN_S, BARE_LOOP_MAX_S = 0.3, 2.0
 
 
-def _next_due(monitor: stats.ConvergenceMonitor, n: int) -> int:
+def _next_due(monitor: convergence.ConvergenceMonitor, n: int) -> int:
     """Smallest m > n with monitor.due(m) (due is monotone in n between checks)."""
     lo, step = n, 1
     hi = n + step
@@ -110,7 +110,7 @@ def _measure_loop(
 ) -> _Measured:
     eps = spec.target_epsilon
     t_max_ns = int(spec.measurement_t_max_s * 1e9)
-    monitor = stats.ConvergenceMonitor(
+    monitor = convergence.ConvergenceMonitor(
         eps,
         spec.required_tails,
         min_n=30,
@@ -305,7 +305,7 @@ def measure(
     items = m.n * block * items_per_call
     busy_ns = int(m.lats.sum())
     throughput = stats.throughput_interval(items, busy_ns, summary.rho)
-    flags = stats.quality_flags(
+    flags = convergence.quality_flags(
         summary,
         converged=m.converged,
         warmup_steady=wu.steady,

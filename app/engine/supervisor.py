@@ -21,7 +21,6 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,16 +35,14 @@ from wattbench.domain.events import (
     ProgressEvent,
 )
 from wattbench.domain.result import (
-    EnergyFigure,
     Measurement,
     PhaseTimings,
     RunResult,
     RunStatus,
-    Trace,
 )
 from wattbench.domain.spec import RunSpec
-from wattbench.energy.sampler import Sampler, open_sampler
 from wattbench.engine import ipc
+from wattbench.engine.run_energy import RunEnergy
 from wattbench.engine.worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -100,111 +97,6 @@ def describe_exit(exitcode: int | None) -> tuple[str, str]:
     )
 
 
-# -- energy -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Energy:
-    """The optional energy sampler (ENERGY helper's wattbench.energy.sampler)."""
-
-    sampler: Sampler | None = None
-    na_reason: str | None = None
-    idle: Any = None
-    started: bool = False
-
-    @classmethod
-    def open(cls, spec: RunSpec) -> _Energy:
-        try:
-            return cls(sampler=open_sampler(spec))
-        except Exception as exc:  # a sensor problem must never stop the run
-            log.warning("energy sampler unavailable: %s", exc)
-            return cls(na_reason=f"no power sensor could be opened: {exc}")
-
-    def idle_baseline(self) -> None:
-        if self.sampler is None:
-            return
-        try:
-            self.idle = self.sampler.idle_baseline()
-        except Exception as exc:
-            log.warning("idle baseline failed: %s", exc)
-            self.idle = None
-
-    def start(self) -> None:
-        if self.sampler is None:
-            return
-        try:
-            self.sampler.start()
-            self.started = True
-        except Exception as exc:
-            log.warning("energy sampler failed to start: %s", exc)
-            self.na_reason = f"the power sampler failed to start: {exc}"
-            self.sampler = None
-
-    def stop(self) -> None:
-        if self.sampler is not None and self.started:
-            try:
-                self.sampler.stop()
-            except Exception as exc:
-                log.warning("energy sampler failed to stop: %s", exc)
-            self.started = False
-
-    def latest_power_w(self) -> dict[str, float]:
-        if self.sampler is None or not self.started:
-            return {}
-        try:
-            return {str(k): float(v) for k, v in dict(self.sampler.latest_power_w()).items()}
-        except Exception:
-            return {}
-
-    def figures(
-        self, t0_ns: int, t1_ns: int, items: int
-    ) -> tuple[tuple[EnergyFigure, ...], tuple[str, ...], str | None]:
-        if self.sampler is None:
-            return (), (), self.na_reason or "no power sensor"
-        try:
-            report = self.sampler.figures(t0_ns, t1_ns, items, self.idle)
-        except Exception as exc:
-            log.warning("energy figures failed: %s", exc)
-            return (), (), f"energy could not be computed: {exc}"
-        figs = tuple(getattr(report, "figures", ()) or ())
-        flags = tuple(str(f) for f in getattr(report, "flags", ()) or ())
-        na = getattr(report, "na_reason", None)
-        if not figs and not na:
-            na = "no power sensor reported data for this device"
-        return figs, flags, na
-
-    def traces(self) -> dict[str, Trace]:
-        if self.sampler is None:
-            return {}
-        try:
-            found = self.sampler.traces()
-            if isinstance(found, Mapping):
-                return {str(k): v for k, v in found.items()}
-            return {t.name: t for t in found}
-        except Exception as exc:
-            log.warning("energy traces failed: %s", exc)
-            return {}
-
-    def close(self, busy: threading.Thread | None = None) -> None:
-        """Stop and close the sampler; if ``busy`` (an idle-baseline thread cancelled midway)
-        still uses it, close it once that thread ends, without waiting here."""
-        if busy is not None and busy.is_alive():
-
-            def close_later() -> None:
-                busy.join()
-                self.close()
-
-            threading.Thread(target=close_later, name="wattbench-close", daemon=True).start()
-            return
-        self.stop()
-        close = getattr(self.sampler, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception as exc:
-                log.debug("sampler close failed: %s", exc)
-
-
 # -- result assembly ----------------------------------------------------------------------
 
 
@@ -213,7 +105,7 @@ def _build_result(
     run_id: str,
     created_at: str,
     m: Measurement,
-    energy: _Energy,
+    energy: RunEnergy,
     *,
     worker_start_s: float | None,
     total_s: float,
@@ -272,7 +164,7 @@ class Supervisor:
         self.state = _State()
 
     # -- helpers --------------------------------------------------------------------------
-    def _emit(self, phase: str, energy: _Energy | None = None, **kw: Any) -> None:
+    def _emit(self, phase: str, energy: RunEnergy | None = None, **kw: Any) -> None:
         self.state.phase = phase
         if self.progress is None:
             return
@@ -289,7 +181,7 @@ class Supervisor:
         except Exception:  # a broken progress consumer must not kill the run
             log.exception("progress callback failed")
 
-    def _relay(self, p: MeasureProgress, energy: _Energy) -> None:
+    def _relay(self, p: MeasureProgress, energy: RunEnergy) -> None:
         self._emit(
             p.phase,
             energy,
@@ -344,7 +236,7 @@ class Supervisor:
     # -- main -----------------------------------------------------------------------------
     def run(self) -> RunResult:
         spec = self.spec
-        energy = _Energy.open(spec)
+        energy = RunEnergy.open(spec)
         idle_thread: threading.Thread | None = None
         try:
             if spec.idle_baseline and energy.sampler is not None:
@@ -364,7 +256,7 @@ class Supervisor:
         finally:
             energy.close(busy=idle_thread)
 
-    def _run_worker(self, energy: _Energy) -> RunResult:
+    def _run_worker(self, energy: RunEnergy) -> RunResult:
         spec = self.spec
         limit_s = time_limit_s(spec)
         ctx = multiprocessing.get_context("spawn")
@@ -397,7 +289,7 @@ class Supervisor:
         self,
         proc: Any,
         recv: Any,
-        energy: _Energy,
+        energy: RunEnergy,
         deadline_ns: int,
         limit_s: float,
     ) -> RunResult:
@@ -441,12 +333,12 @@ class Supervisor:
             else:
                 self._heartbeat(energy)
 
-    def _heartbeat(self, energy: _Energy) -> None:
+    def _heartbeat(self, energy: RunEnergy) -> None:
         """A progress event while the worker is quiet (loading), so power charts keep moving."""
         if self.progress is not None and energy.started:
             self._emit(self.state.phase, energy)
 
-    def _handle(self, msg: ipc.WorkerMessage, energy: _Energy) -> RunResult | None:
+    def _handle(self, msg: ipc.WorkerMessage, energy: RunEnergy) -> RunResult | None:
         st = self.state
         if isinstance(msg, ipc.Ready):
             st.t_ready_ns = msg.t_ready_ns

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from wattbench.domain.events import MeasureProgress, Phase
 from wattbench.domain.spec import RunSpec
-from wattbench.engine import stats
+from wattbench.engine import convergence
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def warmup(one: Callable[[int], int], spec: RunSpec, emit: Emit, chunkable: bool
                 chunk = math.ceil(WARMUP_CHUNK_NS / max(med, 1.0))
         if len(lat) - win_start >= WARMUP_WINDOW_MIN_ITERS and now - win_t0 >= WARMUP_WINDOW_MIN_NS:
             cur = lat[win_start:]
-            agree = prev is not None and stats.warmup_is_steady(
+            agree = prev is not None and convergence.warmup_is_steady(
                 np.asarray(prev), np.asarray(cur), WARMUP_TOLERANCE
             )
             compared += prev is not None

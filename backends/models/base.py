@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 Dim = int | str  # a concrete size, or the name of a dynamic dimension ("batch", "seq_len")
 
 
+BATCH = "batch"  # the name of the batch dimension in input shapes
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One declared model input. Dimension 0 is the batch dimension when named "batch"."""

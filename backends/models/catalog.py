@@ -14,10 +14,16 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from wattbench.backends.models import builtin
-from wattbench.backends.models.base import Dim, InputSpec, ModelEntry
+from wattbench.backends.models.base import BATCH, InputSpec, ModelEntry
+from wattbench.backends.models.files import (
+    TORCH_SUFFIXES,
+    export_entry,
+    onnx_file_entry,
+    onnx_signature,
+    torchscript_entry,
+)
 from wattbench.backends.models.inputs import format_shape, normalize_dtype, parse_shape
 from wattbench.domain.errors import ModelError, ShapeError
 
@@ -25,27 +31,7 @@ log = logging.getLogger(__name__)
 
 ZOO_PREFIX = "onnx-zoo:"
 BUILTIN_PREFIX = "builtin:"
-BATCH = "batch"
 DIM_HELP = "set its size, NAME=SIZE (e.g. seq_len=128; the batch is the batch size)"
-SHAPE_HELP = "give its shape, NAME=1x3x224x224:float32"
-
-# ONNX TensorProto element types -> numpy dtype names.
-_ONNX_DTYPES = {
-    1: "float32",
-    2: "uint8",
-    3: "int8",
-    4: "uint16",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    9: "bool",
-    10: "float16",
-    11: "float64",
-    12: "uint32",
-    13: "uint64",
-    16: "bfloat16",
-}
-_TORCH_SUFFIXES = {".pt": "torchscript", ".pth": "torchscript", ".pt2": "torch-export"}
 
 
 # -- the onnx package's test models ("onnx-zoo") -------------------------------------------
@@ -80,7 +66,7 @@ def _zoo_entry(name: str) -> ModelEntry:
             f"Unknown onnx-zoo model {name!r}: choose one of "
             f"{', '.join(ZOO_PREFIX + n for n in zoo_names())} (see the model catalog)."
         )
-    inputs, params = _onnx_signature(path)
+    inputs, params = onnx_signature(path)
     return ModelEntry(
         ref=ZOO_PREFIX + name,
         name=name,
@@ -106,223 +92,6 @@ def zoo_entries() -> list[ModelEntry]:
 def list_models() -> list[ModelEntry]:
     """Every model known by name: the built-ins, then the onnx-zoo models."""
     return builtin.entries() + zoo_entries()
-
-
-# -- ONNX files ----------------------------------------------------------------------------
-
-
-def _read_onnx(path: Path) -> Any:
-    """Parse and check an ONNX file; ModelError saying whether it is not ONNX or damaged."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    head = path.read_bytes()[:64]
-    if not head:
-        raise ModelError(f"{path} is empty: it is not an ONNX model.")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError) as exc:
-        if head[:1] != b"\x08":  # an ONNX ModelProto starts with field 1 (ir_version)
-            raise ModelError(
-                f"{path} is not an ONNX file (it does not parse as an ONNX ModelProto). "
-                "Give an .onnx model exported with torch.onnx or a converter."
-            ) from exc
-        raise ModelError(
-            f"{path} looks like ONNX but is corrupt (truncated or damaged: {exc}). "
-            "Export or download it again."
-        ) from exc
-    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
-        raise ModelError(
-            f"{path} is not an ONNX file (no model graph in it). "
-            "Give an .onnx model exported with torch.onnx or a converter."
-        )
-    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-    try:  # a model with external data is checked from its path, which finds the data files
-        onnx.checker.check_model(str(path) if external else model)
-    except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"{path} is a corrupt or invalid ONNX model ({first}). Export it again or check "
-            "it with onnx.checker."
-        ) from exc
-    return model
-
-
-def _onnx_signature(path: Path) -> tuple[tuple[InputSpec, ...], int | None]:
-    """Declared inputs (initializers excluded) and parameter count of an ONNX file."""
-
-    model = _read_onnx(path)
-    graph = model.graph
-    init = {t.name for t in graph.initializer}
-    params = _parameter_count(graph)
-    specs: list[InputSpec] = []
-    for value in graph.input:
-        if value.name in init:
-            continue
-        ttype = value.type.tensor_type
-        if not value.type.HasField("tensor_type"):
-            raise ModelError(
-                f"{path}: input {value.name!r} is not a tensor; Wattbench feeds tensors only."
-            )
-        dtype = _ONNX_DTYPES.get(ttype.elem_type)
-        if dtype is None:
-            raise ModelError(
-                f"{path}: input {value.name!r} has ONNX element type {ttype.elem_type}, which "
-                "Wattbench cannot synthesize."
-            )
-        shape: list[Dim] = []
-        for i, d in enumerate(ttype.shape.dim):
-            if d.HasField("dim_value") and d.dim_value > 0:
-                shape.append(int(d.dim_value))
-            elif i == 0:
-                shape.append(BATCH)  # a dynamic leading dimension is the batch
-            else:
-                shape.append(d.dim_param or f"{value.name}_dim{i}")
-        specs.append(InputSpec(value.name, tuple(shape), dtype))
-    if not specs:
-        raise ModelError(f"{path} declares no inputs; Wattbench needs at least one to feed.")
-    return tuple(specs), params
-
-
-def _parameter_count(graph: Any) -> int | None:
-    """Weights in initializers plus tensors made by ConstantOfShape from constant shapes
-    (the onnx test models build their weights that way)."""
-    import numpy as np
-    from onnx import numpy_helper
-
-    consts: dict[str, Any] = {t.name: t for t in graph.initializer}
-    total = sum(int(np.prod(t.dims)) for t in graph.initializer)
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = node.attribute[0].t
-    for node in graph.node:
-        if node.op_type == "ConstantOfShape" and node.input and node.input[0] in consts:
-            dims = numpy_helper.to_array(consts[node.input[0]])
-            total += int(np.prod(dims))
-    return total or None
-
-
-def _onnx_file_entry(path: Path) -> ModelEntry:
-    inputs, params = _onnx_signature(path)
-    return ModelEntry(
-        ref=str(path),
-        name=path.stem,
-        family="file",
-        format="onnx",
-        description=f"ONNX file {path.name}",
-        inputs=inputs,
-        path=str(path),
-        parameters=params,
-    )
-
-
-# -- TorchScript and torch.export files ----------------------------------------------------
-
-
-def _explicit_inputs(shapes: Mapping[str, str]) -> tuple[InputSpec, ...]:
-    out = []
-    for name, text in shapes.items():
-        dims, dtype = parse_shape(text)
-        out.append(InputSpec(name, dims, dtype))
-    return tuple(out)
-
-
-def jit_load(path: str) -> Any:
-    """torch.jit.load without its deprecation warning: TorchScript files are still read."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(path, map_location="cpu")
-
-
-def _torchscript_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEntry:
-
-    try:
-        module = jit_load(str(path))
-    except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors
-        raise ModelError(
-            f"{path} is not a readable TorchScript file ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Save it with torch.jit.save, "
-            "or give an .onnx or torch.export .pt2 file."
-        ) from exc
-    try:
-        names = [a.name for a in module.forward.schema.arguments[1:]]
-    except (AttributeError, RuntimeError):
-        names = []
-    if not shapes:
-        raise ShapeError(
-            f"TorchScript file {path.name} does not declare input shapes; give each input's "
-            f"shape ({', '.join(names) or 'its forward arguments'}), e.g. "
-            f"{names[0] if names else 'x'}=1x3x224x224:float32.",
-            field="input_shapes",
-        )
-    if names:
-        unknown = [n for n in shapes if n not in names]
-        if unknown:
-            raise ShapeError(
-                f"TorchScript file {path.name} has no input named {', '.join(unknown)}; its "
-                f"inputs are {', '.join(names)}.",
-                field="input_shapes",
-            )
-        missing = [n for n in names if n not in shapes]
-        if missing:
-            raise ShapeError(
-                f"TorchScript file {path.name}: give the shape of {', '.join(missing)} too "
-                f"({SHAPE_HELP}).",
-                field="input_shapes",
-            )
-        shapes = {n: shapes[n] for n in names}
-    params = sum(int(p.numel()) for p in module.parameters())
-    return ModelEntry(
-        ref=str(path),
-        name=path.stem,
-        family="file",
-        format="torchscript",
-        description=f"TorchScript file {path.name}",
-        inputs=_explicit_inputs(shapes),
-        path=str(path),
-        parameters=params,
-    )
-
-
-def _export_entry(path: Path) -> ModelEntry:
-    import torch
-
-    try:
-        program = torch.export.load(str(path))
-    except Exception as exc:
-        raise ModelError(
-            f"{path} is not a readable torch.export file ({type(exc).__name__}). Save it with "
-            "torch.export.save, or give an .onnx or TorchScript file."
-        ) from exc
-    specs: list[InputSpec] = []
-    user_inputs = list(program.graph_signature.user_inputs)
-    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    for name in user_inputs:
-        val = nodes[name].meta.get("val") if name in nodes else None
-        if val is None or not hasattr(val, "shape"):
-            raise ModelError(f"{path}: input {name!r} is not a tensor; Wattbench feeds tensors.")
-        shape: list[Dim] = []
-        for i, d in enumerate(val.shape):
-            if isinstance(d, int):
-                shape.append(int(d))
-            else:
-                shape.append(BATCH if i == 0 else str(d))
-        specs.append(InputSpec(name, tuple(shape), str(val.dtype).removeprefix("torch.")))
-    params = sum(int(p.numel()) for p in program.state_dict.values())
-    return ModelEntry(
-        ref=str(path),
-        name=path.stem,
-        family="file",
-        format="torch-export",
-        description=f"torch.export file {path.name}",
-        inputs=tuple(specs),
-        path=str(path),
-        parameters=params,
-    )
 
 
 # -- resolving -----------------------------------------------------------------------------
@@ -377,7 +146,7 @@ def model_format(ref: str) -> str:
         return "torch-module"
     if ref.startswith(ZOO_PREFIX):
         return "onnx"
-    return _TORCH_SUFFIXES.get(Path(ref).suffix.lower(), "onnx")
+    return TORCH_SUFFIXES.get(Path(ref).suffix.lower(), "onnx")
 
 
 def _did_you_mean(ref: str) -> str:
@@ -403,11 +172,11 @@ def _file_entry(ref: str, input_shapes: Mapping[str, str] | None) -> ModelEntry:
         raise ModelError(f"Model file {ref} is not readable by this user; check its permissions.")
     path = path.resolve()
     suffix = path.suffix.lower()
-    if suffix in _TORCH_SUFFIXES:
-        if _TORCH_SUFFIXES[suffix] == "torch-export":
-            return _export_entry(path)
-        return _torchscript_entry(path, input_shapes)
-    return _onnx_file_entry(path)  # .onnx, or any other name: it must parse as ONNX
+    if suffix in TORCH_SUFFIXES:
+        if TORCH_SUFFIXES[suffix] == "torch-export":
+            return export_entry(path)
+        return torchscript_entry(path, input_shapes)
+    return onnx_file_entry(path)  # .onnx, or any other name: it must parse as ONNX
 
 
 def _override_shapes(entry: ModelEntry, shapes: Mapping[str, str]) -> ModelEntry:

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from wattbench.backends.models import catalog
+from wattbench.backends.models import catalog, files
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.models.inputs import synthesize
 from wattbench.backends.runtimes.base import (
@@ -320,7 +320,7 @@ def _build(model: ModelEntry) -> Any:
     assert model.path is not None
     try:
         if model.format == "torchscript":
-            return catalog.jit_load(model.path).eval()
+            return files.jit_load(model.path).eval()
         if model.format == "torch-export":
             return torch.export.load(model.path).module()
     except Exception as exc:

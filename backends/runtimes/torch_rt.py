@@ -11,53 +11,27 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from wattbench.backends.models import catalog, files
 from wattbench.backends.models.base import ModelEntry
-from wattbench.backends.models.inputs import synthesize
 from wattbench.backends.runtimes.base import (
     Availability,
     DeviceInfo,
-    DeviceMemory,
     RuntimeOptions,
 )
-from wattbench.backends.runtimes.gpu_memory import nvml_process_bytes
-from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
+from wattbench.backends.runtimes.device_names import parse_device, torch_device
+from wattbench.backends.runtimes.torch_loaded import (
+    TorchGenerative,
+    TorchLoaded,
+    _build,
+)
+from wattbench.domain.errors import DeviceError, ModelError, UnsupportedOptionError
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-KINDS = ("cpu", "cuda", "mps", "xpu")
-
-
-def parse_device(device: str) -> tuple[str, int | None]:
-    """("cuda", 0) from "cuda:0"; ("cpu", None) from "cpu". DeviceError when malformed."""
-    kind, _, index = device.strip().lower().partition(":")
-    if kind == "rocm":
-        kind = "cuda"  # ROCm builds of torch expose AMD GPUs as cuda devices
-    if kind not in KINDS:
-        raise DeviceError(
-            f"Unknown device {device!r}: use cpu, cuda:N, mps or xpu:N (see the device list).",
-            field="device",
-        )
-    if not index:
-        return kind, (0 if kind in ("cuda", "xpu") else None)
-    if kind in ("cpu", "mps"):
-        raise DeviceError(
-            f"Device {device!r}: {kind} takes no index; write {kind} (one CPU device covers "
-            "every core; set fewer threads to use fewer)."
-            if kind == "cpu"
-            else f"Device {device!r}: mps takes no index; write mps.",
-            field="device",
-        )
-    if not index.isdigit():
-        raise DeviceError(
-            f"Cannot read the device {device!r}: the index must be a number, e.g. {kind}:0."
-        )
-    return kind, int(index)
 
 
 def _torch_version() -> str | None:
@@ -292,7 +266,7 @@ class TorchRuntime:
 
         if options.threads is not None:
             torch.set_num_threads(options.threads)
-        dev = torch.device(_torch_device(device))
+        dev = torch.device(torch_device(device))
         dtype = getattr(torch, _DTYPES[options.precision])
         module = _build(model)
         try:
@@ -304,221 +278,3 @@ class TorchRuntime:
         if model.generative and model.family == "builtin":
             return TorchGenerative(module, model, dev, dtype, options)
         return TorchLoaded(module, model, dev, dtype, options)
-
-
-def _torch_device(device: str) -> str:
-    kind, index = parse_device(device)
-    return kind if index is None else f"{kind}:{index}"
-
-
-def _build(model: ModelEntry) -> Any:
-    import torch
-    from wattbench.backends.models import builtin
-
-    if model.family == "builtin":
-        return builtin.build_module(model.name)
-    assert model.path is not None
-    try:
-        if model.format == "torchscript":
-            return files.jit_load(model.path).eval()
-        if model.format == "torch-export":
-            return torch.export.load(model.path).module()
-    except Exception as exc:
-        raise ModelError(f"Cannot load {model.path}: {type(exc).__name__}: {exc}") from exc
-    raise UnsupportedOptionError(
-        f"The torch runtime cannot run {model.format} models.", field="runtime"
-    )
-
-
-def _sync_fn(dev: torch.device) -> Any:
-    import torch
-
-    if dev.type == "cuda":
-        return lambda: torch.cuda.synchronize(dev)
-    if dev.type == "mps":
-        return torch.mps.synchronize
-    if dev.type == "xpu":
-        return lambda: torch.xpu.synchronize(dev)
-    return None
-
-
-class TorchLoaded:
-    """A torch module on its device with seeded inputs; ``run_once`` is one synchronized call."""
-
-    def __init__(
-        self, module: Any, model: ModelEntry, dev: torch.device, dtype: Any, options: RuntimeOptions
-    ) -> None:
-        import torch
-
-        self.module = module
-        self.model = model
-        self.device = dev
-        self.dtype = dtype
-        self.options = options
-        self.items_per_call = options.batch_size
-        shapes = catalog.concrete_inputs(
-            model, options.batch_size, dict(options.dims), dict(options.input_shapes)
-        )
-        self.input_shapes = tuple(shapes)
-        arrays = synthesize(shapes, seed=options.seed, highs=catalog.highs(model))
-        self.args = tuple(self._tensor(arrays[name]) for name, _, _ in shapes)
-        self._grad_was = torch.is_grad_enabled()
-        torch.set_grad_enabled(False)  # worker-wide while loaded; restored by close()
-        sync = _sync_fn(dev)
-        call, args = self.module, self.args
-        if sync is None:
-
-            def run_once() -> None:
-                call(*args)
-        else:
-
-            def run_once() -> None:
-                call(*args)
-                sync()
-
-        self.run_once = run_once
-        self._sync = sync
-        self.closed = False
-
-    def _tensor(self, arr: Any) -> Any:
-        import torch
-
-        t = torch.from_numpy(arr)
-        if t.is_floating_point():
-            t = t.to(self.dtype)
-        return t.to(self.device)
-
-    def synchronize(self) -> None:
-        if self._sync is not None:
-            self._sync()
-
-    def outputs(self) -> list[Any]:
-        """One call's outputs as float32 numpy arrays (for correctness checks, not timed)."""
-        out = self.module(*self.args)
-        items = out if isinstance(out, (tuple, list)) else [out]
-        return [o.detach().float().cpu().numpy() for o in items]
-
-    def settings(self) -> dict[str, Any]:
-        import torch
-
-        return {
-            "runtime": "torch",
-            "torch_version": torch.__version__,
-            "device": str(self.device),
-            "precision": self.options.precision,
-            "intra_op_threads": torch.get_num_threads(),
-            "inter_op_threads": torch.get_num_interop_threads(),
-            "threads_requested": self.options.threads,
-            "mode": "eager, grad disabled",
-            "model_format": self.model.format,
-            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-            "env": {
-                k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
-            },
-        }
-
-    def reset_peak_memory(self) -> None:
-        if self.device.type == "cuda":
-            import torch
-
-            torch.cuda.reset_peak_memory_stats(self.device)
-
-    def peak_memory(self) -> DeviceMemory:
-        if self.device.type != "cuda":
-            return DeviceMemory(
-                notes=(
-                    "torch memory peaks: n/a (CPU device; torch tracks only GPU allocations)"
-                    if self.device.type == "cpu"
-                    else f"torch memory peaks: n/a (not tracked on {self.device.type})",
-                    "GPU process memory: n/a (not an NVIDIA GPU run)",
-                )
-            )
-        import torch
-
-        process, why = nvml_process_bytes(self.device.index or 0)
-        return DeviceMemory(
-            allocated_peak_bytes=int(torch.cuda.max_memory_allocated(self.device)),
-            reserved_peak_bytes=int(torch.cuda.max_memory_reserved(self.device)),
-            process_bytes=process,
-            notes=(why,) if why else (),
-        )
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        import torch
-
-        self.closed = True
-        torch.set_grad_enabled(self._grad_was)
-        self.args = ()
-        self.module = None
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-
-
-class TorchGenerative(TorchLoaded):
-    """A built-in GPT with a preallocated KV cache: prefill the prompt, then one token a step."""
-
-    def __init__(
-        self, module: Any, model: ModelEntry, dev: torch.device, dtype: Any, options: RuntimeOptions
-    ) -> None:
-        super().__init__(module, model, dev, dtype, options)
-        import torch
-
-        limit = int(module.positions)
-        length = options.prompt_tokens + options.new_tokens
-        if length > limit:
-            raise ShapeError(
-                f"{model.ref} holds at most {limit} positions: prompt {options.prompt_tokens} + "
-                f"{options.new_tokens} new tokens is too long."
-            )
-        self.length = length
-        vocab = dict(catalog.highs(model))["input_ids"]
-        gen = torch.Generator().manual_seed(options.seed)
-        self.prompt = torch.randint(
-            0, vocab, (options.batch_size, options.prompt_tokens), generator=gen
-        ).to(dev)
-        self.cache = module.new_cache(options.batch_size, length, dtype, dev)
-        self.pos = 0
-        self.next_ids = self.prompt[:, :1]
-        self.tokens: list[Any] = []
-
-    def reset(self) -> None:
-        self.pos = 0  # the cache is overwritten from position 0; stale entries are masked
-        self.tokens = []
-
-    def prefill(self) -> None:
-        logits = self.module.forward_cached(self.prompt, self.cache, 0)
-        self.next_ids = logits.argmax(dim=-1, keepdim=True)
-        self.pos = self.prompt.shape[1]
-        self.synchronize()
-
-    def decode_step(self) -> None:
-        if self.pos >= self.length:
-            raise ShapeError(
-                f"Decode step past the {self.length} positions prepared; call reset() and "
-                "prefill() first."
-            )
-        logits = self.module.forward_cached(self.next_ids, self.cache, self.pos)
-        self.next_ids = logits.argmax(dim=-1, keepdim=True)
-        self.pos += 1
-        self.synchronize()
-
-    def generate(self) -> Any:
-        """Greedy tokens of one sequence, [batch, new_tokens] (for checks, not timed)."""
-        import torch
-
-        self.reset()
-        self.prefill()
-        out = [self.next_ids]
-        for _ in range(self.options.new_tokens - 1):
-            self.decode_step()
-            out.append(self.next_ids)
-        return torch.cat(out, dim=1).cpu().numpy()
-
-    def settings(self) -> dict[str, Any]:
-        return super().settings() | {
-            "generation": "greedy, preallocated KV cache",
-            "prompt_tokens": self.options.prompt_tokens,
-            "new_tokens": self.options.new_tokens,
-        }

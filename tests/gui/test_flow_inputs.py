@@ -9,9 +9,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QSplitter
 from pytestqt.qtbot import QtBot
 from wattbench.domain.spec import Scenario
-from wattbench.gui.banner import Level
 from wattbench.gui.main_window import MainWindow
 from wattbench.gui.pages.new_run import NewRunPage
+from wattbench.gui.widgets.banner import Level
 from wattbench.service.plan import RunPlan
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QFileDialog
 from wattbench.domain.cost import CostProfile
-from wattbench.gui.banner import Level
 from wattbench.gui.pages.compare import ComparePage, with_report_suffix
+from wattbench.gui.widgets.banner import Level
 
 from tests.gui.pages_helpers import TIMEOUT_MS, fill_store, make_controller_fixture  # noqa: F401
 from tests.store_fixtures import make_result, make_results

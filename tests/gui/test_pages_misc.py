@@ -8,10 +8,10 @@ from typing import Any
 from PySide6.QtGui import QGuiApplication
 from wattbench.energy.doctor import Diagnosis, SensorReport
 from wattbench.gui.app_settings import AppSettings
-from wattbench.gui.banner import Level
 from wattbench.gui.pages.costs import CostsPage
 from wattbench.gui.pages.sensors import SensorsPage
 from wattbench.gui.pages.settings import SettingsPage, check_db_text
+from wattbench.gui.widgets.banner import Level
 
 from tests.gui.pages_helpers import TIMEOUT_MS, fill_store, make_controller_fixture  # noqa: F401
 from tests.store_fixtures import make_results

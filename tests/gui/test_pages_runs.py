@@ -9,7 +9,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 from wattbench.domain.result import RunStatus
-from wattbench.gui.pages.runs import COLUMNS, ID_ROLE, RunsPage
+from wattbench.gui.pages.runs import RunsPage
+from wattbench.gui.widgets.runs_table import COLUMNS, ID_ROLE
 
 from tests.gui.pages_helpers import TIMEOUT_MS, fill_store, make_controller_fixture  # noqa: F401
 from tests.store_fixtures import make_result, make_results
@@ -178,7 +179,7 @@ def test_compare_selected_hands_ids_to_the_compare_page(
 
 def test_histogram_uses_a_log_axis_for_heavy_tails(qtbot: Any) -> None:
     import numpy as np
-    from wattbench.gui.pages.runs import HistogramPlot
+    from wattbench.gui.widgets.run_details import HistogramPlot
 
     plot = HistogramPlot()
     qtbot.addWidget(plot)

@@ -33,8 +33,9 @@ from PySide6.QtWidgets import (
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.gui import theme
-from wattbench.gui.banner import Banner, Level
-from wattbench.gui.compare_charts import (
+from wattbench.gui.controller import Controller
+from wattbench.gui.widgets.banner import Banner, Level
+from wattbench.gui.widgets.compare_charts import (
     BAR_METRICS,
     BarGrid,
     BatchChart,
@@ -43,7 +44,6 @@ from wattbench.gui.compare_charts import (
     PowerChart,
     display_labels,
 )
-from wattbench.gui.controller import Controller
 from wattbench.reports import series
 from wattbench.service.workbench import ComparisonView
 

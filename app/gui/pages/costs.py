@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import WattbenchError
-from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
+from wattbench.gui.widgets.banner import Banner, Level
 
 log = logging.getLogger(__name__)
 

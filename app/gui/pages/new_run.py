@@ -35,9 +35,9 @@ from wattbench.domain.errors import BadInputError
 from wattbench.domain.spec import PRECISIONS, PRESETS, Scenario
 from wattbench.gui import icons
 from wattbench.gui.app_settings import AppSettings
-from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
-from wattbench.gui.device_list import DeviceList
+from wattbench.gui.widgets.banner import Banner, Level
+from wattbench.gui.widgets.device_list import DeviceList
 from wattbench.service.inventory import DeviceInventory
 from wattbench.service.plan import (
     RunPlan,

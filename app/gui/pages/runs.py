@@ -7,24 +7,15 @@ histogram). "Compare selected" hands the ids to the compare view (controller.req
 
 from __future__ import annotations
 
-import html
-import json
 import logging
-import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -42,384 +33,20 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from wattbench.domain import units
 from wattbench.domain.codec import to_document
-from wattbench.gui import (
-    theme,
-)
-from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
+from wattbench.gui.widgets.banner import Banner, Level
+from wattbench.gui.widgets.run_details import HistogramPlot, flatten_html, run_summary_html
+from wattbench.gui.widgets.runs_table import (
+    ANY,
+    COLUMNS,
+    DATE_WINDOWS,
+    ID_ROLE,
+    RunsFilter,
+    RunsModel,
+)
 
 log = logging.getLogger(__name__)
-
-ANY = "Any"
-HIST_BINS = 60
-LOG_X_SPREAD = 20.0  # histogram on a log axis when p99.9 / min exceeds this
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-ID_ROLE = Qt.ItemDataRole.UserRole + 2
-
-# (header, function of a RunSummary -> display text, function -> sort key)
-_Index = QModelIndex | QPersistentModelIndex
-
-
-def _created(s: Any) -> datetime:
-    t: datetime = s.created_at
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
-def _num(value: float | None) -> float:
-    return value if value is not None else float("-inf")
-
-
-COLUMNS: tuple[tuple[str, Any, Any], ...] = (
-    (
-        "Created",
-        lambda s: _created(s).astimezone().strftime("%Y-%m-%d %H:%M"),
-        lambda s: _created(s).timestamp(),
-    ),
-    ("Model", lambda s: s.model_ref, lambda s: s.model_ref),
-    ("Device", lambda s: s.device, lambda s: s.device),
-    ("Runtime", lambda s: s.runtime, lambda s: s.runtime),
-    ("Precision", lambda s: s.precision, lambda s: s.precision),
-    ("Batch", lambda s: str(s.batch_size), lambda s: s.batch_size),
-    ("Threads", lambda s: str(s.threads) if s.threads else "default", lambda s: s.threads or 0),
-    ("Scenario", lambda s: s.scenario, lambda s: s.scenario),
-    ("Status", lambda s: s.status.value, lambda s: s.status.value),
-    (
-        "Throughput",
-        lambda s: units.with_unit(s.throughput_items_per_s, "items/s"),
-        lambda s: _num(s.throughput_items_per_s),
-    ),
-    ("p50", lambda s: units.duration_ns(s.p50_ns), lambda s: _num(s.p50_ns)),
-    ("p99", lambda s: units.duration_ns(s.p99_ns), lambda s: _num(s.p99_ns)),
-    (
-        "Energy/inference",
-        lambda s: _energy_text(s),
-        lambda s: _num(s.energy_per_item_j),
-    ),
-    ("Inferences/J", lambda s: units.with_unit(s.items_per_j, "/J"), lambda s: _num(s.items_per_j)),
-    ("Flags", lambda s: ", ".join(s.flags), lambda s: len(s.flags)),
-    ("Tags", lambda s: ", ".join(s.tags), lambda s: ", ".join(s.tags)),
-    ("Note", lambda s: s.note.splitlines()[0] if s.note else "", lambda s: s.note),
-)
-DATE_WINDOWS: tuple[tuple[str, timedelta | None], ...] = (
-    ("Any time", None),
-    ("Last 24 hours", timedelta(days=1)),
-    ("Last 7 days", timedelta(days=7)),
-    ("Last 30 days", timedelta(days=30)),
-    ("Last 365 days", timedelta(days=365)),
-)
-
-
-class RunsModel(QAbstractTableModel):
-    """The run summaries as a table (display text, sort keys, the run id)."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.summaries: list[Any] = []
-
-    def set_summaries(self, summaries: Sequence[Any]) -> None:
-        self.beginResetModel()
-        self.summaries = list(summaries)
-        self.endResetModel()
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.summaries)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        s = self.summaries[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[index.column()][1](s)
-        if role == SORT_ROLE:
-            return COLUMNS[index.column()][2](s)
-        if role == ID_ROLE:
-            return s.id
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if COLUMNS[index.column()][0] == "Status" and s.reason:
-                return s.reason
-            if COLUMNS[index.column()][0] == "Note" and s.note:
-                return s.note
-            return s.label
-        if role == Qt.ItemDataRole.TextAlignmentRole and 9 <= index.column() <= 13:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if (
-            role == Qt.ItemDataRole.ForegroundRole
-            and COLUMNS[index.column()][0] == "Status"
-            and s.status.value in ("failed", "interrupted")
-        ):
-            return QColor(theme.error_colours()[1] if theme.is_dark() else "#b00020")
-        return None
-
-
-class RunsFilter(QSortFilterProxyModel):
-    """Sorts by the model's sort keys and keeps the rows matching every filter."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
-        self.model_ref = ""
-        self.device = ""
-        self.status = ""
-        self.tag = ""
-        self.since: datetime | None = None
-        self.words: list[str] = []
-
-    def set_filters(
-        self,
-        *,
-        model: str = "",
-        device: str = "",
-        status: str = "",
-        tag: str = "",
-        since: datetime | None = None,
-        text: str = "",
-    ) -> None:
-        self.beginFilterChange()
-        self.model_ref, self.device, self.status, self.tag = model, device, status, tag
-        self.since = since
-        self.words = text.lower().split()
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def lessThan(self, left: _Index, right: _Index) -> bool:
-        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
-        try:
-            return bool(a < b)
-        except TypeError:
-            return str(a) < str(b)
-
-    def filterAcceptsRow(self, row: int, parent: _Index) -> bool:
-        source = self.sourceModel()
-        assert isinstance(source, RunsModel)
-        s = source.summaries[row]
-        if self.model_ref and s.model_ref != self.model_ref:
-            return False
-        if self.device and s.device != self.device:
-            return False
-        if self.status and s.status.value != self.status:
-            return False
-        if self.tag and self.tag not in s.tags:
-            return False
-        if self.since is not None and _created(s) < self.since:
-            return False
-        if self.words:
-            hay = " ".join(
-                (
-                    s.label,
-                    s.id,
-                    s.scenario,
-                    s.status.value,
-                    " ".join(s.tags),
-                    s.note,
-                    s.hostname or "",
-                )
-            ).lower()
-            if not all(w in hay for w in self.words):
-                return False
-        return True
-
-
-class HistogramPlot(pg.PlotWidget):
-    """Histogram of a run's per-call latencies with its p50 and p99."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
-        theme.watcher().register(self)
-        item = self.getPlotItem()
-        item.setLabel("bottom", "latency per call (ms)")
-        item.setLabel("left", "calls")
-        item.setMenuEnabled(False)
-        self.counts: np.ndarray = np.zeros(0)
-        self.log_x = False
-        self._title("Latency histogram: select one run")
-        self.setMinimumHeight(180)
-
-    def _title(self, text: str) -> None:
-        self.getPlotItem().setTitle(text, color=theme.foreground().name(), size="10pt")
-
-    def set_latencies(
-        self,
-        latencies_ns: np.ndarray | None,
-        p50_ns: float | None,
-        p99_ns: float | None,
-        why: str = "",
-    ) -> None:
-        item = self.getPlotItem()
-        item.clear()
-        if latencies_ns is None or len(latencies_ns) < 2:
-            self.counts = np.zeros(0)
-            self._title(f"Latency histogram: n/a — {why or 'no per-call latencies stored'}")
-            return
-        raw = np.asarray(latencies_ns, dtype=np.float64)
-        raw = raw[np.isfinite(raw) & (raw > 0)]
-        unit, scale = ("µs", 1e3) if float(np.median(raw)) < 1e6 else ("ms", 1e6)
-        x = raw / scale
-        hi = float(np.percentile(x, 99.9))  # a few far outliers would squash the histogram
-        lo = float(x.min())
-        if hi <= lo:
-            hi = lo * 1.01 + 1e-9
-        # a heavy tail (p99.9 far above the minimum) reads better on a log axis
-        self.log_x = hi / lo > LOG_X_SPREAD
-        axis = item.getAxis("bottom")
-        axis.enableAutoSIPrefix(False)
-        axis.setTicks(units.log_ticks(lo, hi) if self.log_x else None)
-        item.setLabel("bottom", f"latency per call ({unit}{', log scale' if self.log_x else ''})")
-        if self.log_x:
-            edges = np.geomspace(lo, hi, HIST_BINS + 1)
-            self.counts, _ = np.histogram(x, bins=edges)
-            x0, x1 = np.log10(edges[:-1]), np.log10(edges[1:])
-        else:
-            self.counts, edges = np.histogram(x, bins=HIST_BINS, range=(lo, hi))
-            x0, x1 = edges[:-1], edges[1:]
-        item.addItem(
-            pg.BarGraphItem(
-                x0=x0,
-                x1=x1,
-                height=self.counts,
-                brush=pg.mkBrush(theme.series_colour(0)),
-                pen=pg.mkPen(None),
-            )
-        )
-        for value, name in ((p50_ns, "p50"), (p99_ns, "p99")):
-            if value is not None and value > 0:
-                pos = math.log10(value / scale) if self.log_x else value / scale
-                line = pg.InfiniteLine(
-                    pos,
-                    angle=90,
-                    label=name,
-                    pen=pg.mkPen(theme.series_colour(5), width=2),
-                    labelOpts={"position": 0.9, "color": theme.foreground()},
-                )
-                item.addItem(line)
-        x_ms = x
-        beyond = int((x_ms > hi).sum())
-        extra = f"; {beyond} calls beyond the range shown" if beyond else ""
-        self._title(f"Latency histogram ({len(x_ms):,} calls{extra})")
-
-
-def _energy_text(s: Any) -> str:
-    text = units.energy_j(s.energy_per_item_j)
-    if s.energy_per_item_j is not None and "estimate" in (s.energy_source or ""):
-        return text + " (est.)"
-    return text
-
-
-def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
-    cells = "".join(
-        f"<tr><td style='padding-right:12px; vertical-align:top'><b>{html.escape(k)}</b></td>"
-        f"<td>{html.escape(v)}</td></tr>"
-        for k, v in rows
-    )
-    return f"<table cellspacing='0' cellpadding='1'>{cells}</table>"
-
-
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    if isinstance(value, dict):
-        out: list[tuple[str, str]] = []
-        for k, v in value.items():
-            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(value, list | tuple) and all(not isinstance(v, dict | list) for v in value):
-        return [(prefix, ", ".join(str(v) for v in value))]
-    if isinstance(value, list | tuple):
-        return [(prefix, json.dumps(value, default=str))]
-    return [(prefix, "n/a" if value is None else str(value))]
-
-
-def run_summary_html(result: Any) -> str:
-    """The details pane's first tab: status, figures, flags, energy, phases, note."""
-    rows: list[tuple[str, str]] = [("Run", result.id), ("Status", result.status.value)]
-    if result.reason:
-        rows.append(("Reason", result.reason))
-    rows += [
-        ("Created", units.timestamp(result.created_at)),
-        ("Finished", units.timestamp(result.finished_at) or "—"),
-    ]
-    if result.model is not None:
-        rows.append(
-            (
-                "Model",
-                f"{result.model.name} ({result.model.format}, sha256 {result.model.sha256[:12]}…)",
-            )
-        )
-    thr = result.throughput_items_per_s
-    if thr is not None:
-        span = (
-            f" [{units.number(thr.lo)}, {units.number(thr.hi)}]"
-            if thr.lo is not None and thr.hi is not None
-            else " (no interval)"
-        )
-        rows.append(("Throughput", units.with_unit(thr.value, "items/s") + span))
-    lat = result.latency
-    if lat is not None:
-        rows.append(
-            (
-                "Latency mean",
-                f"{units.duration_ns(lat.mean_ns)} "
-                f"[{units.duration_ns(lat.mean_lo_ns)}, "
-                f"{units.duration_ns(lat.mean_hi_ns)}]",
-            )
-        )
-        for pe in lat.percentiles:
-            span = (
-                f" [{units.duration_ns(pe.lo_ns)}, {units.duration_ns(pe.hi_ns)}]"
-                if pe.lo_ns is not None and pe.hi_ns is not None
-                else " (no interval)"
-            )
-            rows.append((pe.name, units.duration_ns(pe.value_ns) + span))
-        rows.append(
-            (
-                "ρ (rel. half-width)",
-                f"{units.percent(lat.rho)} (target {units.percent(result.spec.target_epsilon)})",
-            )
-        )
-        rows.append(("Samples", f"{lat.n:,} (n_eff {lat.n_eff:,.0f}, lag-1 r {lat.r1:.2f})"))
-    rows.append(("Converged", "yes" if result.converged else "no"))
-    rows.append(("Flags", ", ".join(result.flags) or "none"))
-    if result.energy:
-        for e in result.energy:
-            est = " (estimate)" if e.is_estimate else ""
-            rows.append(
-                (
-                    f"Energy {e.domain}{est}",
-                    f"{units.energy_j(e.energy_per_item_j)}/inference, "
-                    f"{units.number(e.items_per_j)} inferences/J, "
-                    f"{units.power_w(e.avg_power_w)} avg — {e.source}, {e.scope}, "
-                    f"{e.method}" + (f"; flags {', '.join(e.flags)}" if e.flags else ""),
-                )
-            )
-    else:
-        rows.append(("Energy", units.na(result.energy_na_reason)))
-    ph = result.phases
-    rows += [
-        ("Worker start", units.duration_s(ph.worker_start_s)),
-        ("Cold load", units.duration_s(ph.cold_load_s)),
-        ("First call", units.duration_ns(ph.first_call_ns)),
-        (
-            "Warm-up",
-            f"{ph.warmup_iterations} calls, {units.duration_s(ph.warmup_s)}, "
-            f"{'steady' if ph.warmup_steady else 'not steady'}",
-        ),
-        ("Measurement", units.duration_s(ph.measure_s)),
-        ("Harness efficiency η", units.percent(ph.harness_efficiency, 4)),
-    ]
-    tags = getattr(result, "tags", None)
-    if tags:
-        rows.append(("Tags", ", ".join(tags)))
-    if result.notes:
-        rows.append(("Note", result.notes))
-    return _kv_table(rows)
 
 
 class RunsPage(QWidget):
@@ -637,10 +264,10 @@ class RunsPage(QWidget):
         if result.id != self._detail_id:
             return
         self.summary_view.setHtml(run_summary_html(result))
-        self.spec_view.setHtml(_kv_table(_flatten(to_document(result.spec))))
+        self.spec_view.setHtml(flatten_html(to_document(result.spec)))
         system = dict(result.system)
         self.system_view.setHtml(
-            _kv_table(_flatten(system))
+            flatten_html(system)
             if system
             else "<p>n/a — no system description was stored with this run.</p>"
         )

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 from wattbench.energy.doctor import SensorReport
 from wattbench.gui import theme
-from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
+from wattbench.gui.widgets.banner import Banner, Level
 
 log = logging.getLogger(__name__)
 

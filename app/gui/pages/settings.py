@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from wattbench.gui.app_settings import AppSettings
-from wattbench.gui.banner import Banner, Level
 from wattbench.gui.controller import Controller
+from wattbench.gui.widgets.banner import Banner, Level
 
 log = logging.getLogger(__name__)
 

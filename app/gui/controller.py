@@ -1,5 +1,9 @@
 """The one place where the GUI crosses threads: a thin adapter between Qt and the service.
 
+(About 450 lines on purpose: every signal a page can hear and every service call it can make,
+each a few lines, in one class, so that no page looks anywhere else; the thread plumbing is in
+``threads``, the live chart buffer in ``live_buffer``.)
+
 The controller owns three kinds of thread: the run thread (the service's ``RunQueue.serve``:
 one run at a time, each in its own worker process), a single database thread (every call on
 the service's ``Workbench``, serialized; the queue records runs through it too) and a small
@@ -20,14 +24,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import RunSpec
 from wattbench.gui.live_buffer import LiveBuffer
+from wattbench.gui.threads import ThreadHost
 from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem, RunQueue
 
 if TYPE_CHECKING:
@@ -43,14 +47,7 @@ PROGRESS_MIN_INTERVAL_NS = 100_000_000  # at most ~10 progress signals per secon
 RUN_CACHE_SIZE = 64  # loaded runs (with arrays) kept for the compare view
 
 
-def user_message(exc: BaseException) -> str:
-    """The text to show for an exception: ours carry a message for the user."""
-    if isinstance(exc, WattbenchError):
-        return str(exc)
-    return f"Internal error ({type(exc).__name__}: {exc}). See the log for details."
-
-
-class Controller(QObject):
+class Controller(ThreadHost):
     """Owns every thread of the GUI; see the module docstring."""
 
     # store
@@ -83,20 +80,13 @@ class Controller(QObject):
     # navigation between pages: the runs browser asks for a comparison of its selection
     compareRequested = Signal(object)  # list[str] of run ids (also kept in compare_selection)
     pageRequested = Signal(str)  # a page name, see MainWindow.show_page
-    # anything else that failed off the GUI thread: (what, message)
-    failed = Signal(str, str)
-
-    _deliver = Signal(object, object)  # (callback, value) from any thread, run on the GUI thread
+    # failed(what, message), from ThreadHost: anything else that failed off the GUI thread
 
     def __init__(self, db_url: str | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
         self._db_url = db_url
         self._wb: Workbench | None = None
         self._store_description = ""
-        self._closed = False
-        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="wattbench-db")
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="wattbench-work")
         self._requests = 0
         self.items: dict[int, QueueItem] = {}  # the queue's latest snapshots (GUI thread)
         self.live = LiveBuffer()
@@ -108,59 +98,6 @@ class Controller(QObject):
             target=self.queue.serve, name="wattbench-runs", daemon=True
         )
         self._run_thread.start()
-
-    # ------------------------------------------------------------------ thread plumbing
-    def _post(self, callback: Callable[[Any], None], value: Any = None) -> None:
-        """Run callback(value) on the GUI thread (callable from any thread)."""
-        if self._closed:
-            return
-        try:
-            self._deliver.emit(callback, value)
-        except RuntimeError:  # the QObject is gone (application shutting down)
-            log.debug("dropped a delivery after shutdown")
-
-    @Slot(object, object)
-    def _on_deliver(self, callback: Callable[[Any], None], value: Any) -> None:
-        if self._closed:
-            return
-        try:
-            callback(value)
-        except Exception:  # a bug in a GUI callback must not kill the event loop
-            log.exception("error in a GUI callback")
-
-    def _submit(
-        self,
-        pool: ThreadPoolExecutor,
-        what: str,
-        fn: Callable[[], T],
-        on_ok: Callable[[T], None],
-        on_error: Callable[[str], None] | None = None,
-    ) -> Future[T] | None:
-        """Run fn() on pool; on_ok(result) or on_error(message) later on the GUI thread."""
-        if self._closed:
-            return None
-
-        def done(future: Future[T]) -> None:
-            if future.cancelled():
-                return
-            exc = future.exception()
-            if exc is None:
-                self._post(on_ok, future.result())
-                return
-            if not isinstance(exc, WattbenchError):
-                log.error("%s failed", what, exc_info=exc)
-            message = user_message(exc)
-            if on_error is not None:
-                self._post(on_error, message)
-            else:
-                self._post(lambda m: self.failed.emit(what, m), message)
-
-        try:
-            future = pool.submit(fn)
-        except RuntimeError:  # pool shut down
-            return None
-        future.add_done_callback(done)
-        return future
 
     def _workbench(self) -> Workbench:
         if self._wb is None:

@@ -16,37 +16,25 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.spec import PRECISIONS, PRESETS, Scenario
+from wattbench.domain.spec import Scenario
 from wattbench.gui import icons
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller
 from wattbench.gui.widgets.banner import Banner, Level
-from wattbench.gui.widgets.device_list import DeviceList
+from wattbench.gui.widgets.run_form import RunForm
 from wattbench.service.inventory import DeviceInventory
 from wattbench.service.plan import (
     RunPlan,
-    RunRequest,
     entry_problems,
-    parse_dims,
-    parse_input_shapes,
-    parse_ints,
-    parse_threads,
     plan_runs,
 )
 
@@ -69,7 +57,7 @@ class Plan:
         return self.runs.specs if self.runs is not None else ()
 
 
-class NewRunPage(QWidget):
+class NewRunPage(RunForm):
     """Model, devices and options; Run queues the sweep they describe."""
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
@@ -99,120 +87,7 @@ class NewRunPage(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        self.model_combo = QComboBox(self)
-        self.model_combo.setObjectName("model")
-        self.model_combo.setMinimumContentsLength(30)
-        self.model_combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.model_combo.setPlaceholderText("Loading the model catalog…")
-        self.open_button = QPushButton(icons.icon("icon-open"), "Open file…", self)
-        self.open_button.setToolTip(
-            "Benchmark an ONNX or TorchScript file (checked before anything is queued)"
-        )
-        self.model_info = QLabel(self)
-        self.model_info.setWordWrap(True)
-        self.model_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.dims_edit = QLineEdit(self)
-        self.dims_edit.setPlaceholderText("e.g. seq_len=128 (dynamic dimensions)")
-        self.shapes_edit = QLineEdit(self)
-        self.shapes_edit.setPlaceholderText("e.g. x=1x3x224x224:float32 (TorchScript files)")
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_combo, 1)
-        model_row.addWidget(self.open_button)
-        model_form = QFormLayout()
-        model_form.addRow("Model", model_row)
-        model_form.addRow("", self.model_info)
-        model_form.addRow("Dimensions", self.dims_edit)
-        model_form.addRow("Input shapes", self.shapes_edit)
-        model_box = QGroupBox("Model", self)
-        model_box.setLayout(model_form)
-
-        self.device_list = DeviceList(self)
-        device_box = QGroupBox("Devices and their power sources", self)
-        QVBoxLayout(device_box).addWidget(self.device_list)
-
-        # runtime plugins are known once the devices are listed (see _set_runtimes)
-        self.runtime_checks: dict[str, QCheckBox] = {}
-        self.runtime_row = QWidget(self)
-        self.runtime_layout = QHBoxLayout(self.runtime_row)
-        self.runtime_layout.setContentsMargins(0, 0, 0, 0)
-        self.runtime_layout.addWidget(QLabel("Looking for runtimes…", self.runtime_row))
-        self.runtime_layout.addStretch(1)
-        self.precision_checks = {name: QCheckBox(name, self) for name in PRECISIONS}
-        for name, check in self.precision_checks.items():
-            check.setObjectName(f"check-{name}")
-        self.batch_edit = QLineEdit("1", self)
-        self.batch_edit.setPlaceholderText("e.g. 1, 8, 32")
-        self.threads_edit = QLineEdit("default", self)
-        self.threads_edit.setPlaceholderText("default, or e.g. 1, 4")
-        self.scenario_combo = QComboBox(self)
-        for scenario, text in (
-            (Scenario.SINGLE_STREAM, "Single stream (latency)"),
-            (Scenario.OFFLINE, "Offline (throughput)"),
-            (Scenario.GENERATION, "Generation (TTFT, tokens/s)"),
-        ):
-            self.scenario_combo.addItem(text, scenario.value)
-        self.prompt_spin = QSpinBox(self)
-        self.prompt_spin.setRange(1, 32_768)
-        self.prompt_spin.setValue(32)
-        self.new_tokens_spin = QSpinBox(self)
-        self.new_tokens_spin.setRange(1, 32_768)
-        self.new_tokens_spin.setValue(16)
-        gen_row = QHBoxLayout()
-        gen_row.addWidget(QLabel("prompt tokens", self))
-        gen_row.addWidget(self.prompt_spin)
-        gen_row.addWidget(QLabel("new tokens", self))
-        gen_row.addWidget(self.new_tokens_spin)
-        gen_row.addStretch(1)
-        self.gen_widget = QWidget(self)
-        self.gen_widget.setLayout(gen_row)
-        gen_row.setContentsMargins(0, 0, 0, 0)
-        how_form = QFormLayout()
-        how_form.addRow("Runtimes", self.runtime_row)
-        how_form.addRow("Precisions", _row(self, list(self.precision_checks.values())))
-        how_form.addRow("Batch sizes", self.batch_edit)
-        how_form.addRow("Threads", self.threads_edit)
-        how_form.addRow("Scenario", self.scenario_combo)
-        how_form.addRow("", self.gen_widget)
-        how_box = QGroupBox("How to run", self)
-        how_box.setLayout(how_form)
-
-        self.preset_combo = QComboBox(self)
-        for name, preset in PRESETS.items():
-            self.preset_combo.addItem(
-                f"{name} (ε {preset.epsilon:.1%}, at most {preset.t_max_s:.0f} s measuring)", name
-            )
-        self.t_max_spin = QDoubleSpinBox(self)
-        self.t_max_spin.setRange(0, 3600)
-        self.t_max_spin.setDecimals(1)
-        self.t_max_spin.setSuffix(" s")
-        self.t_max_spin.setSpecialValueText("as the preset says")
-        self.t_max_spin.setToolTip("Measurement stops here even if not converged")
-        self.idle_check = QCheckBox("Measure the idle power first (energy above idle)", self)
-        self.idle_check.setChecked(True)
-        self.sample_spin = QDoubleSpinBox(self)
-        self.sample_spin.setRange(1, 1000)
-        self.sample_spin.setDecimals(0)
-        self.sample_spin.setValue(10)
-        self.sample_spin.setSuffix(" Hz")
-        self.repeats_spin = QSpinBox(self)
-        self.repeats_spin.setRange(1, 100)
-        self.repeats_spin.setToolTip("Replicates of each configuration (for between-run variation)")
-        measure_form = QFormLayout()
-        measure_form.addRow("Preset", self.preset_combo)
-        measure_form.addRow("Max measuring time", self.t_max_spin)
-        measure_form.addRow("Power sampling", self.sample_spin)
-        measure_form.addRow("Repeats", self.repeats_spin)
-        measure_form.addRow("", self.idle_check)
-        measure_box = QGroupBox("Measurement", self)
-        measure_box.setLayout(measure_form)
-
-        form = QWidget(self)
-        form_layout = QVBoxLayout(form)
-        for box in (model_box, device_box, how_box, measure_box):
-            form_layout.addWidget(box)
-        form_layout.addStretch(1)
+        form = self._build_form()
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setWidget(form)
@@ -246,64 +121,23 @@ class NewRunPage(QWidget):
         self.open_button.clicked.connect(lambda: self.open_model_file())
         self.run_button.clicked.connect(self.start_runs)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
-        self.device_list.selectionChanged.connect(self.update_plan)
-        for check in (*self.precision_checks.values(), self.idle_check):
-            check.toggled.connect(self.update_plan)
-        for edit in (self.batch_edit, self.threads_edit, self.dims_edit, self.shapes_edit):
-            edit.textChanged.connect(self.update_plan)
-        for combo in (self.scenario_combo, self.preset_combo):
-            combo.currentIndexChanged.connect(self.update_plan)
-        for spin in (self.repeats_spin, self.prompt_spin, self.new_tokens_spin):
-            spin.valueChanged.connect(self.update_plan)
-        for dspin in (self.t_max_spin, self.sample_spin):
-            dspin.valueChanged.connect(self.update_plan)
+        self.changed.connect(self.update_plan)
 
     # ------------------------------------------------------------------ remembered choices
     def _restore(self) -> None:
         saved = self._settings.choices("new-run")
         self._saved_model = str(saved.get("model", "builtin:mlp-tiny"))
         self._saved_devices = [str(d) for d in saved.get("devices", ["cpu"])]
-        self._saved_runtimes = [str(r) for r in saved.get("runtimes", ["torch"])]
-        for name, check in self.precision_checks.items():
-            check.setChecked(name in saved.get("precisions", ["fp32"]))
-        self.batch_edit.setText(str(saved.get("batch", "1")))
-        self.threads_edit.setText(str(saved.get("threads", "default")))
-        self.dims_edit.setText(str(saved.get("dims", "")))
-        _select_data(self.scenario_combo, saved.get("scenario", Scenario.SINGLE_STREAM.value))
-        _select_data(self.preset_combo, saved.get("preset", "quick"))
-        self.t_max_spin.setValue(float(saved.get("t_max_s", 0.0)))
-        self.sample_spin.setValue(float(saved.get("sample_hz", 10.0)))
-        self.repeats_spin.setValue(int(saved.get("repeats", 1)))
-        self.idle_check.setChecked(bool(saved.get("idle_baseline", True)))
-        self.prompt_spin.setValue(int(saved.get("prompt_tokens", 32)))
-        self.new_tokens_spin.setValue(int(saved.get("new_tokens", 16)))
+        self.restore_form(saved)
 
     def save_choices(self) -> None:
         """Remember the choices for the next session (called by the main window on close)."""
-        self._settings.set_choices(
-            "new-run",
-            {
-                "model": self.model_combo.currentData() or self._saved_model,
-                "devices": self.device_list.checked()
-                if self.devices_loaded
-                else self._saved_devices,
-                "runtimes": [n for n, c in self.runtime_checks.items() if c.isChecked()]
-                if self.runtime_checks
-                else self._saved_runtimes,
-                "precisions": [n for n, c in self.precision_checks.items() if c.isChecked()],
-                "batch": self.batch_edit.text(),
-                "threads": self.threads_edit.text(),
-                "dims": self.dims_edit.text(),
-                "scenario": self.scenario_combo.currentData(),
-                "preset": self.preset_combo.currentData(),
-                "t_max_s": self.t_max_spin.value(),
-                "sample_hz": self.sample_spin.value(),
-                "repeats": self.repeats_spin.value(),
-                "idle_baseline": self.idle_check.isChecked(),
-                "prompt_tokens": self.prompt_spin.value(),
-                "new_tokens": self.new_tokens_spin.value(),
-            },
+        choices = self.form_choices()
+        choices["model"] = self.model_combo.currentData() or self._saved_model
+        choices["devices"] = (
+            self.device_list.checked() if self.devices_loaded else self._saved_devices
         )
+        self._settings.set_choices("new-run", choices)
 
     # ------------------------------------------------------------------ catalog and devices
     def _on_catalog(self, entries: list[Any]) -> None:
@@ -337,24 +171,6 @@ class NewRunPage(QWidget):
             return False
         self.model_combo.setCurrentIndex(index)
         return True
-
-    def _set_runtimes(self, names: list[str]) -> None:
-        """One check box per registered runtime plugin, keeping what was checked."""
-        wanted = [n for n, c in self.runtime_checks.items() if c.isChecked()] or (
-            self._saved_runtimes
-        )
-        while (old := self.runtime_layout.takeAt(0)) is not None:
-            if (widget := old.widget()) is not None:
-                widget.deleteLater()
-        self.runtime_checks = {}
-        for name in names:
-            check = QCheckBox(name, self.runtime_row)
-            check.setObjectName(f"check-{name}")
-            check.setChecked(name in wanted)
-            check.toggled.connect(self.update_plan)
-            self.runtime_checks[name] = check
-            self.runtime_layout.addWidget(check)
-        self.runtime_layout.addStretch(1)
 
     def _on_devices(self, inventory: DeviceInventory) -> None:
         self._inventory = inventory
@@ -434,35 +250,6 @@ class NewRunPage(QWidget):
         )
 
     # ------------------------------------------------------------------ the plan
-    def _dims(self) -> dict[str, int]:
-        return parse_dims([self.dims_edit.text()])
-
-    def _input_shapes(self) -> dict[str, str]:
-        return parse_input_shapes([self.shapes_edit.text()])
-
-    def request(self) -> RunRequest:
-        """The form as a service request (BadInputError for a value that cannot be read)."""
-        return RunRequest(
-            model=str(self.model_combo.currentData() or ""),
-            devices=tuple(self.device_list.checked()),
-            runtimes=tuple(n for n, c in self.runtime_checks.items() if c.isChecked()),
-            precisions=tuple(n for n, c in self.precision_checks.items() if c.isChecked()),
-            batch_sizes=tuple(
-                parse_ints(self.batch_edit.text(), what="batch size", field="batch_size")
-            ),
-            threads=tuple(parse_threads(self.threads_edit.text())),
-            repeats=self.repeats_spin.value(),
-            scenario=Scenario(self.scenario_combo.currentData()),
-            preset=str(self.preset_combo.currentData()),
-            t_max_s=self.t_max_spin.value() or None,
-            dims=self._dims(),
-            input_shapes=self._input_shapes(),
-            prompt_tokens=self.prompt_spin.value(),
-            new_tokens=self.new_tokens_spin.value(),
-            sample_hz=self.sample_spin.value(),
-            idle_baseline=self.idle_check.isChecked(),
-        )
-
     def _waiting(self) -> list[str]:
         """What the form still waits for or lacks before anything can be planned."""
         waiting: list[str] = []
@@ -570,19 +357,3 @@ class NewRunPage(QWidget):
         self._request = None
         self.update_plan()
         self.notify(f"Queued {len(keys)} run(s): see the Queue page.")
-
-
-def _row(parent: QWidget, widgets: list[QCheckBox]) -> QWidget:
-    holder = QWidget(parent)
-    layout = QHBoxLayout(holder)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        layout.addWidget(w)
-    layout.addStretch(1)
-    return holder
-
-
-def _select_data(combo: QComboBox, value: object) -> None:
-    index = combo.findData(value)
-    if index >= 0:
-        combo.setCurrentIndex(index)

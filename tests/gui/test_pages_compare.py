@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QFileDialog
 from wattbench.domain.cost import CostProfile
-from wattbench.gui.pages.compare import ComparePage, with_report_suffix
+from wattbench.gui.pages.compare import ComparePage
 from wattbench.gui.widgets.banner import Level
+from wattbench.gui.widgets.comparison_text import with_report_suffix
 
 from tests.gui.pages_helpers import TIMEOUT_MS, fill_store, make_controller_fixture  # noqa: F401
 from tests.store_fixtures import make_result, make_results

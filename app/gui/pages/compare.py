@@ -7,10 +7,9 @@ and sentences.
 
 from __future__ import annotations
 
-import html
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -32,17 +31,15 @@ from PySide6.QtWidgets import (
 )
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
-from wattbench.gui import theme
 from wattbench.gui.controller import Controller
 from wattbench.gui.widgets.banner import Banner, Level
-from wattbench.gui.widgets.compare_charts import (
-    BAR_METRICS,
-    BarGrid,
-    BatchChart,
-    CdfChart,
-    ParetoChart,
-    PowerChart,
-    display_labels,
+from wattbench.gui.widgets.bar_charts import BAR_METRICS, BarGrid
+from wattbench.gui.widgets.compare_charts import BatchChart, CdfChart, ParetoChart, PowerChart
+from wattbench.gui.widgets.comparison_text import (
+    short_labels,
+    shorten,
+    verdict_html,
+    with_report_suffix,
 )
 from wattbench.reports import series
 from wattbench.service.workbench import ComparisonView
@@ -50,20 +47,6 @@ from wattbench.service.workbench import ComparisonView
 log = logging.getLogger(__name__)
 
 REPORT_FILTERS = "HTML report (*.html);;PDF report (*.pdf);;CSV table (*.csv);;JSON data (*.json)"
-REPORT_SUFFIXES = (".html", ".pdf", ".csv", ".json")
-
-
-def short_labels(view: ComparisonView) -> dict[str, str]:
-    """Each configuration's label as the charts and sentences show it."""
-    labels = [g.label for g in view.comparison.groups]
-    return dict(zip(labels, display_labels(labels), strict=True))
-
-
-def shorten(text: str, names: Mapping[str, str]) -> str:
-    """Replace the engine's full configuration labels in a message by the short ones."""
-    for full in sorted(names, key=len, reverse=True):
-        text = text.replace(full, names[full])
-    return text
 
 
 class ComparePage(QWidget):
@@ -346,7 +329,7 @@ class ComparePage(QWidget):
             self.banner.show_message(warnings, Level.WARNING)
         else:
             self.banner.clear()
-        self.verdicts.setHtml(self._verdict_html(view))
+        self.verdicts.setHtml(verdict_html(view))
         self._stale = set(range(self.tabs.count()))
         self._draw_tab(self.tabs.currentIndex())
         self.last_draw_s = time.perf_counter() - start
@@ -378,37 +361,6 @@ class ComparePage(QWidget):
         for index in range(self.tabs.count()):
             self._draw_tab(index)
 
-    def _verdict_html(self, view: ComparisonView) -> str:
-        comp = view.comparison
-        names = short_labels(view)
-        base = html.escape(names[comp.baseline.label])
-        lines = [
-            f"<p style='margin:0'><b>Baseline:</b> {base} "
-            f"({comp.baseline.replicates} run{'s' if comp.baseline.replicates != 1 else ''})"
-            f" · energy view: {html.escape(comp.energy_view)}"
-            f" · equivalence band ±{comp.noise * 100:g} %</p>"
-        ]
-        if not comp.rows:
-            lines.append(
-                "<p>All runs are replicates of the baseline's configuration: "
-                "there is nothing to compare them with.</p>"
-            )
-        for row in comp.rows:
-            items = []
-            for metric in comp.metrics:
-                ratio = row.ratios[metric]
-                colour = theme.VERDICT_COLOURS.get(ratio.verdict or "", "")
-                text = html.escape(
-                    comp.verdict(row, metric, names[row.group.label], names[comp.baseline.label])
-                )
-                style = f" style='color:{colour}'" if colour and ratio.verdict else ""
-                items.append(f"<li{style}>{text}</li>")
-            lines.append(
-                f"<p style='margin:4px 0 0 0'><b>{html.escape(names[row.group.label])}</b>"
-                f"</p><ul style='margin:0'>{''.join(items)}</ul>"
-            )
-        return "".join(lines)
-
     # ------------------------------------------------------------------ reports
     def export_report(self) -> None:
         if len(self._checked) < 2:
@@ -431,13 +383,3 @@ class ComparePage(QWidget):
         if what in ("export a report", "load runs"):
             self.picker_status.setText("")
             self.banner.show_message(f"Could not {what}: {message}", Level.ERROR)
-
-
-def with_report_suffix(path: str, chosen_filter: str) -> str:
-    """Add the suffix of the chosen filter when the name has none of the known ones."""
-    if path.lower().endswith(REPORT_SUFFIXES):
-        return path
-    for suffix in REPORT_SUFFIXES:
-        if f"*{suffix}" in chosen_filter:
-            return path + suffix
-    return path + ".html"

@@ -1,0 +1,209 @@
+"""The compare view's bar charts: one per metric, each configuration with its 95 % interval,
+its ratio to the baseline and the verdict, in a grid."""
+
+from __future__ import annotations
+
+import logging
+import re
+import textwrap
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGridLayout, QWidget
+from wattbench.domain import units
+from wattbench.gui import theme
+from wattbench.reports.series import Bar
+
+log = logging.getLogger(__name__)
+
+# (metric name, chart title, axis unit label, scale from the metric's unit to the axis unit)
+BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
+    ("throughput", "Throughput", "items/s", 1.0),
+    ("latency-p50", "Latency p50", "ms", 1e-6),
+    ("latency-p99", "Latency p99", "ms", 1e-6),
+    ("energy", "Energy per inference", "mJ", 1e3),
+    ("perf-per-watt", "Inferences per joule", "items/J", 1.0),
+    ("cost", "$ per million inferences", "USD", 1.0),
+)
+
+
+_SHA = re.compile(r"^[0-9a-f]{8}$")
+
+
+def display_labels(labels: Sequence[str]) -> list[str]:
+    """Shorter labels for charts: drop the parts every configuration shares, catalog prefixes,
+    and model hashes (unless a hash is all that tells two configurations apart)."""
+    split = [label.split(" · ") for label in labels]
+    if len(split) <= 1:
+        return [" · ".join(p.removeprefix("builtin:") for p in parts) for parts in split]
+    common = set(split[0]).intersection(*split[1:])
+    out = []
+    for parts in split:
+        kept = [p for p in parts if p not in common and not _SHA.match(p)]
+        out.append(" · ".join(p.removeprefix("builtin:") for p in kept) or parts[0])
+    if len(set(out)) < len(out):  # only a hash (or nothing) differed: keep the full labels
+        return list(labels)
+    return out
+
+
+def short_text(text: str, limit: int = 34) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def set_plot_title(plot: pg.PlotWidget, text: str) -> None:
+    plot.getPlotItem().setTitle(text, color=theme.foreground().name(), size="10pt")
+
+
+class MetricBars(pg.PlotWidget):
+    """Horizontal bars, one per configuration, with 95 % interval whiskers and verdicts."""
+
+    def __init__(self, title: str, unit: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        theme.watcher().register(self)
+        self._title = title
+        self._unit = unit
+        self.bars: list[Bar] = []
+        self.error_bars: pg.ErrorBarItem | None = None
+        self.verdict_items: list[pg.TextItem] = []
+        self._pool: list[pg.TextItem] = []
+        self._bar_item: pg.BarGraphItem | None = None
+        self._note: pg.TextItem | None = None
+        item = self.getPlotItem()
+        item.setMenuEnabled(False)
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        item.setLabel("bottom", unit)
+        item.showGrid(x=True, y=False, alpha=0.18)
+        set_plot_title(self, title)
+        self.setMinimumHeight(170)
+
+    def _text_pool(self, n: int) -> list[pg.TextItem]:
+        """n TextItems, reused between redraws (creating and removing them is what is slow)."""
+        item = self.getPlotItem()
+        while len(self._pool) < n:
+            label = pg.TextItem("", anchor=(0, 0.5))
+            item.addItem(label)
+            self._pool.append(label)
+        for i, label in enumerate(self._pool):
+            label.setVisible(i < n)
+        return self._pool[:n]
+
+    def set_bars(self, bars: Sequence[Bar]) -> None:
+        item = self.getPlotItem()
+        self.bars = list(bars)
+        shown = [b for b in self.bars if b.value is not None]
+        if self._bar_item is None:
+            self._bar_item = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[])
+            item.addItem(self._bar_item)
+            self._note = pg.TextItem("", anchor=(0.5, 0.5))
+            item.addItem(self._note)
+        assert self._note is not None
+        if not shown:
+            reasons = list(dict.fromkeys(b.na_reason for b in self.bars if b.na_reason))
+            set_plot_title(self, f"{self._title}: n/a")
+            text = "\n".join(textwrap.fill(r, 60) for r in reasons[:3]) or "no figures"
+            if self._title.startswith("$") and any("no cost profile" in r for r in reasons):
+                text += "\n(set a cost profile on the Costs page)"
+            self._bar_item.setVisible(False)
+            if self.error_bars is not None:
+                self.error_bars.setVisible(False)
+            self._text_pool(0)
+            self._note.setText(text, color=theme.muted())
+            self._note.setPos(0.5, 0.5)
+            self._note.setVisible(True)
+            self.verdict_items = [self._note]
+            item.setXRange(0, 1, padding=0)
+            item.setYRange(0, 1, padding=0)
+            item.getAxis("left").setTicks([[], []])
+            item.getAxis("bottom").setTicks([[], []])
+            return
+        self._note.setVisible(False)
+        item.getAxis("bottom").setTicks(None)
+        set_plot_title(self, self._title)
+        n = len(self.bars)
+        ys = np.arange(n, dtype=float)[::-1]  # first configuration at the top
+        values = np.array([b.value if b.value is not None else 0.0 for b in self.bars])
+        brushes = []
+        for i, b in enumerate(self.bars):
+            colour = QColor(theme.muted() if b.estimate else theme.series_colour(i))
+            if b.value is None:
+                colour.setAlpha(0)
+            brush = pg.mkBrush(colour)
+            if b.estimate:
+                brush.setStyle(Qt.BrushStyle.BDiagPattern)  # hatched: a model, not measured
+            brushes.append(brush)
+        pens = [
+            pg.mkPen(theme.foreground(), width=2) if b.baseline else pg.mkPen(None)
+            for b in self.bars
+        ]
+        self._bar_item.setOpts(
+            x0=np.zeros(n), y=ys, height=0.6, width=values, brushes=brushes, pens=pens
+        )
+        self._bar_item.setVisible(True)
+        with_iv = [
+            (y, b)
+            for y, b in zip(ys, self.bars, strict=True)
+            if b.value is not None and b.lo is not None and b.hi is not None
+        ]
+        if with_iv:
+            vals = [(b.value or 0.0, b.lo or 0.0, b.hi or 0.0) for _, b in with_iv]
+            data = {
+                "x": np.array([v for v, _lo, _hi in vals], dtype=float),
+                "y": np.array([y for y, _ in with_iv]),
+                "left": np.array([v - lo for v, lo, _hi in vals], dtype=float),
+                "right": np.array([hi - v for v, _lo, hi in vals], dtype=float),
+            }
+            if self.error_bars is None:
+                self.error_bars = pg.ErrorBarItem(
+                    beam=0.2, pen=pg.mkPen(theme.foreground(), width=1.5), **data
+                )
+                item.addItem(self.error_bars)
+            else:
+                self.error_bars.setData(**data)
+            self.error_bars.setVisible(True)
+        elif self.error_bars is not None:
+            self.error_bars.setVisible(False)
+        top = max((b.hi if b.hi is not None else b.value) or 0.0 for b in shown)
+        self.verdict_items = self._text_pool(n)
+        for y, b, label in zip(ys, self.bars, self.verdict_items, strict=True):
+            verdict_colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
+            label.setText(self._bar_text(b), color=verdict_colour)
+            x = (b.hi if b.hi is not None else b.value) if b.value is not None else 0.0
+            label.setPos(x + top * 0.02, y)
+        item.setXRange(0, top * 2.1, padding=0)
+        item.setYRange(-0.6, n - 0.4, padding=0)
+        self._ticks()
+
+    @staticmethod
+    def _bar_text(b: Bar) -> str:
+        if b.value is None:
+            return "n/a"
+        value = units.number(b.value) + (" (estimate)" if b.estimate else "")
+        if b.baseline:
+            return f"{value} (baseline)"
+        if b.ratio is None:
+            return value
+        verdict = b.verdict or "(no CI)"
+        return f"{value} · {b.ratio:.2f}× {verdict}"
+
+    def _ticks(self) -> None:
+        n = len(self.bars)
+        ticks = [(float(n - 1 - i), short_text(b.label)) for i, b in enumerate(self.bars)]
+        self.getPlotItem().getAxis("left").setTicks([ticks, []])
+
+
+class BarGrid(QWidget):
+    """The six metric bar charts in a 2 × 3 grid."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QGridLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.charts: dict[str, MetricBars] = {}
+        for i, (metric, title, unit, _scale) in enumerate(BAR_METRICS):
+            chart = MetricBars(title, unit, self)
+            self.charts[metric] = chart
+            layout.addWidget(chart, i // 2, i % 2)

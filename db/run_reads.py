@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from sqlalchemy import (
@@ -30,6 +30,7 @@ from wattbench.db.schema import (
 )
 from wattbench.db.sessions import CHUNK, StoreBase, chunks
 from wattbench.db.values import (
+    RunFilters,
     RunSummary,
     parse_time,
     to_utc_naive,
@@ -145,18 +146,10 @@ class RunReads(StoreBase):
             }
         return [built[rid] for rid in full]
 
-    def _filtered(
-        self,
-        q: Select,
-        *,
-        model: str | None,
-        device: str | None,
-        runtime: str | None,
-        tag: str | None,
-        status: str | None,
-        since: datetime | str | None,
-        until: datetime | str | None,
-    ) -> Select:
+    def _filtered(self, q: Select, filters: RunFilters) -> Select:
+        model, device, runtime = filters.get("model"), filters.get("device"), filters.get("runtime")
+        tag, status = filters.get("tag"), filters.get("status")
+        since, until = filters.get("since"), filters.get("until")
         if model:
             q = q.where(
                 or_(
@@ -199,17 +192,11 @@ class RunReads(StoreBase):
 
     def list_runs(
         self,
-        model: str | None = None,
-        device: str | None = None,
-        tag: str | None = None,
-        status: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int | None = None,
         *,
-        runtime: str | None = None,
+        limit: int | None = None,
         offset: int = 0,
         order: str = "-created",
+        **filters: Unpack[RunFilters],
     ) -> list[RunSummary]:
         """Summaries of the runs that match every given filter (no arrays are read)."""
         key = order.lstrip("-+")
@@ -255,16 +242,7 @@ class RunReads(StoreBase):
             .outerjoin(Model, Model.id == Run.model_id)
             .outerjoin(Machine, Machine.id == Run.machine_id)
         )
-        q = self._filtered(
-            q,
-            model=model,
-            device=device,
-            runtime=runtime,
-            tag=tag,
-            status=status,
-            since=since,
-            until=until,
-        )
+        q = self._filtered(q, filters)
         q = q.order_by(col.desc() if desc else col.asc(), Run.id.desc() if desc else Run.id.asc())
         if limit is not None:
             q = q.limit(max(0, int(limit)))

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import BadInputError
@@ -22,6 +22,18 @@ from wattbench.domain.result import RunResult, RunStatus
 log = logging.getLogger(__name__)
 
 MAX_TAG_CHARS = 128
+
+
+class RunFilters(TypedDict, total=False):
+    """The filters of a run listing; each one given narrows it (the store's list_runs)."""
+
+    model: str | None  # a model ref, name or part of a ref
+    device: str | None  # a device, or a device kind ("cuda" matches "cuda:1")
+    runtime: str | None
+    tag: str | None
+    status: str | None  # a RunStatus value
+    since: datetime | str | None  # a datetime, ISO text, or "3d" / "12h" back from now
+    until: datetime | str | None
 
 
 @dataclass(frozen=True)

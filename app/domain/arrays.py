@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import zlib
 from typing import Any
 
@@ -19,18 +20,36 @@ def pack_array(a: np.ndarray, level: int = 1) -> bytes:
     return zlib.compress(np.ascontiguousarray(a).tobytes(), level)
 
 
-def unpack_array(data: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+def storable(a: np.ndarray) -> np.ndarray:
+    """``a`` in little-endian order, contiguous; ValueError unless its dtype is allowed."""
+    a = np.ascontiguousarray(a)
+    dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+    if dt.str not in ALLOWED_DTYPES:
+        raise ValueError(f"an array of dtype {dt.str} cannot be stored or sent")
+    return a.astype(dt, copy=False)
+
+
+def layout(dtype: object, shape: object) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """Check an encoded array's dtype and shape: (dtype, shape, bytes expected).
+
+    BundleError when the dtype is not a plain numeric one, the shape is not a list of
+    non-negative ints, or the array would exceed MAX_ELEMENTS.
+    """
     if dtype not in ALLOWED_DTYPES:
         raise BundleError(f"Array dtype {dtype!r} is not allowed; the data may be tampered.")
-    count = 1
-    for s in shape:
-        if not isinstance(s, int) or s < 0:
-            raise BundleError(f"Array shape {shape!r} is invalid; the data may be tampered.")
-        count *= s
+    if not isinstance(shape, list | tuple) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
+        raise BundleError(f"Array shape {shape!r} is invalid; the data may be tampered.")
+    count = math.prod(shape)
     if count > MAX_ELEMENTS:
         raise BundleError(f"Array of {count} elements is larger than allowed ({MAX_ELEMENTS}).")
-    dt = np.dtype(dtype)
-    expected = count * dt.itemsize
+    dt = np.dtype(str(dtype))
+    return dt, tuple(shape), count * dt.itemsize
+
+
+def unpack_array(data: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    dt, shape, expected = layout(dtype, shape)
     try:
         d = zlib.decompressobj()
         raw = d.decompress(data, expected + 1)
@@ -47,13 +66,9 @@ def unpack_array(data: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def array_to_dict(a: np.ndarray) -> dict[str, Any]:
-    a = np.asarray(a)
-    dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
-    a = a.astype(dt, copy=False)
-    if dt.str not in ALLOWED_DTYPES:
-        raise ValueError(f"dtype {dt.str} cannot be stored")
+    a = storable(a)
     return {
-        "dtype": dt.str,
+        "dtype": a.dtype.str,
         "shape": list(a.shape),
         "zlib_b64": base64.b64encode(pack_array(a)).decode("ascii"),
     }

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
-from wattbench.domain.arrays import ALLOWED_DTYPES, MAX_ELEMENTS, array_from_dict, array_to_dict
-from wattbench.domain.errors import WattbenchError
+from wattbench.domain.arrays import array_from_dict, array_to_dict, layout, storable
+from wattbench.domain.errors import BundleError, WattbenchError
 
 T = TypeVar("T")
 
@@ -48,28 +48,23 @@ class CodecError(WattbenchError):
 
 
 def _array_to_wire(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a)
-    dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
-    a = a.astype(dt, copy=False)
-    if dt.str not in ALLOWED_DTYPES:
-        raise CodecError(f"an array of dtype {dt.str} cannot be sent")
-    return {"dtype": dt.str, "shape": list(a.shape), "data": a.tobytes()}
+    try:
+        a = storable(a)
+    except ValueError as exc:
+        raise CodecError(str(exc)) from exc
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
 
 
 def _array_from_wire(obj: Any) -> np.ndarray:
     if not isinstance(obj, dict) or set(obj) != {"dtype", "shape", "data"}:
         raise CodecError("an array entry is malformed")
-    dtype, shape, data = obj["dtype"], obj["shape"], obj["data"]
-    if dtype not in ALLOWED_DTYPES:
-        raise CodecError(f"array dtype {dtype!r} is not allowed")
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-        raise CodecError(f"array shape {shape!r} is invalid")
-    if not isinstance(data, bytes):
-        raise CodecError("array data is not bytes")
-    count = math.prod(shape)
-    dt = np.dtype(dtype)
-    if count > MAX_ELEMENTS or count * dt.itemsize != len(data):
-        raise CodecError(f"an array of shape {shape} does not match its {len(data)} bytes")
+    data = obj["data"]
+    try:
+        dt, shape, expected = layout(obj["dtype"], obj["shape"])
+    except BundleError as exc:
+        raise CodecError(str(exc)) from exc
+    if not isinstance(data, bytes) or len(data) != expected:
+        raise CodecError(f"an array of shape {shape} does not match its data")
     # a copy: the array must not keep the whole frame alive
     return np.frombuffer(data, dtype=dt).reshape(shape).copy()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from wattbench.backends.models import catalog
@@ -71,6 +71,15 @@ class RunPlan:
     @property
     def configurations(self) -> int:
         return len({s.config_key() for s in self.specs})
+
+
+# what a request carries unchanged into each of its specs: the fields both have, except the
+# model (canonicalised) and the threads (swept: a tuple in the request)
+_CARRIED = tuple(
+    f.name
+    for f in fields(RunRequest)
+    if f.name in {g.name for g in fields(RunSpec)} - {"model", "threads"}
+)
 
 
 class Combinations(Protocol):
@@ -137,21 +146,7 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
         precision=request.precisions[0],
         batch_size=request.batch_sizes[0],
         threads=request.threads[0] if request.threads else None,
-        scenario=request.scenario,
-        preset=request.preset,
-        epsilon=request.epsilon,
-        t_max_s=request.t_max_s,
-        time_limit_s=request.time_limit_s,
-        dims=dict(request.dims),
-        input_shapes=dict(request.input_shapes),
-        prompt_tokens=request.prompt_tokens,
-        new_tokens=request.new_tokens,
-        ort_provider=request.ort_provider,
-        ort_graph_optimization=request.ort_graph_optimization,
-        sample_hz=request.sample_hz,
-        idle_baseline=request.idle_baseline,
-        memory_pass=request.memory_pass,
-        tags=tuple(request.tags),
+        **{name: getattr(request, name) for name in _CARRIED},
     )
     specs: list[RunSpec] = []
     skipped: list[str] = []

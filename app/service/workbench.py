@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
+from typing import Unpack
 
 from wattbench.db.bundle import ExportSummary, ImportSummary, export_bundle
 from wattbench.db.bundle_read import import_bundle
 from wattbench.db.store import Store, open_store
-from wattbench.db.values import RunSummary
+from wattbench.db.values import RunFilters, RunSummary
 from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult
@@ -100,27 +100,10 @@ class Workbench:
 
     # -- runs -----------------------------------------------------------------------------------
     def list_runs(
-        self,
-        *,
-        model: str | None = None,
-        device: str | None = None,
-        tag: str | None = None,
-        status: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int | None = None,
+        self, *, limit: int | None = None, **filters: Unpack[RunFilters]
     ) -> list[RunSummary]:
         """Stored runs, newest first, filtered."""
-        return self.store.list_runs(
-            model=model,
-            device=device,
-            tag=tag,
-            status=status,
-            since=since,
-            until=until,
-            limit=limit,
-            order="-created",
-        )
+        return self.store.list_runs(limit=limit, order="-created", **filters)
 
     def resolve_ids(self, ids: Sequence[str]) -> list[str]:
         """Full ids of ids or unique prefixes, each once, in order (UnknownRunError)."""

@@ -38,6 +38,22 @@ ONNX_DTYPES = {
 }
 
 
+def _file_entry(
+    path: Path, fmt: str, kind: str, inputs: tuple[InputSpec, ...], params: int | None
+) -> ModelEntry:
+    """The catalog entry of a model file, named by the file."""
+    return ModelEntry(
+        ref=str(path),
+        name=path.stem,
+        family="file",
+        format=fmt,
+        description=f"{kind} {path.name}",
+        inputs=inputs,
+        path=str(path),
+        parameters=params,
+    )
+
+
 def read_onnx(path: Path) -> Any:
     """Parse and check an ONNX file; ModelError saying whether it is not ONNX or damaged."""
     import onnx
@@ -131,16 +147,7 @@ def parameter_count(graph: Any) -> int | None:
 
 def onnx_file_entry(path: Path) -> ModelEntry:
     inputs, params = onnx_signature(path)
-    return ModelEntry(
-        ref=str(path),
-        name=path.stem,
-        family="file",
-        format="onnx",
-        description=f"ONNX file {path.name}",
-        inputs=inputs,
-        path=str(path),
-        parameters=params,
-    )
+    return _file_entry(path, "onnx", "ONNX file", inputs, params)
 
 
 # -- TorchScript and torch.export files ----------------------------------------------------
@@ -203,16 +210,7 @@ def torchscript_entry(path: Path, shapes: Mapping[str, str] | None) -> ModelEntr
             )
         shapes = {n: shapes[n] for n in names}
     params = sum(int(p.numel()) for p in module.parameters())
-    return ModelEntry(
-        ref=str(path),
-        name=path.stem,
-        family="file",
-        format="torchscript",
-        description=f"TorchScript file {path.name}",
-        inputs=explicit_inputs(shapes),
-        path=str(path),
-        parameters=params,
-    )
+    return _file_entry(path, "torchscript", "TorchScript file", explicit_inputs(shapes), params)
 
 
 def export_entry(path: Path) -> ModelEntry:
@@ -240,13 +238,4 @@ def export_entry(path: Path) -> ModelEntry:
                 shape.append(BATCH if i == 0 else str(d))
         specs.append(InputSpec(name, tuple(shape), str(val.dtype).removeprefix("torch.")))
     params = sum(int(p.numel()) for p in program.state_dict.values())
-    return ModelEntry(
-        ref=str(path),
-        name=path.stem,
-        family="file",
-        format="torch-export",
-        description=f"torch.export file {path.name}",
-        inputs=tuple(specs),
-        path=str(path),
-        parameters=params,
-    )
+    return _file_entry(path, "torch-export", "torch.export file", tuple(specs), params)

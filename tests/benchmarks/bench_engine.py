@@ -55,7 +55,7 @@ def _p99(r: RunResult) -> float:
 def paired_eta(model: str, rounds: int = 40, chunk_s: float = 0.05) -> tuple[float, float]:
     """η from alternating chunks of the engine's own timed loop and a bare loop, in this process.
 
-    Each round times k calls through ``measure._loop_single`` (clock reads + stores into the
+    Each round times k calls through ``timing.loop_single`` (clock reads + stores into the
     preallocated arrays, exactly the measurement loop) and k bare calls, in alternating order;
     the ratio bare time ÷ instrumented time is that round's η. The median over rounds resists
     the preemptions of a busy machine, which hit either loop at random. Returns (η, call ns).
@@ -64,8 +64,8 @@ def paired_eta(model: str, rounds: int = 40, chunk_s: float = 0.05) -> tuple[flo
 
     import numpy as np
     from wattbench.backends.runtimes.registry import get_runtime
-    from wattbench.engine.measure import _loop_single, clock
-    from wattbench.engine.worker import resolve_entry, runtime_options
+    from wattbench.engine.timing import clock, loop_single
+    from wattbench.engine.validate import resolve_entry, runtime_options
 
     spec = _spec(model)
     loaded = get_runtime(spec.runtime).load(resolve_entry(spec), spec.device, runtime_options(spec))
@@ -92,7 +92,7 @@ def paired_eta(model: str, rounds: int = 40, chunk_s: float = 0.05) -> tuple[flo
                         for _ in reps:
                             run()
                     else:
-                        _loop_single(run, starts, lats, 0, k, 1 << 62)
+                        loop_single(run, starts, lats, 0, k, 1 << 62)
                     times[which] = clock() - t0
                 ratios.append(times["bare"] / times["instrumented"])
         finally:

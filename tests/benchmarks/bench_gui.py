@@ -97,12 +97,10 @@ def bench_compare_draw(n_runs: int = 20) -> None:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from wattbench.db.store import open_store
-    from wattbench.gui import (
-        services,
-        theme,
-    )
+    from wattbench.gui import theme
     from wattbench.gui.controller import Controller
     from wattbench.gui.pages.compare import ComparePage
+    from wattbench.service.workbench import compare_loaded
 
     theme.configure_pyqtgraph()
     runs = []
@@ -131,9 +129,7 @@ def bench_compare_draw(n_runs: int = 20) -> None:
         page.resize(1400, 900)
         page.show()
         app.processEvents()
-        view = services.build_comparison(
-            runs, baseline_id=runs[0].id, energy_view="device", noise=0.01
-        )
+        view = compare_loaded(runs, baseline_id=runs[0].id, energy_view="device", noise=0.01)
         draw = []
         tabs: dict[str, list[float]] = {}
         for _ in range(5):
@@ -182,13 +178,11 @@ def bench_event_loop_during_run() -> None:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from wattbench.domain.spec import RunSpec
-    from wattbench.gui import (
-        theme,
-    )
+    from wattbench.gui import theme
     from wattbench.gui.app_settings import AppSettings
     from wattbench.gui.controller import Controller
     from wattbench.gui.main_window import MainWindow
+    from wattbench.service.plan import RunRequest, plan_runs
 
     theme.configure_pyqtgraph()
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,16 +197,16 @@ def bench_event_loop_during_run() -> None:
         controller.open_store(db)
         keys: list[int] = []
         controller.launched.connect(lambda _r, k: keys.extend(k))
-        spec = RunSpec(
+        request = RunRequest(
             model="builtin:mlp-tiny",
-            device="cpu",
+            runtimes=("torch",),
             preset="quick",
             t_max_s=8.0,
             idle_baseline=False,
-            threads=1,
+            threads=(1,),
             sample_hz=20.0,
         )
-        controller.launch([spec])
+        controller.launch(plan_runs(request))
         interval_ms = 5
         lateness_ms: list[float] = []
         last = [time.perf_counter()]

@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication([sys.argv[0]])
     if args.dark:
         _dark_palette(app)
-    from wattbench.gui import (
-        theme,
-    )
+    from wattbench.gui import theme
     from wattbench.gui.app_settings import AppSettings
     from wattbench.gui.controller import Controller
     from wattbench.gui.main_window import MainWindow
@@ -131,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     keys: list[int] = []
     controller.launched.connect(lambda _req, k: keys.extend(k))
     controller.launchRejected.connect(lambda _req, msg: log.error("rejected: %s", msg))
-    controller.launch(_specs())
+    from wattbench.service.plan import RunPlan
+
+    controller.launch(RunPlan(tuple(_specs())))
     if not wait(lambda: bool(keys), 180, "the runs to be queued"):
         return 1
     measuring = wait(

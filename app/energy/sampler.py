@@ -2,8 +2,8 @@
 
 A daemon thread reads every open source at ``spec.sample_hz`` (10 Hz by default, and never
 less often than a counter's safe poll interval) and stamps each reading with
-``time.perf_counter_ns`` — the clock the worker times inferences with (``measure.clock`` in
-wattbench.engine.measure), which is CLOCK_MONOTONIC on Linux and system-wide, so the worker's
+``time.perf_counter_ns`` — the clock the worker times inferences with (``clock`` in
+wattbench.engine.timing), which is CLOCK_MONOTONIC on Linux and system-wide, so the worker's
 [t₀, t₁] can be cut out of these series exactly. Raw counter values go through
 wattbench.energy.counters; the figures come from wattbench.energy.figures.
 """

@@ -118,7 +118,8 @@ class ConvergenceMonitor:
         if elapsed_ns < self.min_measure_ns:
             reasons.append(f"measured {elapsed_ns / 1e9:.2f} s < {self.min_measure_ns / 1e9:g} s")
         if not rho <= self.epsilon:
-            reasons.append(f"rho {rho:.2%} > {self.epsilon:.2%}")
+            shown = f"{rho:.2%}" if math.isfinite(rho) else "unknown"
+            reasons.append(f"rho {shown} > target {self.epsilon:.2%}")
         elif consecutive < 2:
             reasons.append("rho ≤ epsilon on 1 check, needs 2 in a row")
         if not tails_ok:

@@ -189,8 +189,7 @@ def _measure_loop(
     measure_s = (int(starts[i - 1] + lats[i - 1]) - t_begin) / 1e9
     if not converged:
         reason = (
-            f"did not converge within T_max = {spec.measurement_t_max_s:g} s: "
-            f"rho = {_pct(rho)} (target {eps:.2%}); {reason}"
+            f"did not converge within T_max = {spec.measurement_t_max_s:g} s: {reason}"
         )
     return _Measured(
         starts=starts[:i].copy(),
@@ -203,10 +202,6 @@ def _measure_loop(
         measure_s=measure_s,
         gc_disabled=gc_off,
     )
-
-
-def _pct(x: float) -> str:
-    return f"{x:.2%}" if math.isfinite(x) else "unknown"
 
 
 def _fraction(elapsed_ns: int, t_max_ns: int, rho: float, eps: float) -> float:

@@ -22,8 +22,9 @@ from wattbench.backends.runtimes import registry
 from wattbench.domain.errors import BadInputError, StoreError, UnknownRunError
 from wattbench.domain.result import RunResult, RunStatus
 from wattbench.domain.spec import RunSpec
-from wattbench.service.plan import RunRequest, check_plan, plan_runs
+from wattbench.service.plan import check_plan, plan_runs
 from wattbench.service.queue import EventKind, ItemState, QueueEvent, RunQueue
+from wattbench.service.request import RunRequest
 from wattbench.service.workbench import Workbench
 
 QUICK: dict[str, Any] = dict(
@@ -188,7 +189,8 @@ def test_a_store_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> N
 
 FLOW = """
 import json, sys
-from wattbench.service.plan import RunRequest, check_plan, plan_runs
+from wattbench.service.plan import check_plan, plan_runs
+from wattbench.service.request import RunRequest
 from wattbench.service.queue import RunQueue
 from wattbench.service.workbench import Workbench
 

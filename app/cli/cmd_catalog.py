@@ -17,7 +17,7 @@ from wattbench.cli.common import EXIT_OK, print_json, print_table
 from wattbench.domain import units
 from wattbench.domain.codec import to_document
 from wattbench.service import inventory
-from wattbench.service.plan import parse_dims, parse_input_shapes
+from wattbench.service.request import parse_dims, parse_input_shapes
 
 log = logging.getLogger(__name__)
 

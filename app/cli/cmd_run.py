@@ -31,17 +31,16 @@ from wattbench.domain.errors import BadInputError, WattbenchError
 from wattbench.domain.events import Phase
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import PRESETS, Scenario
-from wattbench.service.plan import (
+from wattbench.service.plan import check_plan, plan_runs
+from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem, RunQueue
+from wattbench.service.request import (
     RunRequest,
-    check_plan,
     parse_dims,
     parse_input_shapes,
     parse_ints,
     parse_threads,
-    plan_runs,
     split_list,
 )
-from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem, RunQueue
 from wattbench.service.workbench import Workbench
 
 log = logging.getLogger(__name__)

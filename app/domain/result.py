@@ -225,6 +225,11 @@ class Measurement:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in names}
 
 
+def new_run_id() -> str:
+    """A fresh run id: 32 hex digits (a UUID4), stable across stores and bundles."""
+    return uuid.uuid4().hex
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -233,7 +238,7 @@ def _now() -> str:
 class RunResult:
     spec: RunSpec
     status: RunStatus
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_run_id)
     reason: str | None = None  # why it failed / was cancelled / why figures are missing
     # what kind of failure: bad_input | crash | time_limit | out_of_memory | error | None
     error_kind: str | None = None

@@ -188,9 +188,7 @@ def _measure_loop(
             gc.enable()
     measure_s = (int(starts[i - 1] + lats[i - 1]) - t_begin) / 1e9
     if not converged:
-        reason = (
-            f"did not converge within T_max = {spec.measurement_t_max_s:g} s: {reason}"
-        )
+        reason = f"did not converge within T_max = {spec.measurement_t_max_s:g} s: {reason}"
     return _Measured(
         starts=starts[:i].copy(),
         lats=lats[:i].copy(),

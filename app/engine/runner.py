@@ -9,19 +9,14 @@ failed/cancelled and a reason. Queues of runs, storing and sweeps are the servic
 from __future__ import annotations
 
 import logging
-import uuid
 
 from wattbench.domain.events import CancelToken, ProgressCallback
-from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.result import RunResult, RunStatus, new_run_id
 from wattbench.domain.spec import RunSpec
 from wattbench.engine.supervisor import supervise
 from wattbench.engine.validate import validate
 
 log = logging.getLogger(__name__)
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex
 
 
 def run_one(
@@ -56,4 +51,4 @@ def run_one(
     return supervise(spec, rid, progress, cancel, run_index, run_count)
 
 
-__all__ = ["new_run_id", "run_one"]
+__all__ = ["run_one"]

@@ -36,7 +36,7 @@ from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem,
 
 if TYPE_CHECKING:
     from wattbench.domain.cost import CostProfile
-    from wattbench.service.plan import RunPlan
+    from wattbench.service.request import RunPlan
     from wattbench.service.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,13 @@ class Controller(ThreadHost):
 
     def open_store(self, url: str | None = None) -> None:
         """(Re)open the run store; storeReady or storeFailed follows."""
-        from wattbench.service.workbench import Workbench
-
         self._db_url = url
 
         def open_() -> str:
+            # imported here, on the database thread: SQLAlchemy and the store take most of a
+            # second to import, which the window would otherwise wait for
+            from wattbench.service.workbench import Workbench
+
             old, self._wb = self._wb, None
             if old is not None:
                 old.close()

@@ -1,76 +1,31 @@
-"""Planning runs: one request from any front end becomes the list of run specs, checked.
+"""Planning runs: a request from any front end becomes the list of run specs, checked.
 
-A ``RunRequest`` says what the user asked for in interface-neutral terms (a model, devices,
-runtimes, batch sizes, ...); ``plan_runs`` expands it into a ``RunPlan``: every combination as
+``plan_runs`` expands a ``RunRequest`` (``request``) into a ``RunPlan``: every combination as
 a ``RunSpec`` (a sweep id when there is more than one), with the checks that need no model or
 runtime loaded. ``check_plan`` then asks the engine to validate every distinct configuration
 (it resolves models and imports runtimes: call it off a GUI thread). The CLI and the GUI both
 come through here, so a GUI sweep and a CLI sweep are the same runs.
-
-The text parsers (``parse_ints``, ``parse_pairs`` ...) read what people type in a field or an
-argument ("1, 8, 32", "seq_len=128") with the same rules in every front end.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import fields
 from typing import Protocol
 
 from wattbench.backends.models import catalog
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes import registry
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.spec import RunSpec, Scenario, expand_sweep
+from wattbench.domain.spec import RunSpec, expand_sweep
 from wattbench.engine.validate import check_entry, validate_many
+from wattbench.service.request import RunPlan, RunRequest
 
 ORT_ONLY_FIELDS = {
     "ort_provider": "the execution provider",
     "ort_graph_optimization": "the graph optimization level",
 }
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What to run, as the user asked for it; empty ``runtimes`` = the model's own runtime."""
-
-    model: str
-    devices: tuple[str, ...] = ("cpu",)
-    runtimes: tuple[str, ...] = ()
-    precisions: tuple[str, ...] = ("fp32",)
-    batch_sizes: tuple[int, ...] = (1,)
-    threads: tuple[int | None, ...] = (None,)
-    repeats: int = 1
-    scenario: Scenario = Scenario.SINGLE_STREAM
-    preset: str = "default"
-    epsilon: float | None = None
-    t_max_s: float | None = None
-    time_limit_s: float | None = None
-    dims: Mapping[str, int] = field(default_factory=dict)
-    input_shapes: Mapping[str, str] = field(default_factory=dict)
-    prompt_tokens: int = 32
-    new_tokens: int = 16
-    ort_provider: str | None = None
-    ort_graph_optimization: str = "all"
-    sample_hz: float = 10.0
-    idle_baseline: bool = True
-    memory_pass: bool = True
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """The runs a request makes, in the order they will be queued."""
-
-    specs: tuple[RunSpec, ...]
-    sweep_id: str | None = None
-    # combinations left out because a device inventory says they cannot run, with why
-    skipped: tuple[str, ...] = ()
-
-    @property
-    def configurations(self) -> int:
-        return len({s.config_key() for s in self.specs})
 
 
 # what a request carries unchanged into each of its specs: the fields both have, except the
@@ -200,73 +155,3 @@ def check_plan(plan: RunPlan) -> None:
     """Validate every distinct configuration (models resolved, runtimes asked); one
     BadInputError naming every problem. Slow the first time: it imports the runtimes."""
     validate_many(plan.specs)
-
-
-# -- what people type -----------------------------------------------------------------------
-
-
-def split_list(text: str | None) -> list[str]:
-    """'a, b c;d' -> ['a', 'b', 'c', 'd'] (commas, semicolons or spaces)."""
-    return [p for p in (text or "").replace(",", " ").replace(";", " ").split() if p]
-
-
-def parse_ints(text: str | None, *, what: str, field: str, minimum: int = 1) -> list[int]:
-    """'1, 8, 32' -> [1, 8, 32] (no repeats); BadInputError naming ``what``."""
-    out: list[int] = []
-    for item in split_list(text):
-        try:
-            number = int(item)
-        except ValueError:
-            raise BadInputError(
-                f"{what.capitalize()} {item!r} is not a whole number.", field=field
-            ) from None
-        if number < minimum:
-            raise BadInputError(
-                f"{what.capitalize()} must be at least {minimum} (got {number}).", field=field
-            )
-        if number not in out:
-            out.append(number)
-    return out
-
-
-def parse_threads(text: str | None) -> list[int | None]:
-    """'' or 'default' = the runtime's own choice; otherwise thread counts."""
-    if (text or "").strip().lower() in ("", "default", "auto"):
-        return [None]
-    return list(parse_ints(text, what="thread count", field="threads"))
-
-
-def parse_pairs(items: Sequence[str], *, what: str, field: str, example: str) -> dict[str, str]:
-    """['a=1', 'b=2'] (each item may hold several, comma-separated) -> {'a': '1', 'b': '2'}."""
-    out: dict[str, str] = {}
-    for item in items:
-        for part in [p.strip() for p in item.replace(";", ",").split(",") if p.strip()]:
-            name, sep, value = part.partition("=")
-            if not sep or not name.strip() or not value.strip():
-                raise BadInputError(
-                    f"{what.capitalize()} {part!r} must look like {example}.", field=field
-                )
-            out[name.strip()] = value.strip()
-    return out
-
-
-def parse_dims(items: Sequence[str]) -> dict[str, int]:
-    """['seq_len=128'] -> {'seq_len': 128}."""
-    out: dict[str, int] = {}
-    for name, value in parse_pairs(
-        items, what="dimension", field="dims", example="NAME=SIZE, e.g. seq_len=128"
-    ).items():
-        try:
-            out[name] = int(value)
-        except ValueError:
-            raise BadInputError(
-                f"Dimension {name}={value}: the size must be a whole number.", field="dims"
-            ) from None
-    return out
-
-
-def parse_input_shapes(items: Sequence[str]) -> dict[str, str]:
-    """['x=1x3x224x224:float32'] -> {'x': '1x3x224x224:float32'}."""
-    return parse_pairs(
-        items, what="input shape", field="input_shapes", example="NAME=1x3x224x224:float32"
-    )

@@ -24,9 +24,8 @@ from typing import Protocol
 
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.events import CancelToken, Phase, ProgressEvent
-from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.result import RunResult, RunStatus, new_run_id
 from wattbench.domain.spec import RunSpec
-from wattbench.engine.runner import new_run_id, run_one
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +275,10 @@ class RunQueue:
                 elapsed_s=event.elapsed_s,
             )
             self._emit(QueueEvent(EventKind.PROGRESS, snap, progress=event))
+
+        # imported on the run thread at the first run: the engine (supervisor, sampler, worker)
+        # is not needed to show a queue, and the GUI window should not wait for its import
+        from wattbench.engine.runner import run_one
 
         try:
             result = run_one(

@@ -89,7 +89,7 @@ def discovery_times(root: Path | None, repeats: int = 20) -> list[float]:
 
 
 def throughput_on_off(root: Path, pairs: int, t_max_s: float) -> tuple[list[float], list[float]]:
-    import wattbench.energy.sampler as sampler_mod
+    import wattbench.engine.run_energy as sampler_mod  # where the supervisor's sampler opens
     from wattbench.domain.spec import RunSpec
     from wattbench.engine.runner import run_one
 

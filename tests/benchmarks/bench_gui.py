@@ -182,7 +182,8 @@ def bench_event_loop_during_run() -> None:
     from wattbench.gui.app_settings import AppSettings
     from wattbench.gui.controller import Controller
     from wattbench.gui.main_window import MainWindow
-    from wattbench.service.plan import RunRequest, plan_runs
+    from wattbench.service.plan import plan_runs
+    from wattbench.service.request import RunRequest
 
     theme.configure_pyqtgraph()
     with tempfile.TemporaryDirectory() as tmp:

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     keys: list[int] = []
     controller.launched.connect(lambda _req, k: keys.extend(k))
     controller.launchRejected.connect(lambda _req, msg: log.error("rejected: %s", msg))
-    from wattbench.service.plan import RunPlan
+    from wattbench.service.request import RunPlan
 
     controller.launch(RunPlan(tuple(_specs())))
     if not wait(lambda: bool(keys), 180, "the runs to be queued"):

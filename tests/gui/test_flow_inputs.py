@@ -12,7 +12,7 @@ from wattbench.domain.spec import Scenario
 from wattbench.gui.main_window import MainWindow
 from wattbench.gui.pages.new_run import NewRunPage
 from wattbench.gui.widgets.banner import Level
-from wattbench.service.plan import RunPlan
+from wattbench.service.request import RunPlan
 
 
 def test_an_invalid_model_file_is_refused_with_a_message(

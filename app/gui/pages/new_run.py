@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -31,12 +31,11 @@ from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller
 from wattbench.gui.widgets.banner import Banner, Level
 from wattbench.gui.widgets.run_form import RunForm
-from wattbench.service.inventory import DeviceInventory
-from wattbench.service.plan import (
-    RunPlan,
-    entry_problems,
-    plan_runs,
-)
+from wattbench.service.plan import entry_problems, plan_runs
+from wattbench.service.request import RunPlan
+
+if TYPE_CHECKING:
+    from wattbench.service.inventory import DeviceInventory
 
 log = logging.getLogger(__name__)
 

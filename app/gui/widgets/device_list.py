@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QVBoxLayout, QWidget
-from wattbench.energy.doctor import Diagnosis
 from wattbench.gui import theme
-from wattbench.service.inventory import DeviceChoice
+
+if TYPE_CHECKING:  # values the controller hands over; their modules load the plugins
+    from wattbench.energy.doctor import Diagnosis
+    from wattbench.service.inventory import DeviceChoice
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from wattbench.domain.spec import PRECISIONS, PRESETS, Scenario
 from wattbench.gui import icons
 from wattbench.gui.widgets.device_list import DeviceList
-from wattbench.service.plan import (
+from wattbench.service.request import (
     RunRequest,
     parse_dims,
     parse_input_shapes,

@@ -276,9 +276,13 @@ class RunReads(StoreBase):
 
 def _as_datetime(value: Any) -> datetime:
     """A stored UTC timestamp, made aware: drivers give a datetime (PostgreSQL) or ISO text
-    (SQLite), both without a zone."""
-    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+    (SQLite), both without a zone. (Listing 10,000 runs reads 20,000 of them: the zone is
+    parsed with the text, as ``replace(tzinfo=...)`` would cost as much as the parsing.)"""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    text = str(value)
+    zoned = text.endswith("Z") or (text[-6:-5] in ("+", "-") and text[-3:-2] == ":")
+    return datetime.fromisoformat(text if zoned else text + "+00:00")
 
 
 def _unpack(codec: str, data: bytes, dtype: str, shape: Sequence[int]) -> np.ndarray:

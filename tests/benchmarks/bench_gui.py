@@ -1,9 +1,10 @@
 """GUI speed figures (prints them; no assertion: the machine is shared and noisy).
 
-    xvfb-run -a python tests/benchmarks/bench_gui.py [--skip-run]
+    xvfb-run -a python tests/benchmarks/bench_gui.py [--skip-run] [--against REV --launches N]
 
 1. Window shown: wall time from spawning a fresh `python` to the main window being shown and
    painted, and whether torch was imported by then (target ≤ 1.5 s, torch not imported).
+   With --against REV, launches of that revision alternate with this tree's, for a ratio.
 2. Event-loop latency on the GUI thread during a real quick run with the live charts on
    screen: a 5 ms probe timer records how late each tick fires (target p99 ≤ 50 ms).
 3. Compare view: time to draw a comparison of 20 runs (target ≤ 0.5 s), from the computed
@@ -50,43 +51,89 @@ controller.shutdown()
 """
 
 
-def bench_window_shown(repeats: int = 5) -> None:
-    times = []
+def _revision_tree(rev: str, where: Path) -> Path:
+    """A checkout of ``rev`` laid out as the ``wattbench`` package (a PYTHONPATH entry)."""
+    tree = where / "tree"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(tree), rev],
+        check=True,
+        capture_output=True,
+    )
+    for sub in ("backends", "db", "resources"):  # pyproject's package-dir mapping
+        (tree / "app" / sub).symlink_to(tree / sub)
+    (where / "path").mkdir()
+    (where / "path" / "wattbench").symlink_to(tree / "app")
+    return where / "path"
+
+
+def _launch(tmp: str, name: str, env: dict[str, str]) -> tuple[float, bool] | None:
+    """Seconds from spawning a fresh python to the window shown, and whether torch was in."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(Path(tmp) / "runs.sqlite"), str(Path(tmp) / name)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp,
+    )
+    assert proc.stdout is not None
+    shown: tuple[float, bool] | None = None
+    for line in proc.stdout:
+        if line.startswith("SHOWN"):
+            shown = (time.perf_counter() - start, line.split()[1] == "True")
+            break
+    proc.wait(timeout=120)
+    if shown is None:
+        print("  child failed:", proc.stderr.read() if proc.stderr else "")
+    return shown
+
+
+def _summary(times: list[float]) -> str:
+    return (
+        f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s"
+    )
+
+
+def bench_window_shown(repeats: int = 5, against: str | None = None) -> None:
+    """Window-shown time of this tree; with ``against``, alternating with that revision's
+    (same machine, same minutes: the ratio of the medians is the figure to compare)."""
+    runs: dict[str, list[float]] = {"this tree": [], str(against): []}
     torch_seen = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, WATTBENCH_DATA_DIR=tmp)
-        for i in range(repeats):
-            start = time.perf_counter()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    _CHILD,
-                    str(Path(tmp) / "runs.sqlite"),
-                    str(Path(tmp) / f"conf{i}"),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-                cwd=ROOT,
-            )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith("SHOWN"):
-                    times.append(time.perf_counter() - start)
-                    torch_seen.append(line.split()[1] == "True")
-                    break
-            proc.wait(timeout=120)
-            if proc.returncode != 0 and len(times) <= i:
-                print("  child failed:", proc.stderr.read() if proc.stderr else "")
-    if times:
+        env = dict(os.environ, WATTBENCH_DATA_DIR=tmp, PYTHONPATH=str(ROOT))
+        other = None
+        if against is not None:
+            other = dict(env, PYTHONPATH=str(_revision_tree(against, Path(tmp) / "rev")))
+        try:
+            for i in range(repeats):
+                order = [("this tree", env)] + ([(against, other)] if other else [])
+                for name, child_env in order if i % 2 == 0 else order[::-1]:
+                    shown = _launch(tmp, f"conf-{i}-{len(runs[str(name)])}", child_env)
+                    if shown is not None:
+                        runs[str(name)].append(shown[0])
+                        if name == "this tree":
+                            torch_seen.append(shown[1])
+        finally:
+            if other is not None:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "-f", f"{tmp}/rev/tree"],
+                    check=False,
+                    capture_output=True,
+                )
+    mine = runs["this tree"]
+    if mine:
         print(
-            f"window shown after launch (fresh process, {len(times)} launches): "
-            f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, "
-            f"max {max(times):.2f} s (target ≤ 1.5 s)"
+            f"window shown after launch (fresh process, {len(mine)} launches): "
+            f"{_summary(mine)} (target ≤ 1.5 s)"
         )
         print(f"  torch imported before the window was shown: {any(torch_seen)} (target: False)")
+    theirs = runs[str(against)]
+    if mine and theirs:
+        print(
+            f"  {against}, alternating with it: {_summary(theirs)}; this tree ÷ {against} "
+            f"(medians) = {statistics.median(mine) / statistics.median(theirs):.3f}"
+        )
 
 
 def bench_compare_draw(n_runs: int = 20) -> None:
@@ -253,10 +300,16 @@ def bench_event_loop_during_run() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="GUI speed figures")
     parser.add_argument("--skip-run", action="store_true", help="skip the real run (3rd figure)")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also launch the window of git revision REV, alternating (e.g. a release tag)",
+    )
+    parser.add_argument("--launches", type=int, default=5, help="window launches (each tree)")
     args = parser.parse_args()
     platform = os.environ.get("QT_QPA_PLATFORM") or ("xcb" if os.environ.get("DISPLAY") else "?")
     print(f"Qt platform: {platform}; CPUs: {os.cpu_count()}")
-    bench_window_shown()
+    bench_window_shown(args.launches, args.against)
     bench_compare_draw()
     if not args.skip_run:
         bench_event_loop_during_run()

@@ -31,7 +31,6 @@ from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller
 from wattbench.gui.widgets.banner import Banner, Level
 from wattbench.gui.widgets.run_form import RunForm
-from wattbench.service.plan import entry_problems, plan_runs
 from wattbench.service.request import RunPlan
 
 if TYPE_CHECKING:
@@ -280,6 +279,10 @@ class NewRunPage(RunForm):
             return Plan(None, (*errors, str(exc)))
         if errors:
             return Plan(None, tuple(errors))
+        # imported once the catalog and the devices have arrived, not before the window shows:
+        # the planner brings in the catalog and the runtime registry
+        from wattbench.service.plan import entry_problems, plan_runs
+
         try:
             runs = plan_runs(request, combinations=self._inventory)
         except BadInputError as exc:

@@ -261,27 +261,31 @@ class _ProgressView:
 
 
 @contextmanager
-def _sigint_cancels(queue: RunQueue) -> Iterator[None]:
-    """First Ctrl-C cancels the runs cleanly; a second one interrupts at once."""
+def _signals_cancel(queue: RunQueue) -> Iterator[None]:
+    """Ctrl-C or SIGTERM (``timeout``, a CI job, a service manager) cancels the runs cleanly:
+    the worker is stopped and the cancelled run recorded; a second Ctrl-C interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     pressed = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
-        if pressed.is_set():
+        if pressed.is_set() and signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         pressed.set()
-        print("\nwattbench: cancelling (Ctrl-C again to interrupt)", file=sys.stderr)
+        how = "Ctrl-C again to interrupt" if signum == signal.SIGINT else "terminated"
+        print(f"\nwattbench: cancelling ({how})", file=sys.stderr)
         queue.cancel_all()
 
-    signal.signal(signal.SIGINT, handler)
+    for sig in previous:
+        signal.signal(sig, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 # -- the command --------------------------------------------------------------------------
@@ -323,7 +327,7 @@ def run_command(args: argparse.Namespace) -> int:
         with _ProgressView(show_progress) as view:
             queue = RunQueue(recorder=wb, listener=view)
             queue.submit(plan.specs)
-            with _sigint_cancels(queue):
+            with _signals_cancel(queue):
                 queue.run_all()
         items = queue.items()
         if wb is not None and any(it.stored for it in items):

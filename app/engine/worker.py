@@ -14,11 +14,15 @@ MemoryError), ``oom-kill`` (SIGKILL, as the kernel's out-of-memory killer ends a
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -89,6 +93,39 @@ def fault_hook() -> Callable[[], None] | None:
     return inject
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def tie_to_parent() -> None:
+    """End this worker when the process that started it dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``), which works
+    even while a model call holds the GIL; the parent's supervising thread outlives the worker
+    (it always stops and reaps it), so the signal only comes with the parent's death. Everywhere
+    (and as a second line on Linux), a daemon thread waits on the parent's sentinel, which the
+    operating system closes when the parent dies, and exits the process.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by a supervisor (a test calling worker_main directly)
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError) as exc:
+            log.warning("cannot tie the worker to its parent with prctl: %s", exc)
+        if os.getppid() != parent.pid:  # the parent died before the tie was made
+            os._exit(1)
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(1)  # the supervisor is gone: nobody wants this run any more
+
+    threading.Thread(target=watch, name="wattbench-parent-watch", daemon=True).start()
+
+
 def _describe_system() -> dict[str, Any]:
     from wattbench.backends.system import describe_system
 
@@ -142,6 +179,7 @@ def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None
         logging.basicConfig(level=log_level, format="%(levelname)s worker %(name)s: %(message)s")
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    tie_to_parent()
     chan = _Channel(conn)
     chan.send(ipc.Ready(pid=os.getpid(), t_ready_ns=time.perf_counter_ns()))
     try:

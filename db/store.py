@@ -3,7 +3,8 @@
 ``open_store()`` picks the database (``--db`` URL or file > ``$WATTBENCH_DB`` > one SQLite
 file in the user's data folder, ``$WATTBENCH_DATA_DIR`` overriding the folder), refuses a
 database written by a newer Wattbench without touching it, applies the packaged Alembic
-migrations, and marks runs whose writer died as ``interrupted``.
+migrations, imports the runs kept aside in the spool (``spool``: measured while no store could
+take them), and marks runs whose writer died as ``interrupted``.
 
 Interrupted runs: ``begin_run`` records the writer's host, pid and process start time. At the
 next open, a ``running``/``pending`` run written on this host is marked interrupted unless that
@@ -21,20 +22,18 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository
 from wattbench.db.schema import Base, Run
-from wattbench.db.values import to_utc_naive
+from wattbench.db.spool import Spool
+from wattbench.db.values import process_alive, to_utc_naive
 from wattbench.domain.errors import NewerSchemaError, StoreError, StoreLocationError
 from wattbench.domain.result import RunResult, RunStatus
 from wattbench.domain.spec import RunSpec
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -220,20 +219,6 @@ def _check_schema(engine: Engine, url: str) -> tuple[str, ...]:
 # -- interrupted runs ------------------------------------------------------------------------
 
 
-def _writer_alive(pid: int | None, started: float | None) -> bool:
-    import psutil
-
-    if pid is None:
-        return False
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started is None or abs(p.create_time() - started) < 1.0
-    except psutil.Error:
-        return False
-
-
 class Store(Repository):
     """The run store at one URL. Use ``open_store()``; ``close()`` when done."""
 
@@ -286,7 +271,7 @@ class Store(Repository):
         dead = []
         for r in rows:
             if r.writer_host == host:
-                if not _writer_alive(r.writer_pid, r.writer_started):
+                if not process_alive(r.writer_pid, r.writer_started):
                     dead.append(r.id)
             elif r.created_at < stale_before:
                 dead.append(r.id)
@@ -318,6 +303,9 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             upgrade(engine)
         store = Store(engine, full)
         if migrate:
+            # runs measured while no store could take them come first: a run kept aside
+            # after it began replaces its "running" row before that is called interrupted
+            Spool.default().import_into(store.save_run)
             store.mark_interrupted()
         return store
     except StoreError:

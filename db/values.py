@@ -18,6 +18,7 @@ from typing import Any, TypedDict
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,22 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     return to_utc_naive(t)
 
 
+def process_alive(pid: int | None, started: float | None = None) -> bool:
+    """Whether process ``pid`` runs (not a zombie) and, given ``started`` (its create time, as
+    psutil gives it), is still the same process and not a later one with the same pid."""
+    import psutil
+
+    if pid is None:
+        return False
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(p.create_time() - started) < 1.0
+    except psutil.Error:
+        return False
+
+
 def canonical_sha256(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -141,10 +158,52 @@ def device_energy(result: RunResult) -> tuple[float | None, float | None, str | 
     return per_item, items_per_j, fig.source[:255]
 
 
+# what a name (a tag, ...) may not hold: control characters, direction overrides that would
+# make it print as something else, and markup (a bundle carrying it is refused on import)
+UNSAFE_NAME = re.compile(r"[<>\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MAX_DB_INT = 2**31 - 1  # INTEGER columns (PostgreSQL int4)
+
+
 def _clean_tag(tag: str) -> str:
     t = str(tag).strip()
-    if not t or len(t) > MAX_TAG_CHARS or any(ord(c) < 32 for c in t):
+    if not t or len(t) > MAX_TAG_CHARS or UNSAFE_NAME.search(t):
         raise BadInputError(
-            f"Tag {tag!r} is not usable: give 1 to {MAX_TAG_CHARS} printable characters."
+            f"Tag {tag!r} is not usable: give 1 to {MAX_TAG_CHARS} printable characters, "
+            "without < > or control characters.",
+            field="tags",
         )
     return t
+
+
+def check_storable(spec: RunSpec) -> None:
+    """BadInputError for anything in ``spec`` the run store could not hold, found before the
+    run is measured: its tags, whole numbers beyond the INTEGER columns, names longer than
+    their columns (``schema.Run``)."""
+    from wattbench.db.schema import Run
+
+    for tag in spec.tags:
+        _clean_tag(tag)
+    for name in ("batch_size", "threads", "repeat", "prompt_tokens", "new_tokens"):
+        value = getattr(spec, name)
+        if value is not None and not -MAX_DB_INT <= value <= MAX_DB_INT:
+            raise BadInputError(
+                f"{name.replace('_', ' ').capitalize()} {value} is beyond what a run can "
+                f"record (at most {MAX_DB_INT:,}).",
+                field=name,
+            )
+    columns = Run.__table__.columns
+    for name, value in (
+        ("model", spec.model),
+        ("device", spec.device),
+        ("runtime", spec.runtime),
+        ("precision", spec.precision),
+        ("scenario", spec.scenario.value),
+    ):
+        column = columns["model_ref" if name == "model" else name]
+        length = getattr(column.type, "length", None)
+        if length is not None and len(value) > length:
+            raise BadInputError(
+                f"The {name} {value[:60]!r}… is {len(value)} characters long; a run can "
+                f"record at most {length}.",
+                field=name,
+            )

@@ -22,12 +22,13 @@ from wattbench.cli import run_output
 from wattbench.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
+    EXIT_NOT_STORED,
     EXIT_OK,
     EXIT_RUN_FAILED,
     print_error,
     print_json,
 )
-from wattbench.domain.errors import BadInputError, WattbenchError
+from wattbench.domain.errors import BadInputError, StoreLocationError, WattbenchError
 from wattbench.domain.events import Phase
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import PRESETS, Scenario
@@ -292,7 +293,10 @@ def _signals_cancel(queue: RunQueue) -> Iterator[None]:
 
 
 def exit_code_for(items: Sequence[QueueItem]) -> int:
-    """4 cancelled, 3 a run failed, 2 a run failed on bad input only, 0 all done."""
+    """5 a measured run is not in the store, 4 cancelled, 3 a run failed, 2 a run failed on
+    bad input only, 0 all done."""
+    if any(it.unstored for it in items):
+        return EXIT_NOT_STORED
     if any(it.state is ItemState.CANCELLED for it in items):
         return EXIT_CANCELLED
     failed = [it for it in items if it.state is not ItemState.DONE]
@@ -302,12 +306,20 @@ def exit_code_for(items: Sequence[QueueItem]) -> int:
 
 
 def _open_store(args: argparse.Namespace) -> tuple[Workbench | None, str | None]:
+    """The store (None: the runs are kept aside, or not stored at all with --no-store) and
+    why runs will not be stored."""
     if args.no_store:
         return None, "not saved: --no-store"
     try:
         return Workbench.open(getattr(args, "db", None)), None
-    except WattbenchError as exc:  # measure anyway, and say the runs are not saved
-        print(f"wattbench: warning: runs are not saved ({exc})", file=sys.stderr)
+    except StoreLocationError:
+        raise  # the user named a place that is not there: bad input, nothing is run
+    except WattbenchError as exc:  # measure anyway; the runs are kept aside
+        print(
+            f"wattbench: warning: the run store cannot be opened ({exc}); the runs will be "
+            "kept aside and stored at the next open of a store",
+            file=sys.stderr,
+        )
         return None, f"not saved: {exc}"
 
 
@@ -315,17 +327,17 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         plan = plan_runs(request_from(args))
         check_plan(plan)
-    except BadInputError as exc:
+        wb, store_warning = _open_store(args)
+    except (BadInputError, StoreLocationError) as exc:
         if args.json:
             print_json(run_output.json_document([], exc.exit_code, error=exc))
         print_error(exc)
         return exc.exit_code
-    wb, store_warning = _open_store(args)
     show_progress = not args.json or sys.stderr.isatty()
     where = ""
     try:
         with _ProgressView(show_progress) as view:
-            queue = RunQueue(recorder=wb, listener=view)
+            queue = RunQueue(recorder=wb, listener=view, keep_aside=not args.no_store)
             queue.submit(plan.specs)
             with _signals_cancel(queue):
                 queue.run_all()
@@ -337,13 +349,18 @@ def run_command(args: argparse.Namespace) -> int:
             wb.close()
     results: list[RunResult] = [it.result for it in items if it.result is not None]
     saved = [it for it in items if it.stored]
-    failed_store = next((it.store_error for it in items if it.store_error), None)
-    if failed_store:
-        store_warning = f"runs are not saved ({failed_store})"
-        print(f"wattbench: warning: {store_warning}", file=sys.stderr)
+    unstored = [it for it in items if it.unstored]
+    for it in unstored:
+        print(f"wattbench: run {it.run_id[:8]} is not stored: {it.store_error}", file=sys.stderr)
+    if unstored:
+        store_warning = f"{len(unstored)} run(s) not stored: {unstored[0].store_error}"
     code = exit_code_for(items)
     if args.json:
-        store_info = {"saved": len(saved), "warning": store_warning}
+        store_info = {
+            "saved": len(saved),
+            "warning": store_warning,
+            "kept_aside": [it.kept_at for it in unstored if it.kept_at],
+        }
         print_json(run_output.json_document(results, code, store=store_info))
         return code
     run_output.print_results(results)

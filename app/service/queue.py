@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from wattbench.db.spool import Spool
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.events import CancelToken, Phase, ProgressEvent
 from wattbench.domain.result import RunResult, RunStatus, new_run_id
@@ -64,6 +65,7 @@ class QueueItem:
     reason: str | None = None  # why it failed or was cancelled, and why it was not stored
     stored: bool = False
     store_error: str | None = None
+    kept_at: str | None = None  # the spool file of a run that could not be stored
     converged: bool | None = None  # known once the run is done
     result: RunResult | None = None  # once a run that started has ended
 
@@ -75,6 +77,12 @@ class QueueItem:
     def result_id(self) -> str | None:
         """The run's id once it ran (stored or not); None for a run that never started."""
         return self.run_id if self.result is not None else None
+
+    @property
+    def unstored(self) -> bool:
+        """A run that ended with a result that is not in the store (kept aside, or lost when
+        even the spool failed); a queue without a store (``--no-store``) has none."""
+        return self.result is not None and not self.stored and self.store_error is not None
 
 
 class EventKind(StrEnum):
@@ -109,13 +117,24 @@ def _message(exc: BaseException) -> str:
 
 
 class RunQueue:
-    """See the module docstring. Thread-safe: submit and cancel from any thread."""
+    """See the module docstring. Thread-safe: submit and cancel from any thread.
+
+    ``keep_aside``: where a result goes that the recorder cannot take (or every result, when
+    there is no recorder because no store could be opened): the data folder's spool (True,
+    ``db.spool``), another spool, or nowhere (False: the user chose not to store runs). A
+    spooled run is stored at the next open of a run store.
+    """
 
     def __init__(
-        self, recorder: RunRecorder | None = None, listener: QueueListener | None = None
+        self,
+        recorder: RunRecorder | None = None,
+        listener: QueueListener | None = None,
+        *,
+        keep_aside: bool | Spool = True,
     ) -> None:
         self.recorder = recorder
         self.listener = listener
+        self.spool = Spool.default() if keep_aside is True else keep_aside or None
         self._lock = threading.Condition()
         self._keys = itertools.count(1)
         self._items: dict[int, QueueItem] = {}
@@ -288,7 +307,7 @@ class RunQueue:
             result = RunResult(
                 spec=item.spec, status=RunStatus.FAILED, id=item.run_id, reason=str(exc)
             )
-        stored = False
+        stored, kept_at = False, None
         if self.recorder is not None:
             try:
                 self.recorder.finish_run(result)
@@ -296,6 +315,17 @@ class RunQueue:
             except Exception as exc:
                 log.error("run %s: could not store its result: %s", item.run_id[:8], exc)
                 store_error = _message(exc)
+        elif self.spool is not None:
+            store_error = store_error or "no run store could be opened"
+        if not stored and self.spool is not None:
+            try:
+                kept_at = str(self.spool.keep(result))
+                store_error = (
+                    f"{store_error}. It is kept aside in {kept_at} and will be stored at the "
+                    "next open of a run store"
+                )
+            except WattbenchError as exc:
+                store_error = f"{store_error}. {exc}"
         state = _STATE_OF.get(result.status, ItemState.FAILED)
         reasons = [r for r in (result.reason, store_error and f"Not stored: {store_error}") if r]
         done = self._update(
@@ -306,6 +336,7 @@ class RunQueue:
             reason=" ".join(reasons) or None,
             stored=stored,
             store_error=store_error,
+            kept_at=kept_at,
             converged=result.converged,
             n=result.latency.n if result.latency is not None else item.n,
             rho=result.latency.rho if result.latency is not None else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from wattbench.backends.models import catalog, onnx_export
 from wattbench.backends.runtimes import registry
 from wattbench.backends.runtimes.base import LoadedModel, Runtime, RuntimeOptions
-from wattbench.domain.errors import DeviceError, ShapeError, UnsupportedOptionError
+from wattbench.domain.errors import DeviceError, ModelError, ShapeError, UnsupportedOptionError
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.validate import validate
 
@@ -163,7 +164,7 @@ def test_ort_graph_optimization_levels_load() -> None:
         loaded.close()
 
 
-def test_torchscript_and_export_files_run_on_torch(tmp_path: Path) -> None:
+def test_torchscript_files_run_on_torch_and_export_files_are_refused(tmp_path: Path) -> None:
     import warnings
 
     import torch
@@ -185,10 +186,11 @@ def test_torchscript_and_export_files_run_on_torch(tmp_path: Path) -> None:
     )
     pt2 = tmp_path / "m.pt2"
     torch.export.save(program, str(pt2))
-    entry = catalog.resolve_model(str(pt2), dims={})
-    loaded = registry.get_runtime("torch").load(entry, "cpu", RuntimeOptions(batch_size=5))
-    assert loaded.outputs()[0].shape == (5, 16)
-    loaded.close()
+    with pytest.raises(ModelError, match="does not open"):  # torch.export.load can run code
+        catalog.resolve_model(str(pt2), dims={})
+    export_entry = replace(entry, ref=str(pt2), path=str(pt2), format="torch-export")
+    with pytest.raises(ModelError, match="does not open"):  # nor does the runtime load one
+        registry.get_runtime("torch").load(export_entry, "cpu", RuntimeOptions(batch_size=5))
 
 
 REFUSED = [

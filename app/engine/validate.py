@@ -1,9 +1,10 @@
 """Checking a run before any worker starts: the model, its inputs, the scenario, the runtime.
 
-``validate`` resolves the model once (a file's parser errors become ModelError), fixes its
-inputs (dynamic dimensions set, explicit shapes well-formed), checks that the scenario fits the
-model, and then asks the runtime plugin whether it can run it on the device with these options.
-Every refusal is a BadInputError subclass whose message says what to do.
+``validate`` resolves the model once (a file is read in a probe process, which a cancel token
+stops; its parser errors become ModelError), fixes its inputs (dynamic dimensions set, explicit
+shapes well-formed), checks that the scenario fits the model, and then asks the runtime plugin
+whether it can run it on the device with these options. Every refusal is a BadInputError
+subclass whose message says what to do.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from wattbench.domain.errors import (
     UnsupportedOptionError,
     WattbenchError,
 )
+from wattbench.domain.events import CancelToken
 from wattbench.domain.spec import RunSpec, Scenario
 
 
@@ -41,14 +43,15 @@ def runtime_options(spec: RunSpec) -> RuntimeOptions:
     )
 
 
-def resolve_entry(spec: RunSpec) -> ModelEntry:
-    """The catalog entry of ``spec.model``; unexpected reader errors become ModelError."""
+def resolve_entry(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
+    """The catalog entry of ``spec.model``; unexpected reader errors become ModelError.
+    ``cancel`` stops the probe that reads a model file (RunCancelledError)."""
     # the batch goes with the dims: a fixed-batch model or an input shape is checked
     # against the run's batch size, not against batch 1
     dims = {**spec.dims, catalog.BATCH: spec.batch_size}
     try:
         return catalog.resolve_model(
-            spec.model, dims=dims, input_shapes=dict(spec.input_shapes) or None
+            spec.model, dims=dims, input_shapes=dict(spec.input_shapes) or None, cancel=cancel
         )
     except WattbenchError:
         raise
@@ -77,7 +80,7 @@ def check_entry(spec: RunSpec, entry: ModelEntry) -> None:
         )
 
 
-def validate(spec: RunSpec) -> ModelEntry:
+def validate(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
     """The model entry ``spec`` runs; a BadInputError subclass when it cannot run."""
     runtime = registry.get_runtime(spec.runtime)
     available = runtime.available()
@@ -85,14 +88,15 @@ def validate(spec: RunSpec) -> ModelEntry:
         raise UnsupportedOptionError(
             f"Runtime {spec.runtime} is not usable: {available.reason}", field="runtime"
         )
-    entry = resolve_entry(spec)
+    entry = resolve_entry(spec, cancel)
     check_entry(spec, entry)
     runtime.check(entry, spec.device, runtime_options(spec))
     return entry
 
 
-def validate_many(specs: Sequence[RunSpec]) -> None:
-    """Validate each distinct configuration; one BadInputError naming every problem."""
+def validate_many(specs: Sequence[RunSpec], cancel: CancelToken | None = None) -> None:
+    """Validate each distinct configuration; one BadInputError naming every problem.
+    ``cancel`` stops a model file's probe (RunCancelledError)."""
     problems: list[str] = []
     seen: set[tuple[object, ...]] = set()
     first: BadInputError | None = None
@@ -102,7 +106,7 @@ def validate_many(specs: Sequence[RunSpec]) -> None:
             continue
         seen.add(key)
         try:
-            validate(spec)
+            validate(spec, cancel)
         except BadInputError as exc:
             first = first or exc
             problems.append(f"{spec.label()}: {exc}" if len(specs) > 1 else str(exc))

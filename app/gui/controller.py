@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 from wattbench.domain.errors import WattbenchError
+from wattbench.domain.events import CancelToken
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import RunSpec
 from wattbench.gui.live_buffer import LiveBuffer
@@ -93,6 +94,9 @@ class Controller(ThreadHost):
         self._last_emit: dict[int, tuple[int, str]] = {}  # key -> (ns, phase) of last signal
         self._run_cache: OrderedDict[str, RunResult] = OrderedDict()
         self.compare_selection: list[str] = []  # the last ids sent to the compare page
+        # model files are read in probe processes: these tokens stop the outstanding ones
+        self._describing: CancelToken | None = None  # the last model file opened
+        self._checking: set[CancelToken] = set()  # plans being checked
         self.queue = RunQueue(recorder=self, listener=self._on_queue_event)
         self._run_thread = threading.Thread(
             target=self.queue.serve, name="wattbench-runs", daemon=True
@@ -239,15 +243,31 @@ class Controller(ThreadHost):
         dims: dict[str, int] | None = None,
         input_shapes: dict[str, str] | None = None,
     ) -> None:
-        """Check a model file off-thread: modelResolved or modelRejected follows."""
+        """Check a model file off-thread: modelResolved or modelRejected follows. The file is
+        read in a probe process; opening another file stops the previous one's, whose answer
+        is never heard."""
         from wattbench.service import inventory
+
+        if self._describing is not None:
+            self._describing.cancel()
+        token = self._describing = CancelToken()
+
+        def ok(entry: object) -> None:
+            if not token.cancelled:
+                self.modelResolved.emit(entry)
+
+        def bad(message: str) -> None:
+            if not token.cancelled:
+                self.modelRejected.emit(path, message)
 
         self._submit(
             self._pool,
             "open a model file",
-            lambda: inventory.describe_model(path, dims=dims, input_shapes=input_shapes),
-            self.modelResolved.emit,
-            lambda message: self.modelRejected.emit(path, message),
+            lambda: inventory.describe_model(
+                path, dims=dims, input_shapes=input_shapes, cancel=token
+            ),
+            ok,
+            bad,
         )
 
     def refresh_devices(self) -> None:
@@ -273,19 +293,26 @@ class Controller(ThreadHost):
             self.launchRejected.emit(request, "Nothing to run: choose a model and a device.")
             return request
         self.launchChecking.emit(request)
+        token = CancelToken()  # closing the window stops the check's model probe
+        self._checking.add(token)
 
         def queue_them(_: None) -> None:
+            self._checking.discard(token)
             items = self.queue.submit(plan.specs)
             self.items.update({item.key: item for item in items})  # before launched is heard
             self.queueChanged.emit()
             self.launched.emit(request, [item.key for item in items])
 
+        def refused(message: str) -> None:
+            self._checking.discard(token)
+            self.launchRejected.emit(request, message)
+
         self._submit(
             self._pool,
             "check the runs",
-            lambda: check_plan(plan),
+            lambda: check_plan(plan, cancel=token),
             queue_them,
-            lambda message: self.launchRejected.emit(request, message),
+            refused,
         )
         return request
 
@@ -441,6 +468,9 @@ class Controller(ThreadHost):
         """Cancel everything and stop the threads (the window is closing)."""
         if self._closed:
             return
+        for token in [self._describing, *self._checking]:
+            if token is not None:
+                token.cancel()  # model probes still running are killed
         self.queue.close()
         self._run_thread.join(wait_s)
         if self._run_thread.is_alive():

@@ -20,6 +20,7 @@ from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes import registry
 from wattbench.backends.runtimes.base import Availability, DeviceInfo
 from wattbench.domain.errors import WattbenchError
+from wattbench.domain.events import CancelToken
 from wattbench.energy.doctor import Diagnosis, SensorReport
 from wattbench.energy.doctor import sensor_report as _sensor_report
 
@@ -42,11 +43,13 @@ def describe_model(
     dims: Mapping[str, int] | None = None,
     batch: int | None = None,
     input_shapes: Mapping[str, str] | None = None,
+    cancel: CancelToken | None = None,
 ) -> ModelEntry:
     """One model (a catalog ref, a bare catalog name or a file) with its inputs checked.
 
     With ``dims`` or ``batch`` given, every dynamic dimension must be set (ShapeError says
-    which is not); the batch defaults to a file's own fixed batch.
+    which is not); the batch defaults to a file's own fixed batch. A file is read in a probe
+    process (never in the caller's), which ``cancel`` or Ctrl-C stops.
     """
     checked: dict[str, int] | None = None
     if dims is not None or batch is not None:
@@ -54,7 +57,10 @@ def describe_model(
         if batch is not None:
             checked[catalog.BATCH] = batch
     return catalog.resolve_model(
-        catalog.canonical_ref(ref), dims=checked, input_shapes=dict(input_shapes or {}) or None
+        catalog.canonical_ref(ref),
+        dims=checked,
+        input_shapes=dict(input_shapes or {}) or None,
+        cancel=cancel,
     )
 
 

@@ -18,6 +18,7 @@ from wattbench.backends.models import catalog
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes import registry
 from wattbench.domain.errors import BadInputError
+from wattbench.domain.events import CancelToken
 from wattbench.domain.spec import RunSpec, expand_sweep
 from wattbench.engine.validate import check_entry, validate_many
 from wattbench.service.request import RunPlan, RunRequest
@@ -151,7 +152,8 @@ def entry_problems(entry: ModelEntry, plan: RunPlan) -> list[str]:
     return problems
 
 
-def check_plan(plan: RunPlan) -> None:
+def check_plan(plan: RunPlan, *, cancel: CancelToken | None = None) -> None:
     """Validate every distinct configuration (models resolved, runtimes asked); one
-    BadInputError naming every problem. Slow the first time: it imports the runtimes."""
-    validate_many(plan.specs)
+    BadInputError naming every problem. Slow the first time: it imports the runtimes. A model
+    file is read in a probe process, which ``cancel`` (or Ctrl-C) stops."""
+    validate_many(plan.specs, cancel=cancel)

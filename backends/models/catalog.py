@@ -4,6 +4,7 @@
 catalog ref or a file path) into a :class:`ModelEntry` with declared inputs, raising
 ``ModelError`` / ``ShapeError`` with a message that says what to do; ``concrete_inputs``
 fixes every dimension (batch, user dims) into the shapes the runtime synthesizes data for.
+A model file is read in a probe process (``probe``), never in the caller's.
 """
 
 from __future__ import annotations
@@ -12,20 +13,16 @@ import functools
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from wattbench.backends.models import builtin
+from wattbench.backends.models import builtin, files, probe
 from wattbench.backends.models.base import BATCH, InputSpec, ModelEntry
-from wattbench.backends.models.files import (
-    TORCH_SUFFIXES,
-    export_entry,
-    onnx_file_entry,
-    onnx_signature,
-    torchscript_entry,
-)
+from wattbench.backends.models.files import onnx_signature
 from wattbench.backends.models.inputs import format_shape, normalize_dtype, parse_shape
 from wattbench.domain.errors import ModelError, ShapeError
+from wattbench.domain.events import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +98,19 @@ def resolve_model(
     ref: str,
     dims: Mapping[str, int] | None = None,
     input_shapes: Mapping[str, str] | None = None,
+    *,
+    cancel: CancelToken | None = None,
 ) -> ModelEntry:
     """The entry of a catalog ref or a model file. With ``dims`` given (even empty), also
-    checks that every dynamic dimension is set, so a missing one fails here, before a run."""
+    checks that every dynamic dimension is set, so a missing one fails here, before a run.
+    A file is read in a probe process, which ``cancel`` (or Ctrl-C) stops."""
     ref = ref.strip()
     if ref.startswith(BUILTIN_PREFIX):
         entry = builtin.entry(builtin.get(ref))
     elif ref.startswith(ZOO_PREFIX):
         entry = _zoo_entry(ref.removeprefix(ZOO_PREFIX))
     else:
-        entry = _file_entry(ref, input_shapes)
+        entry = _file_entry(ref, input_shapes, cancel)
     if input_shapes and entry.format != "torchscript":
         entry = _override_shapes(entry, input_shapes)
     if dims is not None:
@@ -146,7 +146,7 @@ def model_format(ref: str) -> str:
         return "torch-module"
     if ref.startswith(ZOO_PREFIX):
         return "onnx"
-    return TORCH_SUFFIXES.get(Path(ref).suffix.lower(), "onnx")
+    return files.file_format(Path(ref))
 
 
 def _did_you_mean(ref: str) -> str:
@@ -162,21 +162,29 @@ def _did_you_mean(ref: str) -> str:
     return ""
 
 
-def _file_entry(ref: str, input_shapes: Mapping[str, str] | None) -> ModelEntry:
+def _file_entry(
+    ref: str, input_shapes: Mapping[str, str] | None, cancel: CancelToken | None
+) -> ModelEntry:
     path = Path(ref).expanduser()
-    if not path.exists():
-        raise ModelError(f"Model file {ref} does not exist.{_did_you_mean(ref)}", field="model")
-    if path.is_dir():
-        raise ModelError(f"{ref} is a folder; give a model file (.onnx, .pt, .pt2).")
+    try:
+        st = path.stat()  # a look at the name only: nothing is opened yet
+    except FileNotFoundError:
+        raise ModelError(
+            f"Model file {ref} does not exist.{_did_you_mean(ref)}", field="model"
+        ) from None
+    except OSError as exc:
+        raise ModelError(f"Cannot look at the model file {ref}: {exc.strerror}.") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelError(f"{ref} is a folder; give a model file (.onnx, .pt).")
     if not os.access(path, os.R_OK):
         raise ModelError(f"Model file {ref} is not readable by this user; check its permissions.")
     path = path.resolve()
-    suffix = path.suffix.lower()
-    if suffix in TORCH_SUFFIXES:
-        if TORCH_SUFFIXES[suffix] == "torch-export":
-            return export_entry(path)
-        return torchscript_entry(path, input_shapes)
-    return onnx_file_entry(path)  # .onnx, or any other name: it must parse as ONNX
+    fmt = files.file_format(path)
+    if fmt == "torch-export":
+        raise files.torch_export_refused(path)
+    st = files.inspect_file(path, fmt)  # .onnx, or any other name: it must parse as ONNX
+    facts = probe.read_facts(path, fmt, st, cancel)
+    return files.entry_with_shapes(facts, input_shapes)
 
 
 def _override_shapes(entry: ModelEntry, shapes: Mapping[str, str]) -> ModelEntry:
@@ -320,12 +328,16 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 def model_sha256(entry: ModelEntry) -> str:
     """What identifies the model's definition: the built-in definition hash, else the file's
-    sha256 (so runs of a changed model are never compared with the old one's)."""
+    sha256 (so runs of a changed model are never compared with the old one's). A file is
+    read whole, streamed: call it where the model is loaded (a run's worker), never in a
+    front end's process."""
     if entry.family == "builtin":
         return builtin.definition_hash(entry.name)
     if entry.path is None:
         raise ModelError(f"{entry.ref} has no file to hash.")
     st = os.stat(entry.path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{entry.path} is no longer a regular file; give the model file again.")
     return _file_sha256(entry.path, st.st_size, st.st_mtime_ns)
 
 
@@ -333,3 +345,4 @@ def reset_caches() -> None:
     """Forget parsed files and hashes (tests change files between calls)."""
     _zoo_entry.cache_clear()
     _file_sha256.cache_clear()
+    probe.forget()

@@ -1,4 +1,4 @@
-"""A model loaded on torch: built-in modules, TorchScript and torch.export files, on cpu, cuda
+"""A model loaded on torch: built-in modules and TorchScript files, on cpu, cuda
 (and ROCm builds), mps or xpu. Every ``run_once`` returns only when the device is done (it
 synchronizes), so host timing around it is honest; ``TorchGenerative`` adds a KV cache."""
 
@@ -26,17 +26,18 @@ log = logging.getLogger(__name__)
 
 
 def _build(model: ModelEntry) -> Any:
-    import torch
+    from pathlib import Path
+
     from wattbench.backends.models import builtin
 
     if model.family == "builtin":
         return builtin.build_module(model.name)
     assert model.path is not None
+    if model.format == "torch-export":  # torch.export.load can run code from the file
+        raise files.torch_export_refused(Path(model.path))
     try:
         if model.format == "torchscript":
             return files.jit_load(model.path).eval()
-        if model.format == "torch-export":
-            return torch.export.load(model.path).module()
     except Exception as exc:
         raise ModelError(f"Cannot load {model.path}: {type(exc).__name__}: {exc}") from exc
     raise UnsupportedOptionError(

@@ -184,3 +184,19 @@ def test_hostile_strings_render_the_same(tmp_path: Path) -> None:
     assert "&lt;script&gt;" in b  # in titles, tables and the charts' SVG text
     tags = re.compile(r"<(/?[a-zA-Z]+)")
     assert tags.findall(a) == tags.findall(b)
+
+
+@pytest.mark.skipif(PDFTOTEXT is None, reason="pdftotext (poppler-utils) is not installed")
+def test_a_run_note_longer_than_a_page_still_makes_a_pdf(tmp_path: Path) -> None:
+    """A note is free text (a pasted log): the PDF cuts it and says where the rest is."""
+    note = "A pasted log line of this run. " * 3000  # ~93,000 characters
+    runs = [make_run(seed=1, notes=note), make_run(seed=2, device="cuda:0", notes="short")]
+    pdf = write_report(runs, tmp_path / "report.pdf")
+    text = subprocess.run(
+        [str(PDFTOTEXT), str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(text.split())
+    assert "A pasted log line of this run." in flat
+    assert "more characters in the HTML and JSON reports" in flat
+    html = write_report(runs, tmp_path / "report.html").read_text("utf-8")
+    assert html.count("A pasted log line of this run.") >= 3000  # the HTML keeps all of it

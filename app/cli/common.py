@@ -23,6 +23,7 @@ from wattbench.service.workbench import Workbench
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_CANCELLED = 0, 1, 2, 3, 4
 EXIT_NOT_STORED = 5  # a measured run could not be stored (it is kept aside in the spool)
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports SIGPIPE: the output's reader went away
 WIDE = 220  # columns of a table printed to a file or a pipe
 
 # the flag that sets each input named by WattbenchError.field

@@ -2,13 +2,16 @@
 
 Each command lives in its own module with ``register(subparsers)``; that function adds a
 parser whose ``func`` default takes the parsed arguments and returns an exit code.
-Exit codes: 0 ok, 1 internal error, 2 bad input, 3 a run failed, 4 cancelled.
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 a run failed, 4 cancelled, 5 a measured
+run could not be stored (kept aside), 141 the reader of the output went away (``| head``).
+Tracebacks are shown with -v only; otherwise one line says what happened.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,7 +26,13 @@ from wattbench.cli import (
     cmd_sensors,
     cmd_store,
 )
-from wattbench.cli.common import EXIT_BAD_INPUT, EXIT_CANCELLED, print_error
+from wattbench.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_CANCELLED,
+    EXIT_ERROR,
+    print_error,
+)
 from wattbench.domain.errors import WattbenchError
 
 log = logging.getLogger(__name__)
@@ -65,13 +74,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away is found here, not at interpreter exit
+        return code
     except WattbenchError as exc:
         print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("wattbench: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:  # `wattbench runs | head`: the reader has what it wanted
+        # stdout is gone; point it at /dev/null so the interpreter's final flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # a bug: one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(
+            f"wattbench: internal error: {type(exc).__name__}: {exc} (run again with -v for "
+            "the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ class ConvergenceState:
     mean_ns: float = math.nan  # batch-means mean at this check (for live display)
 
 
+MIN_N = 30  # the fewest samples a run may stop on (METHOD.md: n ≥ 30)
+
+
 class ConvergenceMonitor:
     """Decides when a measurement has converged (METHOD.md "When to stop").
 
@@ -64,7 +67,7 @@ class ConvergenceMonitor:
         self,
         epsilon: float,
         required_tails: Sequence[float] = (),
-        min_n: int = 30,
+        min_n: int = MIN_N,
         min_measure_ns: int = 1_000_000_000,
         growth: float = 0.10,
         k: int = BATCHES,

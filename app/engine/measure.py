@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from wattbench.backends.runtimes.base import LoadedModel
-from wattbench.domain.errors import UnsupportedOptionError
+from wattbench.domain.errors import BadInputError, UnsupportedOptionError
 from wattbench.domain.events import MeasureProgress, Phase
 from wattbench.domain.result import (
     FLAG_HOST_UNSTEADY,
@@ -113,7 +113,7 @@ def _measure_loop(
     monitor = convergence.ConvergenceMonitor(
         eps,
         spec.required_tails,
-        min_n=30,
+        min_n=convergence.MIN_N,
         min_measure_ns=2_000_000_000 if spec.is_gpu else 1_000_000_000,
     )
     expected = int(min(t_max_ns, 4e9) / max(sample_ns, 1.0)) + 1
@@ -293,6 +293,16 @@ def measure(
     )
     m = _measure_loop(loaded, spec, emit, block, call_ns * block, generation)
 
+    if m.n < stats.MIN_SAMPLES:
+        longest = float(m.lats.max()) / 1e9 if m.n else call_ns * block / 1e9
+        needed = max(2.0, math.ceil(longest * convergence.MIN_N))
+        raise BadInputError(
+            f"One call takes {longest:.3g} s, about as long as the whole measurement "
+            f"(T_max = {spec.measurement_t_max_s:g} s): {m.n} call(s) were timed and no "
+            f"statistics can be made from that. Raise T_max to at least {needed:g} s, or "
+            "make a call shorter (a smaller batch or model).",
+            field="t_max_s",
+        )
     per_call = m.lats / block if block > 1 else m.lats
     summary = stats.summarize(per_call, spec.percentiles)
     items = m.n * block * items_per_call

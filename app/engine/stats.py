@@ -20,6 +20,8 @@ from wattbench.domain.result import (
     PercentileEstimate,
 )
 
+MIN_SAMPLES = 2  # the fewest latencies a summary (a mean and its spread) can be made of
+
 log = logging.getLogger(__name__)
 
 T_975_19 = 2.093  # t quantile used by the k = 20 batch-means rule (METHOD.md)
@@ -325,8 +327,8 @@ def summarize(latencies_ns: np.ndarray, percentiles: Sequence[float]) -> Latency
     check_percentiles(percentiles)
     x = np.asarray(latencies_ns, dtype=np.float64).ravel()
     n = int(x.size)
-    if n < 2:
-        raise ValueError(f"summarize needs at least 2 latencies (got {n})")
+    if n < MIN_SAMPLES:
+        raise ValueError(f"summarize needs at least {MIN_SAMPLES} latencies (got {n})")
     mean = float(x.mean())
     sd = float(x.std(ddof=1))
     s = np.sort(x)

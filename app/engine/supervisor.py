@@ -351,8 +351,14 @@ class Supervisor:
             if msg.error_kind == "out_of_memory":
                 text = f"Out of memory in the worker ({text}); try a smaller batch or model."
             elif msg.error_kind == "error" and msg.traceback:
-                log.error("worker traceback:\n%s", msg.traceback)
-                text = f"{msg.error_class}: {text}"
+                # the traceback is for whoever asks (-v); the run's reason says what to do
+                log.info("worker traceback:\n%s", msg.traceback)
+                text = (
+                    f"The {msg.phase} step failed in the worker with {msg.error_class}: "
+                    f"{text.rstrip('.')}. Check that this model runs on this runtime and "
+                    "device with these settings (precision, batch, shapes); run again with -v "
+                    "to see the traceback."
+                )
             return self._failed(RunStatus.FAILED, text, msg.error_kind)
         self._emit(Phase.FINISHING, energy, message="computing figures")
         energy.stop()

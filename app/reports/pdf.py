@@ -78,12 +78,20 @@ def _styles() -> dict[str, Any]:
 def _cell(text: str, kind: str, st: dict[str, Any]) -> Any:
     from reportlab.platypus import Paragraph
 
+    if len(text) > MAX_CELL_CHARS:  # a run's note can be a whole log; the page cannot
+        more = len(text) - MAX_CELL_CHARS
+        text = f"{text[:MAX_CELL_CHARS]}… ({more:,} more characters in the HTML and JSON reports)"
     body = esc(text)
     if kind in KIND_COLOURS:
         body = f'<font color="{KIND_COLOURS[kind]}">{body}</font>'
     if kind in ("good", "bad", "base"):
         body = f"<b>{body}</b>"
     return Paragraph(body, st["mono" if kind == "mono" else "cell"])
+
+
+# longer cell text is cut in the PDF (with how much more there is); rows may still split across
+# pages, so no cell can be taller than a page
+MAX_CELL_CHARS = 1500
 
 
 def _grid(header: list[str], rows: list[list[Any]], widths: list[float],
@@ -94,7 +102,7 @@ def _grid(header: list[str], rows: list[list[Any]], widths: list[float],
     from reportlab.platypus import Table as RLTable
 
     data = [[Paragraph(esc(h), st["head"]) for h in header], *rows]
-    t = RLTable(data, colWidths=widths, repeatRows=1)
+    t = RLTable(data, colWidths=widths, repeatRows=1, splitInRow=1)
     t.setStyle([
         ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#c8c8c8")),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef3f8")),

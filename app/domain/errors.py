@@ -91,3 +91,26 @@ class NewerSchemaError(StoreError):
 
 class BundleError(BadInputError):
     """A results bundle is truncated, tampered, from a newer version, or malformed."""
+
+
+# how out-of-memory failures read when a library raises its own type for them (torch's
+# OutOfMemoryError, onnxruntime's allocation failures, C++ std::bad_alloc, an OS refusal)
+OUT_OF_MEMORY_WORDS = (
+    "outofmemory",
+    "out of memory",
+    "failed to allocate",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "bad_alloc",
+)
+
+
+def is_out_of_memory(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is running out of memory."""
+    seen = 0
+    while exc is not None and seen < 8:
+        text = f"{type(exc).__name__}: {exc}".lower()
+        if isinstance(exc, MemoryError) or any(w in text for w in OUT_OF_MEMORY_WORDS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

@@ -14,7 +14,6 @@ MemoryError), ``oom-kill`` (SIGKILL, as the kernel's out-of-memory killer ends a
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
 import multiprocessing
@@ -29,9 +28,11 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from wattbench.backends.lifetime import die_with_parent
+from wattbench.backends.models import probe
 from wattbench.backends.runtimes.base import LoadedModel
 from wattbench.domain import codec
-from wattbench.domain.errors import BadInputError, WattbenchError
+from wattbench.domain.errors import BadInputError, WattbenchError, is_out_of_memory
 from wattbench.domain.events import MeasureProgress, Phase
 from wattbench.domain.result import ModelInfo
 from wattbench.domain.spec import RunSpec
@@ -93,30 +94,19 @@ def fault_hook() -> Callable[[], None] | None:
     return inject
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
 def tie_to_parent() -> None:
     """End this worker when the process that started it dies, even by SIGKILL.
 
-    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``), which works
-    even while a model call holds the GIL; the parent's supervising thread outlives the worker
-    (it always stops and reaps it), so the signal only comes with the parent's death. Everywhere
-    (and as a second line on Linux), a daemon thread waits on the parent's sentinel, which the
-    operating system closes when the parent dies, and exits the process.
+    On Linux the kernel kills it (``lifetime.die_with_parent``), even while a model call holds
+    the GIL; the supervising thread outlives the worker (it always stops and reaps it), so that
+    only comes with the parent's death. Everywhere (and as a second line on Linux), a daemon
+    thread waits on the parent's sentinel, which the system closes when the parent dies.
     """
     parent = multiprocessing.parent_process()
     if parent is None:  # not started by a supervisor (a test calling worker_main directly)
         return
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-                log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
-        except (OSError, AttributeError) as exc:
-            log.warning("cannot tie the worker to its parent with prctl: %s", exc)
-        if os.getppid() != parent.pid:  # the parent died before the tie was made
-            os._exit(1)
+    if parent.pid is not None:
+        die_with_parent(parent.pid)
     sentinel = parent.sentinel
 
     def watch() -> None:
@@ -167,12 +157,6 @@ def _load(spec: RunSpec, chan: _Channel) -> tuple[LoadedModel, ModelInfo, float]
     return loaded, info, (time.perf_counter_ns() - t0) / 1e9
 
 
-def _is_oom(exc: BaseException) -> bool:
-    """torch.OutOfMemoryError / onnxruntime allocation failures, recognized by name."""
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return "outofmemory" in text or "out of memory" in text or "failed to allocate" in text
-
-
 def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None:
     """Entry point of the spawned worker process."""
     if log_level:
@@ -180,6 +164,7 @@ def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     tie_to_parent()
+    probe.mark_disposable()  # this process may hang or die: it reads the model file itself
     chan = _Channel(conn)
     chan.send(ipc.Ready(pid=os.getpid(), t_ready_ns=time.perf_counter_ns()))
     try:
@@ -208,7 +193,7 @@ def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None
     except WattbenchError as exc:
         _send_error(chan, exc, kind="error")
     except Exception as exc:
-        kind = "out_of_memory" if _is_oom(exc) else "error"
+        kind = "out_of_memory" if is_out_of_memory(exc) else "error"
         _send_error(chan, exc, kind=kind, tb=traceback.format_exc())
     finally:
         conn.close()

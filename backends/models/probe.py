@@ -36,7 +36,13 @@ from wattbench.backends import lifetime
 from wattbench.backends.models import files
 from wattbench.backends.models.files import FileFacts
 from wattbench.domain import codec
-from wattbench.domain.errors import BadInputError, ModelError, RunCancelledError, ShapeError
+from wattbench.domain.errors import (
+    BadInputError,
+    ModelError,
+    RunCancelledError,
+    ShapeError,
+    is_out_of_memory,
+)
 from wattbench.domain.events import CancelToken
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,6 @@ MAX_REQUEST_BYTES = 1 << 20
 MAX_REPLY_BYTES = 16 << 20
 STDERR_TAIL_BYTES = 4096
 CACHE_SIZE = 64
-OOM_WORDS = ("can't allocate memory", "cannot allocate memory", "bad_alloc", "out of memory")
 
 _disposable = False
 _cache: OrderedDict[tuple[object, ...], FileFacts] = OrderedDict()
@@ -288,21 +293,12 @@ def _confine(request: ProbeRequest) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
-def _out_of_memory(exc: BaseException | None) -> bool:
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, MemoryError) or any(w in str(exc).lower() for w in OOM_WORDS):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
 def _probe(request: ProbeRequest) -> ProbeReply:
     path = Path(request.path)
     try:
         return ProbeReply(facts=files.read_facts(path, request.format))
     except Exception as exc:  # every failure is an answer; only the kind of error travels
-        if _out_of_memory(exc):
+        if is_out_of_memory(exc):
             return ProbeReply(failure=ProbeFailure("memory", str(exc)))
         if isinstance(exc, BadInputError):
             kind = "shape" if isinstance(exc, ShapeError) else "model"

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CATALOG_DELAY_MS = 100
-MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.ts *.pt2);;ONNX (*.onnx);;All files (*)"
+MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.ts);;ONNX (*.onnx);;All files (*)"
 
 
 @dataclass(frozen=True)

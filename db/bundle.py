@@ -1,10 +1,11 @@
 """Portable results bundles: runs, their machines and raw arrays in one zip (docs/bundle-format.md).
 
-Export (here) writes a temporary file and renames it into place. Import (``bundle_read``) reads
-and checks the whole bundle (zip structure, sizes, every member's SHA-256, JSON types and
-ranges, names) and builds every ``RunResult`` in memory before a single row is written; then it
-stores the runs that are new in one transaction. Nothing from the file is ever executed: JSON
-and raw numeric arrays of a few plain dtypes only, no pickle.
+Export (here) writes a temporary file and renames it into place. Import checks the whole
+bundle before a single row is written: the manifest against the members and the size limits
+below, before anything is decoded (``bundle_manifest``), then every run document and array, one
+run at a time (``bundle_read``); then it stores the runs that are new a batch at a time, one
+short transaction per batch. Nothing from the file is ever executed: JSON and raw numeric
+arrays of a few plain dtypes only, no pickle.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ MAX_TOTAL_BYTES = 8 * 1024**3  # all members, uncompressed
 MAX_JSON_BYTES = 32 * 1024**2  # one JSON member
 MAX_ARRAY_ELEMENTS = 50_000_000  # one array
 MAX_ARRAYS_PER_RUN = 64
+MAX_MACHINE_BYTES = 64 * 1024**2  # all machine descriptions (held through the import)
+# Inflated sizes, from each array's declared dtype and shape, checked before decoding:
+MAX_ARRAY_BYTES = 256 * 1024**2  # one array (33.5 M values of 8 bytes)
+MAX_RUN_BYTES = 1024**3  # one run: its document and all its arrays
+MAX_INFLATED_BYTES = 4 * 1024**3  # the whole bundle: manifest, documents and arrays
+MAX_INFLATE_RATIO = 200  # the whole bundle, times the size of the file ...
+FREE_INFLATED_BYTES = 256 * 1024**2  # ... once it inflates to more than this
+# Import writes the new runs in batches, one transaction each: a concurrent writer (a run
+# finishing) waits for one batch at most, and memory holds one batch (or one larger run).
+IMPORT_BATCH_RUNS = 200
+IMPORT_BATCH_BYTES = 64 * 1024**2  # inflated
+_MIB = 1024**2
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,28 @@ class ImportSummary:
     bundle_version: int
 
 
+def inflated_problem(inflated: int, file_bytes: int | None = None) -> str | None:
+    """Why a bundle file of ``file_bytes`` whose members inflate to ``inflated`` bytes is
+    refused (the whole bundle's limits: a fixed budget and a ratio to the file), or None.
+    Without ``file_bytes``, the fixed budget only."""
+    if inflated > MAX_INFLATED_BYTES:
+        return (
+            f"its runs would inflate to {inflated / _MIB:,.0f} MiB, more than the "
+            f"{MAX_INFLATED_BYTES / _MIB:,.0f} MiB one bundle may hold; export the runs in "
+            "several smaller bundles"
+        )
+    if file_bytes is not None and inflated > max(
+        FREE_INFLATED_BYTES, MAX_INFLATE_RATIO * file_bytes
+    ):
+        return (
+            f"its runs would inflate to {inflated / _MIB:,.0f} MiB, more than "
+            f"{MAX_INFLATE_RATIO} times the size of the file ({file_bytes / _MIB:,.1f} MiB); "
+            "measured data never compresses that well, so the file is likely a decompression "
+            "bomb and should not be trusted"
+        )
+    return None
+
+
 # -- export ----------------------------------------------------------------------------------
 
 
@@ -84,11 +119,20 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, allow_nan=False, separators=(",", ":")).encode()
 
 
-def _array_entry(zf: zipfile.ZipFile, run_id: str, index: int, a: np.ndarray) -> dict[str, Any]:
+def _array_entry(
+    zf: zipfile.ZipFile, run_id: str, index: int, a: np.ndarray, what: str
+) -> dict[str, Any]:
     a = np.asarray(a)
     a = a.astype(a.dtype.newbyteorder("<"), copy=False)
     if a.dtype.str not in ALLOWED_DTYPES:
         raise BundleError(f"Run {run_id}: array dtype {a.dtype.str} cannot be exported.")
+    if a.ndim > 4 or a.size > MAX_ARRAY_ELEMENTS or a.nbytes > MAX_ARRAY_BYTES:
+        raise BundleError(
+            f"Run {run_id[:8]} cannot be exported: its {what} (shape {list(a.shape)}, "
+            f"{a.nbytes / _MIB:,.0f} MiB) is larger than a bundle carries for one array (at most "
+            f"{MAX_ARRAY_BYTES / _MIB:,.0f} MiB, {MAX_ARRAY_ELEMENTS:,} values, 4 dimensions). "
+            "Leave the run out of the export. No bundle was written."
+        )
     data = pack_array(a, level=6)
     name = f"arrays/{run_id}/{index}.zlib"
     zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)  # already compressed
@@ -97,7 +141,8 @@ def _array_entry(zf: zipfile.ZipFile, run_id: str, index: int, a: np.ndarray) ->
 
 def _write_run(
     zf: zipfile.ZipFile, r: RunResult, machines: dict[str, bytes], hosts: set[str]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
+    """The run's manifest entry, and its size inflated (its document and arrays)."""
     problem = export_problem(r)
     if problem is not None:
         raise BundleError(
@@ -117,16 +162,26 @@ def _write_run(
     zf.writestr(f"runs/{r.id}.json", data)
     index = 0
     arrays = []
+    nbytes = len(data)
     for name, a in r.arrays.items():
-        arrays.append({"name": str(name), **_array_entry(zf, r.id, index, a)})
+        arrays.append({"name": str(name), **_array_entry(zf, r.id, index, a, f"array {name}")})
+        nbytes += np.asarray(a).nbytes
         index += 1
     traces = []
     for key, tr in r.telemetry.items():
-        t = _array_entry(zf, r.id, index, np.asarray(tr.t_ns, dtype="<i8"))
-        v = _array_entry(zf, r.id, index + 1, tr.values)
+        t_ns = np.asarray(tr.t_ns, dtype="<i8")
+        t = _array_entry(zf, r.id, index, t_ns, f"trace {key} times")
+        v = _array_entry(zf, r.id, index + 1, tr.values, f"trace {key} values")
+        nbytes += t_ns.nbytes + np.asarray(tr.values).nbytes
         index += 2
         traces.append({"key": str(key), "name": tr.name, "unit": tr.unit, "t_ns": t, "values": v})
-    return {
+    if nbytes > MAX_RUN_BYTES:
+        raise BundleError(
+            f"Run {r.id[:8]} cannot be exported: its arrays take {nbytes / _MIB:,.0f} MiB, more "
+            f"than a bundle carries for one run ({MAX_RUN_BYTES / _MIB:,.0f} MiB). Leave the run "
+            "out of the export. No bundle was written."
+        )
+    entry = {
         "id": r.id,
         "file": f"runs/{r.id}.json",
         "sha256": sha256_hex(data),
@@ -134,6 +189,15 @@ def _write_run(
         "arrays": arrays,
         "telemetry": traces,
     }
+    return entry, nbytes
+
+
+def _check_export(problem: str | None) -> None:
+    if problem is not None:
+        raise BundleError(
+            f"These runs cannot be exported in one bundle: import would refuse it because "
+            f"{problem}. No bundle was written."
+        )
 
 
 def export_bundle(
@@ -159,14 +223,19 @@ def export_bundle(
     machines: dict[str, bytes] = {}
     hosts: set[str] = set()
     entries = []
+    inflated = 0
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for start in range(0, len(ids), 50):  # bounded memory: 50 runs at a time
                 for r in repo.load_runs(ids[start : start + 50]):
-                    entries.append(_write_run(zf, r, machines, hosts))
+                    entry, nbytes = _write_run(zf, r, machines, hosts)
+                    entries.append(entry)
+                    inflated += nbytes
+                    _check_export(inflated_problem(inflated))
             mentries = []
             for fp, data in sorted(machines.items()):
                 zf.writestr(f"machines/{fp}.json", data)
+                inflated += len(data)
                 mentries.append(
                     {"fingerprint": fp, "file": f"machines/{fp}.json", "sha256": sha256_hex(data)}
                 )
@@ -179,7 +248,9 @@ def export_bundle(
                 "runs": entries,
                 "machines": mentries,
             }
-            zf.writestr(MANIFEST, _json_bytes(manifest))
+            data = _json_bytes(manifest)
+            zf.writestr(MANIFEST, data)
+        _check_export(inflated_problem(inflated + len(data), tmp.stat().st_size))
         os.replace(tmp, out)
     except OSError as exc:
         raise BundleError(f"Cannot write the bundle {out}: {exc.strerror or exc}.") from exc

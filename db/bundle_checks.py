@@ -14,6 +14,7 @@ import math
 import re
 from typing import Any
 
+from wattbench.db.values import DB_INT_FIELDS, MAX_DB_INT, UNSAFE_NAME
 from wattbench.domain.errors import BundleError
 from wattbench.domain.result import RunResult, result_document
 
@@ -23,18 +24,14 @@ MAX_JSON_DEPTH = 12
 MAX_NAME_CHARS = 1024
 MAX_TEXT_CHARS = 100_000
 MAX_INT = 2**53  # exact in JSON / float64
-MAX_DB_INT = 2**31 - 1  # INTEGER columns (PostgreSQL int4); parameters is BIGINT (≤ MAX_INT)
 MAX_ABS_FLOAT = 1e300
 
-# Names (ids, devices, models, tags, array keys ...): no markup, no control characters.
-_BAD_NAME = re.compile(r"[<>\x00-\x1f\x7f]")
 # Free text (reasons, notes, system description): no markup tags, scripts or control codes.
 _BAD_TEXT = re.compile(
     r"<\s*/?\s*[A-Za-z!?]|javascript\s*:|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", re.IGNORECASE
 )
 _FREE_TEXT_FIELDS = {"reason", "notes", "energy_na_reason", "error_kind"}
 _FREE_TREES = {"system"}
-_DB_INT_FIELDS = {"batch_size", "threads", "repeat", "prompt_tokens", "new_tokens"}
 
 
 _FAIL_PREFIX = "This bundle cannot be imported: "
@@ -45,6 +42,11 @@ def fail(what: str) -> BundleError:
     return BundleError(f"{_FAIL_PREFIX}{what}{_FAIL_SUFFIX}")
 
 
+def fail_reason(exc: BundleError) -> str:
+    """What a ``fail()`` error says, without its frame (to put it in another sentence)."""
+    return str(exc).removeprefix(_FAIL_PREFIX).removesuffix(_FAIL_SUFFIX)
+
+
 def export_problem(run: RunResult) -> str | None:
     """Why import would refuse this stored run (markup in a note or tag ...), or None.
 
@@ -53,7 +55,7 @@ def export_problem(run: RunResult) -> str | None:
     try:
         check_document(result_document(run), f"run {run.id[:8]}")
     except BundleError as exc:
-        return str(exc).removeprefix(_FAIL_PREFIX).removesuffix(_FAIL_SUFFIX)
+        return fail_reason(exc)
     return None
 
 
@@ -103,7 +105,7 @@ def as_list(x: Any, where: str, cap: int) -> list[Any]:
 def check_name(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise fail(f"{where} is not text")
-    if len(value) > MAX_NAME_CHARS or _BAD_NAME.search(value):
+    if len(value) > MAX_NAME_CHARS or UNSAFE_NAME.search(value):
         raise fail(f"{where} {value[:60]!r} contains markup or control characters or is too long")
     return value
 
@@ -141,7 +143,7 @@ def check_document(
     elif isinstance(value, bool) or value is None:
         pass
     elif isinstance(value, int):
-        cap = MAX_DB_INT if key in _DB_INT_FIELDS else MAX_INT
+        cap = MAX_DB_INT if key in DB_INT_FIELDS else MAX_INT
         if abs(value) > cap:
             raise fail(f"{where} = {value} is out of range")
     elif isinstance(value, float):

@@ -30,7 +30,7 @@ from wattbench.db.schema import (
 )
 from wattbench.db.sessions import SQLITE_BEGIN_OPTION, chunks
 from wattbench.db.values import (
-    _clean_tag,
+    clean_tag,
     to_utc_naive,
 )
 from wattbench.domain.cost import CostProfile
@@ -46,12 +46,12 @@ class Repository(RunReads, RunWrites):
 
     # -- tags, notes, deletion --------------------------------------------------------------------
     def add_tag(self, run_id: str, tag: str) -> None:
-        name = _clean_tag(tag)
+        name = clean_tag(tag)
         with self._write("tag a run") as s:
             self._add_tags(s, self._resolve(s, run_id), [name])
 
     def remove_tag(self, run_id: str, tag: str) -> None:
-        name = _clean_tag(tag)
+        name = clean_tag(tag)
         with self._write("untag a run") as s:
             rid = self._resolve(s, run_id)
             tag_id = s.scalar(select(Tag.id).where(Tag.name == name))

@@ -1,12 +1,13 @@
 """Writing runs: a run recorded before it is measured, its result stored in one transaction,
-bundles imported in bulk. Machines, devices, models and sweeps are linked once each."""
+runs stored in bulk (bundle import: one short transaction per batch). Machines, devices, models
+and sweeps are linked once each."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,21 +32,28 @@ from wattbench.db.schema import (
 )
 from wattbench.db.sessions import StoreBase, chunks
 from wattbench.db.values import (
-    _clean_tag,
     _finite_or_none,
     canonical_sha256,
+    clean_tag,
     device_energy,
     to_utc_naive,
 )
 from wattbench.domain.arrays import pack_array
 from wattbench.domain.codec import to_document
 from wattbench.domain.errors import StoreError
-from wattbench.domain.result import RunResult, RunStatus, host_of, result_document
+from wattbench.domain.result import (
+    RunResult,
+    RunStatus,
+    host_of,
+    machine_identity,
+    result_document,
+)
 
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
 CODEC_ZLIB = "zlib"
+Blobs = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # rows of run_arrays, run_traces
 
 
 class RunWrites(StoreBase):
@@ -73,7 +81,9 @@ class RunWrites(StoreBase):
     ) -> tuple[int | None, int | None, int | None]:
         machine_id = device_id = model_id = None
         if result.system:
-            system = to_document(dict(result.system))
+            # the machine, not the run's moment (load, free memory, process): one row per host
+            # as set up; the run's whole description stays in its own document
+            system = to_document(machine_identity(result.system))
             m = self._get_or_create(
                 session,
                 Machine,
@@ -163,7 +173,7 @@ class RunWrites(StoreBase):
         }
 
     def _add_tags(self, session: Session, run_id: str, names: Iterable[str]) -> None:
-        for name in dict.fromkeys(_clean_tag(n) for n in names):
+        for name in dict.fromkeys(clean_tag(n) for n in names):
             tag = self._get_or_create(session, Tag, {"name": name}, {})
             if session.get(RunTag, (run_id, tag.id)) is None:
                 session.add(RunTag(run_id=run_id, tag_id=tag.id))
@@ -179,9 +189,14 @@ class RunWrites(StoreBase):
         if traces:
             session.execute(insert(RunTrace), traces)
 
-    def _insert_new(self, session: Session, results: Sequence[RunResult]) -> None:
+    def _insert_new(
+        self,
+        session: Session,
+        results: Sequence[RunResult],
+        packed: Mapping[str, Blobs] | None = None,
+    ) -> None:
         """Bulk INSERT of runs known to be new (bundle import): a few statements per batch
-        instead of several per run."""
+        instead of several per run. ``packed``: blob rows already made, by run id."""
         now = to_utc_naive(datetime.now(UTC))
         runs: list[dict[str, Any]] = []
         arrays: list[dict[str, Any]] = []
@@ -211,12 +226,12 @@ class RunWrites(StoreBase):
                         model_id=model_id, writer_host=None, writer_pid=None,
                         writer_started=None)  # fmt: skip
             runs.append(cols)
-            a, t = _blob_rows(r)
+            a, t = packed[r.id] if packed and r.id in packed else _blob_rows(r)
             arrays += a
             traces += t
             blob_bytes += sum(len(x["data"]) for x in a)
             blob_bytes += sum(len(x["t_data"]) + len(x["v_data"]) for x in t)
-            for name in dict.fromkeys(_clean_tag(n) for n in r.spec.tags):
+            for name in dict.fromkeys(clean_tag(n) for n in r.spec.tags):
                 tags[(r.id, self._get_or_create(session, Tag, {"name": name}, {}).id)] = None
             if len(runs) >= 200 or blob_bytes > 64 * 1024**2:
                 flush()
@@ -268,13 +283,11 @@ class RunWrites(StoreBase):
             self._store(s, result, begin=False)
 
     def save_runs(self, results: Iterable[RunResult]) -> int:
-        """Store many runs in ONE transaction: all or none (bundle import)."""
+        """Store many runs in ONE transaction: all or none; known ids are replaced."""
         todo = list(results)
         with self._write("import runs") as s:
             ids = [r.id for r in todo]
-            existing: set[str] = set()
-            for chunk in chunks(ids):
-                existing.update(s.scalars(select(Run.id).where(Run.id.in_(chunk))))
+            existing = _stored(s, ids)
             new = [r for r in todo if r.id not in existing]
             if len({r.id for r in new}) != len(new):  # an id twice: store one by one
                 existing, new = set(ids), []
@@ -284,8 +297,35 @@ class RunWrites(StoreBase):
             self._insert_new(s, new)
         return len(todo)
 
+    def stored_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these run ids the store has."""
+        with self._read("look up runs") as s:
+            return _stored(s, ids)
 
-def _blob_rows(result: RunResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def insert_missing(self, results: Sequence[RunResult]) -> list[str]:
+        """Insert the runs the store does not have yet, in one transaction, and return their
+        ids; runs it has (same id) are left as they are. One batch of a bundle import: the
+        arrays are packed before the write lock is taken, so it is held for the inserts only."""
+        packed = {r.id: _blob_rows(r) for r in results}
+        with self._write("import runs") as s:
+            existing = _stored(s, [r.id for r in results])
+            new: list[RunResult] = []
+            for r in results:
+                if r.id not in existing:
+                    existing.add(r.id)  # an id twice: the first one
+                    new.append(r)
+            self._insert_new(s, new, packed)
+        return [r.id for r in new]
+
+
+def _stored(session: Session, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunks(ids):
+        found.update(session.scalars(select(Run.id).where(Run.id.in_(chunk))))
+    return found
+
+
+def _blob_rows(result: RunResult) -> Blobs:
     """Rows of run_arrays and run_traces for one run (zlib-packed, little-endian)."""
     arrays = []
     for name, arr in result.arrays.items():

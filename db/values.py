@@ -162,9 +162,10 @@ def device_energy(result: RunResult) -> tuple[float | None, float | None, str | 
 # make it print as something else, and markup (a bundle carrying it is refused on import)
 UNSAFE_NAME = re.compile(r"[<>\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_DB_INT = 2**31 - 1  # INTEGER columns (PostgreSQL int4)
+DB_INT_FIELDS = ("batch_size", "threads", "repeat", "prompt_tokens", "new_tokens")  # of a spec
 
 
-def _clean_tag(tag: str) -> str:
+def clean_tag(tag: str) -> str:
     t = str(tag).strip()
     if not t or len(t) > MAX_TAG_CHARS or UNSAFE_NAME.search(t):
         raise BadInputError(
@@ -182,8 +183,8 @@ def check_storable(spec: RunSpec) -> None:
     from wattbench.db.schema import Run
 
     for tag in spec.tags:
-        _clean_tag(tag)
-    for name in ("batch_size", "threads", "repeat", "prompt_tokens", "new_tokens"):
+        clean_tag(tag)
+    for name in DB_INT_FIELDS:
         value = getattr(spec, name)
         if value is not None and not -MAX_DB_INT <= value <= MAX_DB_INT:
             raise BadInputError(

@@ -3,10 +3,7 @@ wrong-version and hostile bundles with nothing written."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,18 +11,20 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from wattbench.db import bundle_read as bundle_mod
+from wattbench.db import bundle_manifest as bundle_mod
 from wattbench.db.bundle import export_bundle
 from wattbench.db.bundle_read import import_bundle, read_bundle
 from wattbench.db.schema import Machine
 from wattbench.db.store import Store, open_store
 from wattbench.domain.codec import to_document
-from wattbench.domain.errors import BundleError
+from wattbench.domain.errors import BadInputError, BundleError
 from wattbench.domain.result import RunStatus
 
+from tests import bundle_fixtures
+from tests.bundle_fixtures import Members, read_members, sha, write_members
 from tests.store_fixtures import SYSTEM, make_result, make_results, store_url  # noqa: F401
 
-Members = dict[str, bytes]
+empty_db, target = bundle_fixtures.empty_db, bundle_fixtures.target  # shared fixtures
 
 
 @pytest.fixture
@@ -39,25 +38,6 @@ def source(tmp_path: Path) -> Iterator[Store]:
 def any_target(store_url: str) -> Iterator[Store]:  # noqa: F811
     """An empty store on SQLite and on PostgreSQL (for the tests that write)."""
     s = open_store(store_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated, empty SQLite store made once; tests get copies (migrations take time)."""
-    path = tmp_path_factory.mktemp("template") / "empty.sqlite"
-    with open_store(str(path)) as s, s.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    return path
-
-
-@pytest.fixture
-def target(tmp_path: Path, empty_db: Path) -> Iterator[Store]:
-    """An empty SQLite store (refusals never reach the database engine)."""
-    copy = tmp_path / "target.sqlite"
-    shutil.copyfile(empty_db, copy)
-    s = open_store(str(copy))
     yield s
     s.close()
 
@@ -90,45 +70,30 @@ def _assert_empty(store: Store) -> None:
     assert _machines(store) == 0
 
 
-def _read(path: Path) -> Members:
-    with zipfile.ZipFile(path) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def _write(path: Path, members: Members) -> None:
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for n, data in members.items():
-            zf.writestr(n, data)
-
-
-def _sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
-
-
 def _reseal(members: Members) -> None:
     """Recompute every checksum in the manifest, as a forger would."""
     man = json.loads(members["manifest.json"])
     for m in man["machines"]:
         if m["file"] in members:
-            m["sha256"] = _sha(members[m["file"]])
+            m["sha256"] = sha(members[m["file"]])
     for r in man["runs"]:
         if r["file"] in members:
-            r["sha256"] = _sha(members[r["file"]])
+            r["sha256"] = sha(members[r["file"]])
         entries = list(r["arrays"])
         for t in r["telemetry"]:
             entries += [t["t_ns"], t["values"]]
         for a in entries:
             if a["file"] in members:
-                a["sha256"] = _sha(members[a["file"]])
+                a["sha256"] = sha(members[a["file"]])
     members["manifest.json"] = json.dumps(man).encode()
 
 
 def _forge(src: Path, dst: Path, edit: Callable[[Members], None], reseal: bool = True) -> Path:
-    members = _read(src)
+    members = read_members(src)
     edit(members)
     if reseal:
         _reseal(members)
-    _write(dst, members)
+    write_members(dst, members)
     return dst
 
 
@@ -217,10 +182,8 @@ def test_a_run_that_import_would_refuse_is_not_exported(
         export_bundle(source, None, out)
     assert not out.exists() and list(tmp_path.glob(".wattbench-export-*")) == []
     source.set_note(bad.id, "")
-    source.add_tag(bad.id, "<b>x</b>")
-    with pytest.raises(BundleError, match=r"Edit its note or tags"):
-        export_bundle(source, [bad.id], out)
-    source.remove_tag(bad.id, "<b>x</b>")
+    with pytest.raises(BadInputError, match=r"Tag '<b>x</b>' is not usable"):
+        source.add_tag(bad.id, "<b>x</b>")  # a tag cannot carry markup into the store at all
     import_bundle(target, export_bundle(source, None, out).path)
     assert target.count_runs() == 2
 
@@ -383,7 +346,8 @@ def _edit_array_entry(change: Callable[[dict[str, Any]], None]) -> Callable[[Mem
         (lambda a: a.update(shape=[-1]), "shape"),
         (lambda a: a.update(shape=[10**12]), "shape"),
         (lambda a: a.update(shape=[40_000, 40_000]), "elements"),
-        (lambda a: a.update(shape=[7]), "bytes where"),
+        (lambda a: a.update(shape=[7]), "more data than its dtype and shape declare"),
+        (lambda a: a.update(shape=[4_000]), "bytes where"),
         (lambda a: a.update(name="<svg onload=alert(1)>"), "markup"),
         (lambda a: a.update(file="../../etc/passwd"), "missing"),
     ],
@@ -406,7 +370,7 @@ def test_hostile_machine_description(target: Store, bundle: Path, tmp_path: Path
         old = next(n for n in members if n.startswith("machines/"))
         system = {**json.loads(members.pop(old)), "hostname": "<script>alert(1)</script>"}
         data = json.dumps(system, sort_keys=True, separators=(",", ":")).encode()
-        fp = _sha(data)  # a consistent forgery: fingerprint, file name and references agree
+        fp = sha(data)  # a consistent forgery: fingerprint, file name and references agree
         members[f"machines/{fp}.json"] = data
         man = json.loads(members["manifest.json"])
         man["machines"] = [{"fingerprint": fp, "file": f"machines/{fp}.json", "sha256": ""}]

@@ -53,11 +53,12 @@ class Base(DeclarativeBase):
 
 
 class Machine(Base):
-    """One system-description snapshot; runs on an unchanged machine share it."""
+    """One machine as set up (``result.machine_identity``: no load, free memory or process);
+    runs on an unchanged machine share it, each keeping its whole description."""
 
     __tablename__ = "machines"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the snapshot
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of `system`
     hostname: Mapped[str | None] = mapped_column(String(255), index=True)
     system: Mapped[JsonDict]
     first_seen: Mapped[datetime]

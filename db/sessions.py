@@ -35,6 +35,30 @@ def chunks(items: Sequence[str], n: int = CHUNK) -> Iterator[Sequence[str]]:
         yield items[i : i + n]
 
 
+def what_to_do(error: str, *, server: bool, otherwise: str | None = None) -> str:
+    """What the user can do about a database error, from the driver's words for it; for words
+    it does not know, ``otherwise`` or a general hint."""
+    text = error.lower()
+    if "locked" in text or "busy" in text:
+        return "another program holds the database locked; try again when it has finished"
+    if "disk is full" in text or "no space left" in text or "disk full" in text:
+        return (
+            "the disk that holds it is full; free some space on it (or choose a database "
+            "on another disk) and try again"
+        )
+    if "not a database" in text or "file is encrypted" in text:
+        return "the file is not a SQLite database; choose another file"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return "check that the file and its folder exist and are writable, or choose another one"
+    if otherwise is not None:
+        return otherwise
+    if server:
+        return (
+            "check the URL, that the server is running and the credentials, or choose another one"
+        )
+    return "check that the database is reachable and writable, or choose another one"
+
+
 class StoreBase:
     """Sessions, errors in words and id lookup, shared by the reading and writing halves."""
 
@@ -59,19 +83,20 @@ class StoreBase:
             raise
         except OperationalError as exc:
             text = str(exc.orig or exc).strip()
-            hint = (
-                "another program holds the database locked; try again when it has finished"
-                if "locked" in text or "busy" in text
-                else "check that the database is reachable and writable, or choose another one"
-            )
+            hint = what_to_do(text, server=self._engine.dialect.name != "sqlite")
             raise StoreError(
                 f"Could not {what} in the run store {self.url}: {text}; {hint}."
             ) from exc
         except SQLAlchemyError as exc:
             text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            hint = what_to_do(
+                text,
+                server=self._engine.dialect.name != "sqlite",
+                otherwise="if the database was changed by another program, restore it from a "
+                "backup or choose another database",
+            )
             raise StoreError(
-                f"Could not {what} in the run store {self.url}: {text}. If the database was "
-                "changed by another program, restore it from a backup or choose another database."
+                f"Could not {what} in the run store {self.url}: {text}; {hint}."
             ) from exc
 
     @contextlib.contextmanager

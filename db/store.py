@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository
 from wattbench.db.schema import Base, Run
+from wattbench.db.sessions import what_to_do
 from wattbench.db.spool import Spool
 from wattbench.db.values import process_alive, to_utc_naive
 from wattbench.domain.errors import NewerSchemaError, StoreError, StoreLocationError
@@ -213,6 +214,15 @@ def _check_schema(engine: Engine, url: str) -> tuple[str, ...]:
                 "Wattbench or is damaged. Choose another database.",
                 field="db",
             )
+        if tables and engine.dialect.name == "sqlite":
+            # another program's file: adding tables to it (and switching it to WAL) would
+            # change a file that is not ours; a server database may be shared on purpose
+            named = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"{url} is another program's database (tables: {named}); Wattbench leaves it "
+                "as it is. Give a new file name (Wattbench creates it) or a Wattbench store.",
+                field="db",
+            )
     return revs
 
 
@@ -314,11 +324,8 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     except SQLAlchemyError as exc:
         engine.dispose()
         text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise StoreError(
-            f"Cannot open the run store {shown}: {text}. Check the URL, that the "
-            "server is running and the credentials, or choose another database.",
-            field="db",
-        ) from exc
+        hint = what_to_do(text, server=engine.dialect.name != "sqlite")
+        raise StoreError(f"Cannot open the run store {shown}: {text}; {hint}.", field="db") from exc
 
 
 __all__ = ["Base", "Store", "data_dir", "open_store", "resolve_url"]

@@ -78,3 +78,34 @@ def test_a_reader_that_stops_early_is_not_an_error_trace(tmp_path: Path) -> None
     reader.stderr.close()
     assert reader.wait(timeout=120) == 141, err  # as a shell reports SIGPIPE
     assert first and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_what_the_store_cannot_hold_is_refused_before_anything_is_measured(
+    tmp_path: Path,
+) -> None:
+    """A tag the store refuses, or a batch beyond its INTEGER columns, used to be found at the
+    first write, after the whole sweep was measured; now the plan refuses it (exit 2)."""
+    db = tmp_path / "runs.sqlite"
+    base = ["--db", str(db), "run", "--model", "builtin:mlp-tiny", "--runtime", "fake"]
+    base += ["--preset", "quick", "--no-idle", "--no-memory"]
+    cases = [
+        (["--tag", "<b>x</b>"], r"Tag '<b>x</b>' is not usable"),
+        (["--tag", "ok\u202etxt.exe"], r"is not usable"),
+        (["--batch", "1,3000000000"], r"Batch size 3000000000 is beyond what a run can record"),
+    ]
+    for extra, said in cases:
+        proc = _wattbench(*base, *extra, env={"WATTBENCH_FAKE_ITEM_US": "100"})
+        out = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode == 2, out
+        assert re.search(said, out), out
+        assert "Traceback" not in out
+    if db.exists():  # nothing was recorded, not even a pending run
+        with open_store(str(db)) as store:
+            assert store.count_runs() == 0
+
+
+def test_a_dimension_the_model_lacks_is_refused_not_ignored() -> None:
+    proc = _wattbench("run", "--model", "builtin:mlp-tiny", *QUICK, "--dim", "seq_len=128")
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 2, out
+    assert "has no dimension 'seq_len'" in out and "--dim" in out, out

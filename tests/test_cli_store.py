@@ -264,3 +264,22 @@ def test_unknown_ids_and_missing_store_folders_are_bad_input(
     code, _, err = _run(capsys, "--db", str(nowhere), "runs")
     assert code == 2 and err.startswith("wattbench: error: --db: The folder")
     assert not nowhere.parent.exists()  # nothing was created
+
+
+def test_direction_marks_and_control_codes_are_shown_not_obeyed(
+    db: str, runs: list[RunResult], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A note (free text, stored as given) that would reorder the line or drive the terminal
+    prints its marks written out, in the tables, in ``show`` and in the reports."""
+    note = "ok\u202etxt.exe \x1b[2J cleared \u2066x\u2069"
+    assert _run(capsys, "--db", db, "note", runs[0].id[:8], note)[0] == 0
+    _, listed, _ = _run(capsys, "--db", db, "runs")
+    _, shown, _ = _run(capsys, "--db", db, "show", runs[0].id[:8])
+    html = tmp_path / "r.html"
+    assert _run(capsys, "--db", db, "report", runs[0].id[:8], "-o", str(html))[0] == 0
+    for text in (shown, html.read_text("utf-8")):
+        assert "\\u202e" in text and "\\u001b" in text, text[:2000]
+    for text in (listed, shown, html.read_text("utf-8")):
+        assert not any(c in text for c in "\u202e\x1b\u2066\u2069")
+    _, as_json, _ = _run(capsys, "--db", db, "show", runs[0].id[:8], "--json")
+    assert note in as_json or json.loads(as_json)["notes"] == note  # data stays as stored

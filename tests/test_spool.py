@@ -73,6 +73,32 @@ def test_a_run_that_ends_while_the_store_is_locked_is_kept_and_imported_later(
     assert _spooled() == []
 
 
+def test_a_full_disk_when_the_run_ends_keeps_it_aside_and_says_to_free_space(
+    fake_plugins: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.sqlite"
+    open_store(str(path)).close()
+    raw = sqlite3.connect(path)
+    raw.execute(  # the arrays of a finished run do not fit, as on a full disk
+        "CREATE TRIGGER full BEFORE INSERT ON run_arrays "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )
+    raw.commit()
+    code = main(["--db", str(path), "run", "--model", "builtin:mlp-tiny", *CLI_QUICK])
+    said = " ".join(capsys.readouterr().err.split())
+    assert code == 5, said
+    assert "disk is full" in said and "free some space on it" in said
+    (kept,) = _spooled()
+    assert str(kept) in said
+    raw.execute("DROP TRIGGER full")
+    raw.commit()
+    raw.close()
+    with open_store(str(path)) as store:  # space again: the next open stores it
+        (run,) = store.list_runs()
+        assert run.status is RunStatus.DONE
+    assert _spooled() == []
+
+
 def test_the_cli_keeps_runs_aside_when_no_store_opens_and_exits_5(
     fake_plugins: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -307,3 +307,24 @@ def test_run_left_running_on_another_host_is_interrupted_once_stale(tmp_path: Pa
         later = datetime.now(UTC) + timedelta(hours=REMOTE_STALE_HOURS + 1)
         assert s.mark_interrupted(now=later) == ["b" * 32]
         assert s.get_run("b" * 32).status is RunStatus.INTERRUPTED
+
+
+def test_runs_on_one_host_share_one_machine(fake_plugins: Path, tmp_path: Path) -> None:
+    """Each run's worker is a new process at another moment (pid, load, free memory); the
+    machine is one row all the same, and each run keeps its own whole description."""
+    from sqlalchemy import func, select
+    from wattbench.cli.main import main
+    from wattbench.db.schema import Machine
+
+    db = str(tmp_path / "runs.sqlite")
+    args = ["--db", db, "run", "--model", "builtin:mlp-tiny", "--runtime", "fake"]
+    args += ["--preset", "quick", "--t-max", "1", "--no-idle", "--no-memory", "--repeat", "4"]
+    assert main(args) == 0
+    assert main(args) == 0
+    with open_store(db) as s:
+        runs = s.load_runs(s.run_ids())
+        assert len(runs) == 8
+        pids = {r.system["worker_process"]["pid"] for r in runs}
+        assert len(pids) == 8  # eight workers: what used to make eight machines
+        with s.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(Machine)).scalar_one() == 1

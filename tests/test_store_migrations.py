@@ -99,6 +99,34 @@ def test_foreign_database_with_our_table_names_is_refused(tmp_path: Path) -> Non
         open_store(str(db))
 
 
+def test_another_programs_sqlite_file_is_left_as_it_is(tmp_path: Path) -> None:
+    """No tables added, no switch to WAL: the file is byte for byte what it was."""
+    db = tmp_path / "contacts.sqlite"
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT)"))
+        conn.execute(text("INSERT INTO contacts (name) VALUES ('Ada')"))
+    engine.dispose()
+    before = _sha(db)
+    with pytest.raises(StoreError, match=r"another program's database \(tables: contacts\)"):
+        open_store(str(db))
+    assert _sha(db) == before
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "delete"
+        assert inspect(conn).get_table_names() == ["contacts"]
+    engine.dispose()
+
+
+def test_a_file_that_is_not_sqlite_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_bytes(b"just some notes, not a database\n" * 200)
+    before = _sha(db)
+    with pytest.raises(StoreError, match=r"the file is not a SQLite database; choose another"):
+        open_store(str(db))
+    assert _sha(db) == before
+
+
 def test_downgrade_scripts_work(tmp_path: Path) -> None:
     """Each step can be undone (a developer can step back while writing a migration)."""
     from alembic import command

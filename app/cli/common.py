@@ -18,6 +18,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from wattbench.domain import units
 from wattbench.domain.errors import WattbenchError
 from wattbench.service.workbench import Workbench
 
@@ -101,14 +102,14 @@ def print_table(
 def _plain(text: str) -> Any:
     from rich.text import Text
 
-    return Text(str(text))
+    return Text(units.printable(text))
 
 
 def print_lines(lines: Sequence[str]) -> None:
     """Free text (notes, sentences) as it is: no markup, no highlighting."""
     out = console()
     for line in lines:
-        out.print(line, markup=False, highlight=False)
+        out.print(units.printable(line), markup=False, highlight=False)
 
 
 def print_json(value: Any) -> None:

@@ -49,6 +49,9 @@ FLAG_LOW_N_EFF = "tail_low_n_eff"
 # loop: the host's own speed changed (shared machine, CPU steal, clocks), so η is not a
 # harness figure and throughput may not repeat
 FLAG_HOST_UNSTEADY = "host_unsteady"
+# other processes used a share of the cores (or the GPU) the run used beyond a threshold
+# while it measured: its figures include their interference
+FLAG_CONTENDED = "contended"
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,27 @@ def host_of(system: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+# what a system description says about the moment of the run, not about the machine: a
+# machine's identity (its row in the store) leaves these out, so runs on one host share it
+RUN_STATE_KEYS = frozenset(
+    {
+        "memory_available_bytes",
+        "load_average",
+        "affinity",
+        "boot_time_s",
+        "thread_env",
+        "worker_process",
+        "unknown",
+    }
+)
+
+
+def machine_identity(system: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a system description that names the machine as set up (host, OS, CPU,
+    memory, GPUs, frequency settings, package versions), without the state of one run."""
+    return {k: v for k, v in system.items() if k not in RUN_STATE_KEYS}
 
 
 def result_document(result: RunResult, *, dropped: list[str] | None = None) -> dict[str, Any]:

@@ -9,12 +9,26 @@ everyday sizes (below 0.0001 or from a trillion up).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 
 NA = "n/a"
 SCIENTIFIC_BELOW = 1e-4
 SCIENTIFIC_FROM = 1e12
+
+
+# control characters (but tab and line break) and the invisible marks that reorder or hide text:
+# a name like "report\u202egnp.exe" must not print as "reportexe.png"
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+def printable(text: object) -> str:
+    """``text`` as it may be shown: control characters and direction marks written out as
+    ``\\u202e`` (visible, not obeyed). Every user string printed or rendered goes through here."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
 
 
 def finite(value: float | None) -> bool:

@@ -6,14 +6,17 @@ import html
 import logging
 import math
 
+from wattbench.domain import units
+
 log = logging.getLogger(__name__)
 
 NA = "n/a"
 
 
 def esc(value: object) -> str:
-    """HTML/XML-escape any value (quotes included): every user string goes through here."""
-    return html.escape(str(value), quote=True)
+    """HTML/XML-escape any value (quotes included), control characters and direction marks
+    written out (``units.printable``): every user string goes through here."""
+    return html.escape(units.printable(value), quote=True)
 
 
 def finite(value: float | None) -> bool:

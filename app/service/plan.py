@@ -2,8 +2,9 @@
 
 ``plan_runs`` expands a ``RunRequest`` (``request``) into a ``RunPlan``: every combination as
 a ``RunSpec`` (a sweep id when there is more than one), with the checks that need no model or
-runtime loaded. ``check_plan`` then asks the engine to validate every distinct configuration
-(it resolves models and imports runtimes: call it off a GUI thread). The CLI and the GUI both
+runtime loaded, the store's limits on a run included (``db.values.check_storable``).
+``check_plan`` then asks the engine to validate every distinct configuration (it resolves
+models and imports runtimes: call it off a GUI thread). The CLI and the GUI both
 come through here, so a GUI sweep and a CLI sweep are the same runs.
 """
 
@@ -17,6 +18,7 @@ from typing import Protocol
 from wattbench.backends.models import catalog
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes import registry
+from wattbench.db.values import check_storable
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.events import CancelToken
 from wattbench.domain.spec import RunSpec, expand_sweep
@@ -128,6 +130,8 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
                 )
     if not specs:
         raise BadInputError("\n".join(["No chosen combination can run:", *skipped]), field="device")
+    for spec in specs:  # what the store could not hold is refused now, not after measuring
+        check_storable(spec)
     sweep_id = uuid.uuid4().hex if len(specs) > 1 else None
     if sweep_id is not None:
         specs = [s.with_(sweep_id=sweep_id) for s in specs]

@@ -225,6 +225,27 @@ def _check_fits(entry: ModelEntry, spec: InputSpec, dims: tuple[int, ...], dtype
         )
 
 
+def _check_dims_exist(entry: ModelEntry, names: set[str], shapes: Mapping[str, str]) -> None:
+    """A size given for a dimension no input has (a typo, another model's name) would be
+    ignored silently: refuse it, naming the dimensions the model has."""
+    has = {
+        d
+        for spec in entry.inputs
+        if spec.name not in shapes
+        for d in spec.shape
+        if isinstance(d, str)
+    }
+    unknown = sorted(names - has)
+    if unknown:
+        which = ", ".join(repr(n) for n in unknown)
+        named = ", ".join(sorted(has - {BATCH})) or "none but the batch"
+        raise ShapeError(
+            f"{entry.name} has no dimension {which} (its named dimensions: {named}); leave "
+            "it out or give one of those.",
+            field="dims",
+        )
+
+
 def concrete_inputs(
     entry: ModelEntry,
     batch_size: int,
@@ -240,6 +261,7 @@ def concrete_inputs(
     given.update(dims or {})
     given[BATCH] = batch_size
     shapes = dict(input_shapes or {})
+    _check_dims_exist(entry, set(dims or {}) - {BATCH}, shapes)
     out: list[tuple[str, tuple[int, ...], str]] = []
     for spec in entry.inputs:
         if spec.name in shapes:

@@ -116,17 +116,17 @@ class RunsModel(QAbstractTableModel):
             return None
         s = self.summaries[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[index.column()][1](s)
+            return units.printable(COLUMNS[index.column()][1](s))
         if role == SORT_ROLE:
             return COLUMNS[index.column()][2](s)
         if role == ID_ROLE:
             return s.id
         if role == Qt.ItemDataRole.ToolTipRole:
             if COLUMNS[index.column()][0] == "Status" and s.reason:
-                return s.reason
+                return units.printable(s.reason)
             if COLUMNS[index.column()][0] == "Note" and s.note:
-                return s.note
-            return s.label
+                return units.printable(s.note)
+            return units.printable(s.label)
         if role == Qt.ItemDataRole.TextAlignmentRole and 9 <= index.column() <= 13:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if (

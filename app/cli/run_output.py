@@ -15,6 +15,7 @@ from wattbench.cli.common import error_text, print_lines, print_table
 from wattbench.domain import units
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
+from wattbench.domain.interference import interference_text
 from wattbench.domain.result import RunResult, result_document
 
 JSON_FORMAT = "wattbench.run-output"
@@ -94,6 +95,7 @@ def _notes(i: int, r: RunResult) -> list[str]:
         f"measuring {units.duration_s(ph.measure_s)}, total {units.duration_s(ph.total_s)}"
         + (f"; harness efficiency η = {eta:.3f}" if eta is not None else "")
     )
+    notes.append(f"{i}. interference: {interference_text(r.interference)}")
     if r.notes:
         notes.append(f"{i}. {r.notes}")
     return notes

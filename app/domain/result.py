@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from wattbench import __version__
 from wattbench.domain import codec
+from wattbench.domain.interference import Interference
 from wattbench.domain.spec import RunSpec
 
 RESULT_FORMAT_VERSION = 1  # RunResult documents (store, bundles, run --json)
@@ -219,6 +220,7 @@ class Measurement:
     generation: GenerationSummary | None = None
     memory: MemoryFigures | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    interference: Interference | None = None  # other processes on the run's cores/GPU
     notes: str = ""
     format_version: int = MEASUREMENT_FORMAT_VERSION
 
@@ -261,6 +263,9 @@ class RunResult:
     energy_na_reason: str | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     telemetry: Mapping[str, Trace] = field(default_factory=dict)
+    # what other processes did on the run's cores (and GPU) while it measured; None for runs
+    # measured before it was recorded (an optional field: older documents still read)
+    interference: Interference | None = None
     notes: str = ""
     format_version: int = RESULT_FORMAT_VERSION
 

@@ -25,6 +25,7 @@ from wattbench.backends.runtimes.base import LoadedModel
 from wattbench.domain.errors import BadInputError, UnsupportedOptionError
 from wattbench.domain.events import MeasureProgress, Phase
 from wattbench.domain.result import (
+    FLAG_CONTENDED,
     FLAG_HOST_UNSTEADY,
     GenerationSummary,
     Interval,
@@ -33,6 +34,7 @@ from wattbench.domain.result import (
 )
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import convergence, stats
+from wattbench.engine.interference import InterferenceProbe, contention_note
 from wattbench.engine.memory import memory_pass
 from wattbench.engine.timing import (
     PROGRESS_INTERVAL_NS,
@@ -291,7 +293,13 @@ def measure(
             epsilon=spec.target_epsilon,
         )
     )
-    m = _measure_loop(loaded, spec, emit, block, call_ns * block, generation)
+    probe = InterferenceProbe(spec.device)  # NVML opens here, before the window
+    try:
+        probe.start()
+        m = _measure_loop(loaded, spec, emit, block, call_ns * block, generation)
+        interference = probe.stop()
+    finally:
+        probe.close()
 
     if m.n < stats.MIN_SAMPLES:
         longest = float(m.lats.max()) / 1e9 if m.n else call_ns * block / 1e9
@@ -316,6 +324,8 @@ def measure(
         gc_disabled=m.gc_disabled,
         required_tails=spec.required_tails,
     )
+    if interference.contended:
+        flags = (*flags, FLAG_CONTENDED)
     gen = None
     if generation:
         mean_iv = Interval(summary.mean_ns, summary.mean_lo_ns, summary.mean_hi_ns)
@@ -371,5 +381,8 @@ def measure(
         generation=gen,
         memory=memory,
         arrays=arrays,
-        notes="" if m.converged else m.reason,
+        interference=interference,
+        notes="; ".join(
+            n for n in ("" if m.converged else m.reason, contention_note(interference)) if n
+        ),
     )

@@ -140,6 +140,8 @@ def test_run_json_and_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
         "builtin:mlp-tiny",
         "--batch",
         "1,2",
+        "--repeat",
+        "1",
         *QUICK,
         "--tag",
         "cli-test",
@@ -150,6 +152,7 @@ def test_run_json_and_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert doc["format"] == "wattbench.run-output" and doc["format_version"] == 1
     assert doc["store"]["saved"] == 2 and doc["store"]["warning"] is None
     runs = doc["runs"]
+    runs.sort(key=lambda r: r["spec"]["batch_size"])  # in a shuffled order: see test_interleave
     assert [r["spec"]["batch_size"] for r in runs] == [1, 2]
     assert (
         runs[0]["spec"]["sweep_id"] and runs[0]["spec"]["sweep_id"] == runs[1]["spec"]["sweep_id"]
@@ -258,7 +261,8 @@ def test_run_flags_and_comma_lists_expand_into_the_sweep() -> None:
     assert args.json is True
     specs = plan_runs(request_from(args)).specs
     combos = {(s.runtime, s.batch_size, s.precision, s.threads) for s in specs}
-    assert len(specs) == len(combos) == 2 * 3 * 2 * 2
+    assert len(combos) == 2 * 3 * 2 * 2
+    assert len(specs) == 2 * len(combos)  # a comparison: 2 replicates of each by default
     assert combos == set(
         itertools.product(("torch", "onnxruntime"), (1, 8, 32), ("fp32", "bf16"), (1, 2))
     )
@@ -288,13 +292,15 @@ def test_offline_sweep_over_both_runtimes_runs(capsys: pytest.CaptureFixture[str
         "offline",
         "--batch",
         "4",
+        "--repeat",
+        "1",
         *QUICK,
         "--no-store",
         "--json",
     )
     assert code == 0, err
     runs = json.loads(out)["runs"]
-    assert [r["spec"]["runtime"] for r in runs] == ["torch", "onnxruntime"]
+    assert sorted(r["spec"]["runtime"] for r in runs) == ["onnxruntime", "torch"]
     for r in runs:
         assert r["status"] == "done", r["reason"]
         assert r["spec"]["scenario"] == "offline" and r["spec"]["batch_size"] == 4

@@ -45,7 +45,7 @@ def test_a_plan_is_every_combination_with_one_sweep_id(fake_plugins: Path) -> No
     plan = plan_runs(_request(precisions=("fp32", "fp16"), batch_sizes=(1, 4), repeats=2))
     assert len(plan.specs) == 8 and plan.configurations == 4
     assert plan.sweep_id is not None and {s.sweep_id for s in plan.specs} == {plan.sweep_id}
-    assert [s.repeat for s in plan.specs[:2]] == [0, 1]
+    assert [s.repeat for s in plan.specs] == [0] * 4 + [1] * 4  # in rounds
     single = plan_runs(_request())
     assert len(single.specs) == 1 and single.sweep_id is None
     check_plan(plan)  # the engine's checks ask the fake runtime: fp32/fp16 on the cpu are fine
@@ -125,7 +125,8 @@ def test_plan_queue_store_compare(fake_plugins: Path, tmp_path: Path) -> None:
         # energy came from the plugin meter, measured (not the TDP estimate)
         plug = [e for e in stored.energy if e.source == "fakeplug.power"]
         assert plug and plug[0].avg_power_w == pytest.approx(42.0) and not plug[0].is_estimate
-        view = wb.compare([it.run_id for it in items], baseline_id=items[0].run_id)
+        fp32 = next(it for it in items if it.spec.precision == "fp32")  # rounds are shuffled
+        view = wb.compare([it.run_id for it in items], baseline_id=fp32.run_id)
     kinds = [e.kind for e in events]
     assert kinds.count(EventKind.QUEUED) == 4 and kinds.count(EventKind.FINISHED) == 4
     assert EventKind.PROGRESS in kinds
@@ -196,13 +197,14 @@ from wattbench.service.queue import RunQueue
 from wattbench.service.workbench import Workbench
 
 plan = plan_runs(RunRequest(model="builtin:mlp-tiny", runtimes=("fake",),
-                            precisions=("fp32", "fp16"), **json.loads(sys.argv[2])))
+                            precisions=("fp32", "fp16"), repeats=1, **json.loads(sys.argv[2])))
 check_plan(plan)
 with Workbench.open(sys.argv[1]) as wb:
     queue = RunQueue(recorder=wb)
     queue.submit(plan.specs)
     items = queue.run_all()
-    view = wb.compare([it.run_id for it in items])
+    fp32 = next(it.run_id for it in items if it.spec.precision == "fp32")
+    view = wb.compare([it.run_id for it in items], baseline_id=fp32)
     worker = wb.get_run(items[0].run_id).system["runtime_settings"]["torch_importable"]
 heavy = sorted(m for m in ("torch", "onnxruntime", "PySide6") if m in sys.modules)
 try:

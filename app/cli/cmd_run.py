@@ -28,6 +28,7 @@ from wattbench.cli.common import (
     print_error,
     print_json,
 )
+from wattbench.cli.run_order import order_document, order_seed_arg, print_order
 from wattbench.domain.errors import BadInputError, StoreLocationError, WattbenchError
 from wattbench.domain.events import Phase
 from wattbench.domain.result import RunResult
@@ -146,9 +147,20 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--repeat",
         type=int,
-        default=1,
+        default=None,
         metavar="R",
-        help="independent runs per configuration (default 1)",
+        help="independent runs per configuration, run in rounds (each round runs every "
+        "configuration once, in a shuffled order); default: 2 when several configurations "
+        "are compared, else 1",
+    )
+    p.add_argument(
+        "--order-seed",
+        type=order_seed_arg,
+        default=None,
+        dest="order_seed",
+        metavar="S",
+        help="the seed that shuffles each round (default: a new one, printed); the same seed "
+        "runs the same configurations in the same order",
     )
     p.add_argument(
         "--sample-hz",
@@ -185,6 +197,7 @@ def request_from(args: argparse.Namespace) -> RunRequest:
         batch_sizes=tuple(parse_ints(args.batch, what="batch size", field="batch_size")) or (1,),
         threads=tuple(parse_threads(args.threads)),
         repeats=args.repeat,
+        order_seed=args.order_seed,
         scenario=Scenario(args.scenario),
         preset=args.preset,
         epsilon=args.epsilon,
@@ -330,10 +343,13 @@ def run_command(args: argparse.Namespace) -> int:
         wb, store_warning = _open_store(args)
     except (BadInputError, StoreLocationError) as exc:
         if args.json:
-            print_json(run_output.json_document([], exc.exit_code, error=exc))
+            doc = run_output.json_document([], exc.exit_code, error=exc)
+            print_json(doc | {"plan": None})
         print_error(exc)
         return exc.exit_code
     show_progress = not args.json or sys.stderr.isatty()
+    if show_progress:
+        print_order(plan)
     where = ""
     try:
         with _ProgressView(show_progress) as view:
@@ -361,7 +377,8 @@ def run_command(args: argparse.Namespace) -> int:
             "warning": store_warning,
             "kept_aside": [it.kept_at for it in unstored if it.kept_at],
         }
-        print_json(run_output.json_document(results, code, store=store_info))
+        doc = run_output.json_document(results, code, store=store_info)
+        print_json(doc | {"plan": order_document(plan)})
         return code
     run_output.print_results(results)
     if saved:

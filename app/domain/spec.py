@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+import random
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -81,7 +83,10 @@ class RunSpec:
     sample_hz: float = 10.0
     time_limit_s: float | None = None  # whole worker wall-clock limit; None = derived
     memory_pass: bool = True
-    repeat: int = 0  # index of this replicate
+    # the order of a plan's runs: replicates run in rounds, each configuration once per round
+    repeat: int = 0  # index of this replicate, which is also its round (0 = the first)
+    position: int = 0  # its place within its round (0 = the first to run)
+    order_seed: int | None = None  # what shuffled each round; None = the listed order
     sweep_id: str | None = None
     tags: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -201,6 +206,43 @@ class RunSpec:
         return replace(self, **changes)
 
 
+MAX_ORDER_SEED = 2**32 - 1
+
+
+def new_order_seed() -> int:
+    """A fresh seed for the order of a plan's runs (recorded, so the order can be repeated)."""
+    return secrets.randbelow(MAX_ORDER_SEED + 1)
+
+
+def interleave(
+    configurations: Sequence[RunSpec], replicates: int, seed: int | None = None
+) -> list[RunSpec]:
+    """The runs of ``replicates`` replicates of each configuration, in rounds: every round runs
+    each configuration once, so a drift of the host spreads over all of them instead of landing
+    between them. With a ``seed`` each round is shuffled (``random.Random(seed)``, one shuffle
+    per round: the same seed and configurations give the same order); without one, every round
+    keeps the listed order. Each run records its round (``repeat``), ``position`` and the seed.
+    """
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
+        raise BadInputError(f"Repeats must be at least 1 (got {replicates}).", field="repeat")
+    if seed is not None and not 0 <= seed <= MAX_ORDER_SEED:
+        raise BadInputError(
+            f"The order seed must be a whole number from 0 to {MAX_ORDER_SEED} (got {seed}).",
+            field="order_seed",
+        )
+    rng = random.Random(seed)
+    out: list[RunSpec] = []
+    for rnd in range(replicates):
+        order = list(range(len(configurations)))
+        if seed is not None:
+            rng.shuffle(order)
+        out += [
+            replace(configurations[i], repeat=rnd, position=pos, order_seed=seed)
+            for pos, i in enumerate(order)
+        ]
+    return out
+
+
 def expand_sweep(
     base: RunSpec,
     *,
@@ -211,8 +253,10 @@ def expand_sweep(
     precisions: Iterable[str] | None = None,
     repeats: int = 1,
     sweep_id: str | None = None,
+    seed: int | None = None,
 ) -> list[RunSpec]:
-    """Expand batch sizes × threads × precisions × devices × runtimes × repeats into runs."""
+    """Expand devices × runtimes × precisions × batch sizes × threads into configurations,
+    and ``repeats`` replicates of them into runs, in rounds (``interleave``)."""
     axes = (
         list(devices or [base.device]),
         list(runtimes or [base.runtime]),
@@ -220,21 +264,16 @@ def expand_sweep(
         list(batch_sizes or [base.batch_size]),
         list(threads or [base.threads]),
     )
-    if repeats < 1:
-        raise BadInputError(f"Repeats must be at least 1 (got {repeats}).", field="repeat")
-    out: list[RunSpec] = []
-    for device, runtime, precision, batch, nthreads in itertools.product(*axes):
-        for rep in range(repeats):
-            out.append(
-                replace(
-                    base,
-                    device=device,
-                    runtime=runtime,
-                    precision=precision,
-                    batch_size=int(batch),
-                    threads=nthreads,
-                    repeat=rep,
-                    sweep_id=sweep_id,
-                )
-            )
-    return out
+    configurations = [
+        replace(
+            base,
+            device=device,
+            runtime=runtime,
+            precision=precision,
+            batch_size=int(batch),
+            threads=nthreads,
+            sweep_id=sweep_id,
+        )
+        for device, runtime, precision, batch, nthreads in itertools.product(*axes)
+    ]
+    return interleave(configurations, repeats, seed)

@@ -21,9 +21,9 @@ from wattbench.backends.runtimes import registry
 from wattbench.db.values import check_storable
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.events import CancelToken
-from wattbench.domain.spec import RunSpec, expand_sweep
+from wattbench.domain.spec import RunSpec, expand_sweep, interleave, new_order_seed
 from wattbench.engine.validate import check_entry, validate_many
-from wattbench.service.request import RunPlan, RunRequest
+from wattbench.service.request import RunPlan, RunRequest, default_replicates
 
 ORT_ONLY_FIELDS = {
     "ort_provider": "the execution provider",
@@ -32,11 +32,12 @@ ORT_ONLY_FIELDS = {
 
 
 # what a request carries unchanged into each of its specs: the fields both have, except the
-# model (canonicalised) and the threads (swept: a tuple in the request)
+# model (canonicalised), the threads (swept: a tuple in the request) and the order seed (set
+# by the plan's order)
 _CARRIED = tuple(
     f.name
     for f in fields(RunRequest)
-    if f.name in {g.name for g in fields(RunSpec)} - {"model", "threads"}
+    if f.name in {g.name for g in fields(RunSpec)} - {"model", "threads", "order_seed"}
 )
 
 
@@ -84,6 +85,9 @@ def _check_runtime_fields(request: RunRequest, runtimes: Sequence[str]) -> None:
 def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) -> RunPlan:
     """Every run of ``request`` as a spec; BadInputError for what cannot work at all.
 
+    The runs are in rounds (``spec.interleave``): each round runs every configuration once,
+    in an order shuffled by the request's seed (or a new one, recorded in the plan); without a
+    number of replicates, a comparison gets ``default_replicates``.
     With ``combinations`` (a device inventory), device × runtime × precision combinations
     that cannot run are left out with their reason instead of failing the whole plan.
     """
@@ -106,7 +110,7 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
         threads=request.threads[0] if request.threads else None,
         **{name: getattr(request, name) for name in _CARRIED},
     )
-    specs: list[RunSpec] = []
+    configurations: list[RunSpec] = []
     skipped: list[str] = []
     for device in request.devices:
         for runtime in runtimes:
@@ -119,23 +123,34 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
                 if why is not None:
                     skipped.append(f"{device} · {runtime} · {precision}: {why}")
                     continue
-                specs += expand_sweep(
+                configurations += expand_sweep(
                     base,
                     devices=[device],
                     runtimes=[runtime],
                     precisions=[precision],
                     batch_sizes=request.batch_sizes,
                     threads=request.threads or (None,),
-                    repeats=request.repeats,
                 )
-    if not specs:
+    if not configurations:
         raise BadInputError("\n".join(["No chosen combination can run:", *skipped]), field="device")
-    for spec in specs:  # what the store could not hold is refused now, not after measuring
+    for spec in configurations:  # what the store cannot hold is refused now, not once measured
         check_storable(spec)
-    sweep_id = uuid.uuid4().hex if len(specs) > 1 else None
-    if sweep_id is not None:
-        specs = [s.with_(sweep_id=sweep_id) for s in specs]
-    return RunPlan(tuple(specs), sweep_id, tuple(skipped))
+    replicates = request.repeats
+    if replicates is None:
+        replicates = default_replicates(len({s.config_key() for s in configurations}))
+    seed = request.order_seed if request.order_seed is not None else new_order_seed()
+    specs = interleave(configurations, replicates, seed)
+    if len(specs) == 1:  # a single run has no order to record
+        return RunPlan((configurations[0],), None, tuple(skipped), 1, None)
+    sweep_id = uuid.uuid4().hex
+    return RunPlan(
+        tuple(s.with_(sweep_id=sweep_id) for s in specs),
+        sweep_id,
+        tuple(skipped),
+        replicates,
+        seed,
+        replicates_defaulted=request.repeats is None,
+    )
 
 
 def entry_problems(entry: ModelEntry, plan: RunPlan) -> list[str]:

@@ -71,7 +71,10 @@ class QueueItem:
 
     @property
     def label(self) -> str:
-        return self.spec.label()
+        """The run's configuration, with its round when it is one of a plan's runs."""
+        if self.spec.sweep_id is None:
+            return self.spec.label()
+        return f"{self.spec.label()} · round {self.spec.repeat + 1}"
 
     @property
     def result_id(self) -> str | None:

@@ -9,7 +9,7 @@ catalog, the runtimes or the engine, so a form can hold a request at no cost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wattbench.domain.errors import BadInputError
@@ -26,7 +26,9 @@ class RunRequest:
     precisions: tuple[str, ...] = ("fp32",)
     batch_sizes: tuple[int, ...] = (1,)
     threads: tuple[int | None, ...] = (None,)
-    repeats: int = 1
+    # runs of each configuration, in rounds; None = ``default_replicates`` of the plan
+    repeats: int | None = None
+    order_seed: int | None = None  # shuffles each round; None = a new seed for each plan
     scenario: Scenario = Scenario.SINGLE_STREAM
     preset: str = "default"
     epsilon: float | None = None
@@ -44,18 +46,91 @@ class RunRequest:
     tags: tuple[str, ...] = ()
 
 
+COMPARISON_REPLICATES = 2  # a between-run interval needs at least two runs per side
+
+
+def default_replicates(configurations: int) -> int:
+    """Runs of each configuration when the user did not say: a comparison (several
+    configurations) gets ``COMPARISON_REPLICATES``, a single configuration one run."""
+    return COMPARISON_REPLICATES if configurations > 1 else 1
+
+
 @dataclass(frozen=True)
 class RunPlan:
-    """The runs a request makes, in the order they will be queued."""
+    """The runs a request makes, in the order they will be queued: in rounds, each round
+    running every configuration once, shuffled by ``order_seed`` (``spec.interleave``)."""
 
     specs: tuple[RunSpec, ...]
     sweep_id: str | None = None
     # combinations left out because a device inventory says they cannot run, with why
     skipped: tuple[str, ...] = ()
+    replicates: int = 1  # runs of each configuration: one per round
+    order_seed: int | None = None
+    replicates_defaulted: bool = False  # the user did not choose the number of replicates
 
     @property
     def configurations(self) -> int:
         return len({s.config_key() for s in self.specs})
+
+    @property
+    def rounds(self) -> tuple[tuple[RunSpec, ...], ...]:
+        """The runs of each round, in the order they run."""
+        by_round: dict[int, list[RunSpec]] = {}
+        for spec in self.specs:
+            by_round.setdefault(spec.repeat, []).append(spec)
+        return tuple(tuple(runs) for runs in by_round.values())
+
+    def order_summary(self) -> str:
+        """How the runs are ordered, in a sentence: '2 configurations × 2 replicates, in 2
+        rounds ...'."""
+        configs, reps = self.configurations, self.replicates
+        text = (
+            f"{configs} configuration{'s' if configs != 1 else ''} × {reps} "
+            f"replicate{'s' if reps != 1 else ''}"
+        )
+        if self.replicates_defaulted and configs > 1:
+            text += " (the default for a comparison)"
+        if configs > 1:
+            rounds = "1 round" if reps == 1 else f"{reps} rounds"
+            text += (
+                f", in {rounds}: each round runs every configuration once, in a shuffled order "
+                f"(order seed {self.order_seed})"
+            )
+        return text
+
+    def order_lines(self, max_rounds: int = 10) -> list[str]:
+        """One line per round naming its runs in order ('round 1: torch, onnxruntime'), the
+        runs named by what sets their configurations apart; empty for a single configuration."""
+        if self.configurations < 2:
+            return []
+        names = configuration_names(self.specs)
+        rounds = self.rounds
+        lines = [
+            f"round {i}: " + ", ".join(names[s.config_key()] for s in runs)
+            for i, runs in enumerate(rounds[:max_rounds], start=1)
+        ]
+        if len(rounds) > max_rounds:
+            lines.append(f"… and {len(rounds) - max_rounds} more rounds")
+        return lines
+
+
+def configuration_names(specs: Sequence[RunSpec]) -> dict[tuple[object, ...], str]:
+    """A short name for each configuration: the settings in which they differ
+    ('onnxruntime · b8'), or the whole label when nothing tells them apart."""
+    axes: list[Callable[[RunSpec], str]] = [
+        lambda s: s.device,
+        lambda s: s.runtime,
+        lambda s: s.precision,
+        lambda s: f"b{s.batch_size}",
+        lambda s: f"t{s.threads}" if s.threads else "threads default",
+        lambda s: s.ort_provider or "provider default",
+        lambda s: f"graph-opt {s.ort_graph_optimization}",
+    ]
+    varying = [axis for axis in axes if len({axis(s) for s in specs}) > 1]
+    return {
+        s.config_key(): " · ".join(axis(s) for axis in varying) if varying else s.label()
+        for s in specs
+    }
 
 
 # -- what people type -----------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_quick_run_then_a_second_configuration(
     assert [it.state for it in items] == [ItemState.DONE, ItemState.DONE], [
         it.reason for it in items
     ]
-    assert [it.spec.batch_size for it in items] == [1, 4]
+    assert sorted(it.spec.batch_size for it in items) == [1, 4]  # one round, shuffled
     ends = [k for what, k in order if what == "end"]
     starts = [k for what, k in order if what == "start"]
     assert starts == [first, *keys] and ends == [first, *keys]

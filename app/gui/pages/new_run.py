@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.spec import Scenario
+from wattbench.domain.spec import Scenario, new_order_seed
 from wattbench.gui import icons
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller
@@ -71,6 +71,7 @@ class NewRunPage(RunForm):
         self._catalog_error = ""
         self._banner_from_plan = False  # the banner explains the plan (vs. a one-off notice)
         self.run_reason = ""
+        self.order_seed = new_order_seed()
         self._build()
         self._restore()
         self._connect()
@@ -312,10 +313,11 @@ class NewRunPage(RunForm):
             self.banner.clear()
         if plan.runs is not None:
             self.summary_label.setText(
-                f"{len(plan.specs)} run(s) will be queued "
-                f"({plan.runs.configurations} configuration(s) × {self.repeats_spin.value()} "
-                "repeat(s)), one at a time."
+                f"{len(plan.specs)} run(s) will be queued, one at a time: "
+                f"{plan.runs.order_summary()}."
             )
+            order = plan.runs.order_lines()
+            self.summary_label.setToolTip("\n".join(["In this order:", *order]) if order else "")
         if busy_checking:
             reason = "Checking the runs…"
         self.run_button.setEnabled(bool(plan.specs) and not busy_checking)
@@ -340,6 +342,7 @@ class NewRunPage(RunForm):
             return None
         self.save_choices()
         self._request = self.controller.launch(plan.runs)
+        self.order_seed = new_order_seed()  # the next runs get an order of their own
         return self._request
 
     def _on_checking(self, request: int) -> None:

@@ -30,6 +30,7 @@ from wattbench.domain.spec import PRECISIONS, PRESETS, Scenario
 from wattbench.gui import icons
 from wattbench.gui.widgets.device_list import DeviceList
 from wattbench.service.request import (
+    COMPARISON_REPLICATES,
     RunRequest,
     parse_dims,
     parse_input_shapes,
@@ -39,11 +40,17 @@ from wattbench.service.request import (
 
 log = logging.getLogger(__name__)
 
+AUTO_REPLICATES = 0  # the replicates box's "auto": the service's default for the plan
+
 
 class RunForm(QWidget):
     """The inputs of a run request (see the module docstring)."""
 
     changed = Signal()  # any input changed
+
+    # the seed that shuffles the rounds of the runs the form describes: kept while the form
+    # changes (the order shown is the order queued), renewed once they are queued
+    order_seed: int | None = None
 
     def _build_form(self) -> QWidget:
         """Make the inputs; the container that holds their four groups."""
@@ -146,13 +153,20 @@ class RunForm(QWidget):
         self.sample_spin.setValue(10)
         self.sample_spin.setSuffix(" Hz")
         self.repeats_spin = QSpinBox(self)
-        self.repeats_spin.setRange(1, 100)
-        self.repeats_spin.setToolTip("Replicates of each configuration (for between-run variation)")
+        self.repeats_spin.setRange(AUTO_REPLICATES, 100)
+        self.repeats_spin.setSpecialValueText(
+            f"auto ({COMPARISON_REPLICATES} to compare, 1 for a single configuration)"
+        )
+        self.repeats_spin.setToolTip(
+            "Runs of each configuration, for the variation between runs. They run in rounds: "
+            "each round runs every configuration once, in a shuffled order, so that a drift of "
+            "the machine does not land between the configurations being compared."
+        )
         measure_form = QFormLayout()
         measure_form.addRow("Preset", self.preset_combo)
         measure_form.addRow("Max measuring time", self.t_max_spin)
         measure_form.addRow("Power sampling", self.sample_spin)
-        measure_form.addRow("Repeats", self.repeats_spin)
+        measure_form.addRow("Replicates", self.repeats_spin)
         measure_form.addRow("", self.idle_check)
         measure_box = QGroupBox("Measurement", self)
         measure_box.setLayout(measure_form)
@@ -205,7 +219,7 @@ class RunForm(QWidget):
         _select_data(self.preset_combo, saved.get("preset", "quick"))
         self.t_max_spin.setValue(float(saved.get("t_max_s", 0.0)))
         self.sample_spin.setValue(float(saved.get("sample_hz", 10.0)))
-        self.repeats_spin.setValue(int(saved.get("repeats", 1)))
+        self.repeats_spin.setValue(_saved_replicates(saved))
         self.idle_check.setChecked(bool(saved.get("idle_baseline", True)))
         self.prompt_spin.setValue(int(saved.get("prompt_tokens", 32)))
         self.new_tokens_spin.setValue(int(saved.get("new_tokens", 16)))
@@ -224,7 +238,7 @@ class RunForm(QWidget):
             "preset": self.preset_combo.currentData(),
             "t_max_s": self.t_max_spin.value(),
             "sample_hz": self.sample_spin.value(),
-            "repeats": self.repeats_spin.value(),
+            "replicates": self.repeats_spin.value(),
             "idle_baseline": self.idle_check.isChecked(),
             "prompt_tokens": self.prompt_spin.value(),
             "new_tokens": self.new_tokens_spin.value(),
@@ -247,7 +261,8 @@ class RunForm(QWidget):
                 parse_ints(self.batch_edit.text(), what="batch size", field="batch_size")
             ),
             threads=tuple(parse_threads(self.threads_edit.text())),
-            repeats=self.repeats_spin.value(),
+            repeats=self.repeats_spin.value() or None,
+            order_seed=self.order_seed,
             scenario=Scenario(self.scenario_combo.currentData()),
             preset=str(self.preset_combo.currentData()),
             t_max_s=self.t_max_spin.value() or None,
@@ -258,6 +273,15 @@ class RunForm(QWidget):
             sample_hz=self.sample_spin.value(),
             idle_baseline=self.idle_check.isChecked(),
         )
+
+
+def _saved_replicates(saved: dict[str, Any]) -> int:
+    """The replicates remembered (0: auto); a number kept by an older version is kept only
+    when it asked for more than one run (1 was its default, not a choice)."""
+    if "replicates" in saved:
+        return int(saved["replicates"])
+    older = int(saved.get("repeats", AUTO_REPLICATES))
+    return older if older > 1 else AUTO_REPLICATES
 
 
 def _row(parent: QWidget, widgets: list[QCheckBox]) -> QWidget:

@@ -153,7 +153,7 @@ def test_compare_pools_replicates_and_gives_verdicts(
     ("metric", "header"),
     [
         ("throughput", "throughput (items/s, higher is better)"),
-        ("latency-p99", "p99 latency (lower is better)"),  # values carry µs/ms, not ns
+        ("latency-p99", "p99 latency per call (lower is better)"),  # values carry µs/ms, not ns
         ("energy", "energy per inference (J/item, lower is better)"),
         ("perf-per-watt", "inferences per joule (items/J, higher is better)"),
         ("cost", "cost per million inferences (USD/1M items, lower is better)"),

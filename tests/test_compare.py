@@ -118,7 +118,7 @@ def test_a_a_comparisons_rarely_claim_a_difference() -> None:
     for _ in range(reps):
         a = stream_run(rng, 1_000_000.0, "cpu", 4000)
         b = stream_run(rng, 1_000_000.0, "cuda:0", 4000)  # another device label, same truth
-        v = compare_runs([a, b], metrics=["throughput"]).rows[0].ratios["throughput"].verdict
+        v = compare_runs([a, b], metrics=["throughput"]).rows[0].ratios["throughput"].kind
         assert v is not None
         verdicts[v] = verdicts.get(v, 0) + 1
     claimed = verdicts.get("faster", 0) + verdicts.get("slower", 0)
@@ -202,17 +202,17 @@ def _ratio(metric: str, rel_b: float | None, b: float, a: float = 100.0, **kw: A
 
 
 def test_verdicts_follow_the_noise_threshold() -> None:
-    assert _ratio("throughput", 0.002, 110.0).verdict == "faster"
-    assert _ratio("throughput", 0.002, 90.0).verdict == "slower"
-    assert _ratio("throughput", 0.002, 100.2).verdict == "equivalent"
+    assert _ratio("throughput", 0.002, 110.0).kind == "faster"
+    assert _ratio("throughput", 0.002, 90.0).kind == "slower"
+    assert _ratio("throughput", 0.002, 100.2).kind == "equivalent"
     r = _ratio("throughput", 0.02, 101.0)
-    assert r.verdict == "inconclusive" and r.reps_needed is not None and r.reps_needed >= 2
+    assert r.kind == "inconclusive" and r.reps_needed is not None and r.reps_needed >= 2
     # reps_needed = ⌈4 z² σ² / δ²⌉ with σ the per-run sd (h / 1.96), averaged over the sides
     sigma = math.sqrt(((0.02 / 1.959964) ** 2 + (0.002 / 1.959964) ** 2) / 2)
     assert r.reps_needed == math.ceil(4 * 1.959964**2 * sigma**2 / 0.01**2)
     # a wider noise threshold turns a 3 % gain into "equivalent"
-    assert _ratio("throughput", 0.002, 103.0, noise=0.05).verdict == "equivalent"
-    assert _ratio("throughput", 0.002, 103.0).verdict == "faster"
+    assert _ratio("throughput", 0.002, 103.0, noise=0.05).kind == "equivalent"
+    assert _ratio("throughput", 0.002, 103.0).kind == "faster"
 
 
 def test_lower_is_better_metrics_read_the_right_way() -> None:
@@ -220,13 +220,13 @@ def test_lower_is_better_metrics_read_the_right_way() -> None:
     b = make_result(seed=2, mean_ns=500_000.0, spec_overrides={"device": "cuda:0"})
     c = compare_runs([a, b], metrics=["throughput", "latency-mean", "latency-p50", "energy"])
     ratios = c.rows[0].ratios
-    assert ratios["throughput"].verdict == "faster"
+    assert ratios["throughput"].kind == "faster"
     assert ratios["latency-mean"].value == pytest.approx(0.5, rel=0.02)
-    assert ratios["latency-mean"].verdict == "faster"  # half the latency: faster
-    assert ratios["latency-p50"].verdict == "faster"
+    assert ratios["latency-mean"].kind == "faster"  # half the latency: faster
+    assert ratios["latency-p50"].kind == "faster"
     # same power, half the time per inference: half the energy, which is better
     assert ratios["energy"].value == pytest.approx(0.5, rel=0.02)
-    assert ratios["energy"].verdict == "better"
+    assert ratios["energy"].kind == "better"
 
 
 def test_no_interval_when_a_run_has_none() -> None:
@@ -353,10 +353,11 @@ def test_verdict_sentence_reads_plainly() -> None:
     (text,) = c.sentences()
     assert text == (
         "On ResNet-50 at batch 32, cuda:0 · torch delivers 0.80× the throughput of "
-        "cpu · torch (95 % CI 0.79–0.81, within-run only): slower."
+        "cpu · torch (95 % CI 0.79–0.81, within-run only): slower, indicative (one run each)."
     )
     inconclusive = Ratio("throughput", 1.004, 0.99, 1.02, "inconclusive", METHOD_WITHIN_RUN,
-                         12, True, None)  # fmt: skip
+                         12, True, None,
+                         settle="about 12 runs per side would settle it")  # fmt: skip
     text = verdict_sentence(inconclusive, "B", "A", workload="mlp-small at batch 1")
     assert text == (
         "On mlp-small at batch 1, B delivers 1.004× the throughput of A (95 % CI 0.990–1.020, "
@@ -400,4 +401,5 @@ def test_identical_replicates_do_not_claim_certainty() -> None:
     assert "identical" in est.method
     r = c.rows[0].ratios["throughput"]
     assert r.method == METHOD_WITHIN_RUN and r.lo is not None and r.hi is not None
-    assert r.lo < 1.005 < r.hi and r.verdict == "inconclusive"
+    assert r.lo < 1.005 < r.hi and r.kind == "inconclusive"
+    assert r.verdict == "inconclusive, indicative (identical runs: no spread between them)"

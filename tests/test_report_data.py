@@ -219,7 +219,7 @@ def test_generation_and_memory_tables(tmp_path: Path) -> None:
     assert "Token generation per run" in html
     gen = runs[0].generation
     assert gen is not None
-    assert f"{sig(gen.ttft_ns.value * 1e-6)} ms (" in html
+    assert f"{sig(gen.ttft_ns.value * 1e-6)} ms [" in html  # the interval in brackets
     assert "700 MiB" in html and "2,048 MiB" in html
     assert "n/a — not measurable here" in html  # torch allocator peak unknown: not 0
     rows = list(csv.DictReader(io.StringIO(write_report(runs, tmp_path / "g.csv").read_text())))

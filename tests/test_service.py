@@ -213,7 +213,7 @@ try:
 except ImportError:
     blocked = True
 print(json.dumps({"states": [it.state.value for it in items], "stored": [it.stored for it in items],
-                  "verdict": view.comparison.rows[0].ratios["throughput"].verdict,
+                  "verdict": view.comparison.rows[0].ratios["throughput"].kind,
                   "imported": heavy, "blocked": blocked, "worker_torch_importable": worker}))
 """
 
@@ -247,4 +247,5 @@ def test_the_whole_flow_needs_no_torch_and_no_qt(tmp_path: Path) -> None:
         "blocked": True,  # the test process could not have imported torch...
         "worker_torch_importable": False,  # ...nor could the run's worker
     }
-    assert out["verdict"] in ("faster", "inconclusive")
+    # a busy host may leave the runs unconverged or contended: then the verdict says so
+    assert out["verdict"] in ("faster", "inconclusive", "unreliable")

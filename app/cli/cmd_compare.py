@@ -15,7 +15,8 @@ from typing import Any
 from wattbench.cli.common import EXIT_OK, print_json, print_lines, print_table, workbench
 from wattbench.domain import units
 from wattbench.engine.compare import Comparison
-from wattbench.engine.metrics import METRICS
+from wattbench.engine.metrics import METRICS, MetricEstimate
+from wattbench.engine.ratios import Ratio
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
             "label": row.group.label,
             "comparable": row.comparable,
             "differences": list(row.differences),
+            "unreliable": list(row.unreliable),
             "ratios": {m: dataclasses.asdict(r) for m, r in row.ratios.items()},
         }
         for row in c.rows
@@ -70,24 +72,26 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
     }
 
 
-def _value_text(e: Any, unit: str) -> str:
+def _value_text(e: MetricEstimate, unit: str, batch: int) -> str:
+    """The pooled figure with its interval; latencies per call, and per item for a batch."""
     if e.value is None:
         return units.na(e.na_reason)
     v = e.value
     if unit == "ns":
-        span = units.interval(v.lo, v.hi, units.duration_ns)
-        return units.duration_ns(v.value) + (f" [{span}]" if span else "")
-    span = units.interval(v.lo, v.hi)
-    return units.with_unit(v.value, unit) + (f" [{span}]" if span else "")
+        text = units.duration_ns(v.value)
+        brackets = units.span(v.lo, v.hi, units.duration_ns)
+        per_item = f" ({units.per_item(v.value, batch)})" if batch > 1 else ""
+        return text + (f" {brackets}" if brackets else "") + per_item
+    brackets = units.span(v.lo, v.hi)
+    return units.with_unit(v.value, unit) + (f" {brackets}" if brackets else "")
 
 
-def _ratio_text(r: Any) -> tuple[str, str]:
+def _ratio_text(r: Ratio) -> tuple[str, str]:
+    """The ratio with its interval, and the verdict as the engine gives it."""
     if r.value is None:
         return units.NA, r.na_reason or ""
     text = units.ratio(r.value, r.lo, r.hi)
     verdict = r.verdict or (f"no interval: {r.na_reason}" if r.na_reason else "no interval")
-    if r.method and r.method != "between runs (Welch)":
-        verdict += f" ({r.method})"
     return text, verdict
 
 
@@ -102,15 +106,13 @@ def print_comparison(c: Comparison) -> None:
         info = METRICS[m]
         rows = []
         for g in c.groups:
-            est = g.estimates[m]
+            value = _value_text(g.estimates[m], info.unit, g.spec.batch_size)
             if g is c.baseline:
-                rows.append(
-                    [g.label, str(g.replicates), _value_text(est, info.unit), "1 (baseline)", ""]
-                )
+                rows.append([g.label, str(g.replicates), value, "1 (baseline)", ""])
                 continue
             row = next(r for r in c.rows if r.group is g)
             ratio, verdict = _ratio_text(row.ratios[m])
-            rows.append([g.label, str(g.replicates), _value_text(est, info.unit), ratio, verdict])
+            rows.append([g.label, str(g.replicates), value, ratio, verdict])
         # Latencies are printed with their own unit (µs, ms), not in ns.
         unit = "" if info.unit == "ns" else f"{info.unit}, "
         print_table(
@@ -141,12 +143,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             noise=args.noise,
         )
     c = view.comparison
+    # the reasons to read with care come before the comparison they qualify
+    for w in c.warnings:
+        print(f"wattbench: warning: {w}", file=sys.stderr)
+    sys.stderr.flush()
     if args.json:
         print_json(comparison_dict(c))
     else:
         print_comparison(c)
-    for w in c.warnings:
-        print(f"wattbench: warning: {w}", file=sys.stderr)
     return EXIT_OK
 
 

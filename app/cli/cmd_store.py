@@ -67,9 +67,9 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     rows = []
     for r in runs:
         thr = units.with_unit(r.throughput_items_per_s, "/s")
-        if r.throughput_items_per_s and r.throughput_lo is not None and r.throughput_hi:
-            rel = (r.throughput_hi - r.throughput_lo) / 2 / r.throughput_items_per_s
-            thr += f" ±{units.percent(rel, 2)}"
+        if units.finite(r.throughput_items_per_s):
+            brackets = units.span(r.throughput_lo, r.throughput_hi)
+            thr += f" {brackets}" if brackets else ""
         estimate = r.energy_source is not None and "estimate" in r.energy_source
         rows.append(
             [
@@ -123,19 +123,23 @@ def _show_text(r: RunResult) -> list[str]:
         )
     thr = r.throughput_items_per_s
     if thr is not None:
-        span = units.interval(thr.lo, thr.hi)
-        ci = f" (95 % CI {span})" if span else ""
-        lines.append(f"  throughput   {units.with_unit(thr.value, 'items/s')}{ci}")
+        lines.append(f"  throughput   {units.estimate(thr.value, thr.lo, thr.hi)} items/s")
     lat = r.latency
     if lat is not None:
         lines.append(
-            f"  latency      mean {units.duration_ns(lat.mean_ns)}  n={units.count(lat.n)}  "
-            f"ρ={units.percent(lat.rho)}  converged={'yes' if r.converged else 'no'}"
+            f"  latency      {units.per_call_label(s.batch_size)}: mean "
+            f"{units.estimate(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns, units.duration_ns)}"
+            + (f", {units.per_item(lat.mean_ns, s.batch_size)}" if s.batch_size > 1 else "")
+        )
+        lines.append(
+            f"  precision    {units.rho(lat.rho)}  n={units.count(lat.n)}  "
+            f"converged={'yes' if r.converged else 'no'}"
         )
         for pe in lat.percentiles:
-            span = units.interval(pe.lo_ns, pe.hi_ns, units.duration_ns)
-            ci = f"  [{span}]" if span else ""
-            lines.append(f"    {pe.name:<7}{units.duration_ns(pe.value_ns)}{ci}")
+            est = units.estimate(pe.value_ns, pe.lo_ns, pe.hi_ns, units.duration_ns)
+            lines.append(f"    {pe.name:<7}{est}" + ("" if pe.headline else " (not a headline)"))
+    if r.phases.harness_efficiency is not None:
+        lines.append(f"  harness      {units.eta(r.phases.harness_efficiency)}")
     if r.energy:
         lines.append("  energy")
         for e in r.energy:

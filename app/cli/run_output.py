@@ -6,7 +6,6 @@ The JSON document (docs/cli-json.md) holds each run as its documented result doc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,12 +19,35 @@ from wattbench.domain.result import RunResult, result_document
 
 JSON_FORMAT = "wattbench.run-output"
 JSON_FORMAT_VERSION = 1
-HEADERS = ("run", "status", "throughput /s", "mean", "p50", "p90", "p99", "ρ", "conv.", "flags")
+HEADERS = (
+    "run",
+    "status",
+    "throughput /s",
+    "mean per call",
+    "p50 per call",
+    "p90 per call",
+    "p99 per call",
+    "ρ",
+    "conv.",
+    "flags",
+)
 
 
 def _with_interval(value: float | None, lo: float | None, hi: float | None) -> str:
-    span = units.interval(lo, hi, units.duration_ns)
-    return f"{units.duration_ns(value)} [{span or 'no interval'}]"
+    return units.estimate(value, lo, hi, units.duration_ns)
+
+
+def _dagger_note(with_interval: bool, without_interval: bool) -> str:
+    """The † footnote, saying what the marked cells show."""
+    shows = []
+    if with_interval:
+        shows.append("the estimate with its 95 % interval in brackets")
+    if without_interval:
+        shows.append("the estimate alone where too few samples give no interval")
+    return (
+        "† not a headline figure: too few effective samples (METHOD.md: p90 needs n_eff ≥ 64, "
+        f"p99 ≥ 662); the cell shows {' or '.join(shows)}"
+    )
 
 
 def energy_text(r: RunResult) -> str:
@@ -46,33 +68,32 @@ def energy_text(r: RunResult) -> str:
     return text
 
 
-def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], bool]:
-    """A result row, and whether a percentile in it is not a headline number."""
+def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], set[bool]]:
+    """A result row, and for each percentile in it that is not a headline number whether it
+    shows an interval."""
     cells = [f"{i}. {label}", r.status.value]
     if not r.ok or r.latency is None:
-        return cells + ["-"] * (len(HEADERS) - 2), False
+        return cells + ["-"] * (len(HEADERS) - 2), set()
     lat, thr = r.latency, r.throughput_items_per_s
-    thr_text = units.NA
-    if thr is not None:
-        rel = thr.rel_half_width
-        thr_text = units.number(thr.value) + (f" ±{units.percent(rel)}" if rel is not None else "")
-    pcts, not_headline = [], False
+    thr_text = units.NA if thr is None else units.estimate(thr.value, thr.lo, thr.hi)
+    pcts, daggers = [], set()
     for p in (0.5, 0.9, 0.99):
         pe = lat.percentile(p)
         if pe is None:
             pcts.append(units.NA)
             continue
-        not_headline |= not pe.headline
+        if not pe.headline:
+            daggers.add(units.finite(pe.lo_ns) and units.finite(pe.hi_ns))
         pcts.append(_with_interval(pe.value_ns, pe.lo_ns, pe.hi_ns) + ("" if pe.headline else " †"))
     cells += [
         thr_text,
         _with_interval(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns),
         *pcts,
-        units.percent(lat.rho) if math.isfinite(lat.rho) else units.NA,
+        units.rho(lat.rho),
         "yes" if r.converged else "no",
         ", ".join(r.flags) or "-",
     ]
-    return cells, not_headline
+    return cells, daggers
 
 
 def _notes(i: int, r: RunResult) -> list[str]:
@@ -87,13 +108,19 @@ def _notes(i: int, r: RunResult) -> list[str]:
             f"{_with_interval(g.tpot_ns.value, g.tpot_ns.lo, g.tpot_ns.hi)}, decode "
             f"{units.number(g.decode_tokens_per_s.value)} tokens/s"
         )
+    batch = r.spec.batch_size
+    if batch > 1:
+        mean = r.latency.mean_ns
+        notes.append(
+            f"{i}. latency {units.per_call_label(batch)}: mean {units.duration_ns(mean)}, "
+            f"that is {units.per_item(mean, batch)}"
+        )
     ph = r.phases
-    eta = ph.harness_efficiency
     notes.append(
         f"{i}. phases: worker start {units.duration_s(ph.worker_start_s)}, load "
         f"{units.duration_s(ph.cold_load_s)}, warm-up {units.duration_s(ph.warmup_s)}, "
         f"measuring {units.duration_s(ph.measure_s)}, total {units.duration_s(ph.total_s)}"
-        + (f"; harness efficiency η = {eta:.3f}" if eta is not None else "")
+        + (f"; {units.eta(ph.harness_efficiency)}" if ph.harness_efficiency is not None else "")
     )
     notes.append(f"{i}. interference: {interference_text(r.interference)}")
     if r.notes:
@@ -104,21 +131,18 @@ def _notes(i: int, r: RunResult) -> list[str]:
 def print_results(results: Sequence[RunResult]) -> None:
     models = {r.spec.model for r in results}
     title = f"wattbench run: {next(iter(models))}" if len(models) == 1 else "wattbench run"
-    rows, notes, not_headline = [], [], False
+    rows, notes, daggers = [], [], set()
     for i, r in enumerate(results, 1):
         label = r.spec.label()
         if len(models) == 1:
             label = label.removeprefix(r.spec.model + " · ")
-        cells, dagger = _cells(i, r, label)
+        cells, marked = _cells(i, r, label)
         rows.append(cells)
-        not_headline |= dagger
+        daggers |= marked
         notes += _notes(i, r)
     print_table(HEADERS, rows, title=title, lines=len(results) > 1)
-    if not_headline:
-        notes.append(
-            "† too few effective samples for a headline number (METHOD.md: p90 needs "
-            "n_eff ≥ 64, p99 ≥ 662); shown with its interval"
-        )
+    if daggers:
+        notes.append(_dagger_note(True in daggers, False in daggers))
     print_lines(notes)
 
 

@@ -3,7 +3,8 @@
 A figure that is unknown reads "n/a" (with its reason where there is room), never 0.
 ``number`` keeps three significant digits, writes whole thousands with separators
 ("1,234,567", never "1.23e+06" or "1234567") and uses scientific notation only far outside
-everyday sizes (below 0.0001 or from a trillion up).
+everyday sizes (below 0.0001 or from a trillion up). An interval is written out as its ends
+in brackets, "[16.8–71.7]", never as a ± that would cross zero; a run's precision is ``rho``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 import re
 from collections.abc import Callable
 from datetime import datetime
+
+from wattbench.domain.quality import ETA_MEANING, ETA_SANE_RANGE, eta_out_of_range
 
 NA = "n/a"
 SCIENTIFIC_BELOW = 1e-4
@@ -120,12 +123,80 @@ def interval(
     return f"{fmt(lo)}–{fmt(hi)}"
 
 
+def span(lo: float | None, hi: float | None, fmt: Callable[[float | None], str] = number) -> str:
+    """'[1,220–1,250]': an interval as its two ends (asymmetric as it is), or '' when unknown."""
+    text = interval(lo, hi, fmt)
+    return f"[{text}]" if text else ""
+
+
+def estimate(
+    value: float | None,
+    lo: float | None,
+    hi: float | None,
+    fmt: Callable[[float | None], str] = number,
+    *,
+    missing: str = "no interval",
+) -> str:
+    """'1,234 [1,220–1,250]': a figure with its 95 % interval, or '1,234 (no interval)'."""
+    if not finite(value):
+        return NA
+    brackets = span(lo, hi, fmt)
+    return f"{fmt(value)} {brackets}" if brackets else f"{fmt(value)} ({missing})"
+
+
+def plus_minus(rel: float | None) -> str:
+    """A symmetric relative uncertainty, '±2.0 %', while it stays clear of zero; one as large
+    as the figure would cross zero, and is said in words instead."""
+    if rel is None or not math.isfinite(rel) or rel < 0:
+        return NA
+    if rel >= 1:
+        return "uncertainty at least the figure itself"
+    return f"±{percent(rel)}"
+
+
+def rho(value: float | None) -> str:
+    """A run's precision, the one way it is shown everywhere: 'ρ 1.3 %' — the relative
+    half-width of the 95 % interval of its mean latency."""
+    return f"ρ {percent(value)}"
+
+
+RHO_MEANING = "half-width of the mean latency's 95 % interval, relative to the mean"
+
+
+def eta(value: float | None, *, meaning: bool = True) -> str:
+    """The harness efficiency with its meaning (left out where a caption gives it), flagged
+    when it is outside its sane range."""
+    explained = f" ({ETA_MEANING})" if meaning else ""
+    if value is None or not math.isfinite(value):
+        return f"η {NA}{explained}"
+    text = f"η {number(value)}{explained}"
+    if eta_out_of_range(value):
+        lo, hi = ETA_SANE_RANGE
+        text += (
+            f" — outside its sane range {number(lo, 2)}–{number(hi, 2)}: the host changed "
+            "speed during the run, so this is not a harness figure"
+        )
+    return text
+
+
+def per_call_label(batch: int) -> str:
+    """What a latency measures: 'per call' (one call runs a whole batch)."""
+    return "per call" if batch <= 1 else f"per call (batch of {batch})"
+
+
+def per_item(value_ns: float | None, batch: int) -> str:
+    """A per-call latency spread over the items of its batch: '0.512 ms per item'."""
+    if value_ns is None or not math.isfinite(value_ns) or batch < 1:
+        return NA
+    return f"{duration_ns(value_ns / batch)} per item"
+
+
 def ratio(value: float | None, lo: float | None = None, hi: float | None = None) -> str:
     """A ratio such as '1.84× [1.79–1.90]'."""
     if not finite(value):
         return NA
-    span = interval(lo, hi)
-    return f"{number(value)}×" + (f" [{span}]" if span else "")
+    brackets = span(lo, hi)
+    return f"{number(value)}×" + (f" {brackets}" if brackets else "")
 
 
 def timestamp(when: str | datetime | None) -> str:

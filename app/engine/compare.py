@@ -3,6 +3,10 @@
 Runs are grouped into configurations and pooled (``metrics``), every group gets its ratio to
 the baseline's with an interval and a verdict (``ratios``), and workloads that differ are
 warned about. The unit of replication is the process run.
+
+Quality: a run flagged not converged, contended, host-unsteady or throttled, or whose η is out
+of its sane range, makes every ratio it takes part in "unreliable: <why>" (``quality_causes``
+is the one list of those causes); the reasons open the comparison's warnings.
 """
 
 from __future__ import annotations
@@ -15,7 +19,16 @@ from typing import Any
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.energy import check_energy_view
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.result import RunResult, RunStatus
+from wattbench.domain.interference import contention_text
+from wattbench.domain.quality import ETA_SANE_RANGE, eta_out_of_range
+from wattbench.domain.result import (
+    FLAG_CONTENDED,
+    FLAG_HOST_UNSTEADY,
+    FLAG_NOT_CONVERGED,
+    FLAG_THROTTLED,
+    RunResult,
+    RunStatus,
+)
 from wattbench.engine.metrics import (
     DEFAULT_METRICS,
     DEFAULT_NOISE,
@@ -30,6 +43,67 @@ from wattbench.engine.ratios import Ratio, ratio_of, verdict_sentence, workload_
 
 log = logging.getLogger(__name__)
 
+# the run flags that make a verdict unreliable, in the words the verdicts use
+UNRELIABLE_FLAGS: dict[str, str] = {
+    FLAG_NOT_CONVERGED: "not converged",
+    FLAG_CONTENDED: "contended (other processes used its cores)",
+    FLAG_HOST_UNSTEADY: "host unsteady",
+    FLAG_THROTTLED: "throttled",
+}
+ETA_CAUSE = f"η out of its sane range {ETA_SANE_RANGE[0]:g}–{ETA_SANE_RANGE[1]:g}"
+
+# -- quality -----------------------------------------------------------------------------------
+
+
+def run_causes(run: RunResult) -> tuple[str, ...]:
+    """Why one run's figures cannot carry a verdict (empty when nothing is wrong)."""
+    causes = [text for flag, text in UNRELIABLE_FLAGS.items() if flag in run.flags]
+    if eta_out_of_range(run.phases.harness_efficiency):
+        causes.append(ETA_CAUSE)
+    return tuple(causes)
+
+
+def quality_causes(runs: Sequence[RunResult]) -> tuple[str, ...]:
+    """The causes of a configuration's runs, each with how many runs it touches when not all:
+    ("not converged", "host unsteady (1 of 3 runs)")."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        for cause in run_causes(run):
+            counts[cause] = counts.get(cause, 0) + 1
+    return tuple(
+        cause if n == len(runs) else f"{cause} ({n} of {len(runs)} runs)"
+        for cause, n in counts.items()
+    )
+
+
+def _figures(runs: Sequence[RunResult]) -> str:
+    """The figures behind the causes: η out of range, the share others took of the cores."""
+    shown = [
+        f"η {e:.3g}"
+        for e in (r.phases.harness_efficiency for r in runs)
+        if e is not None and eta_out_of_range(e)
+    ]
+    shown += [
+        contention_text(r.interference)
+        for r in runs
+        if FLAG_CONTENDED in r.flags
+        and r.interference is not None
+        and r.interference.foreign_share is not None
+    ]
+    return f" ({'; '.join(shown)})" if shown else ""
+
+
+def quality_warning(group: ConfigGroup, causes: Sequence[str], *, baseline: bool) -> str:
+    """The sentence that opens a comparison whose verdicts this group makes unreliable."""
+    ids = [r.id[:8] for r in group.runs if run_causes(r)]
+    who = f"The baseline {group.label}" if baseline else group.label
+    runs = f"run {ids[0]}" if len(ids) == 1 else f"runs {', '.join(ids)}"
+    return (
+        f"{who} ({runs}): {', '.join(causes)}{_figures(group.runs)}. Every verdict "
+        "involving it reads unreliable; measure it again while the machine is otherwise idle."
+    )
+
+
 # -- the comparison ------------------------------------------------------------------------
 
 
@@ -39,6 +113,7 @@ class ComparisonRow:
     ratios: Mapping[str, Ratio]
     comparable: bool
     differences: tuple[str, ...]  # what differs from the baseline's workload
+    unreliable: tuple[str, ...] = ()  # why its verdicts read unreliable (empty: they do not)
 
 
 @dataclass(frozen=True)
@@ -180,6 +255,11 @@ def compare_runs(
     base_key = (baseline_run.spec.config_key(), model_hash(baseline_run))
     baseline = next(g for g in groups if g.key == base_key)
 
+    causes = {g.key: quality_causes(g.runs) for g in groups}
+    quality = [
+        quality_warning(g, causes[g.key], baseline=g is baseline) for g in groups if causes[g.key]
+    ]
+    base_causes = causes[baseline.key]
     rows = []
     for g in groups:
         if g is baseline:
@@ -196,14 +276,36 @@ def compare_runs(
                 f"The model hash of {g.label if model_hash(g.runs[0]) is None else baseline.label} "
                 "is unknown: the model's identity cannot be checked."
             )
+        unreliable = tuple(
+            f"{side} {', '.join(why)}"
+            for side, why in (("baseline", base_causes), ("this configuration", causes[g.key]))
+            if why
+        )
         ratios = {
             m: ratio_of(
-                baseline.estimates[m], g.estimates[m], m, noise=noise, comparable=comparable
+                baseline.estimates[m],
+                g.estimates[m],
+                m,
+                noise=noise,
+                comparable=comparable,
+                unreliable=unreliable,
             )
             for m in metrics
         }
-        rows.append(ComparisonRow(g, ratios, comparable, diffs))
+        rows.append(ComparisonRow(g, ratios, comparable, diffs, unreliable))
+    if any(r.indicative for row in rows for r in row.ratios.values()):
+        quality.append(
+            "Some configurations have a single run: their verdicts are indicative, since a run's "
+            "own interval says nothing of what changes between runs. Run each at least twice, "
+            "interleaved, for a verdict."
+        )
     log.debug("compared %d runs in %d groups", len(done), len(groups))
     return Comparison(
-        baseline, groups, tuple(rows), tuple(warnings), noise, energy_view, tuple(metrics)
+        baseline,
+        groups,
+        tuple(rows),
+        (*quality, *warnings),
+        noise,
+        energy_view,
+        tuple(metrics),
     )

@@ -2,14 +2,21 @@
 
 - R ≥ 2 on both sides: r = X̂_B / X̂_A with interval exp(log r ± t_ν·√(s²_A/R_A + s²_B/R_B)),
   s² the variance of the log per-run figures, ν Welch's degrees of freedom. Otherwise the
-  relative half-widths of the two sides combine: √(h_A² + h_B²), labelled "within-run only".
+  relative half-widths of the two sides combine: √(h_A² + h_B²), labelled "within-run only",
+  and the verdict is labelled indicative (one run each): a run's own interval says nothing of
+  what changes between runs.
 - Verdict: faster/slower (better/worse for energy and cost) only when the whole interval lies
   outside [1 − δ, 1 + δ] (δ the noise threshold, 1 % by default); equivalent when it lies
-  inside; otherwise inconclusive, with ⌈4z²σ²/δ²⌉ runs per side that would settle it.
+  inside; otherwise inconclusive, with ⌈4z²σ²/δ²⌉ runs per side that would settle it, σ the
+  spread between runs (the runs' own intervals give only a lower bound). More than
+  MAX_SETTLE_RUNS is no plan: the machine is then too noisy for a ±δ answer.
+- A ratio that involves a run of doubtful quality (the causes are found by ``compare``) reads
+  "unreliable: <why>" whatever its interval says.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -28,6 +35,9 @@ from wattbench.engine.stats import Z_975, t_975
 
 log = logging.getLogger(__name__)
 
+MAX_SETTLE_RUNS = 20  # runs per side beyond which "would settle it" is no longer offered
+UNRELIABLE = "unreliable"
+
 # -- ratios --------------------------------------------------------------------------------
 
 
@@ -36,19 +46,33 @@ class Ratio:
     """B / A for one metric with its 95 % interval and verdict (see the module docstring).
 
     value None = n/a (na_reason says why); lo/hi None = no interval (verdict None then).
-    reps_needed is set for an inconclusive verdict only. comparable is False when the two
-    workloads differ.
+    verdict is what every front end shows: "faster", "faster, indicative (one run each)" or
+    "unreliable: <why>"; interval_verdict is what the interval alone says and ``kind`` the one
+    word (colours, counts). reps_needed, settle and too_noisy are set for an inconclusive
+    verdict only. comparable is False when the two workloads differ.
     """
 
     metric: str
     value: float | None
     lo: float | None
     hi: float | None
-    verdict: str | None  # faster/slower/better/worse/equivalent/inconclusive
+    verdict: str | None
     method: str
     reps_needed: int | None
     comparable: bool
     na_reason: str | None
+    interval_verdict: str | None = None  # faster/slower/better/worse/equivalent/inconclusive
+    unreliable: tuple[str, ...] = ()  # why the verdict cannot be trusted
+    indicative: str | None = None  # "one run each": no spread between runs on a side
+    settle: str | None = None  # "about 6 runs per side would settle it", or too noisy
+    too_noisy: bool = False  # more than MAX_SETTLE_RUNS runs per side would be needed
+
+    @property
+    def kind(self) -> str | None:
+        """One word: the interval's verdict, or "unreliable"; None without a verdict."""
+        if self.verdict is None:
+            return None
+        return UNRELIABLE if self.unreliable else self.interval_verdict or self.verdict
 
 
 def _verdict(lo: float, hi: float, noise: float, info: MetricInfo) -> str:
@@ -63,17 +87,95 @@ def _verdict(lo: float, hi: float, noise: float, info: MetricInfo) -> str:
     return "inconclusive"
 
 
-def _reps_needed(sigma: float, noise: float) -> int:
-    """⌈4 z² σ² / δ²⌉ replicates per side (at least 2: the between-run method needs 2)."""
+def _reps_needed(sigma: float, noise: float) -> int | None:
+    """⌈4 z² σ² / δ²⌉ replicates per side (at least 2: the between-run method needs 2); None
+    when no number of runs would do (δ = 0)."""
     if noise <= 0:
-        return 2
+        return None if sigma > 0 else 2
     return max(2, math.ceil(4 * Z_975**2 * sigma**2 / noise**2))
 
 
-def ratio_of(
-    a: MetricEstimate, b: MetricEstimate, metric: str, *, noise: float, comparable: bool = True
+@dataclass(frozen=True)
+class _Settle:
+    reps: int | None
+    text: str
+    too_noisy: bool
+
+
+def _settle(a: MetricEstimate, b: MetricEstimate, noise: float) -> _Settle:
+    """How many runs per side would settle an inconclusive ratio, from the spread between runs
+    (pooled over the sides that have one); from the runs' own intervals only a lower bound."""
+    spread = [(e.replicates, e.log_sd) for e in (a, b) if e.replicates >= 2 and e.log_sd]
+    if spread:
+        dof = sum(r - 1 for r, _ in spread)
+        sigma = math.sqrt(sum((r - 1) * (sd or 0.0) ** 2 for r, sd in spread) / dof)
+    else:
+        sigma = math.sqrt((_side_sigma(a) ** 2 + _side_sigma(b) ** 2) / 2)
+    reps = _reps_needed(sigma, noise)
+    if reps is None or reps > MAX_SETTLE_RUNS:
+        return _Settle(
+            None,
+            f"this machine is too noisy for a ±{noise * 100:g} % answer (more than "
+            f"{MAX_SETTLE_RUNS} runs per side would be needed)",
+            True,
+        )
+    if spread:
+        return _Settle(reps, f"about {reps} runs per side would settle it", False)
+    return _Settle(
+        reps, f"at least {reps} runs per side, interleaved, would be needed to settle it", False
+    )
+
+
+def _indicative(a: MetricEstimate, b: MetricEstimate) -> str:
+    """Why a within-run interval stood in for the spread between runs."""
+    if a.replicates < 2 and b.replicates < 2:
+        return "one run each"
+    if a.replicates < 2:
+        return "one run of the baseline"
+    if b.replicates < 2:
+        return "one run of this configuration"
+    return "identical runs: no spread between them"
+
+
+def _judged(
+    ratio: Ratio, a: MetricEstimate, b: MetricEstimate, noise: float, unreliable: Sequence[str]
 ) -> Ratio:
-    """Ratio of configuration b to baseline a for one metric."""
+    """The ratio with its shown verdict: unreliable, indicative, or the interval's word."""
+    word = ratio.interval_verdict
+    if word is None:
+        return dataclasses.replace(ratio, unreliable=tuple(unreliable))
+    if unreliable:
+        shown = f"{UNRELIABLE}: {'; '.join(unreliable)}"
+        return dataclasses.replace(ratio, verdict=shown, unreliable=tuple(unreliable))
+    settle = _settle(a, b, noise) if word == "inconclusive" else None
+    indicative = _indicative(a, b) if ratio.method == METHOD_WITHIN_RUN else None
+    return dataclasses.replace(
+        ratio,
+        verdict=word + (f", indicative ({indicative})" if indicative else ""),
+        indicative=indicative,
+        reps_needed=settle.reps if settle else None,
+        settle=settle.text if settle else None,
+        too_noisy=settle.too_noisy if settle else False,
+    )
+
+
+def ratio_of(
+    a: MetricEstimate,
+    b: MetricEstimate,
+    metric: str,
+    *,
+    noise: float,
+    comparable: bool = True,
+    unreliable: Sequence[str] = (),
+) -> Ratio:
+    """Ratio of configuration b to baseline a for one metric; ``unreliable`` lists why the
+    runs' quality forbids a verdict (see ``compare.quality_causes``)."""
+    return _judged(_interval_ratio(a, b, metric, noise, comparable), a, b, noise, unreliable)
+
+
+def _interval_ratio(
+    a: MetricEstimate, b: MetricEstimate, metric: str, noise: float, comparable: bool
+) -> Ratio:
     info = METRICS[metric]
     if a.value is None or b.value is None:
         reason = (
@@ -100,12 +202,9 @@ def ratio_of(
         h = t_975(nu) * se
         lo, hi = r * math.exp(-h), r * math.exp(h)
         verdict = _verdict(lo, hi, noise, info)
-        pooled = math.sqrt(
-            ((a.replicates - 1) * sd_a**2 + (b.replicates - 1) * sd_b**2)
-            / (a.replicates + b.replicates - 2)
+        return Ratio(
+            metric, r, lo, hi, verdict, METHOD_BETWEEN_RUNS, None, comparable, None, verdict
         )
-        reps = _reps_needed(pooled, noise) if verdict == "inconclusive" else None
-        return Ratio(metric, r, lo, hi, verdict, METHOD_BETWEEN_RUNS, reps, comparable, None)
     ha, hb = _side_rel(a), _side_rel(b)
     if ha is None or hb is None:
         which = "baseline" if ha is None else "this configuration"
@@ -123,11 +222,7 @@ def ratio_of(
     h = math.hypot(ha, hb)
     lo, hi = r * math.exp(-h), r * math.exp(h)
     verdict = _verdict(lo, hi, noise, info)
-    reps = None
-    if verdict == "inconclusive":
-        sigma = math.sqrt((_side_sigma(a) ** 2 + _side_sigma(b) ** 2) / 2)
-        reps = _reps_needed(sigma, noise)
-    return Ratio(metric, r, lo, hi, verdict, METHOD_WITHIN_RUN, reps, comparable, None)
+    return Ratio(metric, r, lo, hi, verdict, METHOD_WITHIN_RUN, None, comparable, None, verdict)
 
 
 def _side_rel(e: MetricEstimate) -> float | None:
@@ -175,7 +270,7 @@ def verdict_sentence(
 
     workload (see workload_phrase) opens the sentence when the runs are like-for-like; an n/a
     ratio says why; "within-run only" marks intervals from single runs; an inconclusive
-    verdict says how many runs per side would settle it.
+    verdict says how many runs per side would settle it (or that the machine is too noisy).
     """
     info = METRICS[ratio.metric]
     energy_based = energy_view is not None and ratio.metric in ENERGY_BASED
@@ -192,8 +287,8 @@ def verdict_sentence(
             if ratio.method == METHOD_WITHIN_RUN:
                 text += ", within-run only"
             text += f"): {ratio.verdict}"
-            if ratio.verdict == "inconclusive" and ratio.reps_needed:
-                text += f"; about {ratio.reps_needed} runs per side would settle it"
+            if ratio.settle and not ratio.unreliable:
+                text += f"; {ratio.settle}"
             text += "."
     if energy_based:
         text += f" Energy view: {energy_view}."

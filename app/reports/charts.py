@@ -334,7 +334,7 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
         sm = ScalarMappable(norm=norm, cmap=cmap)
         cb = fig.colorbar(sm, ax=ax, shrink=0.9)
         cb.set_label(f"energy per inference ({colour_unit})")
-    ax.set_xlabel("p99 latency (ms)")
+    ax.set_xlabel("p99 latency per call (ms)")
     ax.set_ylabel("throughput (inferences/s)")
     ax.set_title("Throughput vs p99 latency", loc="left")
     ax.margins(0.12)

@@ -60,7 +60,9 @@ def cell_json(cell: Cell, metric: str) -> dict[str, Any]:
 
 def ratio_json(r: Ratio) -> dict[str, Any]:
     return {"value": _num(r.value), "lo": _num(r.lo), "hi": _num(r.hi), "verdict": r.verdict,
+            "kind": r.kind, "unreliable": list(r.unreliable), "indicative": r.indicative,
             "method": r.method or None, "runs_per_side_needed": r.reps_needed,
+            "settle": r.settle, "too_noisy": r.too_noisy,
             "comparable": r.comparable, "na_reason": r.na_reason}  # fmt: skip
 
 

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wattbench import __version__
+from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult, RunStatus, host_of
 from wattbench.engine.compare import Comparison, compare_runs
 from wattbench.engine.metrics import METRICS, ConfigGroup, metric_value
 from wattbench.engine.ratios import Ratio, verdict_sentence
+from wattbench.reports.sentences import model_name, summary_sentence
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,6 @@ REPORT_METRICS: tuple[str, ...] = (
     "cost",
     "co2",
 )
-# Metrics whose ratios make the one-line summary of each configuration.
-SUMMARY_METRICS: tuple[str, ...] = ("throughput", "perf-per-watt", "cost")
 MAX_SYSTEM_VALUE_CHARS = 400
 UNKNOWN_HOST = "unknown host"
 
@@ -157,8 +157,8 @@ def build_report(
         )
         for g in comparison.groups
     )
-    units = {m: display_unit(m, [c.cells[m].value for c in groups]) for m in REPORT_METRICS}
-    model_names = sorted({_model_name(g.runs[0]) for g in comparison.groups})
+    shown_in = {m: display_unit(m, [c.cells[m].value for c in groups]) for m in REPORT_METRICS}
+    model_names = sorted({model_name(g.runs[0]) for g in comparison.groups})
     return ReportModel(
         title=title or f"Wattbench comparison — {', '.join(model_names)}",
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -175,7 +175,7 @@ def build_report(
         warnings=tuple(comparison.warnings),
         systems=_systems(entries),
         cost_profiles=profiles,
-        units=units,
+        units=shown_in,
     )  # fmt: skip
 
 
@@ -199,7 +199,8 @@ def _run_cells(
             cells[m] = Cell(None, na_reason=reason or "not available", note=_estimate_note(run, m,
                             energy_view))  # fmt: skip
         else:
-            cells[m] = Cell(iv.value, iv.lo, iv.hi, note=_percentile_note(run, m))
+            note = _join_notes(_percentile_note(run, m), _per_item_note(iv.value, run, m))
+            cells[m] = Cell(iv.value, iv.lo, iv.hi, note=note)
     return cells
 
 
@@ -219,10 +220,22 @@ def _group_cell(group: ConfigGroup, metric: str, energy_view: str) -> Cell:
     if est.value is None:
         return Cell(None, na_reason=est.na_reason or "not available",
                     note=_estimate_note(group.runs[0], metric, energy_view))  # fmt: skip
-    note = ""
+    note = _per_item_note(est.value.value, group.runs[0], metric)
     if len(group.runs) == 1:
-        note = _percentile_note(group.runs[0], metric)
+        note = _join_notes(_percentile_note(group.runs[0], metric), note)
     return Cell(est.value.value, est.value.lo, est.value.hi, note=note)
+
+
+def _per_item_note(value: float, run: RunResult, metric: str) -> str:
+    """A latency per call read per item too, where a call runs a batch of several."""
+    batch = run.spec.batch_size
+    if not metric.startswith("latency") or batch <= 1:
+        return ""
+    return f"{units.per_item(value, batch)} (batch of {batch})"
+
+
+def _join_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _percentile_note(run: RunResult, metric: str) -> str:
@@ -249,12 +262,6 @@ def _estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
                 f"({e.source}, {e.method})")  # fmt: skip
     return (f"ESTIMATE, not a measurement: {e.items_per_j:.3g} inferences/J "
             f"({e.source}, {e.method})")  # fmt: skip
-
-
-def _model_name(run: RunResult) -> str:
-    if run.model is not None and run.model.name:
-        return run.model.name
-    return run.spec.model
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -297,70 +304,6 @@ def _systems(entries: Sequence[RunEntry]) -> tuple[SystemEntry, ...]:
         items = tuple(flatten(first.run.system)) or (("system", "not recorded"),)
         out.append(SystemEntry(title, tuple(used_by), items))
     return tuple(out)
-
-
-# -- sentences -------------------------------------------------------------------------------
-
-
-def _r(x: float) -> str:
-    return f"{x:.3f}" if abs(x - 1) < 0.05 else f"{x:.2f}" if x < 10 else f"{x:.3g}"
-
-
-def summary_sentence(comparison: Comparison, group_label: str, energy_view: str) -> str:
-    """One plain sentence per configuration: throughput, inferences per joule and cost ratios.
-
-    E.g. "On ResNet-50 at batch 32, cuda:0 delivers 0.80× the throughput of cpu (95 % CI
-    0.78–0.82, slower) and 1.9× its inferences per joule (95 % CI 1.8–2.0, better)."
-    """
-    row = comparison.row(group_label)
-    base = comparison.baseline
-    b_spec, a_spec = row.group.spec, base.spec
-    name = _model_name(row.group.runs[0])
-    if b_spec.batch_size == a_spec.batch_size:
-        where = f"On {name} at batch {b_spec.batch_size}, "
-    else:
-        where = f"On {name} (batch {b_spec.batch_size} vs {a_spec.batch_size}), "
-    parts: list[str] = []
-    for m in SUMMARY_METRICS:
-        ratio = row.ratios.get(m)
-        if ratio is not None and not (m == "cost" and ratio.value is None):  # no cost profile
-            parts.append(_clause(ratio, base.label if not parts else None))
-    text = where + f"{group_label} " + _join(parts)
-    if any(m in row.ratios for m in ("perf-per-watt", "cost")):
-        text += f" (energy view: {energy_view})"
-    text += "."
-    if not row.comparable:
-        text += f" Not like-for-like: the workloads differ in {', '.join(row.differences)}."
-    return text
-
-
-def _clause(ratio: Ratio, base_label: str | None) -> str:
-    """'delivers 0.80× the throughput of A (95 % CI …)', or the shorter follow-up form."""
-    info = METRICS[ratio.metric]
-    if ratio.value is None:
-        return f"has no {info.label} ratio (n/a: {ratio.na_reason})"
-    own = "its" if base_label is None else "the"
-    verbs = {
-        "throughput": f"delivers {_r(ratio.value)}× {own} throughput",
-        "perf-per-watt": f"{_r(ratio.value)}× {own} inferences per joule",
-        "cost": f"{_r(ratio.value)}× {own} cost per million inferences",
-    }
-    text = verbs.get(ratio.metric, f"{_r(ratio.value)}× {own} {info.label}")
-    if base_label is not None:
-        text += f" of {base_label}"
-    if ratio.lo is not None and ratio.hi is not None:
-        text += f" (95 % CI {_r(ratio.lo)}–{_r(ratio.hi)}, {ratio.verdict})"
-    else:
-        text += f" (no interval: {ratio.na_reason})" if ratio.na_reason else " (no interval)"
-    return text
-
-
-def _join(parts: list[str]) -> str:
-    if len(parts) <= 1:
-        return "".join(parts)
-    if len(parts) == 2:
-        return f"{parts[0]} and {parts[1]}"
-    return ", ".join(parts[:-1]) + f" and {parts[-1]}"
 
 
 # -- display units ---------------------------------------------------------------------------

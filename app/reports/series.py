@@ -91,7 +91,7 @@ def metric_bars(
             continue
         is_base = group is comparison.baseline
         ratio = None if is_base else rows[group.label].ratios.get(metric)
-        verdict = ratio.verdict if ratio is not None else None
+        verdict = ratio.kind if ratio is not None else None
         times = ratio.value if ratio is not None else None
         label = names[group.label]
         iv = est.value

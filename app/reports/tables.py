@@ -10,6 +10,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from wattbench.domain import units
+from wattbench.domain.quality import ETA_MEANING, ETA_SANE_RANGE, eta_out_of_range
 from wattbench.domain.result import Interval, RunStatus
 from wattbench.engine.metrics import METRICS
 from wattbench.reports.model import Cell, ReportModel, RunEntry
@@ -49,7 +51,7 @@ def figure_cell(cell: Cell, scale: float) -> TCell:
     text = sig(cell.value * scale)
     iv = interval_text(None if cell.lo is None else cell.lo * scale,
                        None if cell.hi is None else cell.hi * scale)  # fmt: skip
-    text += f" ({iv})" if iv else " (no interval)"
+    text += f" [{iv}]" if iv else " (no interval)"
     if cell.note:
         text += f" — {cell.note}"
     return TCell(text)
@@ -92,7 +94,9 @@ def ratios_table(model: ReportModel) -> Table:
     t = Table("ratios", f"Ratios to the baseline ({base})",
               f"Each configuration ÷ the baseline. Verdicts: the whole 95 % interval outside "
               f"[{1 - model.noise:g}, {1 + model.noise:g}] gives faster/slower (better/worse); "
-              "inside it, equivalent; otherwise inconclusive.",
+              "inside it, equivalent; otherwise inconclusive. A verdict involving a run that "
+              "did not converge, shared its cores, ran on an unsteady host, was throttled or "
+              "whose η is out of range reads unreliable; one from single runs is indicative.",
               ["Configuration", "Metric", "Ratio", "95 % CI", "Verdict", "Interval method"],
               widths=(2.2, 1.6, 0.8, 1.1, 1.6, 1.6))  # fmt: skip
     metrics = [m for m in model.metrics if model.cost_profiles or m not in ("cost", "co2")]
@@ -109,10 +113,10 @@ def ratios_table(model: ReportModel) -> Table:
             ci = f"{sig(r.lo)}–{sig(r.hi)}" if r.lo is not None and r.hi is not None else na(
                 r.na_reason or "no interval")  # fmt: skip
             verdict = r.verdict or "none"
-            if r.verdict == "inconclusive" and r.reps_needed:
-                verdict += f" (≈{r.reps_needed} runs per side would settle it)"
-            kind = "good" if r.verdict in GOOD_VERDICTS else (
-                "bad" if r.verdict in BAD_VERDICTS else "")  # fmt: skip
+            if r.settle and not r.unreliable:
+                verdict += f" ({r.settle})"
+            kind = "good" if r.kind in GOOD_VERDICTS else (
+                "bad" if r.kind in BAD_VERDICTS else "flag" if r.unreliable else "")  # fmt: skip
             t.rows.append([TCell(label), TCell(METRICS[m].label), TCell(ratio_text(r.value)),
                            TCell(ci, "" if r.lo is not None else "na"), TCell(verdict, kind),
                            TCell(r.method)])  # fmt: skip
@@ -122,10 +126,8 @@ def ratios_table(model: ReportModel) -> Table:
 def run_status_text(e: RunEntry) -> str:
     r = e.run
     if r.status is RunStatus.DONE:
-        if r.converged:
-            return "done, converged"
-        rho = percent_text(r.latency.rho) if r.latency else "n/a"
-        return f"done, NOT converged (ρ reached {rho})"
+        rho = f" ({units.rho(r.latency.rho)})" if r.latency else ""
+        return f"done, converged{rho}" if r.converged else f"done, NOT converged{rho}"
     return f"{r.status.value}: {r.reason or 'no reason recorded'}"
 
 
@@ -171,7 +173,7 @@ def sensors_table(model: ReportModel) -> Table:
                 if f.energy_per_item_above_idle_j is not None
                 else na("no idle baseline")
             )
-            unc = (f" ±{percent_text(f.rel_uncertainty)}" if f.rel_uncertainty is not None
+            unc = (f" {units.plus_minus(f.rel_uncertainty)}" if f.rel_uncertainty is not None
                    else "")  # fmt: skip
             t.rows.append([
                 TCell(r.id[:8], "mono"), TCell(f.domain), TCell(f.source, kind), TCell(f.scope),
@@ -196,8 +198,7 @@ def stopping_table(model: ReportModel) -> Table:
         s, ph, lat = r.spec, r.phases, r.latency
         t.rows.append([
             TCell(r.id[:8], "mono"), TCell(s.preset), TCell(percent_text(s.target_epsilon)),
-            TCell(percent_text(lat.rho) if lat else na("no latency"),
-                  "" if r.converged else "na"),
+            TCell(units.rho(lat.rho) if lat else na("no latency"), "" if r.converged else "na"),
             TCell(f"{sig(s.measurement_t_max_s)} s"),
             TCell(f"{lat.n:,} / {lat.n_eff:,.0f}" if lat else na("no latency")),
             TCell(f"{sig(ph.measure_s)} s" if ph.measure_s else na("not recorded")),
@@ -233,7 +234,7 @@ def _iv_text(iv: Interval, scale: float, unit: str) -> str:
     lo = None if iv.lo is None else iv.lo * scale
     hi = None if iv.hi is None else iv.hi * scale
     ci = interval_text(lo, hi)
-    return f"{sig(iv.value * scale)} {unit}" + (f" ({ci})" if ci else " (no interval)")
+    return f"{sig(iv.value * scale)} {unit}".strip() + (f" [{ci}]" if ci else " (no interval)")
 
 
 def generation_table(model: ReportModel) -> Table | None:
@@ -265,8 +266,9 @@ def _bytes_text(n: int | None, why: str) -> TCell:
 def startup_table(model: ReportModel) -> Table:
     """Cold start, harness overhead and memory per finished run."""
     t = Table("startup", "Cold start, harness and memory per run",
-              "Model load and first call are timed apart from the measurement; η is the "
-              "measured throughput ÷ the bare timing loop's; memory comes from a separate pass.",
+              "Model load and first call are timed apart from the measurement; "
+              f"η is the {ETA_MEANING}, flagged outside {ETA_SANE_RANGE[0]:g}–"
+              f"{ETA_SANE_RANGE[1]:g}; memory comes from a separate pass.",
               ["Run", "Model load", "First call", "Harness overhead (η)", "Peak host RSS",
                "Torch allocated peak", "GPU process peak"],
               widths=(0.9, 0.9, 0.9, 1.3, 1.1, 1.1, 1.1))  # fmt: skip
@@ -277,15 +279,14 @@ def startup_table(model: ReportModel) -> Table:
         ph, mem = r.phases, r.memory
         over = (percent_text(ph.harness_overhead_fraction)
                 if ph.harness_overhead_fraction is not None else "n/a")  # fmt: skip
-        eta = f"η {sig(ph.harness_efficiency, 4)}" if ph.harness_efficiency is not None else (
-            "η n/a")  # fmt: skip
+        eta = units.eta(ph.harness_efficiency, meaning=False)
         why = "no memory pass" if mem is None else "not measurable here"
         t.rows.append([
             TCell(r.id[:8], "mono"),
             TCell(f"{sig(ph.cold_load_s)} s" if ph.cold_load_s is not None else na("not recorded")),
             TCell(f"{sig(ph.first_call_ns * 1e-6)} ms" if ph.first_call_ns is not None
                   else na("not recorded")),
-            TCell(f"{over} ({eta})"),
+            TCell(f"{over} ({eta})", "flag" if eta_out_of_range(ph.harness_efficiency) else ""),
             _bytes_text(mem.peak_rss_bytes if mem else None, why),
             _bytes_text(mem.torch_allocated_peak_bytes if mem else None, why),
             _bytes_text(mem.gpu_process_peak_bytes if mem else None, why),

@@ -262,7 +262,7 @@ class LivePage(QWidget):
             target = (
                 f" (target ε {units.percent(snap.epsilon)})" if snap.epsilon is not None else ""
             )
-            parts.append(f"ρ {units.percent(snap.rho)}{target}")
+            parts.append(f"{units.rho(snap.rho)}{target}")
         if len(snap.latency_ms):
             median_ns = float(np.median(snap.latency_ms[-200:])) * 1e6
             parts.append(f"recent median latency {units.duration_ns(median_ns)}")

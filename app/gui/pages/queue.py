@@ -42,7 +42,7 @@ def progress_text(item: QueueItem) -> str:
         return str(item.state)
     text = str(item.phase)
     if item.phase == Phase.MEASURING and item.rho is not None and item.epsilon is not None:
-        text += f" · ρ {units.percent(item.rho)} → ε {units.percent(item.epsilon)}"
+        text += f" · {units.rho(item.rho)} → ε {units.percent(item.epsilon)}"
     elif item.message and item.message not in text:
         text += f" · {item.message}"
     return text
@@ -197,7 +197,7 @@ class QueuePage(QWidget):
     def _reason(self, item: QueueItem) -> str:
         if item.state is ItemState.DONE:
             stored = "stored" if item.stored else "not stored"
-            rho = f"ρ {units.percent(item.rho)}" if item.rho is not None else ""
+            rho = units.rho(item.rho) if item.rho is not None else ""
             if item.converged is False:  # stopped by its time or sample limit: say so
                 if rho and item.epsilon and item.rho is not None and item.rho > item.epsilon:
                     rho += f" > ε {units.percent(item.epsilon)}"

@@ -163,7 +163,7 @@ class ParetoChart(pg.PlotWidget):
         theme.watcher().register(self)
         item = self.getPlotItem()
         item.setLabel("bottom", "throughput (items/s)")
-        item.setLabel("left", "p99 latency (ms)")
+        item.setLabel("left", "p99 latency per call (ms)")
         self.scatter = pg.ScatterPlotItem(size=14, pxMode=True)
         self.labels: list[pg.TextItem] = []
         self.colour_bar: pg.ColorBarItem | None = None

@@ -48,11 +48,12 @@ def verdict_html(view: ComparisonView) -> str:
         items = []
         for metric in comp.metrics:
             ratio = row.ratios[metric]
-            colour = theme.VERDICT_COLOURS.get(ratio.verdict or "", "")
+            # the engine's verdict as it is; unreliable ones are not coloured as a result
+            colour = theme.VERDICT_COLOURS.get(ratio.kind or "", "")
             text = html.escape(
                 comp.verdict(row, metric, names[row.group.label], names[comp.baseline.label])
             )
-            style = f" style='color:{colour}'" if colour and ratio.verdict else ""
+            style = f" style='color:{colour}'" if colour else ""
             items.append(f"<li{style}>{text}</li>")
         lines.append(
             f"<p style='margin:4px 0 0 0'><b>{html.escape(names[row.group.label])}</b>"

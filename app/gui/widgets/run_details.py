@@ -149,33 +149,32 @@ def run_summary_html(result: Any) -> str:
         )
     thr = result.throughput_items_per_s
     if thr is not None:
-        span = (
-            f" [{units.number(thr.lo)}, {units.number(thr.hi)}]"
-            if thr.lo is not None and thr.hi is not None
-            else " (no interval)"
-        )
-        rows.append(("Throughput", units.with_unit(thr.value, "items/s") + span))
+        rows.append(("Throughput", units.estimate(thr.value, thr.lo, thr.hi) + " items/s"))
     lat = result.latency
     if lat is not None:
+        batch = result.spec.batch_size
+        per_call = units.per_call_label(batch)
         rows.append(
             (
-                "Latency mean",
-                f"{units.duration_ns(lat.mean_ns)} "
-                f"[{units.duration_ns(lat.mean_lo_ns)}, "
-                f"{units.duration_ns(lat.mean_hi_ns)}]",
+                f"Latency mean {per_call}",
+                units.estimate(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns, units.duration_ns),
             )
         )
+        if batch > 1:
+            rows.append(("Latency mean per item", units.per_item(lat.mean_ns, batch)))
         for pe in lat.percentiles:
-            span = (
-                f" [{units.duration_ns(pe.lo_ns)}, {units.duration_ns(pe.hi_ns)}]"
-                if pe.lo_ns is not None and pe.hi_ns is not None
-                else " (no interval)"
+            marker = "" if pe.headline else " (not a headline figure: too few effective samples)"
+            rows.append(
+                (
+                    f"{pe.name} per call",
+                    units.estimate(pe.value_ns, pe.lo_ns, pe.hi_ns, units.duration_ns) + marker,
+                )
             )
-            rows.append((pe.name, units.duration_ns(pe.value_ns) + span))
         rows.append(
             (
-                "ρ (rel. half-width)",
-                f"{units.percent(lat.rho)} (target {units.percent(result.spec.target_epsilon)})",
+                "Precision of the mean",
+                f"{units.rho(lat.rho)} ({units.RHO_MEANING}; target "
+                f"{units.percent(result.spec.target_epsilon)})",
             )
         )
         rows.append(("Samples", f"{lat.n:,} (n_eff {lat.n_eff:,.0f}, lag-1 r {lat.r1:.2f})"))
@@ -207,7 +206,7 @@ def run_summary_html(result: Any) -> str:
             f"{'steady' if ph.warmup_steady else 'not steady'}",
         ),
         ("Measurement", units.duration_s(ph.measure_s)),
-        ("Harness efficiency η", units.percent(ph.harness_efficiency, 4)),
+        ("Harness efficiency", units.eta(ph.harness_efficiency)),
     ]
     tags = getattr(result, "tags", None)
     if tags:

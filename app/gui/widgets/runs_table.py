@@ -65,8 +65,9 @@ COLUMNS: tuple[tuple[str, Any, Any], ...] = (
         lambda s: units.with_unit(s.throughput_items_per_s, "items/s"),
         lambda s: _num(s.throughput_items_per_s),
     ),
-    ("p50", lambda s: units.duration_ns(s.p50_ns), lambda s: _num(s.p50_ns)),
-    ("p99", lambda s: units.duration_ns(s.p99_ns), lambda s: _num(s.p99_ns)),
+    ("p50 per call", lambda s: units.duration_ns(s.p50_ns), lambda s: _num(s.p50_ns)),
+    ("p99 per call", lambda s: units.duration_ns(s.p99_ns), lambda s: _num(s.p99_ns)),
+    ("ρ", lambda s: units.rho(s.rho), lambda s: _num(s.rho)),
     (
         "Energy/inference",
         lambda s: _energy_text(s),
@@ -77,6 +78,7 @@ COLUMNS: tuple[tuple[str, Any, Any], ...] = (
     ("Tags", lambda s: ", ".join(s.tags), lambda s: ", ".join(s.tags)),
     ("Note", lambda s: s.note.splitlines()[0] if s.note else "", lambda s: s.note),
 )
+_NUMERIC = frozenset(range(9, 15))  # throughput to inferences/J: right-aligned
 DATE_WINDOWS: tuple[tuple[str, timedelta | None], ...] = (
     ("Any time", None),
     ("Last 24 hours", timedelta(days=1)),
@@ -122,12 +124,14 @@ class RunsModel(QAbstractTableModel):
         if role == ID_ROLE:
             return s.id
         if role == Qt.ItemDataRole.ToolTipRole:
+            if COLUMNS[index.column()][0] == "ρ":
+                return f"precision: the {units.RHO_MEANING}"
             if COLUMNS[index.column()][0] == "Status" and s.reason:
                 return units.printable(s.reason)
             if COLUMNS[index.column()][0] == "Note" and s.note:
                 return units.printable(s.note)
             return units.printable(s.label)
-        if role == Qt.ItemDataRole.TextAlignmentRole and 9 <= index.column() <= 13:
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in _NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if (
             role == Qt.ItemDataRole.ForegroundRole

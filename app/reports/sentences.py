@@ -1,0 +1,78 @@
+"""The report's plain sentences: one per configuration, its main ratios to the baseline."""
+
+from __future__ import annotations
+
+from wattbench.domain.result import RunResult
+from wattbench.engine.compare import Comparison
+from wattbench.engine.metrics import METRICS
+from wattbench.engine.ratios import Ratio
+
+# Metrics whose ratios make the one-line summary of each configuration.
+SUMMARY_METRICS: tuple[str, ...] = ("throughput", "perf-per-watt", "cost")
+
+
+def model_name(run: RunResult) -> str:
+    if run.model is not None and run.model.name:
+        return run.model.name
+    return run.spec.model
+
+
+def _r(x: float) -> str:
+    return f"{x:.3f}" if abs(x - 1) < 0.05 else f"{x:.2f}" if x < 10 else f"{x:.3g}"
+
+
+def summary_sentence(comparison: Comparison, group_label: str, energy_view: str) -> str:
+    """One plain sentence per configuration: throughput, inferences per joule and cost ratios.
+
+    E.g. "On ResNet-50 at batch 32, cuda:0 delivers 0.80× the throughput of cpu (95 % CI
+    0.78–0.82, slower) and 1.9× its inferences per joule (95 % CI 1.8–2.0, better)."
+    """
+    row = comparison.row(group_label)
+    base = comparison.baseline
+    b_spec, a_spec = row.group.spec, base.spec
+    name = model_name(row.group.runs[0])
+    if b_spec.batch_size == a_spec.batch_size:
+        where = f"On {name} at batch {b_spec.batch_size}, "
+    else:
+        where = f"On {name} (batch {b_spec.batch_size} vs {a_spec.batch_size}), "
+    parts: list[str] = []
+    for m in SUMMARY_METRICS:
+        ratio = row.ratios.get(m)
+        if ratio is not None and not (m == "cost" and ratio.value is None):  # no cost profile
+            parts.append(_clause(ratio, base.label if not parts else None))
+    text = where + f"{group_label} " + _join(parts)
+    if any(m in row.ratios for m in ("perf-per-watt", "cost")):
+        text += f" (energy view: {energy_view})"
+    text += "."
+    if not row.comparable:
+        text += f" Not like-for-like: the workloads differ in {', '.join(row.differences)}."
+    return text
+
+
+def _clause(ratio: Ratio, base_label: str | None) -> str:
+    """'delivers 0.80× the throughput of A (95 % CI …)', or the shorter follow-up form."""
+    info = METRICS[ratio.metric]
+    if ratio.value is None:
+        return f"has no {info.label} ratio (n/a: {ratio.na_reason})"
+    own = "its" if base_label is None else "the"
+    verbs = {
+        "throughput": f"delivers {_r(ratio.value)}× {own} throughput",
+        "perf-per-watt": f"{_r(ratio.value)}× {own} inferences per joule",
+        "cost": f"{_r(ratio.value)}× {own} cost per million inferences",
+    }
+    text = verbs.get(ratio.metric, f"{_r(ratio.value)}× {own} {info.label}")
+    if base_label is not None:
+        text += f" of {base_label}"
+    if ratio.lo is not None and ratio.hi is not None:
+        text += f" (95 % CI {_r(ratio.lo)}–{_r(ratio.hi)}, {ratio.verdict})"
+    else:
+        text += f" (no interval: {ratio.na_reason})" if ratio.na_reason else " (no interval)"
+    return text
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    if len(parts) == 2:
+        return f"{parts[0]} and {parts[1]}"
+    return ", ".join(parts[:-1]) + f" and {parts[-1]}"

@@ -75,8 +75,15 @@ def test_an_unreachable_x_server_points_to_the_cli(tmp_path: Path) -> None:
 
 
 SHOW_WINDOW = """
-import sys, time
+import builtins, sys, threading, time
 t0 = time.perf_counter()
+importer = []  # the thread that imported torch first (the inventory's pool may, meanwhile)
+plain_import = builtins.__import__
+def watch(name, *args, **kwargs):
+    if name.split(".")[0] == "torch" and not importer and "torch" not in sys.modules:
+        importer.append(threading.current_thread() is threading.main_thread())
+    return plain_import(name, *args, **kwargs)
+builtins.__import__ = watch
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from wattbench.gui.controller import Controller
@@ -85,7 +92,7 @@ controller = Controller(None)
 window = MainWindow(controller)
 window.show()
 app.processEvents()
-print("shown_s", time.perf_counter() - t0, "torch" in sys.modules, window.isVisible())
+print("shown_s", time.perf_counter() - t0, importer == [True], window.isVisible())
 window.confirm_close = False
 window.close()
 """
@@ -98,7 +105,7 @@ def test_the_window_shows_before_torch_is_imported(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("shown_s"))
-    _, seconds, torch_loaded, visible = line.split()
+    _, seconds, torch_on_gui_thread, visible = line.split()
     print(f"window shown in {float(seconds):.2f} s")  # a figure, not an assertion (noisy host)
-    assert torch_loaded == "False"
+    assert torch_on_gui_thread == "False"  # torch may load in the background, never in the way
     assert visible == "True"

@@ -176,6 +176,6 @@ def test_eta_comes_with_its_meaning_and_is_flagged_out_of_range(
     html = write_report([run], tmp_path / "r.html").read_text("utf-8")
     for text in (out, details):
         assert f"η {units.number(eta)} (harness efficiency" in text
-        assert ("outside its sane range 0.90–1.1" in text) == flagged
+        assert ("outside its sane range 0.90–1.10" in text) == flagged
     assert f"η {units.number(eta)}" in html and "harness efficiency" in html
     assert ("outside its sane range" in html) == flagged

@@ -101,7 +101,7 @@ def test_the_warning_gives_the_figures_behind_the_causes() -> None:
     runs[0] = runs[0].with_(interference=shared)
     c = compare_runs(runs, metrics=["throughput"])
     assert "others used 23 % of CPUs 0–1 while measuring" in c.warnings[0]
-    assert "η 7.2" in c.warnings[1] and "η out of its sane range 0.9–1.1" in c.warnings[1]
+    assert "η 7.2" in c.warnings[1] and "η out of its sane range 0.90–1.10" in c.warnings[1]
 
 
 def test_eta_within_its_range_is_no_cause() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 ETA_SANE_RANGE = (0.90, 1.10)
+ETA_RANGE_TEXT = f"{ETA_SANE_RANGE[0]:.2f}–{ETA_SANE_RANGE[1]:.2f}"
 ETA_MEANING = "harness efficiency: throughput while measured ÷ a bare loop's, ideally 1"
 
 

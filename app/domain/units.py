@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
-from wattbench.domain.quality import ETA_MEANING, ETA_SANE_RANGE, eta_out_of_range
+from wattbench.domain.quality import ETA_MEANING, ETA_RANGE_TEXT, eta_out_of_range
 
 NA = "n/a"
 SCIENTIFIC_BELOW = 1e-4
@@ -171,10 +171,9 @@ def eta(value: float | None, *, meaning: bool = True) -> str:
         return f"η {NA}{explained}"
     text = f"η {number(value)}{explained}"
     if eta_out_of_range(value):
-        lo, hi = ETA_SANE_RANGE
         text += (
-            f" — outside its sane range {number(lo, 2)}–{number(hi, 2)}: the host changed "
-            "speed during the run, so this is not a harness figure"
+            f" — outside its sane range {ETA_RANGE_TEXT}: the host changed speed during the "
+            "run, so this is not a harness figure"
         )
     return text
 

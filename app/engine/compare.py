@@ -20,7 +20,7 @@ from wattbench.domain.cost import CostProfile
 from wattbench.domain.energy import check_energy_view
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.interference import contention_text
-from wattbench.domain.quality import ETA_SANE_RANGE, eta_out_of_range
+from wattbench.domain.quality import ETA_RANGE_TEXT, eta_out_of_range
 from wattbench.domain.result import (
     FLAG_CONTENDED,
     FLAG_HOST_UNSTEADY,
@@ -50,7 +50,7 @@ UNRELIABLE_FLAGS: dict[str, str] = {
     FLAG_HOST_UNSTEADY: "host unsteady",
     FLAG_THROTTLED: "throttled",
 }
-ETA_CAUSE = f"η out of its sane range {ETA_SANE_RANGE[0]:g}–{ETA_SANE_RANGE[1]:g}"
+ETA_CAUSE = f"η out of its sane range {ETA_RANGE_TEXT}"
 
 # -- quality -----------------------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ def _figures(runs: Sequence[RunResult]) -> str:
         and r.interference is not None
         and r.interference.foreign_share is not None
     ]
-    return f" ({'; '.join(shown)})" if shown else ""
+    return f" — {'; '.join(shown)}" if shown else ""
 
 
 def quality_warning(group: ConfigGroup, causes: Sequence[str], *, baseline: bool) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wattbench.domain import units
-from wattbench.domain.quality import ETA_MEANING, ETA_SANE_RANGE, eta_out_of_range
+from wattbench.domain.quality import ETA_MEANING, ETA_RANGE_TEXT, eta_out_of_range
 from wattbench.domain.result import Interval, RunStatus
 from wattbench.engine.metrics import METRICS
 from wattbench.reports.model import Cell, ReportModel, RunEntry
@@ -267,8 +267,8 @@ def startup_table(model: ReportModel) -> Table:
     """Cold start, harness overhead and memory per finished run."""
     t = Table("startup", "Cold start, harness and memory per run",
               "Model load and first call are timed apart from the measurement; "
-              f"η is the {ETA_MEANING}, flagged outside {ETA_SANE_RANGE[0]:g}–"
-              f"{ETA_SANE_RANGE[1]:g}; memory comes from a separate pass.",
+              f"η is the {ETA_MEANING}, flagged outside {ETA_RANGE_TEXT}; memory comes from "
+              "a separate pass.",
               ["Run", "Model load", "First call", "Harness overhead (η)", "Peak host RSS",
                "Torch allocated peak", "GPU process peak"],
               widths=(0.9, 0.9, 0.9, 1.3, 1.1, 1.1, 1.1))  # fmt: skip

@@ -4,7 +4,9 @@
 file in the user's data folder, ``$WATTBENCH_DATA_DIR`` overriding the folder), refuses a
 database written by a newer Wattbench without touching it, applies the packaged Alembic
 migrations, imports the runs kept aside in the spool (``spool``: measured while no store could
-take them), and marks runs whose writer died as ``interrupted``.
+take them), and marks runs whose writer died as ``interrupted``. A store already at
+``HEAD_REVISION`` is recognised with one SELECT of its ``alembic_version`` row, without
+importing Alembic (a test keeps ``HEAD_REVISION`` equal to the newest packaged migration).
 
 Interrupted runs: ``begin_run`` records the writer's host, pid and process start time. At the
 next open, a ``running``/``pending`` run written on this host is marked interrupted unless that
@@ -24,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, select, update
+from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from wattbench.db.repository import SQLITE_BEGIN_OPTION, Repository
 from wattbench.db.schema import Base, Run
 from wattbench.db.sessions import what_to_do
@@ -39,6 +41,9 @@ from wattbench.domain.spec import RunSpec
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "wattbench.sqlite"
+# the newest packaged migration (db/migrations/versions): a store at this revision needs no
+# Alembic at all; tests/test_store_open.py checks that Alembic's own head is this one
+HEAD_REVISION = "0003"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 REMOTE_STALE_HOURS = 12.0
 INTERRUPTED_REASON = (
@@ -182,10 +187,24 @@ def known_revisions() -> set[str]:
 
 
 def current_revisions(engine: Engine) -> tuple[str, ...]:
+    revs = _stamped_revisions(engine)
+    if revs is not None:
+        return revs
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
         return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+def _stamped_revisions(engine: Engine) -> tuple[str, ...] | None:
+    """The revisions in the store's ``alembic_version`` table, read with one SELECT; None
+    when that table cannot be read (a new or foreign database: Alembic looks, the slow way)."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            return tuple(sorted(str(r) for r in rows))
+    except DBAPIError:
+        return None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -303,10 +322,12 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     engine = _make_engine(full, create_folder=not (url or os.environ.get("WATTBENCH_DB")))
     shown = engine.url.render_as_string(hide_password=True)
     try:
-        revs = _check_schema(engine, shown)
+        revs = _stamped_revisions(engine)
+        if revs != (HEAD_REVISION,):  # not at head: Alembic decides (new, older, newer)
+            revs = _check_schema(engine, shown)
         if engine.dialect.name == "sqlite" and _sqlite_path(full) is not None:
             _set_wal(engine)
-        if migrate and revs != (head_revision(),):
+        if migrate and revs != (HEAD_REVISION,):
             log.info(
                 "migrating run store %s from %s to %s", shown, revs or "empty", head_revision()
             )

@@ -5,44 +5,61 @@ parser whose ``func`` default takes the parsed arguments and returns an exit cod
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 a run failed, 4 cancelled, 5 a measured
 run could not be stored (kept aside), 141 the reader of the output went away (``| head``).
 Tracebacks are shown with -v only; otherwise one line says what happened.
+
+Only the module of the command asked for is imported (each pulls in its own layers: the store,
+the reports, the device inventory); ``--help``, no command or an unknown one build the parser
+of every command.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from wattbench import __version__
-from wattbench.cli import (
-    cmd_bundle,
-    cmd_catalog,
-    cmd_compare,
-    cmd_gui,
-    cmd_report,
-    cmd_run,
-    cmd_sensors,
-    cmd_store,
-)
-from wattbench.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_BROKEN_PIPE,
-    EXIT_CANCELLED,
-    EXIT_ERROR,
-    print_error,
-)
 from wattbench.domain.errors import WattbenchError
 
 log = logging.getLogger(__name__)
 
-# Command modules, in the order `--help` lists them.
-COMMANDS = (cmd_run, cmd_catalog, cmd_sensors, cmd_store, cmd_compare, cmd_bundle, cmd_report,
-            cmd_gui)  # fmt: skip
+# Command modules, in the order `--help` lists them, with the commands each registers.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "cmd_run": ("run",),
+    "cmd_catalog": ("models", "devices"),
+    "cmd_sensors": ("sensors",),
+    "cmd_store": ("runs", "show", "tag", "note", "delete"),
+    "cmd_compare": ("compare",),
+    "cmd_bundle": ("export", "import"),
+    "cmd_report": ("report",),
+    "cmd_gui": ("gui",),
+}
+_OPTIONS_WITH_VALUE = ("--db",)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"wattbench.cli.{name}")
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not a top-level option)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+        elif arg in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: every command, or only ``command`` (and its module) when
+    it is a known one."""
     parser = argparse.ArgumentParser(
         prog="wattbench",
         description="Which of your devices runs this AI model best — per second, per joule, "
@@ -58,14 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
         "file in the user's data folder)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
-        module.register(sub)
+    modules = [m for m, names in COMMANDS.items() if command in names] or list(COMMANDS)
+    for name in modules:
+        _module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
+    from wattbench.cli.common import (
+        EXIT_BAD_INPUT,
+        EXIT_BROKEN_PIPE,
+        EXIT_CANCELLED,
+        EXIT_ERROR,
+        print_error,
+    )
+
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",

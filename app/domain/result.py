@@ -38,6 +38,8 @@ class RunStatus(StrEnum):
 # Quality flags (METHOD.md post-checks and ENERGY.md); stored as plain strings.
 FLAG_WARMUP_UNSTEADY = "warmup_unsteady"
 FLAG_NOT_CONVERGED = "not_converged"
+# stopped before T_max, not converged, because rho had stopped shrinking above epsilon
+FLAG_RHO_PLATEAU = "rho_plateau"
 FLAG_DRIFT = "drift"
 FLAG_HIGH_CV = "high_cv"
 FLAG_AUTOCORRELATED = "autocorrelated"
@@ -152,6 +154,8 @@ class PhaseTimings:
     measure_s: float = 0.0
     total_s: float | None = None
     gc_disabled: bool = True
+    # why measuring stopped: converged | rho_plateau (stopped shrinking) | t_max (None: older)
+    stop_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from wattbench.engine.timing import (
     PROGRESS_INTERVAL_NS,
     RECENT_MAX,
     WARMUP_WINDOW_MIN_ITERS,
+    bare_loop_seconds,
     bare_loop_throughput,
     calibrate,
     iteration_timer,
@@ -57,7 +58,6 @@ clock = time.perf_counter_ns
 
 HOST_STEADY_BAND = (0.90, 1.10)  # η outside this: the host, not the harness, changed speed
 MIN_CAPACITY = 1024
-BARE_LOOP_MIN_S, BARE_LOOP_MAX_S = 0.3, 2.0
 
 
 def _next_due(monitor: convergence.ConvergenceMonitor, n: int) -> int:
@@ -105,6 +105,7 @@ class _Measured:
     reason: str
     measure_s: float
     gc_disabled: bool
+    stop_reason: str  # convergence.STOP_*
 
 
 def _measure_loop(
@@ -128,6 +129,7 @@ def _measure_loop(
     steps = range(spec.new_tokens - 1)
     i = 0
     converged = False
+    stop_reason = convergence.STOP_T_MAX
     rho = math.inf
     reason = "not checked yet"
     last_emit_i = 0
@@ -163,7 +165,7 @@ def _measure_loop(
                 rho, reason = state.rho, state.reason
                 next_due = _next_due(monitor, i)
                 if state.stop:
-                    converged = True
+                    converged, stop_reason = state.converged, state.stop_reason or stop_reason
                     break
             if now >= t_end:
                 break
@@ -189,7 +191,12 @@ def _measure_loop(
         if gc_was_enabled:
             gc.enable()
     measure_s = (int(starts[i - 1] + lats[i - 1]) - t_begin) / 1e9
-    if not converged:
+    if stop_reason == convergence.STOP_PLATEAU:
+        reason = (
+            f"did not converge, stopped after {measure_s:.1f} s of T_max = "
+            f"{spec.measurement_t_max_s:g} s: {reason} (replicates give a between-run interval)"
+        )
+    elif not converged:
         reason = f"did not converge within T_max = {spec.measurement_t_max_s:g} s: {reason}"
     return _Measured(
         starts=starts[:i].copy(),
@@ -201,6 +208,7 @@ def _measure_loop(
         reason=reason,
         measure_s=measure_s,
         gc_disabled=gc_off,
+        stop_reason=stop_reason,
     )
 
 
@@ -323,6 +331,7 @@ def measure(
         block_size=block,
         gc_disabled=m.gc_disabled,
         required_tails=spec.required_tails,
+        plateau=m.stop_reason == convergence.STOP_PLATEAU,
     )
     if interference.contended:
         flags = (*flags, FLAG_CONTENDED)
@@ -336,7 +345,7 @@ def measure(
         # η counts every cost of the harness: the instrumented throughput is taken over the
         # whole measurement window (clock reads, array stores, convergence checks, progress),
         # not over the busy time that the reported throughput uses, so η ≤ the reported ratio.
-        bare_s = min(BARE_LOOP_MAX_S, max(BARE_LOOP_MIN_S, 0.2 * m.measure_s))
+        bare_s = bare_loop_seconds(m.measure_s)
         bare = bare_loop_throughput(loaded.run_once, call_ns, items_per_call, bare_s)
         window_throughput = items / m.measure_s
         efficiency = window_throughput / bare if bare > 0 else None
@@ -360,6 +369,7 @@ def measure(
         harness_efficiency=efficiency,
         measure_s=m.measure_s,
         gc_disabled=m.gc_disabled,
+        stop_reason=m.stop_reason,
     )
     arrays: dict[str, np.ndarray] = {
         "latencies_ns": (np.rint(per_call).astype(np.int64) if block > 1 else m.lats),

@@ -1,5 +1,5 @@
-"""The memory pass of a run: a few extra iterations after the timed phases, apart from them so
-that measuring memory cannot disturb timing (METHOD.md "What a run stores").
+"""The memory pass of a run: up to three extra iterations after the timed phases, apart from
+them so that measuring memory cannot disturb timing (METHOD.md "What a run stores").
 
 Host RSS is read here; device figures come from the runtime plugin that owns the device.
 """
@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable
 
 from wattbench.backends.runtimes.base import LoadedModel
 from wattbench.domain.result import MemoryFigures
 
 log = logging.getLogger(__name__)
-
-clock = time.perf_counter_ns
 
 
 def _peak_rss_bytes() -> tuple[int | None, str | None]:
@@ -39,21 +36,26 @@ def _peak_rss_bytes() -> tuple[int | None, str | None]:
         return None, f"peak RSS: n/a ({exc})"
 
 
-def memory_pass(loaded: LoadedModel, one: Callable[[int], int]) -> MemoryFigures:
-    """Peak memory from a few extra iterations, after (and apart from) the timed phases.
+MEMORY_CALLS = 3
 
-    Host RSS is read here; device figures come from the runtime plugin that owns the device.
+
+def memory_pass(loaded: LoadedModel, one: Callable[[int], int]) -> MemoryFigures:
+    """Peak memory from up to three extra iterations, after (and apart from) the timed phases.
+
+    Host RSS is read here: the process's peak over its life, which the timed phases reached
+    already. Device figures come from the runtime plugin that owns the device: an allocator's
+    peak after one call, the device's per-process figure as the largest of three snapshots.
+    A device with no figure at all (the CPU) gets one call.
     """
     loaded.reset_peak_memory()
     process_peak: int | None = None
-    t0 = clock()
-    for k in range(1000):
+    for _ in range(MEMORY_CALLS):
         one(1)
-        if k < 3:  # the device's per-process figure is a snapshot: take the largest seen
-            seen = loaded.peak_memory().process_bytes
-            if seen is not None:
-                process_peak = max(process_peak or 0, seen)
-        if k >= 2 and clock() - t0 > 300_000_000:
+        device = loaded.peak_memory()
+        if device.process_bytes is not None:
+            process_peak = max(process_peak or 0, device.process_bytes)
+        figures = (device.allocated_peak_bytes, device.reserved_peak_bytes, device.process_bytes)
+        if all(f is None for f in figures):
             break
     device = loaded.peak_memory()
     rss, rss_note = _peak_rss_bytes()

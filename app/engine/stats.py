@@ -177,6 +177,18 @@ def batch_means(latencies_ns: np.ndarray, k: int = BATCHES) -> tuple[float, floa
     return mean, h, rho
 
 
+def mean_half_width(latencies_ns: np.ndarray, k: int = BATCHES) -> tuple[float, float, float]:
+    """(mean_ns, half_width_ns, rho) of the mean's 95 % CI as a run reports it: from k batch
+    means (``batch_means``), or with fewer than k samples a t-interval on n_eff samples."""
+    x = np.asarray(latencies_ns, dtype=np.float64).ravel()
+    n = int(x.size)
+    if n >= k or n < MIN_SAMPLES:
+        return batch_means(x, k)
+    mean = float(x.mean())
+    h = t_975(n - 1) * float(x.std(ddof=1)) / math.sqrt(effective_n(n, lag1_autocorr(x)))
+    return mean, h, (h / mean if mean > 0 else math.inf)
+
+
 def lag1_autocorr(x: np.ndarray) -> float:
     """Lag-1 autocorrelation r₁ in [−1, 1]; 0.0 when undefined (n < 3 or constant data)."""
     a = np.asarray(x, dtype=np.float64)
@@ -339,11 +351,7 @@ def summarize(latencies_ns: np.ndarray, percentiles: Sequence[float]) -> Latency
     out_high = int(n - np.searchsorted(s, q3 + 1.5 * iqr, side="right"))
     r1 = lag1_autocorr(x)
     n_eff = effective_n(n, r1)
-    if n >= BATCHES:
-        _, h, rho = batch_means(x)
-    else:
-        h = t_975(n - 1) * sd / math.sqrt(n_eff)
-        rho = h / mean if mean > 0 else math.inf
+    _, h, rho = mean_half_width(x)
     half = n // 2
     drift = (float(x[half:].mean()) - float(x[:half].mean())) / mean if mean > 0 else 0.0
     if percentiles:

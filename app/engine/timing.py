@@ -28,7 +28,8 @@ clock = time.perf_counter_ns
 PROGRESS_INTERVAL_NS = 100_000_000  # ≤ 10 Hz
 RECENT_MAX = 256  # latencies per progress event, for live charts
 WARMUP_MIN_ITERS = 2
-WARMUP_WINDOW_MIN_ITERS = 10
+WARMUP_MIN_S, WARMUP_MIN_S_GPU = 0.5, 2.0  # GPU clocks ramp up over seconds
+WARMUP_WINDOW_MIN_ITERS = 5
 WARMUP_WINDOW_MIN_NS = 250_000_000
 WARMUP_TOLERANCE = 0.02
 WARMUP_MIN_WINDOWS_BEFORE_ITER_CAP = 3  # a fast model gets 3 window comparisons first
@@ -37,6 +38,8 @@ BLOCK_TRIGGER = 100  # block timing when one call < 100 × the loop's own cost
 BLOCK_OVERHEAD_MAX = 0.001  # ... doubling the block until that cost ≤ 0.1 % of a block
 MAX_BLOCK = 1 << 20
 NULL_LOOP_ITERS = 2000
+BARE_LOOP_FRACTION = 0.1  # the bare loop of η runs a tenth of the measuring time ...
+BARE_LOOP_MIN_S, BARE_LOOP_MAX_S = 0.2, 1.0  # ... within these bounds (and ≥ 3 calls)
 
 
 def _null() -> None:
@@ -157,13 +160,14 @@ def iteration_timer(loaded: Any, generation: bool, new_tokens: int) -> Callable[
 
 
 def warmup(one: Callable[[int], int], spec: RunSpec, emit: Emit, chunkable: bool) -> Warmup:
-    """Run until the medians of two consecutive windows agree within 2 % (or the cap).
+    """Run until the medians of two consecutive windows (each ≥ 5 iterations and ≥ 0.25 s)
+    agree within 2 %, after at least 0.5 s (2 s on a GPU), or until the cap.
 
     A sample is one call, or for calls under WARMUP_CHUNK_NS a chunk of calls timed together
     (its per-call mean is recorded), so a very fast model does not fill memory with samples.
     """
     preset = spec.preset_values
-    min_ns = int((2.0 if spec.is_gpu else 1.0) * 1e9)
+    min_ns = int((WARMUP_MIN_S_GPU if spec.is_gpu else WARMUP_MIN_S) * 1e9)
     max_ns = int(preset.warmup_max_s * 1e9)
     lat: list[int] = []
     iters = 0
@@ -240,6 +244,11 @@ def calibrate(run: Callable[[], None], call_ns: float) -> tuple[float, int]:
         if loop_ns <= BLOCK_OVERHEAD_MAX * best:
             break
     return loop_ns, block
+
+
+def bare_loop_seconds(measure_s: float) -> float:
+    """How long the bare loop of η runs after a measurement of ``measure_s`` seconds."""
+    return min(BARE_LOOP_MAX_S, max(BARE_LOOP_MIN_S, BARE_LOOP_FRACTION * measure_s))
 
 
 def bare_loop_throughput(

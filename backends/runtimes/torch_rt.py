@@ -2,6 +2,10 @@
 
 fp32/fp16/bf16 on cpu, cuda (and ROCm builds), mps and xpu. Every ``run_once`` returns only
 when the device is done (it synchronizes), so host timing around it is honest.
+
+Checking a run on the CPU does not import torch (seconds of a run's wall time, and the run's
+worker imports it anyway): that torch is installed is found without importing it, and the CPU
+runs every precision. A GPU is checked against what torch sees, which needs the import.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any
 
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes.base import (
@@ -25,12 +30,10 @@ from wattbench.backends.runtimes.torch_loaded import (
 )
 from wattbench.domain.errors import DeviceError, ModelError, UnsupportedOptionError
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+CPU_PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -43,6 +46,18 @@ def _torch_version() -> str | None:
         return None
 
 
+def _import_torch() -> ModuleType:
+    """torch, or UnsupportedOptionError saying why an installed torch cannot be imported."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise UnsupportedOptionError(
+            f"torch cannot be imported ({exc}); reinstall torch (pip install torch).",
+            field="runtime",
+        ) from exc
+    return torch
+
+
 class TorchRuntime:
     """PyTorch eager execution."""
 
@@ -50,18 +65,19 @@ class TorchRuntime:
     formats = ("torch-module", "torchscript", "torch-export")
 
     def available(self) -> Availability:
-        try:
-            import torch
-        except ImportError as exc:
-            return Availability(False, f"torch cannot be imported ({exc}); pip install torch")
-        return Availability(True, "torch is installed", torch.__version__)
+        """Whether torch is installed, found without importing it: an installation that is
+        found but cannot be imported fails where torch is imported, with its error."""
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            return Availability(False, "torch is not installed; pip install torch")
+        return Availability(True, "torch is installed", _torch_version())
 
     # -- devices -----------------------------------------------------------------------
     def devices(self) -> list[DeviceInfo]:
         if not self.available().ok:
             return []
-        import torch
-
+        torch = _import_torch()
         out = [self._cpu_device(torch)]
         out += self._cuda_devices(torch)
         out.append(self._mps_device(torch))
@@ -72,7 +88,7 @@ class TorchRuntime:
         from wattbench.backends import system
 
         cpu = system.cpu_summary()
-        precisions = ("fp32", "bf16", "fp16")
+        precisions = CPU_PRECISIONS
         return DeviceInfo(
             id="cpu",
             kind="cpu",
@@ -230,6 +246,8 @@ class TorchRuntime:
                     f"use 1…{cpus} threads.",
                     field="threads",
                 )
+        if kind == "cpu":  # always usable, in every precision: nothing to ask torch
+            return
         info = self._device_info(device, kind, index)
         if not info.usable:
             raise DeviceError(f"Device {device} cannot be used with torch: {info.reason}.")
@@ -262,8 +280,7 @@ class TorchRuntime:
     # -- loading -----------------------------------------------------------------------
     def load(self, model: ModelEntry, device: str, options: RuntimeOptions) -> TorchLoaded:
         self.check(model, device, options)
-        import torch
-
+        torch = _import_torch()
         if options.threads is not None:
             torch.set_num_threads(options.threads)
         dev = torch.device(torch_device(device))

@@ -23,6 +23,7 @@ from wattbench.engine.convergence import (
     STOP_PLATEAU,
     ConvergenceMonitor,
     ConvergenceState,
+    warmup_is_steady,
 )
 from wattbench.engine.stats import mean_half_width
 
@@ -155,3 +156,17 @@ def test_measure_records_why_it_stopped(monkeypatch: pytest.MonkeyPatch) -> None
     assert FLAG_NOT_CONVERGED in out.flags and FLAG_RHO_PLATEAU in out.flags
     assert "rho stopped shrinking" in out.notes and "replicates" in out.notes
     assert out.phases.measure_s < 9.0  # before the quick preset's T_max of 10 s
+
+
+def test_warmup_on_a_noisy_host_ends_when_its_trend_is_lost_in_the_noise() -> None:
+    """Windows of a steady but noisy host (10 % jitter) whose medians differ by 3 % are
+    steady; a window that is still getting faster with little jitter is not."""
+    rng = np.random.default_rng(2)
+    prev = MS * rng.lognormal(0, 0.1, 10)
+    cur = MS * rng.lognormal(0, 0.1, 10)
+    cur *= 1.03 * np.median(prev) / np.median(cur)
+    assert warmup_is_steady(prev, cur)
+    settling = MS * np.array([1.30, 1.20, 1.12, 1.08, 1.06])
+    settled = MS * np.array([1.00, 1.01, 0.99, 1.00, 1.01])
+    assert not warmup_is_steady(settling, settled)
+    assert warmup_is_steady(settled, settled * 1.01)

@@ -224,7 +224,11 @@ class ConvergenceMonitor:
 def warmup_is_steady(
     previous_window_ns: np.ndarray, current_window_ns: np.ndarray, tolerance: float = 0.02
 ) -> bool:
-    """True when the medians of two consecutive warm-up windows differ by ≤ tolerance."""
+    """True when the medians of two consecutive warm-up windows differ by ≤ tolerance, or by
+    less than the host's own noise can tell apart: 1.96 standard errors of a difference of two
+    medians, the spread taken from the current (later, more settled) window. On a quiet host
+    that is the tolerance; on a noisy one warming up stops once a trend is lost in the noise
+    instead of running to the cap (the measurement's own rules see what is left)."""
     prev = np.asarray(previous_window_ns, dtype=np.float64)
     cur = np.asarray(current_window_ns, dtype=np.float64)
     if prev.size == 0 or cur.size == 0:
@@ -233,7 +237,10 @@ def warmup_is_steady(
     m_cur = float(np.median(cur))
     if m_prev <= 0:
         return m_cur == m_prev
-    return abs(m_cur - m_prev) / m_prev <= tolerance
+    # standard error of a median ≈ 1.2533 σ/√n, σ ≈ 1.4826 MAD (normal data)
+    sigma = 1.4826 * float(np.median(np.abs(cur - m_cur)))
+    noise = 1.96 * math.sqrt(2) * 1.2533 * sigma / math.sqrt(cur.size)
+    return abs(m_cur - m_prev) <= max(tolerance * m_prev, noise)
 
 
 def quality_flags(

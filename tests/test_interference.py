@@ -284,15 +284,28 @@ def test_a_run_sharing_its_core_with_a_cpu_hog_is_contended(
 def test_the_same_run_alone_on_its_core_is_not_contended(
     fake_plugins: Path, quiet_core: int
 ) -> None:
-    background = _busy_shares(1.0)[quiet_core]
-    if background > CONTENDED_SHARE / 2:
-        pytest.skip(
-            f"other processes keep CPU {quiet_core} {background:.0%} busy: no core of this "
-            "host is quiet enough to show an uncontended run"
-        )
-    r = _run()
-    i = r.interference
-    assert i is not None and i.cpus == (quiet_core,)
-    print(f"alone on CPU {quiet_core}: {interference_text(i)}")
-    assert i.foreign_share is not None and i.foreign_share < CONTENDED_SHARE
-    assert not i.contended and FLAG_CONTENDED not in r.flags
+    """On a shared host another program may take the core before or while the run measures:
+    then its use is rightly counted and the run is tried once more (skipped if it goes on)."""
+    quiet = CONTENDED_SHARE / 2
+    seen = []
+    for _ in range(2):
+        before = _busy_shares(1.0)[quiet_core]
+        if before > quiet:
+            seen.append(f"{before:.0%} before a run")
+            continue
+        r = _run()
+        i = r.interference
+        assert i is not None and i.cpus == (quiet_core,)
+        print(f"alone on CPU {quiet_core}: {interference_text(i)}")
+        after = _busy_shares(0.5)[quiet_core]
+        if i.contended and after > quiet:
+            seen.append(f"{after:.0%} after a contended run")
+            continue
+        assert i.foreign_share is not None and i.foreign_share < CONTENDED_SHARE
+        assert not i.contended and FLAG_CONTENDED not in r.flags
+        assert contention_note(i) is None and "others used" not in r.notes
+        return
+    pytest.skip(
+        f"other processes kept CPU {quiet_core} busy ({', '.join(seen)}): this host has no "
+        "quiet core to show an uncontended run on"
+    )

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from wattbench.domain import units
 
-# Others' share of the run's core-time above which a run is "contended". A quiet host stays
-# at 0–2 % over a measurement window (kernel threads, the supervisor's sampler, the tick
-# granularity of /proc/stat), one busy thread sharing a pinned core takes about half of it;
-# a tenth of the core-time lost to others can move a throughput by up to a tenth, far beyond
-# the 1 % noise threshold of a comparison.
+# Others' share of the run's core-time above which a run is "contended". A quiet CPU reads
+# 1–3 % over a measurement window (kernel threads, the supervisor's sampler, the 10 ms ticks
+# of /proc/stat), one busy thread sharing a pinned core takes about half of it (BENCHMARKS.md,
+# "Interference detection"); a tenth of the core-time lost to others can move a throughput by
+# up to a tenth, far beyond the 1 % noise threshold of a comparison.
 CONTENDED_SHARE = 0.10
 
 

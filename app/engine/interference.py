@@ -107,25 +107,33 @@ class InterferenceProbe:
         if why is not None:
             self.unknown.setdefault(name, why)
 
-    def _read(self) -> _Reading:
+    def _read(self, *, at_start: bool) -> _Reading:
+        """One reading; the CPU times and the clock are read together, as the last thing
+        before the window and the first after it (NVML and /sys reads stay outside)."""
+
+        def cpu() -> tuple[int, dict[int, CpuTicks] | None, OwnUsage | None]:
+            ticks, why = activity.cpu_ticks(self.proc)
+            self._why("foreign_share", why)
+            own, why = activity.own_usage()
+            self._why("own_share", why)
+            return time.perf_counter_ns(), ticks, own
+
+        after = None if at_start else cpu()
         gpu_pids = None
         if self.gpu is not None:
             gpu_pids, why = self.gpu.pids()
             self._why("gpu_other_pids", why)
-        ticks, why = activity.cpu_ticks(self.proc)
-        self._why("foreign_share", why)
-        own, why = activity.own_usage()
-        self._why("own_share", why)
         waits, why = activity.run_queue_wait_ns(self.pid, self.proc)
         self._why("run_queue_wait_s", why)
         mhz, why = activity.mean_cur_freq_mhz(self.cpus, self.sys_cpu)
         self._why("cpu_mhz", why)
         throttle, why = activity.throttle_counts(self.cpus, self.sys_cpu)
         self._why("throttle_events", why)
-        return _Reading(time.perf_counter_ns(), ticks, own, waits, mhz, throttle, gpu_pids)
+        t_ns, ticks, own = cpu() if after is None else after
+        return _Reading(t_ns, ticks, own, waits, mhz, throttle, gpu_pids)
 
     def start(self) -> None:
-        self.begin = self._read()
+        self.begin = self._read(at_start=True)
 
     def close(self) -> None:
         if self.gpu is not None:
@@ -133,7 +141,7 @@ class InterferenceProbe:
 
     def stop(self) -> Interference:
         """The figures over [start, stop] (closes the GPU's NVML session)."""
-        end = self._read()
+        end = self._read(at_start=False)
         try:
             return self._figures(end)
         finally:

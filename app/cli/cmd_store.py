@@ -19,7 +19,6 @@ from wattbench.domain import units
 from wattbench.domain.codec import to_document
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.interference import interference_text
-from wattbench.domain.interference import interference_text
 from wattbench.domain.result import RunResult, result_document
 
 log = logging.getLogger(__name__)
@@ -153,8 +152,6 @@ def _show_text(r: RunResult) -> list[str]:
         lines.append(f"  energy       n/a: {r.energy_na_reason}")
     if r.flags:
         lines.append(f"  flags        {', '.join(r.flags)}")
-    if r.ok:
-        lines.append(f"  interference {interference_text(r.interference)}")
     if r.ok:
         lines.append(f"  interference {interference_text(r.interference)}")
     if s.tags:

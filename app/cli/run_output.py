@@ -15,7 +15,6 @@ from wattbench.domain import units
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.interference import interference_text
-from wattbench.domain.interference import interference_text
 from wattbench.domain.result import RunResult, result_document
 
 JSON_FORMAT = "wattbench.run-output"
@@ -123,7 +122,6 @@ def _notes(i: int, r: RunResult) -> list[str]:
         f"measuring {units.duration_s(ph.measure_s)}, total {units.duration_s(ph.total_s)}"
         + (f"; {units.eta(ph.harness_efficiency)}" if ph.harness_efficiency is not None else "")
     )
-    notes.append(f"{i}. interference: {interference_text(r.interference)}")
     notes.append(f"{i}. interference: {interference_text(r.interference)}")
     if r.notes:
         notes.append(f"{i}. {r.notes}")

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
 )
 from wattbench.domain import units
 from wattbench.domain.interference import interference_text
-from wattbench.domain.interference import interference_text
 from wattbench.gui import (
     theme,
 )
@@ -181,7 +180,6 @@ def run_summary_html(result: Any) -> str:
         rows.append(("Samples", f"{lat.n:,} (n_eff {lat.n_eff:,.0f}, lag-1 r {lat.r1:.2f})"))
     rows.append(("Converged", "yes" if result.converged else "no"))
     rows.append(("Flags", ", ".join(result.flags) or "none"))
-    rows.append(("Interference", interference_text(result.interference)))
     rows.append(("Interference", interference_text(result.interference)))
     if result.energy:
         for e in result.energy:

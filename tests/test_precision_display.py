@@ -179,3 +179,20 @@ def test_eta_comes_with_its_meaning_and_is_flagged_out_of_range(
         assert ("outside its sane range 0.90–1.10" in text) == flagged
     assert f"η {units.number(eta)}" in html and "harness efficiency" in html
     assert ("outside its sane range" in html) == flagged
+
+
+def test_the_note_of_a_run_that_did_not_converge_quotes_its_rho() -> None:
+    """The stopping note is said over every sample, so its ρ is the run's ρ, written the same
+    way (a spin loop stands in for the model; ε is out of reach, so T_max stops it)."""
+    from wattbench.domain.spec import RunSpec
+    from wattbench.engine import measure
+
+    from tests.test_engine_measure import SpinModel
+
+    spec = RunSpec(
+        model="builtin:mlp-tiny", preset="quick", t_max_s=1.2, epsilon=1e-6, memory_pass=False
+    )
+    out = measure.measure(SpinModel(100_000), spec, lambda e: None)
+    assert not out.converged and "T_max" in out.notes
+    assert f"{units.rho(out.latency.rho)} > target" in out.notes, out.notes
+    assert "rho" not in out.notes.replace("ρ", "")

@@ -352,7 +352,7 @@ def test_monitor_needs_two_consecutive_checks_and_counts_growth() -> None:
     assert not mon.due(29) and mon.due(30)
     noisy = rng.lognormal(0.0, 1.0, 100) * BASE_NS  # rho ≫ 1 %
     s1 = mon.check(noisy, 1)
-    assert not s1.stop and s1.consecutive_ok == 0 and "rho" in s1.reason
+    assert not s1.stop and s1.consecutive_ok == 0 and "ρ" in s1.reason
     assert not mon.due(109) and mon.due(110)
     calm = BASE_NS * (1 + 0.001 * rng.standard_normal(110))
     s2 = mon.check(calm, 1)

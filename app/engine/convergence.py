@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from wattbench.domain import units
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import (
     FLAG_AUTOCORRELATED,
@@ -172,9 +173,10 @@ class ConvergenceMonitor:
         if self._flat < PLATEAU_CHECKS:
             return ""
         return (
-            f"rho stopped shrinking: {rho:.2%} after {elapsed_ns / 1e9:.1f} s, "
-            f"{past[-1]:.2%} after {elapsed_ns / PLATEAU_SPAN / 1e9:.1f} s, where noise that "
-            f"averages out shrinks it {math.sqrt(PLATEAU_SPAN):.1f}×; target {self.epsilon:.2%}"
+            f"rho stopped shrinking: {units.rho(rho)} after {elapsed_ns / 1e9:.1f} s, "
+            f"{units.percent(past[-1])} after {elapsed_ns / PLATEAU_SPAN / 1e9:.1f} s, where "
+            f"noise that averages out shrinks it {math.sqrt(PLATEAU_SPAN):.1f}×; target "
+            f"{units.percent(self.epsilon)}"
         )
 
     def check(self, latencies_ns: np.ndarray, elapsed_ns: int) -> ConvergenceState:
@@ -192,8 +194,7 @@ class ConvergenceMonitor:
         if elapsed_ns < self.min_measure_ns:
             reasons.append(f"measured {elapsed_ns / 1e9:.2f} s < {self.min_measure_ns / 1e9:g} s")
         if not rho <= self.epsilon:
-            shown = f"{rho:.2%}" if math.isfinite(rho) else "unknown"
-            reasons.append(f"rho {shown} > target {self.epsilon:.2%}")
+            reasons.append(f"{units.rho(rho)} > target {units.percent(self.epsilon)}")
         elif consecutive < 2:
             reasons.append("rho ≤ epsilon on 1 check, needs 2 in a row")
         else:

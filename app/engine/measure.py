@@ -24,6 +24,7 @@ import numpy as np
 from wattbench.backends.runtimes.base import LoadedModel
 from wattbench.domain.errors import BadInputError, UnsupportedOptionError
 from wattbench.domain.events import MeasureProgress, Phase
+from wattbench.domain.quality import ETA_SANE_RANGE
 from wattbench.domain.result import (
     FLAG_CONTENDED,
     FLAG_HOST_UNSTEADY,
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 Emit = Callable[[MeasureProgress], None]
 clock = time.perf_counter_ns
 
-HOST_STEADY_BAND = (0.90, 1.10)  # η outside this: the host, not the harness, changed speed
+HOST_STEADY_BAND = ETA_SANE_RANGE  # η outside this: the host, not the harness, changed speed
 MIN_CAPACITY = 1024
 
 
@@ -191,6 +192,11 @@ def _measure_loop(
         if gc_was_enabled:
             gc.enable()
     measure_s = (int(starts[i - 1] + lats[i - 1]) - t_begin) / 1e9
+    if not (converged or generation) and monitor.last is not None and monitor.last.n < i:
+        # say why over every sample, so the note quotes the rho the run reports
+        final = monitor.check(lats[:i], int(starts[i - 1] + lats[i - 1]) - t_begin)
+        if not final.stop:
+            rho, reason = final.rho, final.reason
     if stop_reason == convergence.STOP_PLATEAU:
         reason = (
             f"did not converge, stopped after {measure_s:.1f} s of T_max = "

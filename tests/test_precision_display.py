@@ -173,12 +173,13 @@ def test_eta_comes_with_its_meaning_and_is_flagged_out_of_range(
     run_output.print_results([run])
     out = capsys.readouterr().out
     details = run_summary_html(run)
-    html = write_report([run], tmp_path / "r.html").read_text("utf-8")
     for text in (out, details):
         assert f"η {units.number(eta)} (harness efficiency" in text
         assert ("outside its sane range 0.90–1.10" in text) == flagged
-    assert f"η {units.number(eta)}" in html and "harness efficiency" in html
-    assert ("outside its sane range" in html) == flagged
+    if eta > 1:  # the report (one is enough: they are slow to draw)
+        html = write_report([run], tmp_path / "r.html").read_text("utf-8")
+        assert f"η {units.number(eta)} — outside its sane range" in html
+        assert "η is the harness efficiency" in html  # its meaning, in the table's caption
 
 
 def test_the_note_of_a_run_that_did_not_converge_quotes_its_rho() -> None:

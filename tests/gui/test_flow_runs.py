@@ -115,7 +115,8 @@ def test_quick_run_then_a_second_configuration(
     assert all(b.value is not None for b in thr.bars)
     texts = [t.textItem.toPlainText() for t in thr.verdict_items]
     assert sum("(baseline)" in t for t in texts) == 1
-    assert any(w in t for t in texts for w in ("faster", "slower", "inconclusive", "equivalent"))
+    verdicts = ("faster", "slower", "inconclusive", "equivalent", "unreliable")  # a busy host
+    assert any(w in t for t in texts for w in verdicts), texts
     assert "Baseline:" in compare.verdicts.toPlainText()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wattbench.backends.models import catalog
+from wattbench.backends.models import catalog, llm_memory
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes import registry
 from wattbench.backends.runtimes.base import RuntimeOptions
@@ -91,7 +91,26 @@ def validate(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
     entry = resolve_entry(spec, cancel)
     check_entry(spec, entry)
     runtime.check(entry, spec.device, runtime_options(spec))
+    check_memory(spec, entry)
     return entry
+
+
+def check_memory(spec: RunSpec, entry: ModelEntry) -> None:
+    """A language model's weights + KV cache against the device's free memory (where it is
+    known): a run that cannot fit is refused with the numbers."""
+    if entry.decoder is None:
+        return
+    free = llm_memory.free_bytes(spec.device)
+    if free is None:
+        return
+    if spec.scenario is Scenario.GENERATION:
+        context = spec.prompt_tokens + spec.new_tokens
+    else:
+        context = {**dict(entry.default_dims), **spec.dims}.get("seq_len", spec.prompt_tokens)
+    fp = llm_memory.footprint(
+        entry.decoder, entry.parameters or 0, spec.precision, spec.batch_size, context
+    )
+    llm_memory.check_fits(fp, free, spec.device, spec.model)
 
 
 def validate_many(specs: Sequence[RunSpec], cancel: CancelToken | None = None) -> None:

@@ -22,6 +22,21 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class DecoderShape:
+    """The sizes of a decoder-only language model that decide its compute and memory."""
+
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    max_positions: int
+    tied_embeddings: bool = False
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One model the catalog knows: what it is, where it comes from, what it takes."""
 
@@ -35,3 +50,4 @@ class ModelEntry:
     path: str | None = None
     parameters: int | None = None
     default_dims: tuple[tuple[str, int], ...] = field(default=())  # e.g. (("seq_len", 128),)
+    decoder: DecoderShape | None = None  # a language model's sizes (HF checkpoints, llm:)

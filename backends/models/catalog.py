@@ -15,9 +15,10 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from wattbench.backends.models import builtin, files, probe
+from wattbench.backends.models import builtin, files, hf, llm_shapes, probe
 from wattbench.backends.models.base import BATCH, InputSpec, ModelEntry
 from wattbench.backends.models.files import onnx_signature
 from wattbench.backends.models.inputs import format_shape, normalize_dtype, parse_shape
@@ -87,8 +88,11 @@ def zoo_entries() -> list[ModelEntry]:
 
 
 def list_models() -> list[ModelEntry]:
-    """Every model known by name: the built-ins, then the onnx-zoo models."""
-    return builtin.entries() + zoo_entries()
+    """Every model known by name: the built-ins, the onnx-zoo models, the shape-only
+    language models, then the checkpoints of the local Hugging Face cache (names and sizes:
+    nothing in them is opened)."""
+    cached = [hf.cache_entry(c) for c in hf.cached_checkpoints()]
+    return builtin.entries() + zoo_entries() + llm_shapes.entries() + cached
 
 
 # -- resolving -----------------------------------------------------------------------------
@@ -109,6 +113,11 @@ def resolve_model(
         entry = builtin.entry(builtin.get(ref))
     elif ref.startswith(ZOO_PREFIX):
         entry = _zoo_entry(ref.removeprefix(ZOO_PREFIX))
+    elif ref.startswith(llm_shapes.PREFIX):
+        entry = llm_shapes.entry(ref)
+    elif ref.startswith(hf.PREFIX):
+        entry = _checkpoint_entry(hf.cache_folder(ref), cancel)
+        entry = replace(entry, ref=ref, name=ref.removeprefix(hf.PREFIX))
     else:
         entry = _file_entry(ref, input_shapes, cancel)
     if input_shapes and entry.format != "torchscript":
@@ -137,6 +146,8 @@ def canonical_ref(ref: str) -> str:
         return BUILTIN_PREFIX + ref
     if ref in zoo_names():
         return ZOO_PREFIX + ref
+    if ref in llm_shapes.ARCHITECTURES:
+        return llm_shapes.PREFIX + ref
     return ref
 
 
@@ -146,6 +157,10 @@ def model_format(ref: str) -> str:
         return "torch-module"
     if ref.startswith(ZOO_PREFIX):
         return "onnx"
+    if ref.startswith(llm_shapes.PREFIX):
+        return llm_shapes.FORMAT
+    if ref.startswith(hf.PREFIX) or Path(ref).expanduser().is_dir():
+        return hf.FORMAT
     return files.file_format(Path(ref))
 
 
@@ -153,12 +168,13 @@ def _did_you_mean(ref: str) -> str:
     import difflib
 
     names = [BUILTIN_PREFIX + k for k in builtin.BUILTINS] + [ZOO_PREFIX + n for n in zoo_names()]
+    names += [llm_shapes.PREFIX + k for k in llm_shapes.ARCHITECTURES]
     bare = {n.split(":", 1)[1]: n for n in names}
     close = difflib.get_close_matches(ref, list(bare), n=1, cutoff=0.6)
     if close:
         return f" Did you mean {bare[close[0]]}? (see the model catalog)"
     if ":" in ref and not ref.startswith(("/", ".")):
-        return " Catalog refs start with builtin: or onnx-zoo: (see the model catalog)."
+        return " Catalog refs start with builtin:, onnx-zoo:, llm: or hf: (see the model catalog)."
     return ""
 
 
@@ -175,7 +191,13 @@ def _file_entry(
     except OSError as exc:
         raise ModelError(f"Cannot look at the model file {ref}: {exc.strerror}.") from exc
     if stat.S_ISDIR(st.st_mode):
-        raise ModelError(f"{ref} is a folder; give a model file (.onnx, .pt).")
+        if not hf.is_checkpoint(path):
+            raise ModelError(
+                f"{ref} is a folder without a config.json; give a model file (.onnx, .pt) or a "
+                "Hugging Face checkpoint folder (config.json + safetensors weights).",
+                field="model",
+            )
+        return _checkpoint_entry(path.resolve(), cancel)
     if not os.access(path, os.R_OK):
         raise ModelError(f"Model file {ref} is not readable by this user; check its permissions.")
     path = path.resolve()
@@ -187,9 +209,16 @@ def _file_entry(
     return files.entry_with_shapes(facts, input_shapes)
 
 
-def _override_shapes(entry: ModelEntry, shapes: Mapping[str, str]) -> ModelEntry:
-    from dataclasses import replace
+def _checkpoint_entry(folder: Path, cancel: CancelToken | None) -> ModelEntry:
+    """A checkpoint folder's entry, its config.json and weight headers read in the probe."""
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        raise ModelError(f"Cannot look at the checkpoint folder {folder}: {exc.strerror}.") from exc
+    return probe.read_facts(folder, hf.FORMAT, st, cancel).entry
 
+
+def _override_shapes(entry: ModelEntry, shapes: Mapping[str, str]) -> ModelEntry:
     known = {s.name: s for s in entry.inputs}
     unknown = [n for n in shapes if n not in known]
     if unknown:
@@ -312,7 +341,9 @@ def concrete_inputs(
 
 
 def max_positions(entry: ModelEntry) -> int | None:
-    """The longest sequence a built-in transformer takes (its position table), else None."""
+    """The longest sequence a transformer takes (its position table), else None."""
+    if entry.decoder is not None:
+        return entry.decoder.max_positions
     if entry.family != "builtin":
         return None
     c = builtin.get(entry.ref).kwargs
@@ -355,6 +386,10 @@ def model_sha256(entry: ModelEntry) -> str:
     front end's process."""
     if entry.family == "builtin":
         return builtin.definition_hash(entry.name)
+    if entry.family == llm_shapes.FAMILY:
+        return llm_shapes.definition_hash(entry.ref)
+    if entry.family == hf.FAMILY and entry.path is not None:
+        return hf.checkpoint_hash(Path(entry.path))
     if entry.path is None:
         raise ModelError(f"{entry.ref} has no file to hash.")
     st = os.stat(entry.path)

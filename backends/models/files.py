@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from wattbench.backends.models import hf
 from wattbench.backends.models.base import BATCH, Dim, InputSpec, ModelEntry
 from wattbench.backends.models.inputs import parse_shape
 from wattbench.domain.errors import ModelError, ShapeError
@@ -368,6 +369,8 @@ def read_facts(path: Path, fmt: str) -> FileFacts:
         raise torch_export_refused(path)
     if fmt == "torchscript":
         return torchscript_facts(path)
+    if fmt == hf.FORMAT:  # a checkpoint folder: its config.json and weight headers
+        return FileFacts(hf.read_checkpoint(path))
     return FileFacts(onnx_file_entry(path))
 
 

@@ -62,7 +62,7 @@ class TorchRuntime:
     """PyTorch eager execution."""
 
     name = "torch"
-    formats = ("torch-module", "torchscript", "torch-export")
+    formats = ("torch-module", "torchscript", "torch-export", "hf-safetensors", "hf-config")
 
     def available(self) -> Availability:
         """Whether torch is installed, found without importing it: an installation that is
@@ -285,6 +285,10 @@ class TorchRuntime:
             torch.set_num_threads(options.threads)
         dev = torch.device(torch_device(device))
         dtype = getattr(torch, _DTYPES[options.precision])
+        if model.decoder is not None:  # a transformers language model (checkpoint or llm:)
+            from wattbench.backends.runtimes import torch_hf
+
+            return torch_hf.load_decoder(model, dev, dtype, options)
         module = _build(model)
         try:
             module = module.to(device=dev)

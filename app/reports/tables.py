@@ -187,7 +187,8 @@ def sensors_table(model: ReportModel) -> Table:
 def stopping_table(model: ReportModel) -> Table:
     t = Table("stopping", "Stopping rule per run",
               "Target ε is the relative half-width of the 95 % CI of the mean latency at which "
-              "measurement stops (two consecutive checks); T_max stops it otherwise.",
+              "measurement stops (two consecutive checks, the halves of the run within 2ε); "
+              "T_max stops it otherwise, or earlier a ρ that stopped shrinking.",
               ["Run", "Preset", "Target ε", "Reached ρ", "T_max", "Samples (n / n_eff)",
                "Measured for", "Warm-up", "Block size"],
               widths=(0.9, 0.7, 0.6, 0.7, 0.6, 1.1, 0.8, 1.2, 0.6))  # fmt: skip
@@ -317,8 +318,10 @@ def method_notes(model: ReportModel) -> list[tuple[str, str]]:
          "call, warm-up until two consecutive windows agree within 2 %, calibration of the "
          "timing loop's own cost, then measurement. Measurement stops when ρ — the relative "
          "half-width of the 95 % confidence interval of the mean latency, from k = 20 batch "
-         "means — is at most the target ε on two consecutive checks, with at least 30 samples "
-         "and 1 s (2 s on a GPU); otherwise at T_max, and the run is marked not converged. "
+         "means — is at most the target ε on two consecutive checks and the two halves of the "
+         "measurement agree within 2ε, with at least 10 samples and 1 s (2 s on a GPU); "
+         "otherwise at T_max, or earlier when ρ has stopped shrinking (flag rho_plateau), and "
+         "the run is marked not converged. "
          f"Presets used: {', '.join(presets)}. Percentiles carry order-statistic intervals; "
          "p99 is a headline figure only with an effective sample size n_eff ≥ 662."),
         ("Comparison",

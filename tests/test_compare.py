@@ -18,7 +18,14 @@ from wattbench.domain.result import (
 )
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.compare import compare_runs
-from wattbench.engine.metrics import METHOD_BETWEEN_RUNS, METHOD_WITHIN_RUN, METRICS, metric_value
+from wattbench.engine.metrics import (
+    DEFAULT_METRICS,
+    GENERATION_METRICS,
+    METHOD_BETWEEN_RUNS,
+    METHOD_WITHIN_RUN,
+    METRICS,
+    metric_value,
+)
 from wattbench.engine.ratios import Ratio, verdict_sentence
 from wattbench.engine.stats import summarize, throughput_interval
 
@@ -367,7 +374,7 @@ def test_verdict_sentence_reads_plainly() -> None:
     assert verdict_sentence(na, "B", "A", energy_view="device") == (
         "B vs A: energy per inference n/a (baseline: RAPL unreadable). Energy view: device."
     )
-    assert set(METRICS) == {
+    assert set(METRICS) - set(GENERATION_METRICS) == set(DEFAULT_METRICS) == {
         "throughput", "latency-p50", "latency-p99", "latency-mean", "energy", "perf-per-watt",
         "cost", "co2",
     }  # fmt: skip

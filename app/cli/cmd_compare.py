@@ -15,7 +15,7 @@ from typing import Any
 from wattbench.cli.common import EXIT_OK, print_json, print_lines, print_table, workbench
 from wattbench.domain import units
 from wattbench.engine.compare import Comparison
-from wattbench.engine.metrics import METRICS, MetricEstimate
+from wattbench.engine.metrics import METRICS, MetricEstimate, metric_name
 from wattbench.engine.ratios import Ratio
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ def print_comparison(c: Comparison) -> None:
         info = METRICS[m]
         rows = []
         for g in c.groups:
-            value = _value_text(g.estimates[m], info.unit, g.spec.batch_size)
+            batch = g.spec.batch_size if m.startswith("latency") else 1  # per call, not token
+            value = _value_text(g.estimates[m], info.unit, batch)
             if g is c.baseline:
                 rows.append([g.label, str(g.replicates), value, "1 (baseline)", ""])
                 continue
@@ -171,6 +172,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--metric",
         action="append",
+        type=metric_name,
         choices=tuple(METRICS),
         default=None,
         help="metric to compare (repeatable; default: " + ", ".join(DEFAULT_CLI_METRICS) + ")",

@@ -15,6 +15,7 @@ from wattbench.cli.common import (
     print_table,
     workbench,
 )
+from wattbench.cli.run_output import generation_lines
 from wattbench.domain import units
 from wattbench.domain.codec import to_document
 from wattbench.domain.errors import BadInputError
@@ -140,6 +141,7 @@ def _show_text(r: RunResult) -> list[str]:
             lines.append(f"    {pe.name:<7}{est}" + ("" if pe.headline else " (not a headline)"))
     if r.phases.harness_efficiency is not None:
         lines.append(f"  harness      {units.eta(r.phases.harness_efficiency)}")
+    lines += [f"  {line}" for line in generation_lines(r)]
     if r.energy:
         lines.append("  energy")
         for e in r.energy:

@@ -6,6 +6,7 @@ The JSON document (docs/cli-json.md) holds each run as its documented result doc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,8 @@ from wattbench.domain import units
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.interference import interference_text
-from wattbench.domain.result import RunResult, result_document
+from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
+from wattbench.engine.generation import token_energy
 
 JSON_FORMAT = "wattbench.run-output"
 JSON_FORMAT_VERSION = 1
@@ -68,6 +70,62 @@ def energy_text(r: RunResult) -> str:
     return text
 
 
+def _iv_ns(iv: Interval | None) -> str:
+    return units.NA if iv is None else _with_interval(iv.value, iv.lo, iv.hi)
+
+
+def _iv_rate(iv: Interval | None) -> str:
+    return units.NA if iv is None else units.estimate(iv.value, iv.lo, iv.hi) + " tokens/s"
+
+
+def token_energy_text(g: GenerationSummary, view: str = "device") -> str:
+    """J per prompt / decoded token (gross and above idle) and output tokens per joule."""
+    te, why = token_energy(g, view)
+    if te is None:
+        return units.na(why)
+    text = (
+        f"prefill {units.energy_j(te.prefill_j_per_token)}/token, decode "
+        f"{units.energy_j(te.decode_j_per_token)}/token"
+    )
+    if te.prefill_above_idle_j_per_token is not None:
+        text += (
+            f" (above idle: prefill {units.energy_j(te.prefill_above_idle_j_per_token)}, "
+            f"decode {units.energy_j(te.decode_above_idle_j_per_token)})"
+        )
+    text += f", {units.number(te.tokens_per_j)} output tokens/J"
+    if te.estimate:
+        text += f" (estimate: {te.note})" if te.note else " (estimate)"
+    else:
+        text += f" (measured, {te.method})"
+    return text
+
+
+def generation_lines(r: RunResult) -> list[str]:
+    """A generation run's figures in words (run and show output); none for other runs."""
+    g = r.generation
+    if g is None:
+        return []
+    seqs = f"{g.sequences} concurrent sequence{'s' if g.sequences != 1 else ''}"
+    lines = [
+        f"generation ({g.prompt_tokens}-token prompt, {g.new_tokens} new tokens, {seqs}): "
+        f"TTFT {_iv_ns(g.ttft_ns)}, TPOT {_iv_ns(g.tpot_ns)}, end-to-end "
+        f"{_iv_ns(g.e2e_latency_ns)} per sequence",
+        f"tokens/s: decode {_iv_rate(g.decode_tokens_per_s)}, prefill "
+        f"{_iv_rate(g.prefill_tokens_per_s)}, end-to-end {_iv_rate(g.e2e_tokens_per_s)}",
+    ]
+    if g.itl_ns:
+        itl = ", ".join(
+            f"{pe.name} {_with_interval(pe.value_ns, pe.lo_ns, pe.hi_ns)}"
+            + ("" if pe.headline else " (not a headline)")
+            for pe in g.itl_ns
+        )
+        lines.append(f"inter-token latency: {itl} over {units.count(g.itl_steps)} decode steps")
+    lines.append(f"energy per token: {token_energy_text(g)}")
+    if g.unconverged:
+        lines.append(f"not within epsilon: {', '.join(g.unconverged)}")
+    return lines
+
+
 def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], set[bool]]:
     """A result row, and for each percentile in it that is not a headline number whether it
     shows an interval."""
@@ -100,14 +158,7 @@ def _notes(i: int, r: RunResult) -> list[str]:
     if not r.ok or r.latency is None:
         return [f"{i}. {r.status.value}: {r.reason}"]
     notes = [f"{i}. energy: {energy_text(r)}"]
-    g = r.generation
-    if g is not None:
-        notes.append(
-            f"{i}. generation ({g.new_tokens} new tokens): TTFT "
-            f"{_with_interval(g.ttft_ns.value, g.ttft_ns.lo, g.ttft_ns.hi)}, TPOT "
-            f"{_with_interval(g.tpot_ns.value, g.tpot_ns.lo, g.tpot_ns.hi)}, decode "
-            f"{units.number(g.decode_tokens_per_s.value)} tokens/s"
-        )
+    notes += [f"{i}. {line}" for line in generation_lines(r)]
     batch = r.spec.batch_size
     if batch > 1:
         mean = r.latency.mean_ns
@@ -147,8 +198,15 @@ def print_results(results: Sequence[RunResult]) -> None:
 
 
 def energy_summary(r: RunResult) -> dict[str, Any]:
-    """The device energy figure shown in the table, for JSON readers too."""
-    return {"text": energy_text(r), "na_reason": r.energy_na_reason}
+    """The device energy figure shown in the table, for JSON readers too; for a generation run
+    also its energy per token (``token_energy``: null with ``token_energy_na_reason``)."""
+    out: dict[str, Any] = {"text": energy_text(r), "na_reason": r.energy_na_reason}
+    if r.generation is not None:
+        te, why = token_energy(r.generation)
+        out["token_energy"] = None if te is None else dataclasses.asdict(te)
+        out["token_energy_na_reason"] = why or None
+        out["token_energy_text"] = token_energy_text(r.generation)
+    return out
 
 
 def json_document(

@@ -117,13 +117,60 @@ class LatencySummary:
 
 
 @dataclass(frozen=True)
+class PhaseEnergy:
+    """One energy view's figure split between the prefill and the decode phases of a
+    generation run (engine/generation.py says how). prefill_j + decode_j = energy_j, the
+    view's energy over the measurement window; above idle subtracts idle_w × each phase's time.
+    """
+
+    view: str  # "device" | "system"
+    estimate: bool  # the split (or the energy under it) is an estimate, not a measurement
+    method: str  # "counter-difference" | "integrated-samples" | "time-share"
+    energy_j: float
+    prefill_j: float
+    decode_j: float
+    prefill_s: float  # the phases' shares of the window's duration
+    decode_s: float
+    prefill_tokens: int  # prompt tokens × sequences × calls
+    decode_tokens: int  # (new tokens − 1) × sequences × calls
+    output_tokens: int  # new tokens × sequences × calls
+    idle_w: float | None = None
+    source: str = ""
+    note: str = ""  # why the split is an estimate
+
+
+@dataclass(frozen=True)
 class GenerationSummary:
+    """Generation figures per sequence (a call runs ``sequences`` sequences concurrently).
+
+    Fields after e2e_tokens_per_s have defaults: documents written before they existed decode.
+    """
+
     prompt_tokens: int
     new_tokens: int
     ttft_ns: Interval  # time to first token
     tpot_ns: Interval  # time per output token = (latency − TTFT) / (tokens − 1)
     decode_tokens_per_s: Interval
     e2e_tokens_per_s: Interval
+    sequences: int = 1  # concurrent sequences per call (the batch)
+    calls: int = 0  # timed calls (0: not recorded)
+    e2e_latency_ns: Interval | None = None  # per sequence: prefill + every decode step
+    prefill_tokens_per_s: Interval | None = None  # prompt tokens × sequences / TTFT
+    # inter-token latency: percentiles of the per-step decode times (stored raw as
+    # arrays["decode_step_ns"])
+    itl_ns: tuple[PercentileEstimate, ...] = ()
+    itl_steps: int = 0  # decode steps behind itl_ns
+    # per-sequence figures whose interval is wider than epsilon (the stopping rule runs on
+    # the end-to-end latency; these are checked against the same epsilon after it)
+    unconverged: tuple[str, ...] = ()
+    phase_energy: tuple[PhaseEnergy, ...] = ()
+    phase_energy_na_reason: str | None = None
+
+    def itl(self, p: float) -> PercentileEstimate | None:
+        for pe in self.itl_ns:
+            if abs(pe.p - p) < 1e-9:
+                return pe
+        return None
 
 
 @dataclass(frozen=True)

@@ -313,3 +313,34 @@ def cost_figures_from(
         basis=basis,
         energy_basis=energy_basis,
     )
+
+
+def usd_per_million_output_tokens(
+    run: RunResult,
+    profile: CostProfile,
+    *,
+    energy_view: str = "device",
+    allow_estimate: bool = True,
+) -> tuple[Interval | None, str | None, bool]:
+    """$ per million output tokens of a generation run: (value, why n/a, is an estimate).
+
+    A generation run's items are sequences of ``new_tokens`` output tokens each, so this is
+    cost_figures' $ per million items ÷ new tokens (prompt tokens are not output; their cost is
+    in the sequence's). Labelled an estimate when the energy part rests on an estimate.
+    """
+    if run.generation is None:
+        return None, "not a generation run", False
+    figures = cost_figures(run, profile, energy_view=energy_view, allow_estimate=allow_estimate)
+    usd = figures.usd_per_million
+    if usd is None:
+        return None, figures.usd_na_reason, False
+    tokens = run.generation.new_tokens
+    return (
+        Interval(
+            usd.value / tokens,
+            None if usd.lo is None else usd.lo / tokens,
+            None if usd.hi is None else usd.hi / tokens,
+        ),
+        None,
+        figures.usd_is_estimate,
+    )

@@ -28,13 +28,17 @@ from wattbench.domain.quality import ETA_SANE_RANGE
 from wattbench.domain.result import (
     FLAG_CONTENDED,
     FLAG_HOST_UNSTEADY,
-    GenerationSummary,
-    Interval,
     Measurement,
     PhaseTimings,
 )
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import convergence, stats
+from wattbench.engine.generation import (
+    SequenceConvergence,
+    StepStore,
+    generation_summary,
+    unconverged_note,
+)
 from wattbench.engine.interference import InterferenceProbe, contention_note
 from wattbench.engine.memory import memory_pass
 from wattbench.engine.timing import (
@@ -100,6 +104,7 @@ class _Measured:
     starts: np.ndarray
     lats: np.ndarray  # raw samples (block durations when block > 1)
     ttfts: np.ndarray | None
+    steps: StepStore | None  # decode-step durations (generation)
     n: int
     converged: bool
     rho: float
@@ -125,6 +130,8 @@ def _measure_loop(
     cap = min(cap, 1 << 22)
     starts, lats = _new_array(cap), _new_array(cap)
     ttfts = _new_array(cap) if generation else None
+    store = StepStore(spec.new_tokens - 1) if generation else None
+    seq = SequenceConvergence(monitor, spec.new_tokens - 1) if generation else None
     run = loaded.run_once
     reps = range(block)
     steps = range(spec.new_tokens - 1)
@@ -153,8 +160,10 @@ def _measure_loop(
             stop = min(cap, max(next_due, i + 1))
             deadline = min(next_emit, t_end)
             if generation:
-                assert ttfts is not None
-                i = loop_generation(loaded, steps, starts, lats, ttfts, i, stop, deadline)
+                assert ttfts is not None and store is not None
+                i = loop_generation(
+                    loaded, steps, starts, lats, ttfts, i, stop, deadline, store.marks, store.keep
+                )
             elif block == 1:
                 i = loop_single(run, starts, lats, i, stop, deadline)
             else:
@@ -162,7 +171,10 @@ def _measure_loop(
             now = int(starts[i - 1] + lats[i - 1])
             elapsed = now - t_begin
             if monitor.due(i):
-                state = monitor.check(lats[:i], elapsed)
+                if seq is not None and ttfts is not None:
+                    state = seq.check(lats[:i], ttfts[:i], elapsed)
+                else:
+                    state = monitor.check(lats[:i], elapsed)
                 rho, reason = state.rho, state.reason
                 next_due = _next_due(monitor, i)
                 if state.stop:
@@ -208,6 +220,7 @@ def _measure_loop(
         starts=starts[:i].copy(),
         lats=lats[:i].copy(),
         ttfts=None if ttfts is None else ttfts[:i].copy(),
+        steps=store,
         n=i,
         converged=converged,
         rho=rho,
@@ -230,34 +243,6 @@ def _finite_or_none(x: float) -> float | None:
 
 
 # -- the whole run -----------------------------------------------------------------------
-
-
-def _generation_summary(
-    m: _Measured, spec: RunSpec, summary_mean: Interval, sequences_per_call: int
-) -> GenerationSummary:
-    """TTFT, TPOT = (latency − TTFT)/(tokens − 1), and token rates (× sequences per call)."""
-    assert m.ttfts is not None
-    tokens = spec.new_tokens
-    lat = m.lats.astype(np.float64)
-    ttft = m.ttfts.astype(np.float64)
-    tpot = stats.mean_interval((lat - ttft) / (tokens - 1))
-    ttft_i = stats.mean_interval(ttft)
-
-    def inv(iv: Interval, scale: float) -> Interval:
-        return Interval(
-            scale / iv.value,
-            None if iv.hi is None or iv.hi <= 0 else scale / iv.hi,
-            None if iv.lo is None or iv.lo <= 0 else scale / iv.lo,
-        )
-
-    return GenerationSummary(
-        prompt_tokens=spec.prompt_tokens,
-        new_tokens=tokens,
-        ttft_ns=ttft_i,
-        tpot_ns=tpot,
-        decode_tokens_per_s=inv(tpot, 1e9 * sequences_per_call),
-        e2e_tokens_per_s=inv(summary_mean, 1e9 * tokens * sequences_per_call),
-    )
 
 
 def measure(
@@ -342,9 +327,12 @@ def measure(
     if interference.contended:
         flags = (*flags, FLAG_CONTENDED)
     gen = None
-    if generation:
-        mean_iv = Interval(summary.mean_ns, summary.mean_lo_ns, summary.mean_hi_ns)
-        gen = _generation_summary(m, spec, mean_iv, items_per_call)
+    if m.ttfts is not None and m.steps is not None:
+        steps = m.steps.arrays()
+        gen = generation_summary(
+            m.lats, m.ttfts, steps["decode_step_ns"], prompt_tokens=spec.prompt_tokens,
+            new_tokens=spec.new_tokens, sequences=items_per_call, epsilon=spec.target_epsilon,
+        )  # fmt: skip
 
     efficiency = None
     if not generation and m.measure_s > 0:
@@ -384,8 +372,8 @@ def measure(
     }
     if block > 1:
         arrays["block_latencies_ns"] = m.lats
-    if m.ttfts is not None:
-        arrays["ttft_ns"] = m.ttfts
+    if m.ttfts is not None and m.steps is not None:
+        arrays.update(ttft_ns=m.ttfts, **m.steps.arrays())
     return Measurement(
         phases=phases,
         latency=summary,
@@ -399,6 +387,12 @@ def measure(
         arrays=arrays,
         interference=interference,
         notes="; ".join(
-            n for n in ("" if m.converged else m.reason, contention_note(interference)) if n
+            n
+            for n in (
+                "" if m.converged else m.reason,
+                contention_note(interference),
+                unconverged_note(gen) if gen is not None and m.converged else "",
+            )
+            if n
         ),
     )

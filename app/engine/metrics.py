@@ -17,7 +17,12 @@ from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import Interval, RunResult, RunStatus
 from wattbench.domain.spec import RunSpec
-from wattbench.engine.cost import cost_figures, energy_per_item
+from wattbench.engine.cost import (
+    cost_figures,
+    energy_per_item,
+    usd_per_million_output_tokens,
+)
+from wattbench.engine.generation import inverse
 from wattbench.engine.stats import t_975
 
 log = logging.getLogger(__name__)
@@ -25,8 +30,11 @@ log = logging.getLogger(__name__)
 METHOD_BETWEEN_RUNS = "between runs (Welch)"
 METHOD_WITHIN_RUN = "within-run only"
 DEFAULT_NOISE = 0.01  # the noise threshold: ratios within [0.99, 1.01] are no difference
-ENERGY_BASED = ("energy", "perf-per-watt", "cost", "co2")
-COST_METRICS = ("cost", "co2")  # the metrics that need a cost profile
+ENERGY_BASED = (
+    "energy", "perf-per-watt", "cost", "co2",
+    "tokens-per-j", "prefill-energy-per-token", "decode-energy-per-token", "cost-per-m-tokens",
+)  # fmt: skip
+COST_METRICS = ("cost", "co2", "cost-per-m-tokens")  # the metrics that need a cost profile
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,43 @@ METRICS: dict[str, MetricInfo] = {
                    "costs {r}× as much per million inferences as"),
         MetricInfo("co2", "CO2 per million inferences", "gCO2/1M items", False, False,
                    "emits {r}× the CO2 per million inferences of"),
+        # generation runs (engine/generation.py); n/a with the reason for other runs
+        MetricInfo("ttft", "time to first token", "ns", False, True,
+                   "has {r}× the time to first token of"),
+        MetricInfo("tpot", "time per output token", "ns", False, True,
+                   "has {r}× the time per output token of"),
+        MetricInfo("itl-p50", "median inter-token latency", "ns", False, True,
+                   "has {r}× the median inter-token latency of"),
+        MetricInfo("itl-p99", "p99 inter-token latency", "ns", False, True,
+                   "has {r}× the p99 inter-token latency of"),
+        MetricInfo("e2e-latency", "end-to-end latency per sequence", "ns", False, True,
+                   "has {r}× the end-to-end latency per sequence of"),
+        MetricInfo("decode-tokens-per-s", "decode tokens per second", "tokens/s", True, True,
+                   "decodes {r}× the tokens per second of"),
+        MetricInfo("prefill-tokens-per-s", "prefill tokens per second", "tokens/s", True, True,
+                   "prefills {r}× the tokens per second of"),
+        MetricInfo("tokens-per-j", "output tokens per joule", "tokens/J", True, False,
+                   "gets {r}× the output tokens per joule of"),
+        MetricInfo("prefill-energy-per-token", "energy per prompt token", "J/token", False,
+                   False, "uses {r}× the energy per prompt token of"),
+        MetricInfo("decode-energy-per-token", "energy per decoded token", "J/token", False,
+                   False, "uses {r}× the energy per decoded token of"),
+        MetricInfo("cost-per-m-tokens", "cost per million output tokens", "USD/1M tokens",
+                   False, False, "costs {r}× as much per million output tokens as"),
     )
 }  # fmt: skip
-DEFAULT_METRICS: tuple[str, ...] = tuple(METRICS)
+GENERATION_METRICS: tuple[str, ...] = (
+    "ttft", "tpot", "itl-p50", "itl-p99", "e2e-latency", "decode-tokens-per-s",
+    "prefill-tokens-per-s", "tokens-per-j", "prefill-energy-per-token",
+    "decode-energy-per-token", "cost-per-m-tokens",
+)  # fmt: skip
+DEFAULT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in GENERATION_METRICS)
+
+
+def metric_name(name: str) -> str:
+    """A metric as named in METRICS; field-style spellings (decode_tokens_per_s) are taken."""
+    return name.strip().lower().replace("_", "-")
+
 
 WORKLOAD_FIELDS = (
     "model",
@@ -101,6 +143,8 @@ def _raw_metric(
     energy_view: str,
     cost_profiles: Mapping[str, CostProfile] | None,
 ) -> tuple[Interval | None, str | None]:
+    if metric in GENERATION_METRICS:
+        return generation_metric(run, metric, energy_view, cost_profiles)
     lat = run.latency
     if metric == "throughput":
         if run.throughput_items_per_s is None:
@@ -137,6 +181,69 @@ def _raw_metric(
     if metric == "cost":
         return figures.usd_per_million, figures.usd_na_reason
     return figures.co2_g_per_million, figures.co2_na_reason
+
+
+def generation_metric(
+    run: RunResult,
+    metric: str,
+    energy_view: str,
+    cost_profiles: Mapping[str, CostProfile] | None,
+) -> tuple[Interval | None, str | None]:
+    """A generation run's figure for one of GENERATION_METRICS, or None + the reason.
+
+    Energy-based ones rest on measured energy only, and the per-phase ones on a measured split
+    (a split by time or of estimated energy is shown as an estimate, never ranked).
+    """
+    g = run.generation
+    if g is None:
+        return None, "not a generation run"
+    if metric in ("ttft", "tpot", "decode-tokens-per-s"):
+        return {"ttft": g.ttft_ns, "tpot": g.tpot_ns, "decode-tokens-per-s": g.decode_tokens_per_s}[
+            metric
+        ], None
+    old = "not recorded for this run (measured before it was)"
+    if metric in ("itl-p50", "itl-p99"):
+        pe = g.itl(0.5 if metric == "itl-p50" else 0.99)
+        return (None, old) if pe is None else (Interval(pe.value_ns, pe.lo_ns, pe.hi_ns), None)
+    if metric == "e2e-latency":
+        if g.e2e_latency_ns is not None:
+            return g.e2e_latency_ns, None
+        lat = run.latency
+        return (
+            (None, old)
+            if lat is None
+            else (Interval(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns), None)
+        )
+    if metric == "prefill-tokens-per-s":
+        return (None, old) if g.prefill_tokens_per_s is None else (g.prefill_tokens_per_s, None)
+    if metric == "cost-per-m-tokens":
+        profile = (cost_profiles or {}).get(run.spec.device)
+        if profile is None:
+            return None, f"no cost profile for device {run.spec.device}"
+        iv, reason, _ = usd_per_million_output_tokens(
+            run, profile, energy_view=energy_view, allow_estimate=False
+        )
+        return iv, reason
+    energy, reason = energy_per_item(run, energy_view)  # measured J per sequence
+    if energy is None:
+        return None, reason
+    if metric == "tokens-per-j":
+        return inverse(energy, float(g.new_tokens)), None
+    split = next((p for p in g.phase_energy if p.view == energy_view), None)
+    if split is None:
+        return None, g.phase_energy_na_reason or f"no {energy_view} energy split for this run"
+    if split.estimate:
+        return None, f"the split between prefill and decode is an estimate ({split.note})"
+    joules, tokens = (
+        (split.prefill_j, split.prefill_tokens)
+        if metric == "prefill-energy-per-token"
+        else (split.decode_j, split.decode_tokens)
+    )
+    if tokens <= 0:
+        return None, "the energy window covers no tokens"
+    rel = energy.rel_half_width
+    per = joules / tokens
+    return (Interval(per) if rel is None else Interval(per, per * (1 - rel), per * (1 + rel))), None
 
 
 # -- groups of replicates ------------------------------------------------------------------

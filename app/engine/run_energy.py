@@ -5,14 +5,16 @@ reason for the run ("energy n/a: ..."), never into a failed run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
 
-from wattbench.domain.result import EnergyFigure, Trace
+from wattbench.domain.result import EnergyFigure, RunResult, Trace
 from wattbench.domain.spec import RunSpec
 from wattbench.energy.figures import IdleBaseline
 from wattbench.energy.sampler import Sampler, open_sampler
+from wattbench.engine.generation import with_phase_energy
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,22 @@ class RunEnergy:
         if not report.figures and not na:
             na = "no power sensor reported data for this device"
         return tuple(report.figures), tuple(report.flags), na
+
+    def with_phase_energy(self, run: RunResult) -> RunResult:
+        """A generation run with its energy split between prefill and decode from this run's
+        samples (engine/generation.py ``split_view``); any other run as it is."""
+        if run.generation is None:
+            return run
+        try:
+            series = self.sampler.series() if self.sampler is not None else []
+            period_s = self.sampler.period_s if self.sampler is not None else 0.0
+            return with_phase_energy(run, series, period_s)
+        except Exception as exc:  # the split is never worth failing a run
+            log.warning("energy per token failed: %s", exc)
+            why = f"the energy could not be split per token: {exc}"
+            return run.with_(
+                generation=dataclasses.replace(run.generation, phase_energy_na_reason=why)
+            )
 
     def traces(self) -> dict[str, Trace]:
         if self.sampler is None:

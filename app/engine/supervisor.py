@@ -117,7 +117,7 @@ def _build_result(
     fields["phases"] = replace(m.phases, worker_start_s=worker_start_s, total_s=total_s)
     fields["flags"] = tuple(dict.fromkeys([*m.flags, *eflags]))
     fields["arrays"] = {**m.arrays, "window_ns": np.asarray([t0_ns, t1_ns], dtype=np.int64)}
-    return RunResult(
+    result = RunResult(
         spec=spec,
         status=RunStatus.DONE,
         id=run_id,
@@ -128,6 +128,7 @@ def _build_result(
         telemetry=energy.traces(),
         **fields,
     )
+    return energy.with_phase_energy(result)  # generation: energy per prefill/decode token
 
 
 # -- the supervisor -----------------------------------------------------------------------

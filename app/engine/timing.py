@@ -98,20 +98,28 @@ def loop_generation(
     i: int,
     stop: int,
     deadline_ns: int,
+    marks: list[int],
+    keep: Callable[[int, int], None],
 ) -> int:
+    """Generation calls: prefill, then the clock read after each decode step into ``marks``
+    (a list: the cheapest store), so a step lasts from the read before it to its own and TTFT +
+    Σ steps is the call's latency exactly; ``keep(j, end of prefill)`` stores the steps,
+    outside the timed region."""
     reset, prefill, decode = model.reset, model.prefill, model.decode_step
     for j in range(i, stop):
         reset()  # untimed: drops the KV cache
         t0 = clock()
         prefill()
         tf = clock()
-        for _ in steps:
+        for k in steps:
             decode()
-        t1 = clock()
+            marks[k] = clock()
+        t = marks[steps[-1]] if steps else tf
         starts[j] = t0
-        lats[j] = t1 - t0
+        lats[j] = t - t0
         ttfts[j] = tf - t0
-        if t1 >= deadline_ns:
+        keep(j, tf)
+        if t >= deadline_ns:
             return j + 1
     return stop
 

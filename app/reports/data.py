@@ -17,6 +17,7 @@ from typing import Any
 
 from wattbench.domain.codec import finite_json, to_document
 from wattbench.domain.result import RunResult, result_document
+from wattbench.engine.generation import token_energy
 from wattbench.engine.metrics import METRICS
 from wattbench.engine.ratios import Ratio
 from wattbench.reports.model import Cell, ReportModel, RunEntry
@@ -35,6 +36,19 @@ METRIC_COLUMNS: dict[str, str] = {
     "perf-per-watt": "items_per_j",
     "cost": "usd_per_million_items",
     "co2": "co2_g_per_million_items",
+}
+# the same for the generation metrics, whose columns appear when a report has a generation run
+GENERATION_COLUMNS: dict[str, str] = {
+    "ttft": "gen_metric_ttft_ns",
+    "tpot": "gen_metric_tpot_ns",
+    "itl-p50": "gen_metric_itl_p50_ns",
+    "itl-p99": "gen_metric_itl_p99_ns",
+    "decode-tokens-per-s": "gen_metric_decode_tokens_per_s",
+    "prefill-tokens-per-s": "gen_metric_prefill_tokens_per_s",
+    "tokens-per-j": "gen_metric_output_tokens_per_j",
+    "prefill-energy-per-token": "gen_metric_prefill_j_per_token",
+    "decode-energy-per-token": "gen_metric_decode_j_per_token",
+    "cost-per-m-tokens": "gen_metric_usd_per_million_output_tokens",
 }
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PERCENTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
@@ -83,7 +97,9 @@ def run_row(e: RunEntry, energy_view: str) -> dict[str, Any]:
         "tags": ";".join(s.tags), "notes": r.notes, "converged": r.converged,
         "flags": ";".join(r.flags), "energy_view": energy_view,
     }  # fmt: skip
-    for m, col in METRIC_COLUMNS.items():
+    for m, col in (METRIC_COLUMNS | GENERATION_COLUMNS).items():
+        if m not in e.cells:
+            continue
         c = e.cells[m]
         row[col] = _num(c.value)
         row[col + "_lo"] = _num(c.lo)
@@ -106,9 +122,20 @@ def run_row(e: RunEntry, energy_view: str) -> dict[str, Any]:
     for k, v in dataclasses.asdict(r.phases).items():
         row["phase_" + k] = _num(v) if isinstance(v, float | int) else v
     if r.generation is not None:
-        for k in ("ttft_ns", "tpot_ns", "decode_tokens_per_s", "e2e_tokens_per_s"):
-            iv = getattr(r.generation, k)
-            row[f"gen_{k}"], row[f"gen_{k}_lo"], row[f"gen_{k}_hi"] = iv.value, iv.lo, iv.hi
+        g = r.generation
+        for k in ("ttft_ns", "tpot_ns", "decode_tokens_per_s", "e2e_tokens_per_s",
+                  "e2e_latency_ns", "prefill_tokens_per_s"):  # fmt: skip
+            iv = getattr(g, k)
+            if iv is not None:
+                row[f"gen_{k}"], row[f"gen_{k}_lo"], row[f"gen_{k}_hi"] = iv.value, iv.lo, iv.hi
+        row["gen_sequences"] = g.sequences
+        for pe in g.itl_ns:
+            row[f"gen_itl_{pe.name}_ns"] = pe.value_ns
+        te, why = token_energy(g, energy_view)
+        row["gen_token_energy_na_reason"] = why
+        if te is not None:
+            for k, v in dataclasses.asdict(te).items():
+                row[f"gen_{k}"] = v
     if r.memory is not None:
         for k, v in dataclasses.asdict(r.memory).items():
             row["memory_" + k] = ";".join(v) if isinstance(v, list | tuple) else v

@@ -30,6 +30,7 @@ from wattbench.reports.series import (
 log = logging.getLogger(__name__)
 
 BAR_METRICS: tuple[str, ...] = ("throughput", "latency-p99", "energy", "perf-per-watt", "cost")
+GENERATION_BARS: tuple[str, ...] = ("ttft", "decode-tokens-per-s", "tokens-per-j")  # when shown
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ChartSet:
 def build_charts(model: ReportModel, *, png_dpi: int = 250) -> ChartSet:
     """Every chart the report shows, in reading order."""
     out = ChartSet()
-    for metric in BAR_METRICS:
+    for metric in BAR_METRICS + tuple(m for m in GENERATION_BARS if m in model.metrics):
         info = METRICS[metric]
         bars = metric_bars(model.comparison, metric, scale=model.units[metric].scale)
         title = info.label if info.label[:2] in ("p5", "p9") else info.label.capitalize()

@@ -15,7 +15,7 @@ from wattbench.reports.charts import Chart
 from wattbench.reports.data import csv_text, json_text
 from wattbench.reports.figures import ChartSet
 from wattbench.reports.model import ReportModel
-from wattbench.reports.tables import Table, TCell, all_tables, method_notes
+from wattbench.reports.tables import COMPARISON_TABLES, Table, TCell, all_tables, method_notes
 from wattbench.reports.textfmt import esc
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         out.append('<div class="warn"><b>Read with care</b>' + _list(model.warnings) + "</div>")
     out.append("</section>")
     out.append('<section id="tables"><h2>Comparison tables</h2>')
-    out += [table_html(tables[k]) for k in ("speed", "energy", "ratios", "generation")]
+    out += [table_html(tables[k]) for k in COMPARISON_TABLES]
     out.append("</section>")
     out.append('<section id="charts"><h2>Charts</h2>')
     out += [chart_html(c) for c in charts.charts]

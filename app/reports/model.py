@@ -21,7 +21,8 @@ from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult, RunStatus, host_of
 from wattbench.engine.compare import Comparison, compare_runs
-from wattbench.engine.metrics import METRICS, ConfigGroup, metric_value
+from wattbench.engine.generation import token_energy
+from wattbench.engine.metrics import COST_METRICS, METRICS, ConfigGroup, metric_value
 from wattbench.engine.ratios import Ratio, verdict_sentence
 from wattbench.reports.sentences import model_name, summary_sentence
 
@@ -36,6 +37,19 @@ REPORT_METRICS: tuple[str, ...] = (
     "perf-per-watt",
     "cost",
     "co2",
+)
+# added when any run generated tokens (engine/generation.py)
+GENERATION_REPORT_METRICS: tuple[str, ...] = (
+    "ttft",
+    "tpot",
+    "itl-p50",
+    "itl-p99",
+    "decode-tokens-per-s",
+    "prefill-tokens-per-s",
+    "tokens-per-j",
+    "prefill-energy-per-token",
+    "decode-energy-per-token",
+    "cost-per-m-tokens",
 )
 MAX_SYSTEM_VALUE_CHARS = 400
 UNKNOWN_HOST = "unknown host"
@@ -129,10 +143,11 @@ def build_report(
     if not runs:
         raise BadInputError("A report needs at least one run: give the ids of stored runs.")
     profiles = dict(cost_profiles or {})
+    metrics = report_metrics(runs)
     comparison = compare_runs(
         runs,
         baseline_id=baseline_id,
-        metrics=REPORT_METRICS,
+        metrics=metrics,
         noise=noise,
         energy_view=energy_view,
         cost_profiles=profiles,
@@ -143,7 +158,7 @@ def build_report(
             run=r,
             group_label=group_of.get(r.id),
             host=host_of(r.system) or UNKNOWN_HOST,
-            cells=_run_cells(r, energy_view, profiles),
+            cells=_run_cells(r, energy_view, profiles, metrics),
         )
         for r in _unique(runs)
     )
@@ -151,13 +166,13 @@ def build_report(
         GroupEntry(
             group=g,
             is_baseline=g is comparison.baseline,
-            cells={m: _group_cell(g, m, energy_view) for m in REPORT_METRICS},
-            methods={m: g.estimate(m).method for m in REPORT_METRICS},
+            cells={m: _group_cell(g, m, energy_view) for m in metrics},
+            methods={m: g.estimate(m).method for m in metrics},
             host=host_of(g.runs[0].system) or UNKNOWN_HOST,
         )
         for g in comparison.groups
     )
-    shown_in = {m: display_unit(m, [c.cells[m].value for c in groups]) for m in REPORT_METRICS}
+    shown_in = {m: display_unit(m, [c.cells[m].value for c in groups]) for m in metrics}
     model_names = sorted({model_name(g.runs[0]) for g in comparison.groups})
     return ReportModel(
         title=title or f"Wattbench comparison — {', '.join(model_names)}",
@@ -166,7 +181,7 @@ def build_report(
         energy_view=energy_view,
         noise=noise,
         comparison=comparison,
-        metrics=REPORT_METRICS,
+        metrics=metrics,
         runs=entries,
         groups=groups,
         summary=tuple(summary_sentence(comparison, row_label, energy_view)
@@ -177,6 +192,13 @@ def build_report(
         cost_profiles=profiles,
         units=shown_in,
     )  # fmt: skip
+
+
+def report_metrics(runs: Sequence[RunResult]) -> tuple[str, ...]:
+    """The metrics a report shows: the generation ones too when a run generated tokens."""
+    if any(r.generation is not None for r in runs):
+        return REPORT_METRICS + GENERATION_REPORT_METRICS
+    return REPORT_METRICS
 
 
 def _unique(runs: Sequence[RunResult]) -> list[RunResult]:
@@ -190,10 +212,13 @@ def _unique(runs: Sequence[RunResult]) -> list[RunResult]:
 
 
 def _run_cells(
-    run: RunResult, energy_view: str, profiles: Mapping[str, CostProfile]
+    run: RunResult,
+    energy_view: str,
+    profiles: Mapping[str, CostProfile],
+    metrics: Sequence[str] = REPORT_METRICS,
 ) -> dict[str, Cell]:
     cells: dict[str, Cell] = {}
-    for m in REPORT_METRICS:
+    for m in metrics:
         iv, reason = metric_value(run, m, energy_view=energy_view, cost_profiles=profiles)
         if iv is None:
             cells[m] = Cell(None, na_reason=reason or "not available", note=_estimate_note(run, m,
@@ -211,7 +236,7 @@ def _sentences(comparison: Comparison, with_cost: bool) -> tuple[str, ...]:
                          energy_view=comparison.energy_view)
         for row in comparison.rows
         for m in comparison.metrics
-        if with_cost or m not in ("cost", "co2")
+        if with_cost or m not in COST_METRICS
     )  # fmt: skip
 
 
@@ -249,6 +274,8 @@ def _percentile_note(run: RunResult, metric: str) -> str:
 
 def _estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
     """Say what estimate exists when only an estimate stands in for a measurement."""
+    if metric in _TOKEN_ENERGY:
+        return _token_estimate_note(run, metric, energy_view)
     if metric not in ("energy", "perf-per-watt"):
         return ""
     est = [e for e in run.energy if e.is_estimate and e.items > 0]
@@ -262,6 +289,23 @@ def _estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
                 f"({e.source}, {e.method})")  # fmt: skip
     return (f"ESTIMATE, not a measurement: {e.items_per_j:.3g} inferences/J "
             f"({e.source}, {e.method})")  # fmt: skip
+
+
+_TOKEN_ENERGY = ("tokens-per-j", "prefill-energy-per-token", "decode-energy-per-token")
+
+
+def _token_estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
+    """The energy per token a run has as an estimate (estimated energy or a split by time)."""
+    te, _ = token_energy(run.generation, energy_view)
+    if te is None or not te.estimate:
+        return ""
+    if metric == "tokens-per-j":
+        text = f"{te.tokens_per_j:.3g} output tokens/J"
+    else:
+        j = te.prefill_j_per_token if metric.startswith("prefill") else te.decode_j_per_token
+        u = display_unit(metric, [j])
+        text = f"{j * u.scale:.3g} {u.unit}"
+    return f"ESTIMATE, not a measurement: {text} ({te.method}; {te.note})"
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -313,7 +357,13 @@ def display_unit(metric: str, values: Sequence[float | None]) -> DisplayUnit:
     """A unit that reads well for the typical value (latency in µs/ms/s, energy in µJ/mJ/J)."""
     known = sorted(v for v in values if v is not None and math.isfinite(v) and v > 0)
     typical = known[len(known) // 2] if known else None
-    if metric.startswith("latency"):
+    if metric in ("prefill-energy-per-token", "decode-energy-per-token"):
+        if typical is None or 1e-3 <= typical < 1:
+            return DisplayUnit("mJ per token", 1e3)
+        if typical < 1e-3:
+            return DisplayUnit("µJ per token", 1e6)
+        return DisplayUnit("J per token", 1.0)
+    if metric.startswith("latency") or METRICS[metric].unit == "ns":
         if typical is not None and typical < 1e6:
             return DisplayUnit("µs", 1e-3)
         if typical is not None and typical >= 1e9:

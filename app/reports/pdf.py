@@ -17,7 +17,7 @@ from wattbench.reports.charts import Chart
 from wattbench.reports.data import csv_text
 from wattbench.reports.figures import ChartSet
 from wattbench.reports.model import ReportModel
-from wattbench.reports.tables import Table, all_tables, method_notes
+from wattbench.reports.tables import COMPARISON_TABLES, Table, all_tables, method_notes
 from wattbench.reports.textfmt import esc
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
         story.append(Paragraph("Read with care", st["h3"]))
         story += [Paragraph(esc(w), st["bullet"], bulletText="!") for w in model.warnings]
     story.append(Paragraph("Comparison tables", st["h2"]))
-    for k in ("speed", "energy", "ratios", "generation"):
+    for k in COMPARISON_TABLES:
         story += _table(tables[k], width, st)
     story.append(Paragraph("Charts", st["h2"]))
     story += [_chart(c, width, st) for c in charts.charts]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from wattbench.domain import units
 from wattbench.domain.quality import ETA_MEANING, ETA_RANGE_TEXT, eta_out_of_range
 from wattbench.domain.result import Interval, RunStatus
-from wattbench.engine.metrics import METRICS
+from wattbench.engine.metrics import COST_METRICS, METRICS
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 from wattbench.reports.textfmt import interval_text, na, percent_text, ratio_text, sig
 
@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 
 SPEED_METRICS = ("throughput", "latency-p50", "latency-p99", "latency-mean")
 ENERGY_METRICS = ("energy", "perf-per-watt", "cost", "co2")
+GENERATION_SPEED = ("ttft", "tpot", "itl-p50", "itl-p99", "decode-tokens-per-s",
+                    "prefill-tokens-per-s")  # fmt: skip
+GENERATION_ENERGY = ("tokens-per-j", "prefill-energy-per-token", "decode-energy-per-token",
+                     "cost-per-m-tokens")  # fmt: skip
+# the tables of the report's comparison section, in reading order
+COMPARISON_TABLES = ("speed", "energy", "ratios", "generation", "generation_speed",
+                     "generation_energy")  # fmt: skip
 GOOD_VERDICTS = ("faster", "better")
 BAD_VERDICTS = ("slower", "worse")
 
@@ -74,6 +81,22 @@ def figures_table(model: ReportModel, key: str, metrics: Sequence[str], title: s
     return t
 
 
+def generation_figures_tables(model: ReportModel) -> tuple[Table | None, Table | None]:
+    """Generation speed, and energy per token with $ per million output tokens, pooled per
+    configuration; (None, None) when no run generated tokens."""
+    if "ttft" not in model.metrics:
+        return None, None
+    speed = figures_table(model, "generation_speed", GENERATION_SPEED,
+                          "Token generation per configuration")  # fmt: skip
+    metrics = GENERATION_ENERGY if model.cost_profiles else GENERATION_ENERGY[:-1]
+    title = f"Energy per token per configuration ({model.energy_view} view)"
+    energy = figures_table(model, "generation_energy", metrics, title)
+    energy.caption += (" Prefill and decode energy split the run's energy by the power sampled "
+                       "in each phase (by time, marked ESTIMATE, when the sensor is too coarse "
+                       "for a prefill); tokens/J counts output tokens.")  # fmt: skip
+    return speed, energy
+
+
 def energy_table(model: ReportModel) -> Table:
     """Energy (and cost, when cost profiles were given) per configuration."""
     if model.cost_profiles:
@@ -99,7 +122,7 @@ def ratios_table(model: ReportModel) -> Table:
               "whose η is out of range reads unreliable; one from single runs is indicative.",
               ["Configuration", "Metric", "Ratio", "95 % CI", "Verdict", "Interval method"],
               widths=(2.2, 1.6, 0.8, 1.1, 1.6, 1.6))  # fmt: skip
-    metrics = [m for m in model.metrics if model.cost_profiles or m not in ("cost", "co2")]
+    metrics = [m for m in model.metrics if model.cost_profiles or m not in COST_METRICS]
     if len(metrics) < len(model.metrics):
         t.caption += " Cost and CO2 ratios are left out: no cost profile was given."
     for row in model.comparison.rows:
@@ -246,15 +269,22 @@ def generation_table(model: ReportModel) -> Table | None:
     t = Table("generation", "Token generation per run",
               "Time to first token, time per output token = (latency − TTFT) / (tokens − 1), "
               "and tokens per second, with 95 % intervals.",
-              ["Run", "Configuration", "Prompt / new tokens", "TTFT", "TPOT", "Decode tokens/s",
-               "End-to-end tokens/s"], widths=(0.9, 2.0, 1.0, 1.3, 1.3, 1.3, 1.3))  # fmt: skip
+              ["Run", "Configuration", "Prompt / new tokens × sequences", "TTFT", "TPOT",
+               "ITL p99", "Decode tokens/s", "Prefill tokens/s", "End-to-end tokens/s"],
+              widths=(0.9, 1.8, 1.0, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2))  # fmt: skip
     for e in runs:
         g = e.run.generation
         assert g is not None
+        itl = g.itl(0.99)
         t.rows.append([
             TCell(e.run.id[:8], "mono"), TCell(e.group_label or e.run.spec.label()),
-            TCell(f"{g.prompt_tokens} / {g.new_tokens}"), TCell(_iv_text(g.ttft_ns, 1e-6, "ms")),
-            TCell(_iv_text(g.tpot_ns, 1e-6, "ms")), TCell(_iv_text(g.decode_tokens_per_s, 1, "")),
+            TCell(f"{g.prompt_tokens} / {g.new_tokens} × {g.sequences}"),
+            TCell(_iv_text(g.ttft_ns, 1e-6, "ms")), TCell(_iv_text(g.tpot_ns, 1e-6, "ms")),
+            TCell(na("not recorded"), "na") if itl is None else
+            TCell(_iv_text(Interval(itl.value_ns, itl.lo_ns, itl.hi_ns), 1e-6, "ms")),
+            TCell(_iv_text(g.decode_tokens_per_s, 1, "")),
+            TCell(na("not recorded"), "na") if g.prefill_tokens_per_s is None else
+            TCell(_iv_text(g.prefill_tokens_per_s, 1, "")),
             TCell(_iv_text(g.e2e_tokens_per_s, 1, "")),
         ])  # fmt: skip
     return t
@@ -296,11 +326,14 @@ def startup_table(model: ReportModel) -> Table:
 
 
 def all_tables(model: ReportModel) -> dict[str, Table | None]:
+    gen_speed, gen_energy = generation_figures_tables(model)
     return {
         "speed": figures_table(model, "speed", SPEED_METRICS, "Speed per configuration"),
         "energy": energy_table(model),
         "ratios": ratios_table(model),
         "generation": generation_table(model),
+        "generation_speed": gen_speed,
+        "generation_energy": gen_energy,
         "runs": runs_table(model),
         "startup": startup_table(model),
         "stopping": stopping_table(model),

@@ -29,7 +29,7 @@ from wattbench.domain.result import (
 )
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.energy.figures import DomainSeries, compute_report
-from wattbench.engine import generation, runner, timing
+from wattbench.engine import generation, runner, timing, token_energy
 from wattbench.engine.compare import compare_runs
 from wattbench.engine.cost import usd_per_million_output_tokens
 from wattbench.engine.metrics import metric_name, metric_value
@@ -127,7 +127,7 @@ def test_old_generation_documents_still_decode() -> None:
     }  # fmt: skip
     g = codec.from_document(old, GenerationSummary)
     assert g.itl_ns == () and g.phase_energy == () and g.e2e_latency_ns is None
-    assert generation.token_energy(g)[0] is None
+    assert token_energy.token_energy(g)[0] is None
 
 
 # -- energy per token from a replayed power trace -------------------------------------------
@@ -186,18 +186,18 @@ def _gen_run(arrays: dict[str, np.ndarray], series: DomainSeries, **gen: Any) ->
 def test_energy_per_token_from_a_replayed_power_trace_adds_up(kind: str) -> None:
     arrays = _phases()
     series = _series(kind, 1_000_000, arrays)  # 1 ms samples: 50 per prefill
-    run = generation.with_phase_energy(_gen_run(arrays, series), [series], 0.001)
+    run = token_energy.with_phase_energy(_gen_run(arrays, series), [series], 0.001)
     g = run.generation
     assert g is not None
     split = next(p for p in g.phase_energy if p.view == "device")
     total = next(f for f in run.energy if f.domain == "device").energy_j
-    assert not split.estimate and split.method != generation.METHOD_TIME_SHARE
+    assert not split.estimate and split.method != token_energy.METHOD_TIME_SHARE
     assert split.prefill_j + split.decode_j == pytest.approx(total, rel=1e-12)
     # the phases' own energy, plus the gaps' energy shared pro rata
     pre, dec = CALLS * PREFILL_W * PREFILL_NS / 1e9, CALLS * DECODE_W * DECODE_NS / 1e9
     assert split.prefill_j == pytest.approx(total * pre / (pre + dec), rel=0.02)
     assert split.prefill_tokens == 8 * 2 * CALLS and split.decode_tokens == 4 * 2 * CALLS
-    te, _ = generation.token_energy(g)
+    te, _ = token_energy.token_energy(g)
     assert te is not None and not te.estimate
     back = (
         te.prefill_j_per_token * split.prefill_tokens + te.decode_j_per_token * split.decode_tokens
@@ -218,10 +218,10 @@ def test_energy_per_token_from_a_replayed_power_trace_adds_up(kind: str) -> None
 def test_a_sensor_too_coarse_for_a_prefill_splits_by_time_and_says_estimate() -> None:
     arrays = _phases()
     series = _series("power", 100_000_000, arrays)  # 100 ms samples: coarser than a prefill
-    run = generation.with_phase_energy(_gen_run(arrays, series), [series], 0.1)
+    run = token_energy.with_phase_energy(_gen_run(arrays, series), [series], 0.1)
     assert run.generation is not None
     split = run.generation.phase_energy[0]
-    assert split.estimate and split.method == generation.METHOD_TIME_SHARE
+    assert split.estimate and split.method == token_energy.METHOD_TIME_SHARE
     assert split.prefill_j / split.energy_j == pytest.approx(PREFILL_NS / (PREFILL_NS + DECODE_NS))
     assert "split by time" in split.note
     iv, why = metric_value(run, "decode-energy-per-token")
@@ -327,7 +327,7 @@ def test_reports_show_generation_figures_when_runs_generate(tmp_path: Path) -> N
 
     arrays = _phases()
     series = _series("power", 1_000_000, arrays)
-    a = generation.with_phase_energy(_gen_run(arrays, series), [series], 0.001)
+    a = token_energy.with_phase_energy(_gen_run(arrays, series), [series], 0.001)
     b = a.with_(id="b" * 32, spec=dataclasses.replace(a.spec, threads=2))
     profiles = {"cpu": CostProfile("cpu", cloud_usd_per_hour=3.6)}
     model = build_report([a, b], cost_profiles=profiles)

@@ -17,7 +17,7 @@ from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
-from wattbench.engine.generation import token_energy
+from wattbench.engine.token_energy import token_energy
 
 JSON_FORMAT = "wattbench.run-output"
 JSON_FORMAT_VERSION = 1

@@ -14,7 +14,7 @@ from wattbench.domain.result import EnergyFigure, RunResult, Trace
 from wattbench.domain.spec import RunSpec
 from wattbench.energy.figures import IdleBaseline
 from wattbench.energy.sampler import Sampler, open_sampler
-from wattbench.engine.generation import with_phase_energy
+from wattbench.engine.token_energy import with_phase_energy
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from wattbench.domain.codec import finite_json, to_document
 from wattbench.domain.result import RunResult, result_document
-from wattbench.engine.generation import token_energy
 from wattbench.engine.metrics import METRICS
 from wattbench.engine.ratios import Ratio
+from wattbench.engine.token_energy import token_energy
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult, RunStatus, host_of
 from wattbench.engine.compare import Comparison, compare_runs
-from wattbench.engine.generation import token_energy
 from wattbench.engine.metrics import COST_METRICS, METRICS, ConfigGroup, metric_value
 from wattbench.engine.ratios import Ratio, verdict_sentence
+from wattbench.engine.token_energy import token_energy
 from wattbench.reports.sentences import model_name, summary_sentence
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ Run: ``python tests/benchmarks/bench_generation_steps.py [--calls N] [--steps S]
    difference between that loop and the same loop without per-step timing is the cost the
    instrumentation adds to each decode step (inside the timed region); it prints the median of
    7 rounds of each, per step.
-2. ``generation.split_view`` on a 1 kHz power trace over N calls: the time the supervisor adds
+2. ``token_energy.split_view`` on a 1 kHz power trace over N calls: the time the supervisor adds
    to a generation run's result.
 
 It prints figures and asserts nothing (timings depend on the machine's load).
@@ -24,7 +24,7 @@ import numpy as np
 from wattbench.backends.sensors.base import Domain
 from wattbench.domain.result import EnergyFigure
 from wattbench.energy.figures import DomainSeries
-from wattbench.engine import generation, timing
+from wattbench.engine import generation, timing, token_energy
 
 clock = time.perf_counter_ns
 
@@ -84,7 +84,7 @@ def main() -> None:
 
     period = (50_000_000 + 200_000_000 + 5_000_000) * np.arange(args.calls, dtype=np.int64)
     starts = 1_000_000_000 + period
-    bounds = generation.phase_bounds(
+    bounds = token_energy.phase_bounds(
         starts, np.full(args.calls, 50_000_000), np.full(args.calls, 250_000_000)
     )
     t = np.arange(starts[0] - 10**8, int(bounds[2][-1]) + 10**8, 1_000_000, dtype=np.int64)
@@ -95,7 +95,7 @@ def main() -> None:
                        50.0 * dur, dur, 50.0, args.calls, 50.0 * dur / args.calls,
                        args.calls / (50.0 * dur))  # fmt: skip
     split = _median_ns(
-        lambda: generation.split_view(
+        lambda: token_energy.split_view(
             fig,
             [fig],
             {"package-0": series},

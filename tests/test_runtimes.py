@@ -197,7 +197,7 @@ def test_torchscript_files_run_on_torch_and_export_files_are_refused(tmp_path: P
 
 REFUSED = [
     (dict(runtime="onnxruntime", precision="fp16"), UnsupportedOptionError, "fp16 on the CPU"),
-    (dict(precision="int8"), UnsupportedOptionError, "not 'int8'"),
+    (dict(precision="int4"), UnsupportedOptionError, "not 'int4'"),  # int4: ortgenai only
     (dict(device="tpu:0"), DeviceError, "Unknown device"),
     (dict(device="mps"), DeviceError, "mps"),
     (dict(runtime="onnxruntime", ort_provider="NoSuchExecutionProvider"),

@@ -74,7 +74,9 @@ def register(subparsers: Any) -> None:
         "built-ins and PyTorch files, onnxruntime for ONNX files)",
     )
     p.add_argument("--batch", default=None, metavar="N[,N...]", help="batch sizes, e.g. 1,8,32")
-    p.add_argument("--precision", default="fp32", metavar="P[,P...]", help="fp32, fp16, bf16")
+    p.add_argument(
+        "--precision", default="fp32", metavar="P[,P...]", help="fp32, fp16, bf16, int8, int4"
+    )
     p.add_argument(
         "--threads",
         default=None,

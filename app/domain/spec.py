@@ -39,7 +39,7 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4")
 MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
 MIN_NEW_TOKENS = 2  # the time per output token needs a second token
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from wattbench.backends.models import builtin, files, hf, llm_shapes, probe
+from wattbench.backends.models import builtin, files, genai_build, hf, llm_shapes, probe
 from wattbench.backends.models.base import BATCH, InputSpec, ModelEntry
 from wattbench.backends.models.files import onnx_signature
 from wattbench.backends.models.inputs import format_shape, normalize_dtype, parse_shape
@@ -157,6 +157,8 @@ def model_format(ref: str) -> str:
         return "torch-module"
     if ref.startswith(ZOO_PREFIX):
         return "onnx"
+    if genai_build.is_genai_folder(Path(ref).expanduser()):
+        return genai_build.GENAI_FORMAT
     if ref.startswith(llm_shapes.PREFIX):
         return llm_shapes.FORMAT
     if ref.startswith(hf.PREFIX) or Path(ref).expanduser().is_dir():
@@ -190,6 +192,8 @@ def _file_entry(
         ) from None
     except OSError as exc:
         raise ModelError(f"Cannot look at the model file {ref}: {exc.strerror}.") from exc
+    if stat.S_ISDIR(st.st_mode) and genai_build.is_genai_folder(path):
+        return genai_build.genai_entry(path)
     if stat.S_ISDIR(st.st_mode):
         if not hf.is_checkpoint(path):
             raise ModelError(
@@ -393,6 +397,8 @@ def model_sha256(entry: ModelEntry) -> str:
     if entry.path is None:
         raise ModelError(f"{entry.ref} has no file to hash.")
     st = os.stat(entry.path)
+    if stat.S_ISDIR(st.st_mode):  # a GenAI folder: every file in it
+        return genai_build.folder_sha256(Path(entry.path))
     if not stat.S_ISREG(st.st_mode):
         raise ModelError(f"{entry.path} is no longer a regular file; give the model file again.")
     return _file_sha256(entry.path, st.st_size, st.st_mtime_ns)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from wattbench.backends.models import catalog, files
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.models.inputs import synthesize
+from wattbench.backends.runtimes import torch_int8
 from wattbench.backends.runtimes.base import (
     DeviceMemory,
     RuntimeOptions,
@@ -126,6 +127,9 @@ class TorchLoaded:
             "threads_requested": self.options.threads,
             "mode": "eager, grad disabled",
             "model_format": self.model.format,
+            "int8_weight_layers": torch_int8.quantized_layers(self.module)
+            if self.options.precision == torch_int8.INT8
+            else None,
             "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
             "env": {
                 k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ

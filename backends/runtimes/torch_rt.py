@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from wattbench.backends.models.base import ModelEntry
+from wattbench.backends.runtimes import torch_int8
 from wattbench.backends.runtimes.base import (
     Availability,
     DeviceInfo,
@@ -32,7 +33,7 @@ from wattbench.domain.errors import DeviceError, ModelError, UnsupportedOptionEr
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", torch_int8.INT8)
 CPU_PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -88,7 +89,7 @@ class TorchRuntime:
         from wattbench.backends import system
 
         cpu = system.cpu_summary()
-        precisions = CPU_PRECISIONS
+        precisions = CPU_PRECISIONS + ((torch_int8.INT8,) if torch_int8.available() else ())
         return DeviceInfo(
             id="cpu",
             kind="cpu",
@@ -246,6 +247,8 @@ class TorchRuntime:
                     f"use 1…{cpus} threads.",
                     field="threads",
                 )
+        if options.precision == torch_int8.INT8:
+            torch_int8.check(kind, model)
         if kind == "cpu":  # always usable, in every precision: nothing to ask torch
             return
         info = self._device_info(device, kind, index)
@@ -284,15 +287,20 @@ class TorchRuntime:
         if options.threads is not None:
             torch.set_num_threads(options.threads)
         dev = torch.device(torch_device(device))
-        dtype = getattr(torch, _DTYPES[options.precision])
+        dtype = getattr(torch, _DTYPES.get(options.precision, "float32"))  # int8: fp32 compute
         if model.decoder is not None:  # a transformers language model (checkpoint or llm:)
             from wattbench.backends.runtimes import torch_hf
 
-            return torch_hf.load_decoder(model, dev, dtype, options)
+            int8 = options.precision == torch_int8.INT8
+            return torch_hf.load_decoder(
+                model, dev, dtype, options, torch_int8.quantize if int8 else None
+            )
         module = _build(model)
         try:
             module = module.to(device=dev)
-            if options.precision != "fp32":
+            if options.precision == torch_int8.INT8:
+                module = torch_int8.quantize(module)
+            elif options.precision != "fp32":
                 module = module.to(dtype=dtype)
         except RuntimeError as exc:
             raise ModelError(f"Cannot move {model.ref} to {device}: {exc}") from exc

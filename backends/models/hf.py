@@ -74,7 +74,8 @@ def _snapshot(repo_dir: Path) -> Path | None:
     snapshots = repo_dir / "snapshots"
     ref = repo_dir / "refs" / "main"
     if ref.is_file():
-        rev = ref.read_text(encoding="utf-8", errors="replace").strip()
+        with open(ref, "rb") as f:
+            rev = f.read(128).decode("ascii", "replace").strip()
         if re.fullmatch(r"[0-9a-f]{7,64}", rev) and (snapshots / rev / CONFIG).is_file():
             return snapshots / rev
     found = [p for p in snapshots.glob("*") if (p / CONFIG).is_file()] if snapshots.is_dir() else []

@@ -220,6 +220,16 @@ def test_footprint_counts_weights_and_kv_cache() -> None:
     llm_memory.check_fits(fp, fp.total_bytes, "cpu", "llm:llama-3-8b")  # just fits
 
 
+def test_a_cuda_device_is_looked_up_by_its_nvml_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert llm_memory._nvml_index(1) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert [llm_memory._nvml_index(i) for i in range(3)] == [2, 3, None]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8a1b")
+    assert llm_memory._nvml_index(0) is None
+    assert llm_memory.free_bytes("mps") is None
+
+
 # -- the shape-only catalog ------------------------------------------------------------------
 
 

@@ -4,11 +4,13 @@ The footprint is the weights at the run's precision plus the KV cache of every c
 sequence at its full context (prompt + new tokens): 2 (key and value) × layers × KV heads ×
 head size × batch × context × bytes per value. Activations of one step are small beside these
 (prefill computes the logits of the last position only) and are not counted. ``check_fits``
-refuses a run whose footprint exceeds the device's free memory, with the numbers.
+refuses a run whose footprint exceeds the device's free memory, with the numbers: available RAM
+on the CPU, free GPU memory from NVML on CUDA (no CUDA context is made in the caller's process).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from wattbench.backends.models.base import DecoderShape
@@ -70,19 +72,46 @@ def check_fits(fp: Footprint, free_bytes: int, device: str, model: str) -> None:
 
 
 def free_bytes(device: str) -> int | None:
-    """Memory free for a run on ``device`` now: available RAM on the CPU, free device memory
-    of a CUDA/ROCm GPU (asked of torch, which a GPU run's checks import anyway); None where
-    it cannot be known (other devices)."""
+    """Memory free for a run on ``device`` now: available RAM on the CPU, free memory of an
+    NVIDIA GPU as NVML reports it (no CUDA context is made in the caller's process); None
+    where it cannot be known (other devices, no NVML)."""
     if device == "cpu":
         import psutil
 
         return int(psutil.virtual_memory().available)
     if device.startswith("cuda"):
-        import torch
-
         index = int(device.split(":", 1)[1]) if ":" in device else 0
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            return None
-        free, _total = torch.cuda.mem_get_info(index)
-        return int(free)
+        return _nvml_free(index)
     return None
+
+
+def _nvml_index(index: int) -> int | None:
+    """The NVML index of CUDA device ``index`` (CUDA_VISIBLE_DEVICES renumbers them)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return index
+    ids = [v.strip() for v in visible.split(",") if v.strip()]
+    if index >= len(ids) or not ids[index].isdigit():
+        return None  # hidden, or named by UUID: not worth guessing
+    return int(ids[index])
+
+
+def _nvml_free(index: int) -> int | None:
+    nvml_index = _nvml_index(index)
+    if nvml_index is None:
+        return None
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return None
+    try:
+        info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(nvml_index))
+        return int(info.free)
+    except pynvml.NVMLError:
+        return None
+    finally:
+        pynvml.nvmlShutdown()

@@ -342,3 +342,51 @@ def test_reports_show_generation_figures_when_runs_generate(tmp_path: Path) -> N
     assert "Token generation per configuration" in html and "Energy per token" in html
     plain = build_report([a.with_(generation=None), b.with_(generation=None)])
     assert all_tables(plain)["generation_speed"] is None  # no generation: no such table
+
+
+# -- through the service, on the fake decoder and wall meter of tests/plugins ---------------------
+
+
+def test_a_generation_sweep_through_the_service_with_a_measured_meter(
+    fake_plugins: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wattbench.service.plan import check_plan, plan_runs
+    from wattbench.service.queue import RunQueue
+    from wattbench.service.request import RunRequest
+    from wattbench.service.workbench import Workbench
+
+    monkeypatch.setenv("WATTBENCH_FAKE_ITEM_US", "8000")  # 8 ms a step, 128 ms a prefill
+    plan = plan_runs(RunRequest(
+        model="builtin:gpt-small", runtimes=("fake",), scenario=Scenario.GENERATION,
+        precisions=("fp32", "fp16"), prompt_tokens=128, new_tokens=6, repeats=1, preset="quick",
+        t_max_s=1.5, idle_baseline=False, memory_pass=False, time_limit_s=120.0, sample_hz=200.0,
+    ))  # fmt: skip
+    check_plan(plan)
+    with Workbench.open(str(tmp_path / "gen.sqlite")) as wb:
+        queue = RunQueue(recorder=wb)
+        queue.submit(plan.specs)
+        done = queue.run_all()
+        assert all(it.result is not None and it.result.ok for it in done), [
+            it.reason for it in done
+        ]
+        fp32 = next(it for it in done if it.spec.precision == "fp32")
+        stored = wb.get_run(fp32.run_id)
+        view = wb.compare([it.run_id for it in done], baseline_id=fp32.run_id,
+                          metrics=("decode-tokens-per-s", "tokens-per-j"))  # fmt: skip
+    g = stored.generation
+    assert g is not None and g.sequences == 1 and g.new_tokens == 6
+    assert g.tpot_ns.value >= 8e6 and g.ttft_ns.value >= 128e6  # what the fake spins, at least
+    split = next(p for p in g.phase_energy if p.view == "device")
+    assert split.source == "fakeplug.power" and not split.estimate  # 26 samples per prefill
+    assert split.prefill_j + split.decode_j == pytest.approx(split.energy_j, rel=1e-12)
+    # a steady 42 W: the energy follows the time, prefill J/token = 42 W × TTFT / 128 tokens
+    te, _ = token_energy.token_energy(g)
+    assert te is not None and te.prefill_j_per_token == pytest.approx(
+        42.0 * g.ttft_ns.value / 1e9 / 128, rel=0.1
+    )
+    base = view.comparison.baseline.estimate("decode-tokens-per-s").value
+    assert base is not None and base.value == pytest.approx(g.decode_tokens_per_s.value)
+    other = view.comparison.rows[0].group.estimate("decode-tokens-per-s").value
+    ratio = view.comparison.rows[0].ratios["decode-tokens-per-s"]
+    assert other is not None and ratio.value == pytest.approx(other.value / base.value)
+    assert view.comparison.rows[0].ratios["tokens-per-j"].value is not None

@@ -3,7 +3,10 @@ third-party plugin is (see the dist-info beside this file). Tests put this folde
 
 ``fake`` runs the built-in models' catalog entries without torch: one call spins the CPU for
 a known time (200 µs per item at fp32, half at fp16; WATTBENCH_FAKE_ITEM_US changes it), so
-the engine, the queue, the store and comparisons see real timings of known size. ``fakeplug``
+the engine, the queue, the store and comparisons see real timings of known size. For the
+generation scenario it is a decoder whose step spins that time per sequence and whose prefill
+spins an eighth of it per prompt token, so generation figures come out of the real timing loop
+with known sizes. ``fakeplug``
 is a wall-socket meter of the CPU drawing a steady 42 W. Both are fake *input* to the real
 code: the supervisor, the sampler and the figures are Wattbench's own.
 """
@@ -77,6 +80,26 @@ class FakeLoaded:
         return DeviceMemory(notes=("the fake runtime allocates nothing",))
 
 
+class FakeGenerator(FakeLoaded):
+    """A decoder: reset (nothing), prefill (call_ns × prompt tokens / 8), decode (call_ns)."""
+
+    def __init__(self, model: ModelEntry, options: RuntimeOptions) -> None:
+        super().__init__(model, options)
+        self.prefill_ns = self.call_ns * options.prompt_tokens // 8
+        self.position = 0
+
+    def reset(self) -> None:
+        self.position = 0
+
+    def prefill(self) -> None:
+        _spin(self.prefill_ns)
+        self.position = self.options.prompt_tokens
+
+    def decode_step(self) -> None:
+        _spin(self.call_ns)
+        self.position += 1
+
+
 class FakeRuntime:
     name = "fake"
     formats = ("torch-module",)
@@ -105,12 +128,10 @@ class FakeRuntime:
                 f"The fake runtime runs {', '.join(PRECISIONS)}, not {options.precision}.",
                 field="precision",
             )
-        if options.generation:
-            raise UnsupportedOptionError("The fake runtime does not generate tokens.")
 
     def load(self, model: ModelEntry, device: str, options: RuntimeOptions) -> FakeLoaded:
         self.check(model, device, options)
-        return FakeLoaded(model, options)
+        return FakeGenerator(model, options) if options.generation else FakeLoaded(model, options)
 
 
 class FakePlug(SourceDefaults):

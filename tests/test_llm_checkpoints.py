@@ -250,6 +250,16 @@ def test_architectures_have_their_published_sizes(key: str, parameters: int) -> 
     assert "random weights" in entry.name and "random weights" in entry.description
 
 
+def test_shape_only_runs_are_labelled_random_weights() -> None:
+    assert (
+        _spec("llm:tinyllama-1.1b")
+        .label()
+        .startswith("llm:tinyllama-1.1b (random weights) · torch · cpu")
+    )
+    assert "random" not in _spec("/models/tiny").label()
+    assert llm_shapes.entry("llm:tinyllama-1.1b").name == "tinyllama-1.1b (random weights)"
+
+
 def test_a_shape_only_model_is_built_with_random_weights(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -180,13 +180,13 @@ def _notes(i: int, r: RunResult) -> list[str]:
 
 
 def print_results(results: Sequence[RunResult]) -> None:
-    models = {r.spec.model for r in results}
+    models = {r.spec.model_label for r in results}
     title = f"wattbench run: {next(iter(models))}" if len(models) == 1 else "wattbench run"
     rows, notes, daggers = [], [], set()
     for i, r in enumerate(results, 1):
         label = r.spec.label()
         if len(models) == 1:
-            label = label.removeprefix(r.spec.model + " · ")
+            label = label.removeprefix(r.spec.model_label + " · ")
         cells, marked = _cells(i, r, label)
         rows.append(cells)
         daggers |= marked

@@ -42,6 +42,9 @@ PRESETS: dict[str, Preset] = {
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4")
 MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
 MIN_NEW_TOKENS = 2  # the time per output token needs a second token
+# refs of shape-only language models: real architectures with random weights, always said so
+RANDOM_WEIGHTS_PREFIX = "llm:"
+RANDOM_WEIGHTS = "random weights"
 
 
 def _finite_positive(value: float | None, field: str, what: str) -> None:
@@ -169,9 +172,17 @@ class RunSpec:
     def is_gpu(self) -> bool:
         return not self.device.startswith("cpu")
 
+    @property
+    def model_label(self) -> str:
+        """The model's ref, with "(random weights)" for a shape-only language model."""
+        if self.model.startswith(RANDOM_WEIGHTS_PREFIX):
+            return f"{self.model} ({RANDOM_WEIGHTS})"
+        return self.model
+
     def label(self) -> str:
         """A short human label: model · runtime · device · precision · batch · threads."""
-        parts = [self.model, self.runtime, self.device, self.precision, f"b{self.batch_size}"]
+        parts = [self.model_label, self.runtime, self.device, self.precision]
+        parts.append(f"b{self.batch_size}")
         if self.threads:
             parts.append(f"t{self.threads}")
         if self.scenario is Scenario.GENERATION:

@@ -355,7 +355,7 @@ def _spec_parts(spec: RunSpec, sha: str | None) -> dict[str, str]:
         "precision": spec.precision,
         "batch": f"b{spec.batch_size}",
         "threads": f"t{spec.threads}" if spec.threads else "t-default",
-        "model": spec.model,
+        "model": spec.model_label,
         "scenario": spec.scenario.value,
         "provider": spec.ort_provider or "default provider",
         "graph": f"graph-opt {spec.ort_graph_optimization}",

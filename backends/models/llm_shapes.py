@@ -22,12 +22,13 @@ from typing import Any
 
 from wattbench.backends.models.base import DecoderShape, InputSpec, ModelEntry
 from wattbench.domain.errors import ModelError
+from wattbench.domain.spec import RANDOM_WEIGHTS, RANDOM_WEIGHTS_PREFIX
 
-PREFIX = "llm:"
+PREFIX = RANDOM_WEIGHTS_PREFIX
 FAMILY = "llm-shape"
 FORMAT = "hf-config"
 SEED = 0
-RANDOM = "random weights"
+RANDOM = RANDOM_WEIGHTS
 DEFAULT_SEQ_LEN = 128
 
 

@@ -307,9 +307,11 @@ def test_show_json_and_compare_through_the_cli(
     with open_store(db) as s:
         s.save_run(real_run)
         s.save_run(other)
+        s.save_cost_profile(CostProfile("cpu", cloud_usd_per_hour=3.6))
     assert main(["--db", db, "show", real_run.id]) == 0
     out = capsys.readouterr().out
     assert "TTFT" in out and "inter-token latency: p50" in out and "energy per token" in out
+    assert "USD per million output tokens (the cpu profile)" in out
     assert main(["--db", db, "compare", real_run.id, other.id, "--metric",
                  "decode_tokens_per_s", "--metric", "itl-p99", "--json"]) == 0  # fmt: skip
     doc = json.loads(capsys.readouterr().out)

@@ -18,6 +18,7 @@ from wattbench.cli.common import (
 from wattbench.cli.run_output import generation_lines
 from wattbench.domain import units
 from wattbench.domain.codec import to_document
+from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import RunResult, result_document
@@ -108,7 +109,7 @@ def show_dict(r: RunResult) -> dict[str, Any]:
     return d
 
 
-def _show_text(r: RunResult) -> list[str]:
+def _show_text(r: RunResult, profile: CostProfile | None = None) -> list[str]:
     s = r.spec
     lines = [
         f"Run {r.id}",
@@ -141,7 +142,7 @@ def _show_text(r: RunResult) -> list[str]:
             lines.append(f"    {pe.name:<7}{est}" + ("" if pe.headline else " (not a headline)"))
     if r.phases.harness_efficiency is not None:
         lines.append(f"  harness      {units.eta(r.phases.harness_efficiency)}")
-    lines += [f"  {line}" for line in generation_lines(r)]
+    lines += [f"  {line}" for line in generation_lines(r, profile)]
     if r.energy:
         lines.append("  energy")
         for e in r.energy:
@@ -170,10 +171,14 @@ def _show_text(r: RunResult) -> list[str]:
 def _cmd_show(args: argparse.Namespace) -> int:
     with workbench(args) as wb:
         r = wb.get_run(args.id)
+        # a generation run's $ per million output tokens needs its device's cost profile
+        profile = None
+        if r.generation is not None and not args.json:
+            profile = profiles_by_device(wb.cost_profiles(r.spec.device)).get(r.spec.device)
     if args.json:
         print_json(show_dict(r))
     else:
-        print_lines(_show_text(r))
+        print_lines(_show_text(r, profile))
     return EXIT_OK
 
 

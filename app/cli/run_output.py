@@ -13,10 +13,12 @@ from typing import Any
 from wattbench import __version__
 from wattbench.cli.common import error_text, print_lines, print_table
 from wattbench.domain import units
+from wattbench.domain.cost import CostProfile
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
+from wattbench.engine.cost import usd_per_million_output_tokens
 from wattbench.engine.token_energy import token_energy
 
 JSON_FORMAT = "wattbench.run-output"
@@ -100,8 +102,19 @@ def token_energy_text(g: GenerationSummary, view: str = "device") -> str:
     return text
 
 
-def generation_lines(r: RunResult) -> list[str]:
-    """A generation run's figures in words (run and show output); none for other runs."""
+def token_cost_text(r: RunResult, profile: CostProfile) -> str:
+    """$ per million output tokens from a cost profile, labelled as the cost figures are."""
+    iv, why, estimate = usd_per_million_output_tokens(r, profile)
+    if iv is None:
+        return units.na(why)
+    name = f"profile {profile.name!r}" if profile.name else f"the {profile.device} profile"
+    text = f"{units.estimate(iv.value, iv.lo, iv.hi)} USD per million output tokens ({name}"
+    return text + (", estimate: the energy part rests on a TDP × load model)" if estimate else ")")
+
+
+def generation_lines(r: RunResult, profile: CostProfile | None = None) -> list[str]:
+    """A generation run's figures in words (run and show output); none for other runs.
+    With the cost profile of the run's device, also its $ per million output tokens."""
     g = r.generation
     if g is None:
         return []
@@ -121,6 +134,8 @@ def generation_lines(r: RunResult) -> list[str]:
         )
         lines.append(f"inter-token latency: {itl} over {units.count(g.itl_steps)} decode steps")
     lines.append(f"energy per token: {token_energy_text(g)}")
+    if profile is not None:
+        lines.append(f"cost: {token_cost_text(r, profile)}")
     if g.unconverged:
         lines.append(f"not within epsilon: {', '.join(g.unconverged)}")
     return lines

@@ -159,6 +159,15 @@ def test_an_architecture_transformers_does_not_know_is_refused(
         catalog.resolve_model(str(folder))
 
 
+def test_a_quantized_checkpoint_is_refused(tiny_llama: Path, tmp_path: Path) -> None:  # noqa: F811
+    folder = _copy(tiny_llama, tmp_path / "gptq")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "gptq", "bits": 4}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match=r"quantized checkpoint \(gptq\)"):
+        catalog.resolve_model(str(folder))
+
+
 def test_a_folder_without_weights_is_refused(tiny_llama: Path, tmp_path: Path) -> None:  # noqa: F811
     folder = _copy(tiny_llama, tmp_path / "empty", weights=False)
     with pytest.raises(ModelError, match="no safetensors weights") as err:

@@ -168,6 +168,15 @@ def _check_architecture(folder: Path, cfg: dict[str, Any]) -> str:
             f"its config.json has an auto_map: the model {REMOTE_CODE}. Use a checkpoint of an "
             "architecture built into transformers.",
         )
+    if "quantization_config" in cfg:
+        method = cfg["quantization_config"]
+        method = method.get("quant_method", "?") if isinstance(method, dict) else "?"
+        raise _refuse(
+            folder,
+            f"it is a quantized checkpoint ({method}), which needs libraries beyond torch and "
+            "transformers. Give the full-precision checkpoint and choose the precision with "
+            "--precision.",
+        )
     model_type = cfg.get("model_type")
     archs = cfg.get("architectures") or []
     arch = archs[0] if isinstance(archs, list) and archs else None

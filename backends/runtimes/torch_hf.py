@@ -66,7 +66,7 @@ def _checkpoint(model: ModelEntry, dev: torch.device, dtype: Any) -> Any:
             trust_remote_code=False,
             use_safetensors=True,
         )
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
             f"transformers cannot load the checkpoint {model.path}: {first}. Check that the "

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from wattbench.backends.sensors.base import Domain
 from wattbench.cli.main import main
+from wattbench.cli.run_output import json_document
 from wattbench.db.store import open_store
 from wattbench.domain import codec
 from wattbench.domain.cost import CostProfile
@@ -320,6 +321,11 @@ def test_show_json_and_compare_through_the_cli(
     assert doc["rows"][0]["ratios"]["decode-tokens-per-s"]["value"] == pytest.approx(1.0)
     back = codec.from_document(result_document(real_run), RunResult)
     assert back.generation == real_run.generation  # the JSON document keeps every field
+    (run_doc,) = json_document([real_run], 0)["runs"]  # `wattbench run --json`
+    assert run_doc["generation"]["itl_ns"][0]["p"] == 0.5
+    summary = run_doc["energy_summary"]
+    assert (summary["token_energy"] is None) == bool(summary["token_energy_na_reason"])
+    assert summary["token_energy_text"]
 
 
 def test_reports_show_generation_figures_when_runs_generate(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from wattbench.backends.models import builtin, catalog, genai_build
+from wattbench.backends.models import builtin, catalog, genai_build, hf
+from wattbench.backends.runtimes import registry
 from wattbench.backends.runtimes.base import RuntimeOptions
 from wattbench.backends.runtimes.ortgenai_rt import OrtGenaiRuntime
 from wattbench.domain.errors import BadInputError, ModelError, UnsupportedOptionError
@@ -184,6 +185,10 @@ def test_a_genai_folder_runs_as_built_and_other_precisions_are_refused_before(
 ) -> None:
     folder = str(built["int4"])
     assert catalog.model_format(folder) == genai_build.GENAI_FORMAT
+    # a GenAI folder runs on ortgenai by default; a checkpoint stays torch's unless asked
+    assert registry.runtime_for(genai_build.GENAI_FORMAT) == "ortgenai"
+    assert registry.runtime_for(hf.FORMAT) == "torch"
+    assert hf.FORMAT in registry.loadable_formats("ortgenai")
     entry = validate(quick(folder, precision="int4"))
     assert entry.format == genai_build.GENAI_FORMAT and entry.generative
     with pytest.raises(UnsupportedOptionError, match="built as int4"):

@@ -175,7 +175,7 @@ def device_inventory(
     return DeviceInventory(
         devices=tuple(choices),
         runtimes=status,
-        formats={n: registry.get_runtime(n).formats for n in names},
+        formats={n: registry.loadable_formats(n) for n in names},
         cpu=system.cpu_summary(),
         infos=tuple(infos),
         notes=tuple(notes),

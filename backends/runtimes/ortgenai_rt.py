@@ -69,7 +69,8 @@ class OrtGenaiRuntime:
     """onnxruntime-genai: og.Model + og.Generator on the CPU or a CUDA GPU."""
 
     name = "ortgenai"
-    formats = (genai_build.GENAI_FORMAT, HF_FORMAT)
+    formats = (genai_build.GENAI_FORMAT,)
+    converts = (HF_FORMAT,)  # built into a GenAI folder first; torch stays their default
 
     def available(self) -> Availability:
         if importlib.util.find_spec("onnxruntime_genai") is None:
@@ -119,7 +120,7 @@ class OrtGenaiRuntime:
         avail = self.available()
         if not avail.ok:
             raise UnsupportedOptionError(avail.reason, field="runtime")
-        if model.format not in self.formats:
+        if model.format not in self.formats + self.converts:
             raise UnsupportedOptionError(
                 f"{model.ref} is a {model.format} model; the ortgenai runtime runs GenAI "
                 "folders (genai_config.json) and local Hugging Face checkpoint folders.",

@@ -85,6 +85,13 @@ def runtime_for(model_format: str) -> str | None:
     return min(ranked)[2] if ranked else None
 
 
+def loadable_formats(name: str) -> tuple[str, ...]:
+    """The model formats runtime ``name`` runs: its own (``formats``), then those it converts
+    first (an optional ``converts``), which never make it a model's default runtime."""
+    runtime = get_runtime(name)
+    return tuple(runtime.formats) + tuple(getattr(runtime, "converts", ()))
+
+
 def reset_caches() -> None:
     """Forget found plugins, runtime instances and parsed model files (tests call this)."""
     from wattbench.backends.models import catalog

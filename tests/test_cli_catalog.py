@@ -81,7 +81,7 @@ def test_devices_json(capsys: pytest.CaptureFixture[str]) -> None:
     ort_cpu = [d for d in data["devices"] if d["id"] == "cpu" and d["runtime"] == "onnxruntime"]
     assert "CPUExecutionProvider" in ort_cpu[0]["details"]["providers"]
     cpu_rows = [d for d in data["devices"] if d["id"] == "cpu"]
-    assert {d["runtime"] for d in cpu_rows} == {"torch", "onnxruntime"}
+    assert {d["runtime"] for d in cpu_rows} == {"torch", "onnxruntime", "ortgenai"}
     if not torch.cuda.is_available():
         cuda = [d for d in data["devices"] if d["kind"] == "cuda"]
         assert cuda and all(not d["usable"] and d["reason"] for d in cuda)

@@ -93,7 +93,7 @@ def test_describe_system_on_this_machine_is_json_safe() -> None:
 def test_cpu_is_usable_on_both_runtimes() -> None:
     infos = devices.list_devices()
     cpus = {i.runtime: i for i in infos if i.id == "cpu"}
-    assert set(cpus) == {"torch", "onnxruntime"}
+    assert set(cpus) == {"torch", "onnxruntime", "ortgenai"}
     assert all(i.usable and i.reason for i in cpus.values())
     assert "fp32" in cpus["torch"].precisions and "bf16" in cpus["torch"].precisions
     assert cpus["onnxruntime"].precisions == ("fp32",)
@@ -108,7 +108,7 @@ def test_absent_gpus_are_listed_as_not_usable_with_a_reason() -> None:
         pytest.skip("this machine has a GPU")
     infos = devices.list_devices()
     cuda = [i for i in infos if i.kind in ("cuda", "rocm")]
-    assert {i.runtime for i in cuda} == {"torch", "onnxruntime"}
+    assert {i.runtime for i in cuda} == {"torch", "onnxruntime", "ortgenai"}
     for info in cuda:
         assert not info.usable
         assert len(info.reason) > 20  # a sentence, not a code

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from wattbench.db.store import open_store
+from wattbench.engine import convergence
 
 from tests.conftest import PLUGINS
 from tests.store_fixtures import make_results
@@ -42,8 +43,9 @@ def test_one_call_longer_than_t_max_says_how_long_to_measure() -> None:
     out = " ".join((proc.stdout + proc.stderr).split())
     took = re.search(r"One call takes (1\.5\d*) s", out)
     assert took is not None, out
-    asked = re.search(r"Raise T_max to at least (\d+) s", out)  # enough for 30 calls
-    assert asked is not None and int(asked.group(1)) >= 30 * float(took.group(1)), out
+    asked = re.search(r"Raise T_max to at least (\d+) s", out)  # enough calls to stop on
+    needed = convergence.MIN_N * float(took.group(1))
+    assert asked is not None and int(asked.group(1)) >= needed, out
     assert "Traceback" not in proc.stderr and "summarize" not in out
 
 

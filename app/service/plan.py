@@ -22,7 +22,7 @@ from wattbench.db.values import check_storable
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.events import CancelToken
 from wattbench.domain.spec import RunSpec, expand_sweep, interleave, new_order_seed
-from wattbench.engine.validate import check_entry, validate_many
+from wattbench.engine.validate import check_entry, check_memory, validate_many
 from wattbench.service.request import RunPlan, RunRequest, default_replicates
 
 ORT_ONLY_FIELDS = {
@@ -155,16 +155,19 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
 
 def entry_problems(entry: ModelEntry, plan: RunPlan) -> list[str]:
     """What stops an already resolved model from running this plan, found without opening
-    anything (the GUI asks as the form changes; ``check_plan`` asks again, thoroughly)."""
+    anything (the GUI asks as the form changes; ``check_plan`` asks again, thoroughly): its
+    inputs and scenario, and whether a language model's weights and KV cache fit in the
+    device's free memory."""
     problems: list[str] = []
     seen: set[tuple[object, ...]] = set()
     for spec in plan.specs:
-        key = spec.workload_key()
+        key = (*spec.workload_key(), spec.device)
         if key in seen:
             continue
         seen.add(key)
         try:
             check_entry(spec, entry)
+            check_memory(spec, entry)
         except BadInputError as exc:
             if str(exc) not in problems:
                 problems.append(str(exc))

@@ -23,7 +23,7 @@ from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import RunSpec
 from wattbench.engine.compare import Comparison, compare_runs
-from wattbench.engine.metrics import COST_METRICS
+from wattbench.engine.metrics import COST_METRICS, DEFAULT_METRICS, GENERATION_METRICS
 from wattbench.reports import write_report
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,15 @@ class ComparisonView:
     cost_profiles: Mapping[str, CostProfile] = field(default_factory=dict)
 
 
+def comparison_metrics(runs: Sequence[RunResult]) -> tuple[str, ...]:
+    """The metrics a comparison shows by default: the engine's default ones, after the
+    generation ones (TTFT, TPOT, tokens/s, tokens/J, $/M tokens ...) when a run generated
+    tokens."""
+    if any(r.generation is not None for r in runs):
+        return GENERATION_METRICS + DEFAULT_METRICS
+    return DEFAULT_METRICS
+
+
 def compare_loaded(
     runs: Sequence[RunResult],
     *,
@@ -52,14 +61,15 @@ def compare_loaded(
     noise: float | None = None,
     cost_profiles: Sequence[CostProfile] = (),
 ) -> ComparisonView:
-    """Compare runs already loaded (the GUI keeps recent ones); one profile per device."""
+    """Compare runs already loaded (the GUI keeps recent ones); one profile per device.
+    Without ``metrics``: ``comparison_metrics`` of the runs."""
     if len(runs) > MAX_COMPARED:
         raise BadInputError(f"Compare at most {MAX_COMPARED} runs at a time.", field="run_ids")
     profiles = profiles_by_device(cost_profiles)
     comparison = compare_runs(
         runs,
         baseline_id=baseline_id,
-        metrics=metrics,
+        metrics=comparison_metrics(runs) if metrics is None else metrics,
         noise=noise,
         energy_view=energy_view,
         cost_profiles=profiles,

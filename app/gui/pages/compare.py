@@ -33,7 +33,7 @@ from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.gui.controller import Controller
 from wattbench.gui.widgets.banner import Banner, Level
-from wattbench.gui.widgets.bar_charts import BAR_METRICS, BarGrid
+from wattbench.gui.widgets.bar_charts import GENERATION_BAR_METRICS, BarGrid
 from wattbench.gui.widgets.compare_charts import BatchChart, CdfChart, ParetoChart, PowerChart
 from wattbench.gui.widgets.comparison_text import (
     short_labels,
@@ -137,11 +137,14 @@ class ComparePage(QWidget):
         self.results_split.addWidget(self.verdicts)
         self.tabs = QTabWidget(results)
         self.bars = BarGrid(self.tabs)
+        self.generation = BarGrid(self.tabs, GENERATION_BAR_METRICS)
         self.cdf = CdfChart(self.tabs)
         self.power = PowerChart(self.tabs)
         self.batch = BatchChart(self.tabs)
         self.pareto = ParetoChart(self.tabs)
         self.tabs.addTab(self.bars, "Figures")
+        self.tabs.addTab(self.generation, "Token generation")  # shown for generation runs
+        self.tabs.setTabVisible(self.tabs.indexOf(self.generation), False)
         self.tabs.addTab(self.cdf, "Latency CDF")
         self.tabs.addTab(self.power, "Power")
         self.tabs.addTab(self.batch, "Throughput vs batch")
@@ -330,10 +333,28 @@ class ComparePage(QWidget):
         else:
             self.banner.clear()
         self.verdicts.setHtml(verdict_html(view))
+        self._show_generation(any(r.generation is not None for r in view.runs))
         self._stale = set(range(self.tabs.count()))
         self._draw_tab(self.tabs.currentIndex())
         self.last_draw_s = time.perf_counter() - start
         log.debug("drew a comparison of %d runs in %.3f s", len(view.runs), self.last_draw_s)
+
+    @property
+    def generative(self) -> bool:
+        """Whether the token generation figures are shown (a compared run generated tokens)."""
+        return self.tabs.isTabVisible(self.tabs.indexOf(self.generation))
+
+    def _show_generation(self, shown: bool) -> None:
+        """The token generation tab, brought to the front when it appears."""
+        index = self.tabs.indexOf(self.generation)
+        if shown == self.generative:
+            return
+        current = self.tabs.currentIndex()
+        self.tabs.blockSignals(True)  # the tab is drawn by show_comparison, once
+        self.tabs.setTabVisible(index, shown)
+        if shown or current == index:  # hiding the tab shown moves on to the figures
+            self.tabs.setCurrentIndex(index if shown else self.tabs.indexOf(self.bars))
+        self.tabs.blockSignals(False)
 
     def _draw_tab(self, index: int) -> None:
         """Draw one chart tab from the current comparison (each tab once per comparison)."""
@@ -343,10 +364,11 @@ class ComparePage(QWidget):
         self._stale.discard(index)
         comp, names = view.comparison, short_labels(view)
         tab = self.tabs.indexOf
-        if index == tab(self.bars):
-            for metric, _title, _unit, scale in BAR_METRICS:
+        if index in (tab(self.bars), tab(self.generation)):
+            grid = self.bars if index == tab(self.bars) else self.generation
+            for metric, _title, _unit, scale in grid.metrics:
                 bars = series.metric_bars(comp, metric, scale=scale, labels=names)
-                self.bars.charts[metric].set_bars(bars)
+                grid.charts[metric].set_bars(bars)
         elif index == tab(self.cdf):
             self.cdf.set_series(series.latency_samples(comp, names))
         elif index == tab(self.power):

@@ -9,7 +9,6 @@ CLI's ``wattbench run``; its full checks run once more off the GUI thread when R
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from wattbench.domain.spec import Scenario, new_order_seed
 from wattbench.gui import icons
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller
+from wattbench.gui.widgets import model_choice
 from wattbench.gui.widgets.banner import Banner, Level
 from wattbench.gui.widgets.run_form import RunForm
 from wattbench.service.request import RunPlan
@@ -63,6 +63,8 @@ class NewRunPage(RunForm):
         self.controller = controller
         self._settings = AppSettings()
         self._models: dict[str, Any] = {}  # ref -> ModelEntry
+        self._opened: dict[str, Any] = {}  # the files and checkpoint folders opened, by ref
+        self._shown_model: str | None = None  # the ref the form was last set for
         self._inventory: DeviceInventory | None = None
         self.catalog_loaded = False
         self.devices_loaded = False
@@ -118,6 +120,7 @@ class NewRunPage(RunForm):
         c.launched.connect(self._on_launched)
         c.failed.connect(self._on_failed)
         self.open_button.clicked.connect(lambda: self.open_model_file())
+        self.open_folder_button.clicked.connect(lambda: self.open_checkpoint_folder())
         self.run_button.clicked.connect(self.start_runs)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.changed.connect(self.update_plan)
@@ -141,15 +144,15 @@ class NewRunPage(RunForm):
     # ------------------------------------------------------------------ catalog and devices
     def _on_catalog(self, entries: list[Any]) -> None:
         current = self.model_combo.currentData() or self._saved_model
-        files = {ref: m for ref, m in self._models.items() if m.family == "file"}
-        self._models = {m.ref: m for m in entries}
-        self._models.update(files)
+        listed = model_choice.catalog_order(entries)
+        self._models = {m.ref: m for m in listed}
+        self._models.update(self._opened)
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        for family, title in (("builtin", "built-in"), ("onnx-zoo", "ONNX zoo"), ("file", "file")):
-            for m in entries if family != "file" else files.values():
-                if m.family == family:
-                    self._add_model_item(m, title)
+        for m in listed:
+            self._add_model_item(m)
+        for m in self._opened.values():
+            self._add_model_item(m, opened=True)
         self.model_combo.blockSignals(False)
         self.catalog_loaded = True
         self._catalog_error = ""
@@ -157,8 +160,8 @@ class NewRunPage(RunForm):
             self.model_combo.setCurrentIndex(0)
         self._on_model_changed()
 
-    def _add_model_item(self, model: Any, family_title: str) -> None:
-        self.model_combo.addItem(f"{model.name}  ({family_title})", model.ref)
+    def _add_model_item(self, model: Any, opened: bool = False) -> None:
+        self.model_combo.addItem(model_choice.item_text(model, opened), model.ref)
         self.model_combo.setItemData(
             self.model_combo.count() - 1, model.description, Qt.ItemDataRole.ToolTipRole
         )
@@ -198,18 +201,23 @@ class NewRunPage(RunForm):
         if model is None:
             self.model_info.setText("")
         else:
-            inputs = (
-                ", ".join(
-                    f"{i.name} {'×'.join(str(d) for d in i.shape)} {i.dtype}" for i in model.inputs
-                )
-                or "none declared"
-            )
-            params = f" · {model.parameters:,} parameters" if model.parameters else ""
-            self.model_info.setText(
-                f"{html.escape(model.description)}<br><small>{model.format}{params} · inputs: "
-                f"{html.escape(inputs)}</small>"
-            )
+            self.model_info.setText(model_choice.info_html(model))
+            if self._shown_model is not None and model.ref != self._shown_model:
+                self._match_scenario(model)  # a choice, not the last session's model restored
+            self._shown_model = model.ref
         self.update_plan()
+
+    def _match_scenario(self, model: Any) -> None:
+        """A model that generates tokens is measured generating them; another model leaves
+        the generation scenario for single stream."""
+        scenario = Scenario(self.scenario_combo.currentData())
+        if model.generative and scenario is not Scenario.GENERATION:
+            wanted = Scenario.GENERATION
+        elif not model.generative and scenario is Scenario.GENERATION:
+            wanted = Scenario.SINGLE_STREAM
+        else:
+            return
+        self.scenario_combo.setCurrentIndex(self.scenario_combo.findData(wanted.value))
 
     def current_model(self) -> Any:
         ref = self.model_combo.currentData()
@@ -232,11 +240,22 @@ class NewRunPage(RunForm):
         self.update_plan()
         self.controller.resolve_model_file(path, dims or None, shapes or None)
 
+    def open_checkpoint_folder(self, path: str | None = None) -> None:
+        """Check a Hugging Face checkpoint folder off the GUI thread (in a probe process, as
+        a file); it joins the model list if it can run."""
+        if path is None:
+            path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face checkpoint folder")
+            if not path:
+                return
+        self._checking_file = path
+        self.update_plan()
+        self.controller.resolve_model_file(path)
+
     def _on_model_resolved(self, model: Any) -> None:
         self._checking_file = None
         if model.ref not in self._models:
-            self._models[model.ref] = model
-            self._add_model_item(model, "file")
+            self._models[model.ref] = self._opened[model.ref] = model
+            self._add_model_item(model, opened=True)
         self.select_model(model.ref)
         self.update_plan()
         self.notify(f"Opened {model.path or model.ref}.")
@@ -245,7 +264,7 @@ class NewRunPage(RunForm):
         self._checking_file = None
         self.update_plan()
         self.notify(
-            f"This model file cannot be used, so nothing was queued: {path}\n{message}", Level.ERROR
+            f"This model cannot be used, so nothing was queued: {path}\n{message}", Level.ERROR
         )
 
     # ------------------------------------------------------------------ the plan
@@ -272,7 +291,7 @@ class NewRunPage(RunForm):
     def plan(self) -> Plan:
         """The runs that Run would queue (the service's plan), and what stops or limits them."""
         scenario = Scenario(self.scenario_combo.currentData())
-        self.gen_widget.setVisible(scenario is Scenario.GENERATION)
+        self.set_generation_mode(scenario is Scenario.GENERATION)
         errors = self._waiting()
         try:
             request = self.request()

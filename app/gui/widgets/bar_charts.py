@@ -28,6 +28,15 @@ BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
     ("perf-per-watt", "Inferences per joule", "items/J", 1.0),
     ("cost", "$ per million inferences", "USD", 1.0),
 )
+# the same for generation runs (engine/metrics.py: measured per token)
+GENERATION_BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
+    ("decode-tokens-per-s", "Decode tokens per second", "tokens/s", 1.0),
+    ("ttft", "Time to first token (TTFT)", "ms", 1e-6),
+    ("tpot", "Time per output token (TPOT)", "ms", 1e-6),
+    ("itl-p99", "Inter-token latency p99", "ms", 1e-6),
+    ("tokens-per-j", "Output tokens per joule", "tokens/J", 1.0),
+    ("cost-per-m-tokens", "$ per million output tokens", "USD", 1.0),
+)
 
 
 _SHA = re.compile(r"^[0-9a-f]{8}$")
@@ -196,14 +205,19 @@ class MetricBars(pg.PlotWidget):
 
 
 class BarGrid(QWidget):
-    """The six metric bar charts in a 2 × 3 grid."""
+    """Metric bar charts (six: ``BAR_METRICS`` by default) in a grid of two columns."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        metrics: tuple[tuple[str, str, str, float], ...] = BAR_METRICS,
+    ) -> None:
         super().__init__(parent)
         layout = QGridLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.metrics = metrics
         self.charts: dict[str, MetricBars] = {}
-        for i, (metric, title, unit, _scale) in enumerate(BAR_METRICS):
+        for i, (metric, title, unit, _scale) in enumerate(metrics):
             chart = MetricBars(title, unit, self)
             self.charts[metric] = chart
             layout.addWidget(chart, i // 2, i % 2)

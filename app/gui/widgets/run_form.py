@@ -41,6 +41,8 @@ from wattbench.service.request import (
 log = logging.getLogger(__name__)
 
 AUTO_REPLICATES = 0  # the replicates box's "auto": the service's default for the plan
+BATCH_LABEL = "Batch sizes"
+CONCURRENCY_LABEL = "Concurrent sequences"
 
 
 class RunForm(QWidget):
@@ -66,6 +68,13 @@ class RunForm(QWidget):
         self.open_button.setToolTip(
             "Benchmark an ONNX or TorchScript file (checked before anything is queued)"
         )
+        self.open_folder_button = QPushButton(
+            icons.icon("icon-open"), "Open checkpoint folder…", self
+        )
+        self.open_folder_button.setToolTip(
+            "Benchmark a Hugging Face checkpoint folder (config.json + safetensors, as "
+            "save_pretrained writes it), read without running its code, never downloaded"
+        )
         self.model_info = QLabel(self)
         self.model_info.setWordWrap(True)
         self.model_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -76,6 +85,7 @@ class RunForm(QWidget):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_combo, 1)
         model_row.addWidget(self.open_button)
+        model_row.addWidget(self.open_folder_button)
         model_form = QFormLayout()
         model_form.addRow("Model", model_row)
         model_form.addRow("", self.model_info)
@@ -100,6 +110,7 @@ class RunForm(QWidget):
             check.setObjectName(f"check-{name}")
         self.batch_edit = QLineEdit("1", self)
         self.batch_edit.setPlaceholderText("e.g. 1, 8, 32")
+        self.batch_label = QLabel(BATCH_LABEL, self)
         self.threads_edit = QLineEdit("default", self)
         self.threads_edit.setPlaceholderText("default, or e.g. 1, 4")
         self.scenario_combo = QComboBox(self)
@@ -115,10 +126,16 @@ class RunForm(QWidget):
         self.new_tokens_spin = QSpinBox(self)
         self.new_tokens_spin.setRange(1, 32_768)
         self.new_tokens_spin.setValue(16)
+        self.prompt_spin.setToolTip("Tokens in each sequence's prompt (prefill)")
+        self.new_tokens_spin.setToolTip(
+            "Tokens generated for each sequence after its prompt (always this many: the end "
+            "of sequence token is ignored)"
+        )
         gen_row = QHBoxLayout()
-        gen_row.addWidget(QLabel("prompt tokens", self))
+        gen_row.addWidget(QLabel("Prompt tokens", self))
         gen_row.addWidget(self.prompt_spin)
-        gen_row.addWidget(QLabel("new tokens", self))
+        gen_row.addSpacing(12)
+        gen_row.addWidget(QLabel("New tokens", self))
         gen_row.addWidget(self.new_tokens_spin)
         gen_row.addStretch(1)
         self.gen_widget = QWidget(self)
@@ -127,10 +144,10 @@ class RunForm(QWidget):
         how_form = QFormLayout()
         how_form.addRow("Runtimes", self.runtime_row)
         how_form.addRow("Precisions", _row(self, list(self.precision_checks.values())))
-        how_form.addRow("Batch sizes", self.batch_edit)
-        how_form.addRow("Threads", self.threads_edit)
         how_form.addRow("Scenario", self.scenario_combo)
         how_form.addRow("", self.gen_widget)
+        how_form.addRow(self.batch_label, self.batch_edit)
+        how_form.addRow("Threads", self.threads_edit)
         how_box = QGroupBox("How to run", self)
         how_box.setLayout(how_form)
 
@@ -188,6 +205,18 @@ class RunForm(QWidget):
         for dspin in (self.t_max_spin, self.sample_spin):
             dspin.valueChanged.connect(self.changed)
         return form
+
+    def set_generation_mode(self, generation: bool) -> None:
+        """Show the prompt and new token settings for the generation scenario, where the batch
+        is the number of sequences generated together; hide them for the others."""
+        self.gen_widget.setVisible(generation)
+        self.batch_label.setText(CONCURRENCY_LABEL if generation else BATCH_LABEL)
+        self.batch_edit.setToolTip(
+            "Sequences generated together (batch = concurrent sequences); several values, "
+            "e.g. 1, 8, 32, make a sweep"
+            if generation
+            else "Items per call; several values, e.g. 1, 8, 32, make a sweep"
+        )
 
     def _set_runtimes(self, names: list[str]) -> None:
         """One check box per registered runtime plugin, keeping what was checked."""

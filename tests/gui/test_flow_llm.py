@@ -134,13 +134,29 @@ def test_a_language_model_too_large_for_memory_is_refused_in_the_form(
     assert "holds at most 8192 positions" in "\n".join(new_run.update_plan().errors)
 
 
-def test_a_checkpoint_folder_is_opened_off_the_gui_thread(
-    qtbot: QtBot, new_run: NewRunPage, tmp_path: Path
+def test_checkpoints_of_the_hf_cache_are_listed_and_a_folder_is_opened_off_the_gui_thread(
+    qtbot: QtBot, new_run: NewRunPage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.llm_fixtures import build_checkpoint
 
     folder = build_checkpoint("llama", tmp_path / "tiny-llama")
     controller = new_run.controller
+    # a local Hugging Face cache holding one snapshot of it, as huggingface-cli leaves it
+    repo = tmp_path / "hub" / "models--acme--tiny-llama"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision, "ascii")
+    (repo / "snapshots").mkdir()
+    (repo / "snapshots" / revision).symlink_to(folder, target_is_directory=True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with qtbot.waitSignal(controller.catalogReady, timeout=LOAD_TIMEOUT_MS):
+        new_run.refresh()
+    assert new_run.select_model("hf:acme/tiny-llama")
+    assert new_run.model_combo.currentText() == "acme/tiny-llama  (local HF cache)"
+    assert _scenario(new_run) is Scenario.GENERATION
+    assert new_run.select_model("llm:tinyllama-1.1b")
+    assert new_run.model_combo.currentText().startswith("tinyllama-1.1b (random weights)")
+
     with qtbot.waitSignal(controller.modelResolved, timeout=LOAD_TIMEOUT_MS):
         new_run.open_checkpoint_folder(str(folder))
         assert any(e.startswith("Checking") for e in new_run.plan().errors)

@@ -162,6 +162,32 @@ def test_ortgenai_fp32_generates_the_greedy_tokens_of_torch_fp32(
         int4.close()
 
 
+def test_the_end_of_sequence_token_never_ends_a_generation_early(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """A copy whose end-of-sequence id is the very token greedy search picks first: still
+    exactly NEW tokens (without min_length the generator would be done after one)."""
+    options = RuntimeOptions(
+        precision="fp32", prompt_tokens=PROMPT, new_tokens=NEW, generation=True
+    )
+    runtime = OrtGenaiRuntime()
+    loaded = runtime.load(genai_build.genai_entry(built["fp32"]), "cpu", options)
+    try:
+        first = int(loaded.generate()[0, 0])
+    finally:
+        loaded.close()
+    copy = Path(shutil.copytree(built["fp32"], tmp_path / "eos"))
+    config = json.loads((copy / genai_build.GENAI_CONFIG).read_text())
+    config["model"]["eos_token_id"] = first
+    (copy / genai_build.GENAI_CONFIG).write_text(json.dumps(config))
+    loaded = runtime.load(genai_build.genai_entry(copy), "cpu", options)
+    try:
+        tokens = loaded.generate()
+    finally:
+        loaded.close()
+    assert tokens.shape == (1, NEW) and first not in tokens
+
+
 # -- runs through Wattbench ----------------------------------------------------------------------
 
 

@@ -183,8 +183,9 @@ def folder_sha256(folder: Path) -> str:
         pass
     digest = _folder_sha256(str(folder), listing)
     memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f"{signature}.{os.getpid()}.tmp")
-    tmp.write_text(digest, encoding="ascii")
+    fd, tmp = tempfile.mkstemp(prefix=signature + ".", suffix=".tmp", dir=memo.parent)
+    with os.fdopen(fd, "w", encoding="ascii") as f:  # a name of its own: threads hash at once
+        f.write(digest)
     os.replace(tmp, memo)
     return digest
 

@@ -14,6 +14,16 @@ from typing import Any, Protocol, runtime_checkable
 from wattbench.backends.models.base import ModelEntry
 
 
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution (from its metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
 @dataclass(frozen=True)
 class Availability:
     ok: bool

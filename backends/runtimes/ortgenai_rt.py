@@ -18,7 +18,12 @@ from typing import Any
 
 from wattbench.backends.models import genai_build, hf
 from wattbench.backends.models.base import ModelEntry
-from wattbench.backends.runtimes.base import Availability, DeviceInfo, RuntimeOptions
+from wattbench.backends.runtimes.base import (
+    Availability,
+    DeviceInfo,
+    RuntimeOptions,
+    installed_version,
+)
 from wattbench.backends.runtimes.device_names import parse_device
 from wattbench.backends.runtimes.ortgenai_loaded import OrtGenaiGenerative
 from wattbench.domain.errors import DeviceError, ModelError, UnsupportedOptionError
@@ -26,15 +31,6 @@ from wattbench.domain.errors import DeviceError, ModelError, UnsupportedOptionEr
 HF_FORMAT = hf.FORMAT  # a local Hugging Face checkpoint folder: built into a GenAI folder
 CPU_PRECISIONS = ("fp32", "int4")
 CUDA_PRECISIONS = ("fp32", "fp16", "bf16", "int4")
-
-
-def _version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("onnxruntime-genai")
-    except Exception:
-        return None
 
 
 def _import_og() -> Any:
@@ -77,7 +73,9 @@ class OrtGenaiRuntime:
             return Availability(
                 False, "onnxruntime-genai is not installed; pip install onnxruntime-genai"
             )
-        return Availability(True, "onnxruntime-genai is installed", _version())
+        return Availability(
+            True, "onnxruntime-genai is installed", installed_version("onnxruntime-genai")
+        )
 
     # -- devices -----------------------------------------------------------------------
     def devices(self) -> list[DeviceInfo]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from wattbench.backends.models import hf, llm_shapes
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes.base import RuntimeOptions
-from wattbench.backends.runtimes.torch_loaded import TorchLoaded
+from wattbench.backends.runtimes.torch_loaded import TorchLoaded, greedy_tokens
 from wattbench.domain.errors import ModelError, ShapeError
 
 if TYPE_CHECKING:
@@ -158,15 +158,7 @@ class HFGenerative(TorchLoaded):
 
     def generate(self) -> Any:
         """Greedy tokens of the batch, [batch, new_tokens] (for checks, not timed)."""
-        import torch
-
-        self.reset()
-        self.prefill()
-        out = [self.next_ids]
-        for _ in range(self.options.new_tokens - 1):
-            self.decode_step()
-            out.append(self.next_ids)
-        return torch.cat(out, dim=1).cpu().numpy()
+        return greedy_tokens(self)
 
     def settings(self) -> dict[str, Any]:
         import transformers

@@ -224,16 +224,8 @@ class TorchGenerative(TorchLoaded):
         self.synchronize()
 
     def generate(self) -> Any:
-        """Greedy tokens of one sequence, [batch, new_tokens] (for checks, not timed)."""
-        import torch
-
-        self.reset()
-        self.prefill()
-        out = [self.next_ids]
-        for _ in range(self.options.new_tokens - 1):
-            self.decode_step()
-            out.append(self.next_ids)
-        return torch.cat(out, dim=1).cpu().numpy()
+        """Greedy tokens of the batch, [batch, new_tokens] (for checks, not timed)."""
+        return greedy_tokens(self)
 
     def settings(self) -> dict[str, Any]:
         return super().settings() | {
@@ -241,3 +233,17 @@ class TorchGenerative(TorchLoaded):
             "prompt_tokens": self.options.prompt_tokens,
             "new_tokens": self.options.new_tokens,
         }
+
+
+def greedy_tokens(model: Any) -> Any:
+    """The greedy tokens a torch decoder (``prefill``/``decode_step`` leaving the chosen ids in
+    ``next_ids``) makes for its batch, [batch, new_tokens]: for checks, not timed."""
+    import torch
+
+    model.reset()
+    model.prefill()
+    out = [model.next_ids]
+    for _ in range(model.options.new_tokens - 1):
+        model.decode_step()
+        out.append(model.next_ids)
+    return torch.cat(out, dim=1).cpu().numpy()

@@ -22,6 +22,7 @@ from wattbench.backends.runtimes.base import (
     Availability,
     DeviceInfo,
     RuntimeOptions,
+    installed_version,
 )
 from wattbench.backends.runtimes.device_names import parse_device, torch_device
 from wattbench.backends.runtimes.torch_loaded import (
@@ -36,15 +37,6 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "bf16", torch_int8.INT8)
 CPU_PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def _torch_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("torch")
-    except Exception:
-        return None
 
 
 def _import_torch() -> ModuleType:
@@ -72,7 +64,7 @@ class TorchRuntime:
 
         if importlib.util.find_spec("torch") is None:
             return Availability(False, "torch is not installed; pip install torch")
-        return Availability(True, "torch is installed", _torch_version())
+        return Availability(True, "torch is installed", installed_version("torch"))
 
     # -- devices -----------------------------------------------------------------------
     def devices(self) -> list[DeviceInfo]:

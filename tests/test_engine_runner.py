@@ -21,21 +21,13 @@ from wattbench.domain.spec import RunSpec, Scenario, expand_sweep
 from wattbench.engine import runner
 from wattbench.service.queue import RunQueue
 
+from tests.specs import quick_spec
+
 FAULT_ENV = "WATTBENCH_TEST_FAULT"
 
 
 def quick(model: str = "builtin:mlp-tiny", **kw: Any) -> RunSpec:
-    base: dict[str, Any] = dict(
-        model=model,
-        preset="quick",
-        t_max_s=1.5,
-        threads=1,
-        idle_baseline=False,
-        memory_pass=False,
-        time_limit_s=120.0,
-    )
-    base.update(kw)
-    return RunSpec(**base)
+    return quick_spec(model, **{"t_max_s": 1.5, **kw})
 
 
 def _check_done(r: RunResult) -> None:

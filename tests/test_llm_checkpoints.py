@@ -26,6 +26,7 @@ from wattbench.engine import measure
 from wattbench.engine.validate import runtime_options, validate
 
 from tests.llm_fixtures import tiny_checkpoints, tiny_llama  # noqa: F401 (fixtures)
+from tests.specs import quick_spec
 
 QUICK = ["--preset", "quick", "--t-max", "1", "--threads", "1", "--no-idle", "--no-memory"]
 
@@ -36,20 +37,8 @@ def _fresh_catalog() -> None:
 
 
 def _spec(model: str, **kw: Any) -> RunSpec:
-    base: dict[str, Any] = dict(
-        model=model,
-        runtime="torch",
-        preset="quick",
-        t_max_s=1.0,
-        threads=1,
-        idle_baseline=False,
-        memory_pass=False,
-        scenario=Scenario.GENERATION,
-        prompt_tokens=6,
-        new_tokens=4,
-    )
-    base.update(kw)
-    return RunSpec(**base)
+    generation = dict(runtime="torch", scenario=Scenario.GENERATION, prompt_tokens=6, new_tokens=4)
+    return quick_spec(model, **{**generation, "time_limit_s": None, **kw})  # derived limit
 
 
 def _copy(src: Path, dst: Path, *, weights: bool = True) -> Path:

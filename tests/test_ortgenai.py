@@ -28,6 +28,7 @@ from wattbench.engine import runner
 from wattbench.engine.validate import validate
 
 from tests.llm_fixtures import build_checkpoint
+from tests.specs import quick_spec
 
 PROMPT, NEW = 8, 6
 
@@ -51,21 +52,10 @@ def built(checkpoint: Path, session_dirs: dict[str, Path]) -> dict[str, Path]:
 
 
 def quick(model: str, **kw: Any) -> RunSpec:
-    base: dict[str, Any] = dict(
-        model=model,
-        runtime="ortgenai",
-        scenario=Scenario.GENERATION,
-        prompt_tokens=PROMPT,
-        new_tokens=NEW,
-        preset="quick",
-        t_max_s=1.0,
-        threads=1,
-        idle_baseline=False,
-        memory_pass=False,
-        time_limit_s=120.0,
+    generation = dict(
+        runtime="ortgenai", scenario=Scenario.GENERATION, prompt_tokens=PROMPT, new_tokens=NEW
     )
-    base.update(kw)
-    return RunSpec(**base)
+    return quick_spec(model, **{**generation, **kw})
 
 
 def _decoder_ops(folder: Path) -> set[str]:

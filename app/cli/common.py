@@ -52,6 +52,13 @@ FLAGS = {
     "energy_view": "--energy",
     "noise": "--noise",
     "db": "--db",
+    "purchase_price_usd": "--purchase-price",
+    "amortization_years": "--years",
+    "utilization": "--utilization",
+    "electricity_usd_per_kwh": "--electricity",
+    "pue": "--pue",
+    "carbon_g_per_kwh": "--carbon",
+    "cloud_usd_per_hour": "--cloud-hourly",
 }
 HINTS = {"run_id": "`wattbench runs` lists the stored runs"}
 

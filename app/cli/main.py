@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "cmd_store": ("runs", "show", "tag", "note", "delete"),
     "cmd_compare": ("compare",),
     "cmd_bundle": ("export", "import"),
+    "cmd_cost": ("cost",),
     "cmd_report": ("report",),
     "cmd_gui": ("gui",),
 }

@@ -49,19 +49,25 @@ class CostProfile:
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise BadInputError(f"Cost profile {name} must be a number (got {value!r}).")
+                raise BadInputError(
+                    f"Cost profile {name} must be a number (got {value!r}).", field=name
+                )
             v = float(value)
             too_low = v <= low if exclusive else v < low
             if not math.isfinite(v) or too_low or v > high:
                 bound = f"above {low:g}" if exclusive else f"at least {low:g}"
                 raise BadInputError(
                     f"Cost profile {name} = {value!r} is not plausible: give a value {bound} "
-                    f"and at most {high:g}."
+                    f"and at most {high:g}.",
+                    field=name,
                 )
         if (self.purchase_price_usd is None) != (self.amortization_years is None):
             raise BadInputError(
                 "A purchase price needs an amortization period (years) and vice versa: "
-                "set both or neither."
+                "set both or neither.",
+                field="purchase_price_usd"
+                if self.purchase_price_usd is None
+                else "amortization_years",
             )
 
     @property

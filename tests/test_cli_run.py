@@ -196,9 +196,11 @@ def test_no_readable_sensor_says_na_and_why(
     code, out, err = _run(capsys, "run", "--model", "builtin:mlp-tiny", *QUICK, "--no-store")
     assert code == 0, err
     energy = " ".join(out[out.index("1. energy:") :].split())
-    assert energy.startswith("1. energy: measured n/a: no power sensor can be read here")
-    assert "powercap" in energy  # the reason names what is missing
+    assert energy.startswith("1. energy: measured n/a (‡1)")
     assert "estimate" in energy  # the estimate beside it is labelled as one
+    why = " ".join(out[out.index("‡1 measured energy n/a:") :].split())  # once, below
+    assert why.startswith("‡1 measured energy n/a: no power sensor can be read here")
+    assert "powercap" in why  # the reason names what is missing
 
 
 def test_exit_code_tells_bad_input_from_failure_and_cancel() -> None:

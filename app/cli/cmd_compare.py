@@ -12,7 +12,14 @@ import logging
 import sys
 from typing import Any
 
-from wattbench.cli.common import EXIT_OK, print_json, print_lines, print_table, workbench
+from wattbench.cli.common import (
+    EXIT_OK,
+    Footnotes,
+    print_json,
+    print_lines,
+    print_table,
+    workbench,
+)
 from wattbench.domain import units
 from wattbench.engine.compare import Comparison
 from wattbench.engine.metrics import METRICS, MetricEstimate, metric_name
@@ -72,10 +79,11 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
     }
 
 
-def _value_text(e: MetricEstimate, unit: str, batch: int) -> str:
-    """The pooled figure with its interval; latencies per call, and per item for a batch."""
+def _value_text(e: MetricEstimate, unit: str, batch: int, footnotes: Footnotes) -> str:
+    """The pooled figure with its interval; latencies per call, and per item for a batch.
+    Where there is none, n/a with the mark of its reason (printed once below the tables)."""
     if e.value is None:
-        return units.na(e.na_reason)
+        return f"{units.NA} {footnotes.mark(e.na_reason)}" if e.na_reason else units.NA
     v = e.value
     if unit == "ns":
         text = units.duration_ns(v.value)
@@ -86,10 +94,18 @@ def _value_text(e: MetricEstimate, unit: str, batch: int) -> str:
     return units.with_unit(v.value, unit) + (f" {brackets}" if brackets else "")
 
 
-def _ratio_text(r: Ratio) -> tuple[str, str]:
-    """The ratio with its interval, and the verdict as the engine gives it."""
+def _ratio_text(r: Ratio, footnotes: Footnotes) -> tuple[str, str]:
+    """The ratio with its interval, and the verdict as the engine gives it (for no ratio, the
+    mark of the reason, printed once below the tables)."""
     if r.value is None:
-        return units.NA, r.na_reason or ""
+        if not r.na_reason:
+            return units.NA, ""
+        # "baseline: why" / "this configuration: why" (engine.ratios): the figure's own reason,
+        # one footnote for the value cell and the ratio
+        whose, sep, why = r.na_reason.partition(": ")
+        if sep and whose in ("baseline", "this configuration"):
+            return units.NA, f"{whose} n/a {footnotes.mark(why)}"
+        return units.NA, footnotes.mark(r.na_reason)
     text = units.ratio(r.value, r.lo, r.hi)
     verdict = r.verdict or (f"no interval: {r.na_reason}" if r.na_reason else "no interval")
     return text, verdict
@@ -102,17 +118,18 @@ def print_comparison(c: Comparison) -> None:
             f"{'s' if c.baseline.replicates != 1 else ''})"
         ]
     )
+    footnotes = Footnotes()
     for m in c.metrics:
         info = METRICS[m]
         rows = []
         for g in c.groups:
             batch = g.spec.batch_size if m.startswith("latency") else 1  # per call, not token
-            value = _value_text(g.estimates[m], info.unit, batch)
+            value = _value_text(g.estimates[m], info.unit, batch, footnotes)
             if g is c.baseline:
                 rows.append([g.label, str(g.replicates), value, "1 (baseline)", ""])
                 continue
             row = next(r for r in c.rows if r.group is g)
-            ratio, verdict = _ratio_text(row.ratios[m])
+            ratio, verdict = _ratio_text(row.ratios[m], footnotes)
             rows.append([g.label, str(g.replicates), value, ratio, verdict])
         # Latencies are printed with their own unit (µs, ms), not in ns.
         unit = "" if info.unit == "ns" else f"{info.unit}, "
@@ -122,9 +139,17 @@ def print_comparison(c: Comparison) -> None:
             title=f"{info.label} ({unit}{'higher' if info.higher_is_better else 'lower'} "
             "is better)",
         )
-    out: list[str] = []
-    if c.rows:
-        out += ["", *c.sentences()]
+    out: list[str] = footnotes.lines()
+    # one sentence per row and metric, in that order; a ratio that is n/a is said by its table
+    # and the footnote of its reason, so its sentence would only repeat them
+    pairs = [(row, m) for row in c.rows for m in c.metrics]
+    sentences = [
+        text
+        for (row, m), text in zip(pairs, c.sentences(), strict=True)
+        if row.ratios[m].value is not None
+    ]
+    if sentences:
+        out += ["", *sentences]
     if any(m in ("cost", "co2") for m in c.metrics) and "no cost profile" in "".join(
         str(g.estimates[m].na_reason) for g in c.groups for m in c.metrics
     ):

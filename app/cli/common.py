@@ -137,3 +137,20 @@ def workbench(args: argparse.Namespace) -> Iterator[Workbench]:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class Footnotes:
+    """Reasons printed once below the tables of a command: a cell or a note carries the
+    reason's mark (‡1, ‡2 …) instead of repeating it for every run or row."""
+
+    MARK = "‡"
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+
+    def mark(self, reason: str) -> str:
+        n = self._numbers.setdefault(reason, len(self._numbers) + 1)
+        return f"{self.MARK}{n}"
+
+    def lines(self) -> list[str]:
+        return [f"{self.MARK}{n} {reason}" for reason, n in self._numbers.items()]

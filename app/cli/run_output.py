@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wattbench import __version__
-from wattbench.cli.common import error_text, print_lines, print_table
+from wattbench.cli.common import Footnotes, error_text, print_lines, print_table
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.energy import view_figure
@@ -54,18 +54,24 @@ def _dagger_note(with_interval: bool, without_interval: bool) -> str:
     )
 
 
-def energy_text(r: RunResult) -> str:
-    """The run device's energy in words: measured, or n/a with why beside a labelled estimate."""
+def energy_text(r: RunResult, footnotes: Footnotes | None = None) -> str:
+    """The run device's energy in words: measured, or n/a with why beside a labelled estimate.
+    With ``footnotes`` the why is a mark whose reason is printed once below the table."""
     f = view_figure(r, "device")
+    why = r.energy_na_reason or (None if f is not None else "no power sensor for this device")
+    if footnotes is not None and why:
+        why_text = f" ({footnotes.mark('measured energy n/a: ' + why)})"
+    else:
+        why_text = f": {why}" if why else ""
     if f is None:
-        return units.na(r.energy_na_reason or "no power sensor for this device")
+        return f"{units.NA}{why_text}" if footnotes is not None else units.na(why)
     text = (
         f"{units.energy_j(f.energy_per_item_j)}/item, {units.power_w(f.avg_power_w)} [{f.source}]"
     )
     if f.is_estimate:
         text += " (estimate: TDP × load model, not a measurement)"
         if r.energy_na_reason:
-            text = f"measured n/a: {r.energy_na_reason}; {text}"
+            text = f"measured n/a{why_text}; {text}"
     other = [fl for fl in f.flags if fl != "estimate"]
     if other:
         text += f" flags: {', '.join(other)}"
@@ -169,10 +175,10 @@ def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], set[bool]]:
     return cells, daggers
 
 
-def _notes(i: int, r: RunResult) -> list[str]:
+def _notes(i: int, r: RunResult, footnotes: Footnotes) -> list[str]:
     if not r.ok or r.latency is None:
         return [f"{i}. {r.status.value}: {r.reason}"]
-    notes = [f"{i}. energy: {energy_text(r)}"]
+    notes = [f"{i}. energy: {energy_text(r, footnotes)}"]
     notes += [f"{i}. {line}" for line in generation_lines(r)]
     batch = r.spec.batch_size
     if batch > 1:
@@ -197,7 +203,7 @@ def _notes(i: int, r: RunResult) -> list[str]:
 def print_results(results: Sequence[RunResult]) -> None:
     models = {r.spec.model_label for r in results}
     title = f"wattbench run: {next(iter(models))}" if len(models) == 1 else "wattbench run"
-    rows, notes, daggers = [], [], set()
+    rows, notes, daggers, footnotes = [], [], set(), Footnotes()
     for i, r in enumerate(results, 1):
         label = r.spec.label()
         if len(models) == 1:
@@ -205,11 +211,11 @@ def print_results(results: Sequence[RunResult]) -> None:
         cells, marked = _cells(i, r, label)
         rows.append(cells)
         daggers |= marked
-        notes += _notes(i, r)
+        notes += _notes(i, r, footnotes)
     print_table(HEADERS, rows, title=title, lines=len(results) > 1)
     if daggers:
         notes.append(_dagger_note(True in daggers, False in daggers))
-    print_lines(notes)
+    print_lines(notes + footnotes.lines())
 
 
 def energy_summary(r: RunResult) -> dict[str, Any]:

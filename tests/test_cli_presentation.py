@@ -1,0 +1,72 @@
+"""How the CLI presents stored and fresh runs: reasons printed once below the tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from wattbench.cli import run_output
+from wattbench.cli.main import main
+from wattbench.db.store import open_store
+from wattbench.domain.result import RunResult
+
+from tests.store_fixtures import make_results
+
+NO_SENSOR = "no power sensor can be read here (no powercap or hwmon power file)"
+
+
+def _without_energy(rs: list[RunResult]) -> list[RunResult]:
+    return [r.with_(energy=(), energy_na_reason=NO_SENSOR) for r in rs]
+
+
+def test_run_prints_the_energy_reason_once_and_keeps_it_per_run_in_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rs = _without_energy(make_results(3))
+    run_output.print_results(rs)
+    out = capsys.readouterr().out
+    assert out.count(NO_SENSOR) == 1
+    for i in (1, 2, 3):
+        assert f"{i}. energy: n/a (‡1)" in out
+    footnote = next(line for line in out.splitlines() if line.startswith("‡1 "))
+    assert footnote == f"‡1 measured energy n/a: {NO_SENSOR}"
+    assert out.rstrip().endswith(footnote)  # after the table and the run notes
+    doc = run_output.json_document(rs, 0)
+    for run in doc["runs"]:
+        assert run["energy_summary"]["na_reason"] == NO_SENSOR
+        assert NO_SENSOR in run["energy_summary"]["text"]
+
+
+def test_distinct_reasons_get_distinct_marks(capsys: pytest.CaptureFixture[str]) -> None:
+    rs = _without_energy(make_results(3))
+    rs[2] = rs[2].with_(energy_na_reason="the sensor stopped mid-run")
+    run_output.print_results(rs)
+    out = capsys.readouterr().out
+    assert out.count(NO_SENSOR) == 1 and out.count("the sensor stopped mid-run") == 1
+    assert "3. energy: n/a (‡2)" in out and "‡2 measured energy n/a: the sensor" in out
+
+
+def test_compare_prints_each_na_reason_once_after_the_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "cli.sqlite")
+    rs = _without_energy(make_results(4))
+    with open_store(db) as s:
+        for r in rs:
+            s.save_run(r)
+    code = main(["--db", db, "compare", *(r.id for r in rs)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    marks = [line for line in out.splitlines() if line.startswith("‡")]
+    assert marks, out
+    reasons = [m.split(" ", 1)[1] for m in marks]
+    assert len(reasons) == len(set(reasons))  # each reason once
+    for reason in reasons:
+        assert out.count(reason) == 1
+    table_end = max(i for i, line in enumerate(out.splitlines()) if "n/a ‡" in line)
+    assert all(out.splitlines().index(m) > table_end for m in marks)  # a footnote below
+    code = main(["--db", db, "compare", *(r.id for r in rs), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    energy = [g["estimates"]["energy"]["na_reason"] for g in doc["groups"]]
+    assert all(energy)  # the JSON keeps the reason for every group

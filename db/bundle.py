@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from wattbench import __version__
 from wattbench.db.bundle_checks import (
+    check_cost_profile,
     export_problem,
+    fail_reason,
+    profile_document,
 )
 from wattbench.db.values import canonical_sha256
 from wattbench.domain.arrays import ALLOWED_DTYPES, pack_array
@@ -56,6 +59,7 @@ MAX_TOTAL_BYTES = 8 * 1024**3  # all members, uncompressed
 MAX_JSON_BYTES = 32 * 1024**2  # one JSON member
 MAX_ARRAY_ELEMENTS = 50_000_000  # one array
 MAX_ARRAYS_PER_RUN = 64
+MAX_COST_PROFILES = 1_000
 MAX_MACHINE_BYTES = 64 * 1024**2  # all machine descriptions (held through the import)
 # Inflated sizes, from each array's declared dtype and shape, checked before decoding:
 MAX_ARRAY_BYTES = 256 * 1024**2  # one array (33.5 M values of 8 bytes)
@@ -76,6 +80,7 @@ class ExportSummary:
     run_ids: tuple[str, ...]
     machines: int  # distinct hosts the runs were measured on
     bytes_written: int
+    cost_profiles: int = 0  # profiles of the runs' devices written with them
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ class ImportSummary:
     already_present: tuple[str, ...]  # runs the store had (left as they are)
     machines: int  # distinct hosts the bundle's runs were measured on
     bundle_version: int
+    profiles_added: tuple[str, ...] = ()  # cost profiles new to this store ("device/name")
+    profiles_kept: tuple[str, ...] = ()  # the store had its own: kept, never overwritten
 
 
 def inflated_problem(inflated: int, file_bytes: int | None = None) -> str | None:
@@ -223,12 +230,14 @@ def export_bundle(
     machines: dict[str, bytes] = {}
     hosts: set[str] = set()
     entries = []
+    devices: set[str] = set()
     inflated = 0
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for start in range(0, len(ids), 50):  # bounded memory: 50 runs at a time
                 for r in repo.load_runs(ids[start : start + 50]):
                     entry, nbytes = _write_run(zf, r, machines, hosts)
+                    devices.add(r.spec.device)
                     entries.append(entry)
                     inflated += nbytes
                     _check_export(inflated_problem(inflated))
@@ -239,6 +248,7 @@ def export_bundle(
                 mentries.append(
                     {"fingerprint": fp, "file": f"machines/{fp}.json", "sha256": sha256_hex(data)}
                 )
+            profiles = _profiles(repo, devices)
             manifest = {
                 "format": BUNDLE_FORMAT,
                 "format_version": BUNDLE_FORMAT_VERSION,
@@ -247,6 +257,7 @@ def export_bundle(
                 "wattbench_version": __version__,
                 "runs": entries,
                 "machines": mentries,
+                "cost_profiles": profiles,
             }
             data = _json_bytes(manifest)
             zf.writestr(MANIFEST, data)
@@ -258,7 +269,30 @@ def export_bundle(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     log.info("exported %d runs to %s", len(ids), out)
-    return ExportSummary(out, tuple(ids), len(hosts), out.stat().st_size)
+    return ExportSummary(out, tuple(ids), len(hosts), out.stat().st_size, len(profiles))
+
+
+def _profiles(repo: Repository, devices: set[str]) -> list[dict[str, Any]]:
+    """The cost profiles of ``devices``, as import will check them."""
+    out = []
+    for p in repo.list_cost_profiles():
+        if p.device not in devices:
+            continue
+        doc = profile_document(p)
+        try:
+            check_cost_profile(doc, "cost profile")
+        except BundleError as exc:
+            raise BundleError(
+                f"The cost profile {p.device} {p.name!r} cannot be exported: import refuses it "
+                f"because {fail_reason(exc)}. Save it under another name. No bundle was written."
+            ) from exc
+        out.append(doc)
+    if len(out) > MAX_COST_PROFILES:
+        raise BundleError(
+            f"The runs' devices have {len(out)} cost profiles, more than a bundle carries "
+            f"({MAX_COST_PROFILES}); delete the ones not needed. No bundle was written."
+        )
+    return out
 
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "ExportSummary", "ImportSummary", "export_bundle"]

@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from wattbench.db.values import DB_INT_FIELDS, MAX_DB_INT, UNSAFE_NAME
-from wattbench.domain.errors import BundleError
+from wattbench.domain.cost import CostProfile
+from wattbench.domain.errors import BundleError, WattbenchError
 from wattbench.domain.result import RunResult, result_document
 
 log = logging.getLogger(__name__)
@@ -156,3 +157,38 @@ def check_document(
 def check_json_tree(value: Any, where: str) -> None:
     """A free-form JSON value (system description): bounded depth, clean keys and text."""
     check_document(value, where, free=True)
+
+
+_PROFILE_NAMES = ("device", "name")
+_PROFILE_NUMBERS = tuple(f for f in CostProfile.__dataclass_fields__ if f not in _PROFILE_NAMES)
+
+
+def profile_document(p: CostProfile) -> dict[str, Any]:
+    """A cost profile as the manifest's ``cost_profiles`` holds it."""
+    return {f: getattr(p, f) for f in (*_PROFILE_NAMES, *_PROFILE_NUMBERS)}
+
+
+def check_cost_profile(value: Any, where: str) -> CostProfile:
+    """A manifest's cost profile: known keys only, clean names, plain numbers or null, and a
+    plausible profile (the same limits as one set by hand)."""
+    if not isinstance(value, dict):
+        raise fail(f"{where} is not an object")
+    unknown = set(value) - {*_PROFILE_NAMES, *_PROFILE_NUMBERS}
+    if unknown:
+        raise fail(
+            f"{where} has an unknown field {check_name(sorted(map(str, unknown))[0], where)!r}"
+        )
+    device = check_name(value.get("device"), f"{where} device")
+    name = check_name(value.get("name", ""), f"{where} name")
+    numbers: dict[str, float] = {}
+    for f in _PROFILE_NUMBERS:
+        v = value.get(f)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise fail(f"{where} {f} is not a number")
+        check_document(v, f"{where} {f}", f)  # finite and bounded
+        if v is not None:
+            numbers[f] = float(v)
+    try:
+        return CostProfile(device=device, name=name, **numbers)
+    except WattbenchError as exc:
+        raise fail(f"{where} is not plausible ({exc})") from exc

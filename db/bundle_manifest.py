@@ -25,6 +25,7 @@ from wattbench.db.bundle import (
     MAX_ARRAY_BYTES,
     MAX_ARRAY_ELEMENTS,
     MAX_ARRAYS_PER_RUN,
+    MAX_COST_PROFILES,
     MAX_JSON_BYTES,
     MAX_MACHINE_BYTES,
     MAX_MEMBER_BYTES,
@@ -37,6 +38,7 @@ from wattbench.db.bundle import (
 from wattbench.db.bundle_checks import (
     as_list,
     as_object,
+    check_cost_profile,
     check_json_tree,
     check_name,
     fail,
@@ -44,6 +46,7 @@ from wattbench.db.bundle_checks import (
 )
 from wattbench.db.values import canonical_sha256
 from wattbench.domain.arrays import layout
+from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BundleError
 from wattbench.domain.result import host_of
 
@@ -102,6 +105,7 @@ class BundlePlan:
     runs: tuple[RunEntry, ...]
     hosts: int  # distinct hosts the runs were measured on
     inflated_bytes: int
+    cost_profiles: tuple[CostProfile, ...] = ()  # checked; at most one per (device, name)
 
 
 class BundleReader:
@@ -307,7 +311,16 @@ def scan_bundle(reader: BundleReader, file_bytes: int) -> BundlePlan:
     if problem is not None:
         raise fail(problem)
     hosts = len({host_of(system) or fp for fp, system in machines.items()})
-    return BundlePlan(machines, runs, hosts, inflated)
+    return BundlePlan(machines, runs, hosts, inflated, _cost_profiles(manifest))
+
+
+def _cost_profiles(manifest: dict[str, Any]) -> tuple[CostProfile, ...]:
+    """The manifest's optional ``cost_profiles`` (absent from bundles of older versions)."""
+    entries = as_list(manifest.get("cost_profiles", []), "cost_profiles", MAX_COST_PROFILES)
+    profiles = tuple(check_cost_profile(e, f"cost profile {i}") for i, e in enumerate(entries))
+    if len({(p.device, p.name) for p in profiles}) != len(profiles):
+        raise fail("it lists a cost profile twice")
+    return profiles
 
 
 __all__ = ["BundlePlan", "BundleReader", "RunEntry", "packed_bound", "scan_bundle"]

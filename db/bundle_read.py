@@ -221,10 +221,38 @@ def import_bundle(
             handled += len(batch)
             if on_batch is not None:
                 on_batch(handled, len(todo))
+        profiles_added, profiles_kept = _add_cost_profiles(repo, plan, len(added), len(todo))
     new = set(added)
     already = tuple(e.id for e in plan.runs if e.id not in new)
     log.info("imported %d runs from %s (%d already present)", len(added), p, len(already))
-    return ImportSummary(tuple(added), already, plan.hosts, BUNDLE_FORMAT_VERSION)
+    return ImportSummary(
+        tuple(added), already, plan.hosts, BUNDLE_FORMAT_VERSION, profiles_added, profiles_kept
+    )
+
+
+def _add_cost_profiles(
+    repo: Repository, plan: BundlePlan, added: int, new: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Store the bundle's cost profiles the store has no profile of the same device and name
+    for; a profile the store has is never overwritten. The labels added and kept."""
+    have = {(p.device, p.name) for p in repo.list_cost_profiles()}
+    added_labels: list[str] = []
+    kept: list[str] = []
+    for prof in plan.cost_profiles:
+        label = prof.device + (f"/{prof.name}" if prof.name else "")
+        if (prof.device, prof.name) in have:
+            kept.append(label)
+            continue
+        try:
+            repo.save_cost_profile(prof)
+        except StoreError as exc:
+            raise StoreError(
+                f"{exc} The runs were imported ({added} of {new} new); the cost profile "
+                f"{label} was not: import the bundle again to add it.",
+                field=exc.field,
+            ) from exc
+        added_labels.append(label)
+    return tuple(added_labels), tuple(kept)
 
 
 __all__ = ["import_bundle", "read_bundle"]

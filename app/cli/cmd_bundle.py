@@ -21,7 +21,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         s = wb.export_bundle(None if args.all else args.ids, args.output)
     print(
         f"Exported {plural(len(s.run_ids), 'run')} from {plural(s.machines, 'machine')} to "
-        f"{s.path} ({units.size_bytes(s.bytes_written)})."
+        f"{s.path} ({units.size_bytes(s.bytes_written)})"
+        + (
+            f", with {plural(s.cost_profiles, 'cost profile')} of their devices."
+            if s.cost_profiles
+            else "."
+        )
     )
     return EXIT_OK
 
@@ -33,6 +38,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if s.already_present:
         msg += f"; {len(s.already_present)} were already in the store and were left as they are"
     print(msg + ".")
+    if s.profiles_added:
+        print(
+            f"Added {plural(len(s.profiles_added), 'cost profile')}: {', '.join(s.profiles_added)}."
+        )
+    if s.profiles_kept:
+        print(
+            f"Kept this store's own cost profile of {', '.join(s.profiles_kept)} (the "
+            "bundle's was not imported; `wattbench cost show` shows the one in use)."
+        )
     return EXIT_OK
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from wattbench.cli.main import main
 from wattbench.db.store import open_store
+from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
+from wattbench.domain.result import RunResult
+from wattbench.engine.cost import cost_figures
+
+from tests.store_fixtures import make_result
 
 
 @pytest.fixture
@@ -109,3 +115,55 @@ def test_list_with_no_profiles_says_how_to_add_one(
     assert code == 0 and "wattbench cost set" in out
     code, out, _ = _run(capsys, "--db", db, "cost", "list", "--json")
     assert json.loads(out) == []
+
+
+def _estimate_only(run_id: str) -> RunResult:
+    """A CPU run whose only energy figure is a model's estimate (no power reading)."""
+    measured = make_result(n_latencies=200, n_telemetry=0)
+    e = measured.energy[0]
+    estimate = replace(e, method="model", rel_uncertainty=None, flags=("estimate",))
+    return measured.with_(id=run_id, energy=(estimate,), energy_na_reason="no power sensor")
+
+
+def test_show_with_runs_gives_the_hardware_part_without_a_power_reading(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    measured = make_result(n_latencies=200, n_telemetry=0)
+    blind = _estimate_only("e" * 32)
+    with open_store(db) as s:
+        s.save_run(measured)
+        s.save_run(blind)
+        s.save_cost_profile(
+            CostProfile(device="cpu", purchase_price_usd=8766.0, amortization_years=1.0,
+                        electricity_usd_per_kwh=0.2)
+        )  # fmt: skip
+    code, out, err = _run(
+        capsys, "--db", db, "cost", "show", "cpu", "--json", "--run", measured.id, "eeee"
+    )
+    assert code == 0, err
+    rows = {r["run"]: r for r in json.loads(out)["runs"]}
+    profile = CostProfile(device="cpu", purchase_price_usd=8766.0, amortization_years=1.0,
+                          electricity_usd_per_kwh=0.2)  # fmt: skip
+    full = cost_figures(measured, profile, allow_estimate=False)
+    assert full.usd_per_million is not None and full.energy_usd_per_million is not None
+    assert rows[measured.id]["usd_per_million"] == f"${units.number(full.usd_per_million.value)}"
+    assert "measured energy" in rows[measured.id]["counts"]
+    assert rows[measured.id]["estimate"] == "—"
+    # no power reading: the hardware part (1 $/h × hours per million) stands, marked partial
+    assert blind.throughput_items_per_s is not None
+    hardware = 1e6 / blind.throughput_items_per_s.value / 3600.0
+    assert rows[blind.id]["usd_per_million"] == f"≥ ${units.number(hardware)}"
+    assert rows[blind.id]["counts"] == "hardware only (energy n/a: no power sensor)"
+    est = cost_figures(blind, profile)
+    assert est.usd_is_estimate and est.usd_per_million is not None
+    assert rows[blind.id]["estimate"].startswith(f"${units.number(est.usd_per_million.value)}")
+    assert "(estimate: energy from" in rows[blind.id]["estimate"]
+
+    code, out, _ = _run(capsys, "--db", db, "cost", "show", "cpu", "--run", "eeee")
+    assert code == 0 and "hardware only" in out and "estimate" in out
+
+    gpu = make_result(spec_overrides={"device": "cuda:0"}, n_latencies=200, n_telemetry=0)
+    with open_store(db) as s:
+        s.save_run(gpu.with_(id="9" * 32))
+    code, _, err = _run(capsys, "--db", db, "cost", "show", "cpu", "--run", "9999")
+    assert code == 2 and "ran on cuda:0" in err

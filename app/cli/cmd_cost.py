@@ -12,6 +12,8 @@ from wattbench.cli.common import EXIT_OK, print_json, print_lines, print_table, 
 from wattbench.domain import units
 from wattbench.domain.cost import HOURS_PER_YEAR, CostProfile
 from wattbench.domain.errors import BadInputError
+from wattbench.domain.result import Interval, RunResult
+from wattbench.engine.cost import cost_figures, energy_per_item
 
 # (field, flag, help with its unit) of every number `cost set` takes
 _NUMBERS: tuple[tuple[str, str, str], ...] = (
@@ -155,14 +157,55 @@ def _find(args: argparse.Namespace, profiles: list[CostProfile]) -> CostProfile:
     )
 
 
+def _usd(iv: Interval | None) -> str:
+    return "n/a" if iv is None else f"${units.number(iv.value)}"
+
+
+def _run_costs(run: RunResult, p: CostProfile) -> dict[str, str]:
+    """$ per million inferences of a run on the profile: the measured figure, or the part that
+    needs no energy reading (hardware) with why the rest is missing, and apart from it the
+    figure an energy estimate gives, labelled as one."""
+    measured = cost_figures(run, p, allow_estimate=False)
+    if measured.usd_per_million is not None:
+        usd, counts = _usd(measured.usd_per_million), measured.basis
+        if measured.energy_usd_per_million is not None:
+            counts += " (measured energy)"
+    elif measured.capital_usd_per_million is not None:
+        usd = f"≥ {_usd(measured.capital_usd_per_million)}"
+        counts = f"hardware only (energy n/a: {energy_per_item(run, 'device')[1]})"
+    else:
+        usd, counts = "n/a", measured.usd_na_reason or ""
+    estimate = "—"
+    with_estimate = cost_figures(run, p, allow_estimate=True)
+    if with_estimate.usd_is_estimate:
+        estimate = (
+            f"{_usd(with_estimate.usd_per_million)} (estimate: energy from "
+            f"{with_estimate.energy_source or 'a model'})"
+        )
+    return {"run": run.id, "usd_per_million": usd, "counts": counts, "estimate": estimate}
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     with workbench(args) as wb:
         p = _find(args, wb.cost_profiles(args.device))
+        runs = wb.load_runs(args.run, with_arrays=False) if args.run else []
+    for r in runs:
+        if r.spec.device != p.device:
+            raise BadInputError(
+                f"Run {r.id[:8]} ran on {r.spec.device}, not {p.device}: show the profile of "
+                f"{r.spec.device} for it."
+            )
+    costs = [_run_costs(r, p) for r in runs]
     if args.json:
-        print_json(_profile_json(p))
+        print_json({**_profile_json(p), "runs": costs})
         return EXIT_OK
     print(f"Cost profile of {_title(p)}:")
     _print_profile(p)
+    if costs:
+        print_table(
+            ("run", "$ per 1M inferences", "counts", "with estimated energy"),
+            [(c["run"][:8], c["usd_per_million"], c["counts"], c["estimate"]) for c in costs],
+        )
     return EXIT_OK
 
 
@@ -214,6 +257,13 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("show", help="show one profile and the hourly costs it implies")
     p.add_argument("device", metavar="DEVICE")
     p.add_argument("--name", default="", help="profile name (default: the unnamed one)")
+    p.add_argument(
+        "--run",
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="also the $ per million inferences of these runs on the device",
+    )
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=_cmd_show)
 

@@ -70,3 +70,21 @@ def test_compare_prints_each_na_reason_once_after_the_tables(
     doc = json.loads(capsys.readouterr().out)
     energy = [g["estimates"]["energy"]["na_reason"] for g in doc["groups"]]
     assert all(energy)  # the JSON keeps the reason for every group
+
+
+def test_counts_read_as_words_not_run_s(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "cli.sqlite")
+    rs = make_results(4)
+    with open_store(db) as s:
+        for r in rs:
+            s.save_run(r)
+    code = main(["--db", db, "delete", rs[0].id])  # no terminal to confirm on
+    _, err = capsys.readouterr()
+    assert code == 2 and "Not deleting 1 run without confirmation" in err
+    code = main(["--db", db, "delete", rs[0].id, rs[1].id])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Not deleting 2 runs without confirmation" in err
+    code = main(["--db", db, "compare", *(r.id for r in rs)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "Baseline: cpu · torch (1 run)" in out
+    assert "(s)" not in out

@@ -424,7 +424,7 @@ def test_the_table_names_the_saved_run_so_it_can_be_shown(
 ) -> None:
     code, out, err = _run(capsys, "run", "--model", "builtin:mlp-tiny", *QUICK)
     assert code == 0, err
-    line = next(ln for ln in out.splitlines() if ln.startswith("saved 1 run(s)"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("saved 1 run in"))
     short_id = line.rsplit(": ", 1)[1].strip()
     code, out, err = _run(capsys, "show", short_id)
     assert code == 0, err

@@ -15,6 +15,7 @@ from typing import Any
 from wattbench.cli.common import (
     EXIT_OK,
     Footnotes,
+    plural,
     print_json,
     print_lines,
     print_table,
@@ -112,12 +113,7 @@ def _ratio_text(r: Ratio, footnotes: Footnotes) -> tuple[str, str]:
 
 
 def print_comparison(c: Comparison) -> None:
-    print_lines(
-        [
-            f"Baseline: {c.baseline.label} ({c.baseline.replicates} run"
-            f"{'s' if c.baseline.replicates != 1 else ''})"
-        ]
-    )
+    print_lines([f"Baseline: {c.baseline.label} ({plural(c.baseline.replicates, 'run')})"])
     footnotes = Footnotes()
     for m in c.metrics:
         info = METRICS[m]

@@ -25,6 +25,7 @@ from wattbench.cli.common import (
     EXIT_NOT_STORED,
     EXIT_OK,
     EXIT_RUN_FAILED,
+    plural,
     print_error,
     print_json,
 )
@@ -371,7 +372,7 @@ def run_command(args: argparse.Namespace) -> int:
     for it in unstored:
         print(f"wattbench: run {it.run_id[:8]} is not stored: {it.store_error}", file=sys.stderr)
     if unstored:
-        store_warning = f"{len(unstored)} run(s) not stored: {unstored[0].store_error}"
+        store_warning = f"{plural(len(unstored), 'run')} not stored: {unstored[0].store_error}"
     code = exit_code_for(items)
     if args.json:
         store_info = {
@@ -385,11 +386,11 @@ def run_command(args: argparse.Namespace) -> int:
     run_output.print_results(results)
     if saved:
         ids = " ".join(it.run_id[:8] for it in saved)
-        print(f"saved {len(saved)} run(s) in {where}: {ids}")
+        print(f"saved {plural(len(saved), 'run')} in {where}: {ids}")
         print("see them with `wattbench show ID`, compare with `wattbench compare ID ID`")
     not_started = sum(1 for it in items if it.result is None)
     if not_started:
-        print(f"wattbench: cancelled; {not_started} run(s) not started", file=sys.stderr)
+        print(f"wattbench: cancelled; {plural(not_started, 'run')} not started", file=sys.stderr)
     return code
 
 

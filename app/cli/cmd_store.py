@@ -217,11 +217,11 @@ def _cmd_delete(args: argparse.Namespace) -> int:
         if not args.yes:
             if not sys.stdin or not sys.stdin.isatty():
                 raise BadInputError(
-                    f"Not deleting {len(full)} run(s) without confirmation: add --yes to delete "
-                    "without asking."
+                    f"Not deleting {plural(len(full), 'run')} without confirmation: add --yes "
+                    "to delete without asking."
                 )
             label = ", ".join(i[:8] for i in full[:10]) + (" ..." if len(full) > 10 else "")
-            if not _confirm(f"Delete {len(full)} run(s) ({label}) and their measurements?"):
+            if not _confirm(f"Delete {plural(len(full), 'run')} ({label}) and their measurements?"):
                 print("Nothing deleted.")
                 return EXIT_OK
         n = wb.delete_runs(full)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wattbench import __version__
-from wattbench.cli.common import Footnotes, error_text, print_lines, print_table
+from wattbench.cli.common import Footnotes, error_text, plural, print_lines, print_table
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.energy import view_figure
@@ -124,7 +124,7 @@ def generation_lines(r: RunResult, profile: CostProfile | None = None) -> list[s
     g = r.generation
     if g is None:
         return []
-    seqs = f"{g.sequences} concurrent sequence{'s' if g.sequences != 1 else ''}"
+    seqs = f"{plural(g.sequences, 'concurrent sequence')}"
     lines = [
         f"generation ({g.prompt_tokens}-token prompt, {g.new_tokens} new tokens, {seqs}): "
         f"TTFT {_iv_ns(g.ttft_ns)}, TPOT {_iv_ns(g.tpot_ns)}, end-to-end "

@@ -88,3 +88,35 @@ def test_counts_read_as_words_not_run_s(tmp_path: Path, capsys: pytest.CaptureFi
     out, _ = capsys.readouterr()
     assert code == 0 and "Baseline: cpu · torch (1 run)" in out
     assert "(s)" not in out
+
+
+def _no_empty_field(label: str) -> bool:
+    fields = label.split(" · ")
+    return all(f.strip() for f in fields) and "·  ·" not in label
+
+
+def test_labels_never_show_an_empty_field() -> None:
+    from wattbench.domain.spec import RunSpec, join_label
+    from wattbench.engine.metrics import config_labels
+    from wattbench.service.queue import ItemState, QueueItem
+
+    assert join_label(["a", "", " ", "b"]) == "a · b"
+    assert join_label(["a", ""]) == "a" and join_label([]) == ""
+    spec = RunSpec(model="builtin:mlp-small", device="")
+    assert spec.label() == "builtin:mlp-small · torch · fp32 · b1"
+    # a generation run beside a single-stream one: only one of them has a "gen" field
+    single = make_results(1)[0]
+    gen = make_results(
+        1,
+        spec_overrides={
+            "scenario": "generation",
+            "model": "llm:tiny",
+            "prompt_tokens": 8,
+            "new_tokens": 4,
+        },
+    )[0]
+    labels = config_labels([single, gen])
+    assert all(_no_empty_field(lab) for lab in labels), labels
+    swept = RunSpec(model="builtin:mlp-small", device="", sweep_id="s1", repeat=1)
+    item = QueueItem(key=1, spec=swept, run_id="r", state=ItemState.QUEUED)
+    assert item.label == "builtin:mlp-small · torch · fp32 · b1 · round 2"

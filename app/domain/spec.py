@@ -187,7 +187,7 @@ class RunSpec:
             parts.append(f"t{self.threads}")
         if self.scenario is Scenario.GENERATION:
             parts.append(f"gen{self.new_tokens}")
-        return " · ".join(parts)
+        return join_label(parts)
 
     def workload_key(self) -> tuple[Any, ...]:
         """What must match for two runs to be compared (model hash is checked separately)."""
@@ -218,6 +218,15 @@ class RunSpec:
 
 
 MAX_ORDER_SEED = 2**32 - 1
+
+
+LABEL_SEPARATOR = " · "
+
+
+def join_label(parts: Iterable[str]) -> str:
+    """Every run and configuration label: its fields joined by " · ", an empty field left
+    out (no "a ·  · b", no trailing separator)."""
+    return LABEL_SEPARATOR.join(p.strip() for p in parts if p and p.strip())
 
 
 def new_order_seed() -> int:

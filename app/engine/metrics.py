@@ -16,7 +16,7 @@ from typing import Any
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import Interval, RunResult, RunStatus
-from wattbench.domain.spec import RunSpec
+from wattbench.domain.spec import RunSpec, join_label
 from wattbench.engine.cost import (
     cost_figures,
     energy_per_item,
@@ -373,7 +373,7 @@ def config_labels(first_runs: Sequence[RunResult]) -> list[str]:
         return [r.spec.label() for r in first_runs]
     varying = [k for k in parts[0] if k in ("device", "runtime") or len({p[k] for p in parts}) > 1]
     labels = [
-        " · ".join(p[k] for k in varying) or r.spec.label()
+        join_label(p[k] for k in varying) or r.spec.label()
         for p, r in zip(parts, first_runs, strict=True)
     ]
     seen: dict[str, int] = {}

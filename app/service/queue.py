@@ -26,7 +26,7 @@ from wattbench.db.spool import Spool
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.events import CancelToken, Phase, ProgressEvent
 from wattbench.domain.result import RunResult, RunStatus, new_run_id
-from wattbench.domain.spec import RunSpec
+from wattbench.domain.spec import RunSpec, join_label
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class QueueItem:
         """The run's configuration, with its round when it is one of a plan's runs."""
         if self.spec.sweep_id is None:
             return self.spec.label()
-        return f"{self.spec.label()} · round {self.spec.repeat + 1}"
+        return join_label((self.spec.label(), f"round {self.spec.repeat + 1}"))
 
     @property
     def result_id(self) -> str | None:

@@ -120,3 +120,35 @@ def test_labels_never_show_an_empty_field() -> None:
     swept = RunSpec(model="builtin:mlp-small", device="", sweep_id="s1", repeat=1)
     item = QueueItem(key=1, spec=swept, run_id="r", state=ItemState.QUEUED)
     assert item.label == "builtin:mlp-small · torch · fp32 · b1 · round 2"
+
+
+def test_runs_shows_threads_and_scenario_and_fits_100_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    db = str(tmp_path / "cli.sqlite")
+    rs = make_results(4, spec_overrides={"tags": ("baseline", "cli-test")})
+    with open_store(db) as s:
+        for r in rs:
+            s.save_run(r)
+    code = main(["--db", db, "runs"])  # a pipe: every column, wide
+    out = capsys.readouterr().out
+    assert code == 0
+    header = next(line for line in out.splitlines() if "THREADS" in line)
+    for name in ("CREATED (UTC)", "P50", "TAGS", "PREC", "THREADS", "SCENARIO"):
+        assert name in header
+    assert "single-stream" in out and "left out" not in out
+    # a terminal of 100 columns (rich reads COLUMNS; TTY_COMPATIBLE makes it a terminal)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    code = main(["--db", db, "runs"])
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100, out
+    header = next(line for line in out.splitlines() if "THREADS" in line)
+    assert "SCENARIO" in header and "CREATED" not in header and "P50" not in header
+    assert "left out to fit 100 columns: CREATED (UTC), P50" in out
+    for r in rs:
+        assert r.id[:8] in out  # every run is still listed, its id whole

@@ -34,12 +34,18 @@ RUNS_HEADERS = (
     "DEVICE",
     "PREC",
     "BATCH",
+    "THREADS",
+    "SCENARIO",
     "THROUGHPUT",
     "P50",
     "P99",
     "ENERGY/ITEM",
     "TAGS",
 )
+# left out, in this order, where the console is too narrow for every column (``show ID`` and
+# ``--json`` have them all): the creation minute, the median beside the p99, the tags, the
+# precision (fp32 for most runs)
+RUNS_DROPPABLE = ("CREATED (UTC)", "P50", "TAGS", "PREC")
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -83,6 +89,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 r.device,
                 r.precision,
                 str(r.batch_size),
+                str(r.threads) if r.threads else "default",
+                r.scenario,
                 thr,
                 units.duration_ns(r.p50_ns),
                 units.duration_ns(r.p99_ns),
@@ -90,7 +98,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 ",".join(r.tags),
             ]
         )
-    print_table(RUNS_HEADERS, rows)
+    print_table(RUNS_HEADERS, rows, droppable=RUNS_DROPPABLE)
     print(plural(len(runs), "run"))
     return EXIT_OK
 

@@ -93,17 +93,56 @@ def print_table(
     *,
     title: str | None = None,
     lines: bool = False,
+    droppable: Sequence[str] = (),
 ) -> None:
     """Every CLI table: rich, folded rather than cut, user text never read as markup; a simple
-    box (a rule under the header, no frame) reads the same in a terminal, a file or a pipe."""
+    box (a rule under the header, no frame) reads the same in a terminal, a file or a pipe.
+
+    On a console too narrow for the whole table, the columns close up to one space apart, then
+    the ``droppable`` columns are left out one by one, in that order, until it fits; a line
+    under the table names the ones left out. What still does not fit is folded."""
+    out = console()
+    keep = list(range(len(headers)))
+    dropped: list[str] = []
+    unbounded = out.options.update_width(10_000)  # the width the table asks for, uncapped
+    table = _table(headers, rows, keep, title, lines, tight=False)
+    if out.measure(table, options=unbounded).maximum > out.width:
+        table = _table(headers, rows, keep, title, lines, tight=True)
+        for name in droppable:
+            if out.measure(table, options=unbounded).maximum <= out.width:
+                break
+            keep.remove(headers.index(name))
+            dropped.append(name)
+            table = _table(headers, rows, keep, title, lines, tight=True)
+    out.print(table)
+    if dropped:
+        print_lines(
+            [f"(left out to fit {out.width} columns: {', '.join(dropped)}; --json has all)"]
+        )
+
+
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    keep: Sequence[int],
+    title: str | None,
+    lines: bool,
+    *,
+    tight: bool,
+) -> Table:
     table = Table(
-        title=title, show_lines=lines, box=box.SIMPLE, show_edge=False, title_justify="left"
+        title=title,
+        show_lines=lines,
+        box=box.SIMPLE,
+        show_edge=False,
+        title_justify="left",
+        padding=0 if tight else (0, 1),
     )
-    for h in headers:
-        table.add_column(h, overflow="fold")
+    for i in keep:
+        table.add_column(headers[i], overflow="fold")
     for row in rows:
-        table.add_row(*(_plain(c) for c in row))
-    console().print(table)
+        table.add_row(*(_plain(row[i]) for i in keep))
+    return table
 
 
 def _plain(text: str) -> Any:

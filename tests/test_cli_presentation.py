@@ -152,3 +152,23 @@ def test_runs_shows_threads_and_scenario_and_fits_100_columns(
     assert "left out to fit 100 columns: CREATED (UTC), P50" in out
     for r in rs:
         assert r.id[:8] in out  # every run is still listed, its id whole
+
+
+def test_run_table_fits_100_columns_by_leaving_out_p90_and_mean(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    run_output.print_results(make_results(3))  # a pipe: every column
+    out = capsys.readouterr().out
+    assert "p90 per call" in out and "mean per call" in out and "left out" not in out
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    run_output.print_results(make_results(3))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert max(len(line) for line in out.splitlines()) <= 100, out
+    header = next(line for line in out.splitlines() if line.startswith("run "))
+    assert "p50 per call" in header and "p99 per call" in header and "flags" in header
+    assert "p90 per call" not in header
+    assert "left out to fit 100 columns: p90 per call" in out

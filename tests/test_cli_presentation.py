@@ -172,3 +172,26 @@ def test_run_table_fits_100_columns_by_leaving_out_p90_and_mean(
     assert "p50 per call" in header and "p99 per call" in header and "flags" in header
     assert "p90 per call" not in header
     assert "left out to fit 100 columns: p90 per call" in out
+
+
+def test_compare_fits_100_columns_without_leaving_anything_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    db = str(tmp_path / "cli.sqlite")
+    rs = make_results(4)
+    with open_store(db) as s:
+        for r in rs:
+            s.save_run(r)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    code = main(["--db", db, "compare", *(r.id for r in rs)])
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100, out
+    header = next(line for line in out.splitlines() if line.startswith("CONFIGURATION"))
+    assert header.split() == ["CONFIGURATION", "RUNS", "VALUE", "[95", "%", "CI]", "RATIO",
+                              "[95", "%", "CI]", "VERDICT"]  # fmt: skip
+    assert "left out" not in out

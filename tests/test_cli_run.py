@@ -69,7 +69,7 @@ def corrupt_onnx(tmp_path: Path) -> Path:
         (
             "unknown runtime",
             ["--model", "builtin:mlp-tiny", "--runtime", "tf"],
-            "--runtime: Unknown runtime 'tf': choose one of onnxruntime, torch",
+            "--runtime: Unknown runtime 'tf': choose one of onnxruntime, ortgenai, torch",
         ),
         (
             "onnx on torch",

@@ -26,6 +26,7 @@ from wattbench.engine import runner
 from wattbench.engine.interference import InterferenceProbe, contention_note, cpu_shares
 
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
+from tests.specs import QUICK_SETTINGS
 
 linux_only = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or not Path("/proc/stat").exists(),
@@ -213,16 +214,7 @@ def test_the_figures_survive_the_store_and_older_documents_still_read() -> None:
 # -- real runs pinned to one core, with and without a CPU hog ------------------------------
 
 
-QUICK: dict[str, Any] = dict(
-    model="builtin:mlp-tiny",
-    runtime="fake",
-    preset="quick",
-    t_max_s=1.0,
-    threads=1,
-    idle_baseline=False,
-    memory_pass=False,
-    time_limit_s=120.0,
-)
+QUICK: dict[str, Any] = dict(model="builtin:mlp-tiny", runtime="fake", **QUICK_SETTINGS)
 ALLOWED_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 QUIET_WAIT_S = 12.0  # how long the uncontended test waits for a quiet core
 HOG = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"

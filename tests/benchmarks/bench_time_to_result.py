@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.bench_gui import _revision_tree  # noqa: E402
 
 # The CLI's own main(), with timers around the steps of `wattbench run` (where they exist in
 # the tree being measured) and a timestamp of the first progress event of each phase.
@@ -115,21 +118,6 @@ marks["block_size"] = m.number_per_run
 with open(sys.argv[1], "w") as f:
     json.dump(marks, f)
 """
-
-
-def _revision_tree(rev: str, where: Path) -> Path:
-    """A checkout of ``rev`` laid out as the ``wattbench`` package (a PYTHONPATH entry)."""
-    tree = where / "tree"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(tree), rev],
-        check=True,
-        capture_output=True,
-    )
-    for sub in ("backends", "db", "resources"):  # pyproject's package-dir mapping
-        (tree / "app" / sub).symlink_to(tree / sub)
-    (where / "path").mkdir()
-    (where / "path" / "wattbench").symlink_to(tree / "app")
-    return where / "path"
 
 
 def _phase(marks: dict[str, float], *names: str) -> float | None:

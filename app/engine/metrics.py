@@ -304,6 +304,7 @@ def pool(
     energy_view: str,
     cost_profiles: Mapping[str, CostProfile] | None,
 ) -> MetricEstimate:
+    """A configuration's runs pooled for one metric (see ``pool_values``)."""
     values: list[Interval] = []
     reasons: list[str] = []
     for run in runs:
@@ -312,12 +313,18 @@ def pool(
             reasons.append(reason or "not available")
         else:
             values.append(iv)
+    return pool_values(values, reasons, len(runs))
+
+
+def pool_values(values: Sequence[Interval], reasons: Sequence[str], n_runs: int) -> MetricEstimate:
+    """Per-run figures pooled: the geometric mean with a t interval on the spread between runs
+    (R ≥ 2), or the single run's figure; none at all gives the runs' reasons."""
     if not values:
-        return MetricEstimate(None, "; ".join(dict.fromkeys(reasons)), 0)
+        return MetricEstimate(None, "; ".join(dict.fromkeys(reasons)) or "not available", 0)
     logs = tuple(math.log(v.value) for v in values)
     rels = tuple(v.rel_half_width for v in values)
     r = len(values)
-    partial = f" ({r} of {len(runs)} runs)" if r < len(runs) else ""
+    partial = f" ({r} of {n_runs} runs)" if r < n_runs else ""
     if r == 1:
         return MetricEstimate(values[0], None, 1, logs, rels, "single run" + partial)
     m = sum(logs) / r
@@ -337,14 +344,7 @@ def pool(
         if h is None
         else Interval(math.exp(m), math.exp(m - h), math.exp(m + h))
     )
-    return MetricEstimate(
-        value,
-        None,
-        r,
-        logs,
-        rels,
-        method,
-    )
+    return MetricEstimate(value, None, r, logs, rels, method)
 
 
 def _spec_parts(spec: RunSpec, sha: str | None) -> dict[str, str]:

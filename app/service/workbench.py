@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Unpack
 
@@ -22,8 +22,11 @@ from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import RunSpec
+from wattbench.engine.board import BOARD_METRICS, Board, verdict_board
+from wattbench.engine.board import Answer as Answer  # the GUI reads the board through here
+from wattbench.engine.board import Standing as Standing
 from wattbench.engine.compare import Comparison, compare_runs
-from wattbench.engine.metrics import COST_METRICS, DEFAULT_METRICS, GENERATION_METRICS
+from wattbench.engine.metrics import DEFAULT_METRICS, GENERATION_METRICS
 from wattbench.reports import write_report
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class ComparisonView:
     baseline_id: str | None
     energy_view: str
     cost_profiles: Mapping[str, CostProfile] = field(default_factory=dict)
+    board: Board | None = None  # the verdict board (None: not asked for)
 
 
 def comparison_metrics(runs: Sequence[RunResult]) -> tuple[str, ...]:
@@ -60,21 +64,35 @@ def compare_loaded(
     energy_view: str = "device",
     noise: float | None = None,
     cost_profiles: Sequence[CostProfile] = (),
+    board: bool = True,
 ) -> ComparisonView:
     """Compare runs already loaded (the GUI keeps recent ones); one profile per device.
-    Without ``metrics``: ``comparison_metrics`` of the runs."""
+    Without ``metrics``: ``comparison_metrics`` of the runs. With ``board``, the verdict board
+    too (its figures are computed once, with the comparison's; the metrics shown stay those
+    asked for)."""
     if len(runs) > MAX_COMPARED:
         raise BadInputError(f"Compare at most {MAX_COMPARED} runs at a time.", field="run_ids")
     profiles = profiles_by_device(cost_profiles)
+    shown = tuple(comparison_metrics(runs) if metrics is None else metrics)
+    computed = tuple(dict.fromkeys(shown + (BOARD_METRICS if board else ())))
     comparison = compare_runs(
         runs,
         baseline_id=baseline_id,
-        metrics=comparison_metrics(runs) if metrics is None else metrics,
+        metrics=computed,
         noise=noise,
         energy_view=energy_view,
         cost_profiles=profiles,
     )
-    return ComparisonView(comparison, tuple(runs), baseline_id, energy_view, profiles)
+    if computed != shown:
+        comparison = replace(comparison, metrics=shown)
+    return ComparisonView(
+        comparison,
+        tuple(runs),
+        baseline_id,
+        energy_view,
+        profiles,
+        verdict_board(comparison, profiles) if board else None,
+    )
 
 
 class Workbench:
@@ -190,14 +208,13 @@ class Workbench:
         runs, baseline = self._runs_for(ids, baseline_id, with_arrays=with_arrays)
         if len({r.id for r in runs}) < 2:
             raise BadInputError("Give at least two different runs to compare.", field="run_ids")
-        wants_cost = metrics is None or any(m in COST_METRICS for m in metrics)
         return compare_loaded(
             runs,
             baseline_id=baseline,
             metrics=metrics,
             energy_view=energy_view,
             noise=noise,
-            cost_profiles=self.cost_profiles() if wants_cost else (),
+            cost_profiles=self.cost_profiles(),  # the board asks per dollar
         )
 
     def report_material(self, ids: Sequence[str], baseline_id: str | None) -> ReportMaterial:

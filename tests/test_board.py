@@ -8,6 +8,12 @@ cpu · onnxruntime (8 ms, 30 W): 4,000 items/s, 7.5 mJ. The fastest is not the m
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+from wattbench.cli.main import main
+from wattbench.db.store import open_store
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.result import FLAG_NOT_CONVERGED, RunResult
 from wattbench.engine.board import ESTIMATE, HARDWARE_ONLY, MEASURED, Board
@@ -162,3 +168,31 @@ def test_another_model_is_not_ranked() -> None:
     winner = board.answer("throughput").winner
     assert winner is not None and winner.label == f"{GPU} · builtin:resnet50"
     assert any("another model" in line for line in board.not_ranked)
+
+
+def test_cli_prints_the_board_first_and_its_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "board.sqlite")
+    runs = [*_runs(), _flagged(make_run(seed=7, batch=16, mean_ms=1, power_w=5))]
+    with open_store(db) as s:
+        for r in runs:
+            s.save_run(r)
+    ids = [r.id for r in runs]
+    assert main(["--db", db, "compare", *ids, "--brief"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.strip() for line in out.splitlines()]
+    assert lines[0].startswith("Verdict board — baseline cpu · torch · b32 (2 runs)")
+    thr = next(i for i, line in enumerate(lines) if line.startswith("Throughput"))
+    assert "cuda:0 · torch · b32" in lines[thr] and "2.50×" in lines[thr]
+    assert "cpu · onnxruntime · b32" in lines[thr + 1] and "lead 2.00×" in lines[thr + 1]
+    energy = next(line for line in lines if line.startswith("Energy per inference"))
+    assert "cpu · onnxruntime · b32" in energy
+    assert "Not ranked: cpu · torch · b16: unreliable (not converged)." in lines
+    assert "Baseline:" not in out  # --brief: the board only
+    assert main(["--db", db, "compare", *ids, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    answers = {a["question"]: a for a in doc["board"]["answers"] if a["basis"] == MEASURED}
+    assert answers["throughput"]["winner"]["label"] == "cuda:0 · torch · b32"
+    assert answers["perf-per-watt"]["winner"]["label"] == "cpu · onnxruntime · b32"
+    assert answers["cost"]["winner"] is None and answers["cost"]["na_reasons"]

@@ -145,7 +145,8 @@ def test_compare_pools_replicates_and_gives_verdicts(
     assert ratio["method"] == "between runs (Welch)"
     assert "failed" in err  # the failed run is named, not compared
     code, out, _ = _run(capsys, "--db", db, "compare", *ids[:4], "--baseline", ids[2][:8])
-    assert code == 0 and out.startswith("Baseline: cpu · onnxruntime")
+    assert code == 0 and out.startswith("Verdict board — baseline cpu · onnxruntime")
+    assert "\nBaseline: cpu · onnxruntime" in out
     assert "95 % CI" in out and "faster" in out
 
 
@@ -166,8 +167,8 @@ def test_compare_each_metric_the_issue_names(
     assert code == 0
     assert header in [line.strip() for line in out.splitlines()]
     assert "e+0" not in out  # plain numbers below a million
-    # no cost profile stored: the text says where to set one
-    assert ("Cost profiles page" in out) == (metric == "cost")
+    # no cost profile stored: the board's $ question says where to set one
+    assert "`wattbench cost set`" in out
 
 
 def test_compare_warns_when_workloads_differ(db: str, capsys: pytest.CaptureFixture[str]) -> None:

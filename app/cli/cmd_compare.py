@@ -22,22 +22,23 @@ from wattbench.cli.common import (
     workbench,
 )
 from wattbench.domain import units
+from wattbench.domain.codec import to_document
+from wattbench.engine.board import Board
 from wattbench.engine.compare import Comparison
 from wattbench.engine.metrics import METRICS, MetricEstimate, metric_name
 from wattbench.engine.ratios import Ratio
 
 log = logging.getLogger(__name__)
 
-CLI_METRICS = ("throughput", "latency-p50", "latency-p99", "energy", "perf-per-watt", "cost")
-DEFAULT_CLI_METRICS = CLI_METRICS
+BOARD_HEADERS = ("QUESTION", "BEST, then RUNNER-UP", "FIGURE", "VS BASELINE, then BEST'S LEAD")
 
 
 def _iv(value: Any) -> dict[str, Any] | None:
     return None if value is None else {"value": value.value, "lo": value.lo, "hi": value.hi}
 
 
-def comparison_dict(c: Comparison) -> dict[str, Any]:
-    """The comparison as plain JSON-able data."""
+def comparison_dict(c: Comparison, board: Board | None = None) -> dict[str, Any]:
+    """The comparison (and its verdict board) as plain JSON-able data."""
     groups = []
     for g in c.groups:
         groups.append(
@@ -77,7 +78,41 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
         "rows": rows,
         "warnings": list(c.warnings),
         "sentences": c.sentences(),
+        "board": None if board is None else to_document(board),
     }
+
+
+def print_board(board: Board, c: Comparison, footnotes: Footnotes) -> None:
+    """The answer at a glance: per question the best configuration (its figure, its ratio to
+    the baseline) and under it the runner-up (its figure, the best's lead over it); then the
+    lines that say once why a question has no answer and who was not ranked."""
+    rows: list[list[str]] = []
+    for a in board.answers:
+        w, ru = a.winner, a.runner_up
+        if w is None:
+            marks = " ".join(footnotes.mark(r) for r in a.na_reasons)
+            rows.append([a.heading, f"{units.NA} {marks}", "", ""])
+            continue
+        rows.append([a.heading, w.label, w.value_text(a.unit, interval=False), w.ratio_text()])
+        if ru is not None:
+            lead = a.lead_text()
+            rows.append(
+                ["", f"  {ru.label}", ru.value_text(a.unit, interval=False),
+                 f"lead {lead}" if lead else ""]
+            )  # fmt: skip
+    print_table(
+        BOARD_HEADERS,
+        rows,
+        title=f"Verdict board — baseline {board.baseline} "
+        f"({plural(c.baseline.replicates, 'run')}); {c.energy_view} energy",
+    )
+    notes = [f"{a.heading}: {a.note}" for a in board.answers if a.winner is not None and a.note]
+    lines = [*footnotes.take(), *dict.fromkeys(notes)]
+    if board.not_ranked:
+        lines.append("Not ranked: " + "; ".join(board.not_ranked) + ".")
+    if any("no cost profile" in r for a in board.answers for r in a.na_reasons):
+        lines.append("Per-dollar figures need a cost profile per device: `wattbench cost set`.")
+    print_lines(lines)
 
 
 def _value_text(e: MetricEstimate, unit: str, batch: int, footnotes: Footnotes) -> str:
@@ -112,9 +147,8 @@ def _ratio_text(r: Ratio, footnotes: Footnotes) -> tuple[str, str]:
     return text, verdict
 
 
-def print_comparison(c: Comparison) -> None:
+def print_comparison(c: Comparison, footnotes: Footnotes) -> None:
     print_lines([f"Baseline: {c.baseline.label} ({plural(c.baseline.replicates, 'run')})"])
-    footnotes = Footnotes()
     for m in c.metrics:
         info = METRICS[m]
         rows = []
@@ -135,7 +169,7 @@ def print_comparison(c: Comparison) -> None:
             title=f"{info.label} ({unit}{'higher' if info.higher_is_better else 'lower'} "
             "is better)",
         )
-    out: list[str] = footnotes.lines()
+    out: list[str] = footnotes.take()
     # one sentence per row and metric, in that order; a ratio that is n/a is said by its table
     # and the footnote of its reason, so its sentence would only repeat them
     pairs = [(row, m) for row in c.rows for m in c.metrics]
@@ -146,16 +180,11 @@ def print_comparison(c: Comparison) -> None:
     ]
     if sentences:
         out += ["", *sentences]
-    if any(m in ("cost", "co2") for m in c.metrics) and "no cost profile" in "".join(
-        str(g.estimates[m].na_reason) for g in c.groups for m in c.metrics
-    ):
-        out += ["", "Cost and CO2 need a cost profile per device: set them on the Cost profiles "
-                "page of `wattbench gui`."]  # fmt: skip
     print_lines(out)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    metrics = tuple(dict.fromkeys(args.metric or DEFAULT_CLI_METRICS))
+    metrics = tuple(dict.fromkeys(args.metric)) if args.metric else None
     with workbench(args) as wb:
         view = wb.compare(
             args.ids,
@@ -170,9 +199,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"wattbench: warning: {w}", file=sys.stderr)
     sys.stderr.flush()
     if args.json:
-        print_json(comparison_dict(c))
-    else:
-        print_comparison(c)
+        print_json(comparison_dict(c, view.board))
+        return EXIT_OK
+    footnotes = Footnotes()  # a reason is said once per command
+    if view.board is not None:
+        print_board(view.board, c, footnotes)
+    if not args.brief:
+        print()
+        print_comparison(c, footnotes)
     return EXIT_OK
 
 
@@ -196,7 +230,14 @@ def register(subparsers: Any) -> None:
         type=metric_name,
         choices=tuple(METRICS),
         default=None,
-        help="metric to compare (repeatable; default: " + ", ".join(DEFAULT_CLI_METRICS) + ")",
+        help="metric to compare (repeatable; default: throughput, latencies, energy, "
+        "inferences per joule, cost and CO2, and TTFT, TPOT, tokens/s, tokens/J and $ per M "
+        "tokens for generation runs)",
+    )
+    p.add_argument(
+        "--brief",
+        action="store_true",
+        help="print the verdict board only (the best configuration per question)",
     )
     p.add_argument(
         "--energy",

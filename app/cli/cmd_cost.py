@@ -9,11 +9,10 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from wattbench.cli.common import EXIT_OK, print_json, print_lines, print_table, workbench
+from wattbench.cli.run_output import inference_cost
 from wattbench.domain import units
 from wattbench.domain.cost import HOURS_PER_YEAR, CostProfile
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.result import Interval, RunResult
-from wattbench.engine.cost import cost_figures, energy_per_item
 
 # (field, flag, help with its unit) of every number `cost set` takes
 _NUMBERS: tuple[tuple[str, str, str], ...] = (
@@ -157,34 +156,6 @@ def _find(args: argparse.Namespace, profiles: list[CostProfile]) -> CostProfile:
     )
 
 
-def _usd(iv: Interval | None) -> str:
-    return "n/a" if iv is None else f"${units.number(iv.value)}"
-
-
-def _run_costs(run: RunResult, p: CostProfile) -> dict[str, str]:
-    """$ per million inferences of a run on the profile: the measured figure, or the part that
-    needs no energy reading (hardware) with why the rest is missing, and apart from it the
-    figure an energy estimate gives, labelled as one."""
-    measured = cost_figures(run, p, allow_estimate=False)
-    if measured.usd_per_million is not None:
-        usd, counts = _usd(measured.usd_per_million), measured.basis
-        if measured.energy_usd_per_million is not None:
-            counts += " (measured energy)"
-    elif measured.capital_usd_per_million is not None:
-        usd = f"≥ {_usd(measured.capital_usd_per_million)}"
-        counts = f"hardware only (energy n/a: {energy_per_item(run, 'device')[1]})"
-    else:
-        usd, counts = "n/a", measured.usd_na_reason or ""
-    estimate = "—"
-    with_estimate = cost_figures(run, p, allow_estimate=True)
-    if with_estimate.usd_is_estimate:
-        estimate = (
-            f"{_usd(with_estimate.usd_per_million)} (estimate: energy from "
-            f"{with_estimate.energy_source or 'a model'})"
-        )
-    return {"run": run.id, "usd_per_million": usd, "counts": counts, "estimate": estimate}
-
-
 def _cmd_show(args: argparse.Namespace) -> int:
     with workbench(args) as wb:
         p = _find(args, wb.cost_profiles(args.device))
@@ -195,7 +166,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 f"Run {r.id[:8]} ran on {r.spec.device}, not {p.device}: show the profile of "
                 f"{r.spec.device} for it."
             )
-    costs = [_run_costs(r, p) for r in runs]
+    costs = [{"run": r.id, **inference_cost(r, p)} for r in runs]
     if args.json:
         print_json({**_profile_json(p), "runs": costs})
         return EXIT_OK

@@ -15,13 +15,13 @@ from wattbench.cli.common import (
     print_table,
     workbench,
 )
-from wattbench.cli.run_output import generation_lines
+from wattbench.cli.run_output import generation_lines, inference_cost_text
 from wattbench.domain import units
 from wattbench.domain.codec import to_document
 from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.interference import interference_text
-from wattbench.domain.result import RunResult, result_document
+from wattbench.domain.result import RunResult, RunStatus, result_document
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,8 @@ def _show_text(r: RunResult, profile: CostProfile | None = None) -> list[str]:
     if r.phases.harness_efficiency is not None:
         lines.append(f"  harness      {units.eta(r.phases.harness_efficiency)}")
     lines += [f"  {line}" for line in generation_lines(r, profile)]
+    if profile is not None and r.generation is None and r.status is RunStatus.DONE:
+        lines.append(f"  cost         {inference_cost_text(r, profile)}")
     if r.energy:
         lines.append("  energy")
         for e in r.energy:
@@ -179,9 +181,9 @@ def _show_text(r: RunResult, profile: CostProfile | None = None) -> list[str]:
 def _cmd_show(args: argparse.Namespace) -> int:
     with workbench(args) as wb:
         r = wb.get_run(args.id)
-        # a generation run's $ per million output tokens needs its device's cost profile
+        # $ per million (inferences or output tokens) needs the device's cost profile
         profile = None
-        if r.generation is not None and not args.json:
+        if not args.json:
             profile = profiles_by_device(wb.cost_profiles(r.spec.device)).get(r.spec.device)
     if args.json:
         print_json(show_dict(r))

@@ -186,6 +186,7 @@ class Footnotes:
 
     def __init__(self) -> None:
         self._numbers: dict[str, int] = {}
+        self._said = 0  # reasons already printed by ``take``
 
     def mark(self, reason: str) -> str:
         n = self._numbers.setdefault(reason, len(self._numbers) + 1)
@@ -193,3 +194,10 @@ class Footnotes:
 
     def lines(self) -> list[str]:
         return [f"{self.MARK}{n} {reason}" for reason, n in self._numbers.items()]
+
+    def take(self) -> list[str]:
+        """The lines of the reasons marked since the last ``take`` (a table printed later
+        reuses the marks already explained above it)."""
+        new = self.lines()[self._said :]
+        self._said = len(self._numbers)
+        return new

@@ -18,7 +18,7 @@ from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
-from wattbench.engine.cost import usd_per_million_output_tokens
+from wattbench.engine.cost import cost_figures, energy_per_item, usd_per_million_output_tokens
 from wattbench.engine.token_energy import token_energy
 
 JSON_FORMAT = "wattbench.run-output"
@@ -109,6 +109,40 @@ def token_energy_text(g: GenerationSummary, view: str = "device") -> str:
     else:
         text += f" (measured, {te.method})"
     return text
+
+
+def _usd(iv: Interval | None) -> str:
+    return units.NA if iv is None else f"${units.number(iv.value)}"
+
+
+def inference_cost(run: RunResult, p: CostProfile) -> dict[str, str]:
+    """$ per million inferences of a run on a cost profile, in words: the measured figure, or
+    the part that needs no energy reading (hardware: a lower bound) with why the rest is
+    missing; and apart from it the figure an energy estimate gives, labelled as one."""
+    measured = cost_figures(run, p, allow_estimate=False)
+    if measured.usd_per_million is not None:
+        usd, counts = _usd(measured.usd_per_million), measured.basis
+        if measured.energy_usd_per_million is not None:
+            counts += " (measured energy)"
+    elif measured.capital_usd_per_million is not None:
+        usd = f"≥ {_usd(measured.capital_usd_per_million)}"
+        counts = f"hardware only (energy n/a: {energy_per_item(run, 'device')[1]})"
+    else:
+        usd, counts = units.NA, measured.usd_na_reason or ""
+    estimate = "—"
+    with_estimate = cost_figures(run, p, allow_estimate=True)
+    if with_estimate.usd_is_estimate:
+        estimate = (
+            f"{_usd(with_estimate.usd_per_million)} (estimate: energy from "
+            f"{with_estimate.energy_source or 'a model'})"
+        )
+    return {"usd_per_million": usd, "counts": counts, "estimate": estimate}
+
+
+def inference_cost_text(run: RunResult, p: CostProfile) -> str:
+    c = inference_cost(run, p)
+    text = f"{c['usd_per_million']} per million inferences: {c['counts']}"
+    return text + (f"; with estimated energy {c['estimate']}" if c["estimate"] != "—" else "")
 
 
 def token_cost_text(r: RunResult, profile: CostProfile) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
@@ -57,7 +57,7 @@ _COST_QUESTIONS = ("cost", "cost-per-m-tokens")
 SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
 
 
-def figure_text(value: Interval, unit: str) -> str:
+def figure_text(value: Interval, unit: str, *, interval: bool = True) -> str:
     """A board figure with its interval in the unit people read: "1.23 ms [1.20–1.26]",
     "$0.42 [0.40–0.44]", "1,234 items/s"."""
     if unit == "ns":
@@ -75,7 +75,7 @@ def figure_text(value: Interval, unit: str) -> str:
         brackets = units.span(value.lo, value.hi)
     if unit == "tokens/J":  # J per token read too
         text += f" ({units.energy_j(1 / value.value)}/token)"
-    return text + (f" {brackets}" if brackets else "")
+    return text + (f" {brackets}" if brackets and interval else "")
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class Standing:
     is_baseline: bool
     runs: int  # runs behind the figure
 
-    def value_text(self, unit: str) -> str:
-        return figure_text(self.value, unit)
+    def value_text(self, unit: str, *, interval: bool = True) -> str:
+        return figure_text(self.value, unit, interval=interval)
 
     def ratio_text(self) -> str:
         """ "1.84× [1.79–1.90] faster", "baseline", or "n/a (why)"."""
@@ -115,9 +115,18 @@ class Answer:
     winner: Standing | None
     runner_up: Standing | None
     lead: Ratio | None  # winner / runner-up, with interval and verdict
-    na_reason: str | None  # why no configuration could be ranked
+    na_reasons: tuple[str, ...]  # why no configuration could be ranked, most common first
     note: str = ""  # what the basis means for this answer
     mark: str = ""  # the footnote mark of na_reason ("¹"), shared by answers with one reason
+
+    @property
+    def na_reason(self) -> str | None:
+        """Why there is no winner, in one short line: the most common reason, others counted."""
+        if not self.na_reasons:
+            return None
+        others = len(self.na_reasons) - 1
+        more = f" (and {others} other reason{'s' if others > 1 else ''})" if others else ""
+        return self.na_reasons[0] + more
 
     @property
     def heading(self) -> str:
@@ -270,21 +279,19 @@ class _Reasons:
         return SUPERSCRIPTS[i] if i < len(SUPERSCRIPTS) else f"[{i + 1}]"
 
 
-def _na_reason(estimates: Sequence[MetricEstimate], excluded: bool) -> str:
-    """The most common reason among the configurations, the others counted."""
+def _na_reasons(estimates: Sequence[MetricEstimate], excluded: bool) -> tuple[str, ...]:
+    """The configurations' reasons, the most common first."""
     counts: dict[str, int] = {}
     for e in estimates:
         if e.na_reason:
             counts[e.na_reason] = counts.get(e.na_reason, 0) + 1
     if not counts:
         return (
-            "every configuration with a figure was not ranked"
+            ("every configuration with a figure was not ranked",)
             if excluded
-            else "no configuration has this figure"
+            else ("no configuration has this figure",)
         )
-    top = max(counts, key=lambda r: counts[r])
-    others = len(counts) - 1
-    return top + (f" (and {others} other reason{'s' if others > 1 else ''})" if others else "")
+    return tuple(sorted(counts, key=lambda r: -counts[r]))
 
 
 def _bases(question: str) -> tuple[str, ...]:
@@ -345,11 +352,11 @@ def _answer(
     if not ranked:
         if basis != MEASURED:
             return None
-        why = _na_reason(list(ests.values()), bool(excluded))
-        return Answer(
-            q, TITLES[q], info.unit, info.higher_is_better, basis, None, None, None, why,
-            mark=reasons.mark(why),
-        )  # fmt: skip
+        why = _na_reasons(list(ests.values()), bool(excluded))
+        answer = Answer(
+            q, TITLES[q], info.unit, info.higher_is_better, basis, None, None, None, why
+        )
+        return replace(answer, mark=reasons.mark(answer.na_reason or ""))
     base = comparison.baseline
     base_est = ests[base.label]
 
@@ -374,7 +381,7 @@ def _answer(
             comparable=_like_for_like(comparison, ranked[0], ranked[1]),
         )  # fmt: skip
     return Answer(
-        q, TITLES[q], info.unit, info.higher_is_better, basis, winner, runner, lead, None,
+        q, TITLES[q], info.unit, info.higher_is_better, basis, winner, runner, lead, (),
         note=_BASIS_NOTES.get(basis, ""),
     )  # fmt: skip
 

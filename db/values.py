@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult, RunStatus
-from wattbench.domain.spec import RunSpec
+from wattbench.domain.spec import RunSpec, join_label
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,17 @@ class RunSummary:
 
     @property
     def label(self) -> str:
-        parts = [self.model_ref, self.runtime, self.device, self.precision, f"b{self.batch_size}"]
-        if self.threads:
-            parts.append(f"t{self.threads}")
-        return " · ".join(parts)
+        threads = f"t{self.threads}" if self.threads else ""
+        return join_label(
+            (
+                self.model_ref,
+                self.runtime,
+                self.device,
+                self.precision,
+                f"b{self.batch_size}",
+                threads,
+            )
+        )
 
 
 # -- small helpers -------------------------------------------------------------------------

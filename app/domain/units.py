@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import pairwise
 
 from wattbench.domain.quality import ETA_MEANING, ETA_RANGE_TEXT, eta_out_of_range
 
@@ -214,16 +215,74 @@ def timestamp(when: str | datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def log_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
-    """Axis ticks for data plotted as log10(x): 1-2-5 steps labelled in plain numbers
-    (major: the powers of ten; minor: the 2s and 5s, or all of them on a narrow span)."""
-    major: list[tuple[float, str]] = []
-    minor: list[tuple[float, str]] = []
-    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+MAX_VALUE_TICKS = 10  # a log axis over at most this many distinct data values is ticked at them
+
+
+def tick_label(value: float) -> str:
+    """An axis tick as a plain number: '1', '32', '0.25', '2,000' (never '1e+03'); the few
+    decimals it needs and no more. Scientific only far outside everyday sizes, as ``number``."""
+    if not math.isfinite(value):
+        return NA
+    if value == 0:
+        return "0"
+    if not SCIENTIFIC_BELOW <= abs(value) < SCIENTIFIC_FROM:
+        return f"{value:.2g}"
+    for decimals in range(7):
+        text = f"{value:,.{decimals}f}"
+        if math.isclose(float(text.replace(",", "")), value, rel_tol=1e-6):
+            return text
+    return number(value)
+
+
+Ticks = list[tuple[float, str]]
+
+
+def log_tick_values(
+    lo: float, hi: float, values: Sequence[float] = (), *, slack: float = 1.0
+) -> tuple[Ticks, Ticks]:
+    """(major, minor) ticks of a log axis from ``lo`` to ``hi``, in data units, labelled as
+    plain numbers (``tick_label``). Data that are a few distinct ``values`` (batch sizes) are
+    ticked at those values: a batch axis reads 1, 8, 32. Otherwise 1-2-5 steps: the powers of
+    ten major, the 2s and 5s minor (all major on a span too narrow for two powers of ten).
+    Ticks run from ``lo / slack`` to ``hi × slack``."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 or hi < lo:
+        return [], []
+    first, last = lo / slack, hi * slack
+    distinct = sorted({float(v) for v in values if math.isfinite(v) and v > 0})
+    if 1 <= len(distinct) <= MAX_VALUE_TICKS and _spread_out(distinct):
+        return [(v, tick_label(v)) for v in distinct if first <= v <= last], []
+    major: Ticks = []
+    minor: Ticks = []
+    for exponent in range(math.floor(math.log10(first)), math.ceil(math.log10(last)) + 1):
         for step in (1, 2, 5):
-            value = step * 10.0**exponent
-            if lo / 1.5 <= value <= hi * 1.5:
-                (major if step == 1 else minor).append((math.log10(value), number(value, 1)))
+            value = float(f"{step}e{exponent}")  # exact decimal: 0.3 is not 0.30000000000000004
+            if first <= value <= last:
+                (major if step == 1 else minor).append((value, tick_label(value)))
     if len(major) < 2:  # a narrow span: label the 2s and 5s too
         major, minor = sorted(major + minor), []
-    return [major, minor]
+    if len(major) < 2:  # narrower still: every digit, else the two ends
+        major = [
+            (value, tick_label(value))
+            for exponent in range(math.floor(math.log10(first)), math.ceil(math.log10(last)) + 1)
+            for step in range(1, 10)
+            if first <= (value := float(f"{step}e{exponent}")) <= last
+        ]
+        if len(major) < 2:
+            major = [(v, tick_label(float(f"{v:.3g}"))) for v in sorted({lo, hi})]
+    return major, minor
+
+
+def _spread_out(values: Sequence[float]) -> bool:
+    """Whether ticks at ``values`` stand apart on a log axis (none closer than 1/12 of it)."""
+    if len(values) < 2:
+        return True
+    span = math.log10(values[-1] / values[0])
+    gaps = [math.log10(b / a) for a, b in pairwise(values)]
+    return min(gaps) >= span / 12
+
+
+def log_ticks(lo: float, hi: float, values: Sequence[float] = ()) -> list[list[tuple[float, str]]]:
+    """``log_tick_values`` for an axis that plots log10(x) (pyqtgraph's log mode), in the
+    form ``AxisItem.setTicks`` takes: [major, minor], positions as log10 of the value."""
+    major, minor = log_tick_values(lo, hi, values, slack=1.5)
+    return [[(math.log10(v), text) for v, text in level] for level in (major, minor)]

@@ -10,34 +10,50 @@ from __future__ import annotations
 import io
 import logging
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from wattbench.reports.series import Bar, Point, Series
+from wattbench.domain import units
+from wattbench.reports.chart_style import (
+    NA_COLOUR,
+    PALETTE,
+    WIDTH_IN,
+    legend,
+    legend_height,
+    log_axis,
+    mpl_text,
+    new_figure,
+    plain_numbers,
+    text_renderer,
+    wrap_label,
+)
+from wattbench.reports.placement import place_labels
+from wattbench.reports.series import (
+    PARETO_BETTER,
+    PARETO_X,
+    PARETO_Y,
+    Bar,
+    Point,
+    Series,
+    ValueAxis,
+    pareto_front,
+    pareto_range,
+    value_axis,
+)
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
 log = logging.getLogger(__name__)
 
-# Colour-blind-safe palette (Okabe–Ito), dark enough on white paper.
-PALETTE = (
-    "#0072B2",
-    "#D55E00",
-    "#009E73",
-    "#CC79A7",
-    "#E69F00",
-    "#56B4E9",
-    "#000000",
-    "#8C564B",
-)
-NA_COLOUR = "#9a9a9a"
-WIDTH_IN = 7.0
-MAX_LABEL_CHARS = 48
 MAX_CURVE_POINTS = 600
 MAX_TRACE_POINTS = 1500
+LABEL_PT = 6.5  # the Pareto view's point labels
 
 
 @dataclass
@@ -51,47 +67,6 @@ class Chart:
     png: bytes = field(repr=False)
     width_in: float = WIDTH_IN
     height_in: float = 3.0
-
-
-def mpl_text(s: str, limit: int = MAX_LABEL_CHARS) -> str:
-    """A user string made safe for matplotlib: no mathtext, no hidden '_' legend labels."""
-    s = " ".join(str(s).split())
-    if len(s) > limit:
-        s = s[: limit - 1] + "…"
-    s = s.replace("\\", "\\\\").replace("$", r"\$")
-    if s.startswith("_"):
-        s = "\u200b" + s  # matplotlib hides legend entries whose label starts with "_"
-    return s
-
-
-def _setup() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    matplotlib.rcParams.update(
-        {
-            "svg.fonttype": "none",  # text stays <text>, escaped by matplotlib's XML writer
-            "svg.hashsalt": "wattbench",  # stable ids run to run
-            "font.family": "DejaVu Sans",
-            "font.size": 8.5,
-            "axes.titlesize": 10,
-            "axes.titleweight": "bold",
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.grid": True,
-            "grid.color": "#dddddd",
-            "grid.linewidth": 0.6,
-            "legend.fontsize": 7.5,
-            "legend.frameon": False,
-        }
-    )
-
-
-def _new_figure(height_in: float) -> Figure:
-    _setup()
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
 
 
 def _finish(fig: Figure, key: str, title: str, caption: str, png_dpi: int) -> Chart:
@@ -124,26 +99,30 @@ def bar_chart(
     higher_is_better: bool,
     png_dpi: int = 250,
 ) -> Chart:
-    """Horizontal bars with 95 % interval error bars; n/a bars say why instead of drawing 0."""
-    height = max(1.6, 0.55 + 0.32 * len(bars))
-    fig = _new_figure(height)
+    """Horizontal bars with 95 % interval error bars; n/a bars say why instead of drawing 0.
+    An interval far wider than the bars runs off the axis (an arrow) rather than flatten them;
+    the value labels are measured, and the axis made long enough to hold them."""
+    height = max(1.6, 0.55 + 0.34 * len(bars))
+    fig = new_figure(height)
     ax = fig.add_subplot()
     ys = np.arange(len(bars))[::-1]
-    known = [b for b in bars if b.value is not None]
-    xmax = max([(b.hi if b.hi is not None else b.value) or 0.0 for b in known] + [0.0])
-    xmax = xmax * 1.28 if xmax > 0 else 1.0
-    for y, b in zip(ys, bars, strict=True):
+    axis = value_axis(bars)
+    texts: list[tuple[Bar, Text]] = []
+    for y, b, runs_off in zip(ys, bars, axis.runs_off, strict=True):
         if b.value is None:
-            ax.text(
-                xmax * 0.01,
+            why = textwrap.shorten(f"n/a — {b.na_reason or 'not measured'}", 120, placeholder="…")
+            note = ax.text(
+                0.01,
                 y,
-                mpl_text(f"n/a — {b.na_reason or 'not measured'}", 90),
+                textwrap.fill(mpl_text(why, 130), 70),
                 va="center",
                 ha="left",
                 color="#555555",
                 fontstyle="italic",
-                fontsize=7.5,
+                fontsize=7,
+                transform=ax.get_yaxis_transform(),
             )
+            note.set_in_layout(False)
             continue
         colour = NA_COLOUR if b.estimate else (PALETTE[1] if b.baseline else PALETTE[0])
         ax.barh(
@@ -155,7 +134,7 @@ def bar_chart(
             edgecolor="white" if not b.estimate else "#555555",
             linewidth=0.5,
         )
-        if b.lo is not None and b.hi is not None:
+        if b.lo is not None and b.hi is not None and not runs_off:
             ax.errorbar(
                 b.value,
                 y,
@@ -165,20 +144,65 @@ def bar_chart(
                 elinewidth=1.0,
                 capsize=3,
             )
-        end = b.hi if b.hi is not None else b.value
         text = _fmt(b.value) + (" (estimate)" if b.estimate else "")
-        ax.text(end + xmax * 0.012, y, text, va="center", ha="left", fontsize=7.5)
-    ax.set_yticks(ys, [mpl_text(b.label) + ("  [baseline]" if b.baseline else "") for b in bars])
-    ax.set_xlim(0, xmax)
+        start = b.hi if b.hi is not None and not runs_off else b.value
+        if runs_off and b.hi is not None:
+            text += f" · interval to {_fmt(b.hi)}"
+        label = ax.text(start, y, " " + text, va="center", ha="left", fontsize=7.5)
+        if runs_off:  # written over the interval's line, which runs on past the axis
+            label.set_bbox({"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none"})
+        label.set_in_layout(False)
+        texts.append((b, label))
+    ax.set_yticks(ys, [wrap_label(b.label) + ("  [baseline]" if b.baseline else "") for b in bars])
+    ax.set_xlim(0, axis.top * 1.04)
     ax.set_ylim(-0.6, len(bars) - 0.4)
     ax.set_xlabel(unit)
+    plain_numbers(ax.xaxis)
     better = "higher is better" if higher_is_better else "lower is better"
     ax.set_title(f"{title} ({better})", loc="left")
     ax.grid(axis="y", visible=False)
+    _room_for_labels(fig, ax, axis, texts)
+    right = ax.get_xlim()[1]
+    for y, b, runs_off in zip(ys, bars, axis.runs_off, strict=True):
+        if runs_off and b.value is not None and b.lo is not None:  # an open end: an arrow
+            ax.plot([b.lo, right], [y, y], color="#222222", lw=1.0, zorder=1.5)
+            ax.plot([b.lo, b.lo], [y - 0.12, y + 0.12], color="#222222", lw=1.0)
+            ax.plot(right, y, marker=">", ms=5, color="#222222", clip_on=False)
     caption = f"{title} in {unit}; error bars are 95 % confidence intervals; {better}."
+    if any(axis.runs_off):
+        caption += " An arrow: the interval runs on past the axis (its end is written out)."
     if any(b.estimate for b in bars):
         caption += " Hatched grey bars are estimates, not measurements."
     return _finish(fig, key, title, caption, png_dpi)
+
+
+def _room_for_labels(
+    fig: Figure, ax: Axes, axis: ValueAxis, texts: Sequence[tuple[Bar, Text]]
+) -> None:
+    """Lengthen the value axis until every bar's label fits beside its bar (measured on the
+    laid-out figure); a label that would need the axis over three times longer goes inside
+    its bar instead."""
+    if not texts:
+        return
+    renderer = text_renderer(fig)
+    for _ in range(3):  # the axis' length in pixels settles after a layout or two
+        fig.draw_without_rendering()
+        width_px = ax.get_window_extent(renderer).width
+        need = axis.top * 1.04
+        for b, label in texts:
+            if label.get_horizontalalignment() == "right":
+                continue  # already inside its bar
+            room = width_px - label.get_window_extent(renderer).width - 4
+            if room > width_px / 3:
+                need = max(need, label.get_position()[0] * width_px / room)
+            elif b.value is not None:
+                label.set_text(label.get_text().strip() + " ")
+                label.set_x(b.value)
+                label.set_horizontalalignment("right")
+                label.set_color("white")
+        if math.isclose(need, ax.get_xlim()[1], rel_tol=1e-3):
+            return
+        ax.set_xlim(0, need)
 
 
 def _thin(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +214,7 @@ def _thin(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndar
 
 def cdf_chart(series: Sequence[tuple[str, np.ndarray]], *, png_dpi: int = 250) -> Chart:
     """Empirical CDFs of per-call latency (ms), overlaid, log-scaled when the range is wide."""
-    fig = _new_figure(3.2)
+    fig = new_figure(3.2 + legend_height(len(series)))
     ax = fig.add_subplot()
     lows: list[float] = []
     highs: list[float] = []
@@ -206,15 +230,16 @@ def cdf_chart(series: Sequence[tuple[str, np.ndarray]], *, png_dpi: int = 250) -
         lows.append(float(xs[0]))
         highs.append(float(xs[-1]))
     if lows and min(lows) > 0 and max(highs) / min(lows) > 20:
-        ax.set_xscale("log")
+        log_axis(ax, "x", min(lows) / 1.1, max(highs) * 1.1)
+    else:
+        plain_numbers(ax.xaxis)
     ax.axhline(0.5, color="#888888", lw=0.6, ls=":")
     ax.axhline(0.99, color="#888888", lw=0.6, ls=":")
     ax.set_ylim(0, 1.0)
     ax.set_xlabel("latency per call (ms)")
     ax.set_ylabel("fraction of calls ≤ x")
     ax.set_title("Latency distribution (CDF)", loc="left")
-    if series:
-        ax.legend(loc="lower right")
+    legend(fig, ax, len(series), "lower right")
     caption = (
         "Empirical cumulative distribution of every timed call; dotted lines mark the "
         "median and p99."
@@ -224,7 +249,7 @@ def cdf_chart(series: Sequence[tuple[str, np.ndarray]], *, png_dpi: int = 250) -
 
 def timeline_chart(series: Sequence[Series], *, png_dpi: int = 250) -> Chart:
     """Power (W) over time (s), aligned so that 0 is the start of each run's measurement."""
-    fig = _new_figure(3.2)
+    fig = new_figure(3.2 + legend_height(len(series)))
     ax = fig.add_subplot()
     for i, s in enumerate(series):
         x, y = _thin(np.asarray(s.x), np.asarray(s.y), MAX_TRACE_POINTS)
@@ -232,10 +257,10 @@ def timeline_chart(series: Sequence[Series], *, png_dpi: int = 250) -> Chart:
     ax.axvline(0.0, color="#444444", lw=0.8, ls="--")
     ax.set_xlabel("time from start of measurement (s)")
     ax.set_ylabel("power (W)")
+    plain_numbers(ax.yaxis)
     ax.set_ylim(bottom=0)
     ax.set_title("Power during the runs", loc="left")
-    if series:
-        ax.legend(loc="lower right", ncols=2 if len(series) > 4 else 1)
+    legend(fig, ax, len(series), "lower right")
     caption = (
         "Sampled power of each domain; time 0 (dashed) is the first timed call of each "
         "run, earlier samples are idle baseline and warm-up."
@@ -245,7 +270,7 @@ def timeline_chart(series: Sequence[Series], *, png_dpi: int = 250) -> Chart:
 
 def batch_chart(series: Sequence[Series], *, png_dpi: int = 250) -> Chart:
     """Throughput vs batch size, one line per device configuration, with interval bands."""
-    fig = _new_figure(3.2)
+    fig = new_figure(3.2 + legend_height(len(series)))
     ax = fig.add_subplot()
     batches: set[float] = set()
     for i, s in enumerate(series):
@@ -256,40 +281,37 @@ def batch_chart(series: Sequence[Series], *, png_dpi: int = 250) -> Chart:
             ax.errorbar(s.x, s.y, yerr=yerr, fmt="none", ecolor=colour, capsize=3, lw=1)
         batches.update(float(b) for b in s.x)
     if batches and max(batches) / max(min(batches), 1.0) >= 8:
-        ax.set_xscale("log", base=2)
-    if batches:
+        log_axis(ax, "x", min(batches) / 1.3, max(batches) * 1.3, sorted(batches))
+    elif batches:
         ticks = sorted(batches)
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.minorticks_off()
+        ax.set_xticks(ticks, [units.tick_label(t) for t in ticks])
+    plain_numbers(ax.yaxis)
     ax.set_xlabel("batch size")
     ax.set_ylabel("throughput (inferences/s)")
     ax.set_ylim(bottom=0)
     ax.set_title("Throughput vs batch size", loc="left")
-    if series:
-        ax.legend(loc="best")
+    legend(fig, ax, len(series), "best")
     caption = "Throughput of each device configuration at each batch size, with 95 % intervals."
     return _finish(fig, "throughput_vs_batch", "Throughput vs batch size", caption, png_dpi)
 
 
 def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 250) -> Chart:
-    """Throughput vs p99 latency, coloured by energy per inference; the Pareto front joined."""
+    """p99 latency (x) against throughput (y), coloured by energy per inference, the Pareto
+    front joined: the same axes, scales and front as the app's Pareto view (``series``)."""
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    fig = _new_figure(3.6)
+    fig = new_figure(3.8)
     ax = fig.add_subplot()
-    measured = [p for p in points if p.energy is not None]
-    cvals = [p.energy for p in measured if p.energy is not None]
+    cvals = [p.energy for p in points if p.energy is not None]
     norm = (
-        Normalize(
-            vmin=min(cvals),
-            vmax=max(cvals) if max(cvals) > min(cvals) else min(cvals) * 1.01 + 1e-12,
-        )
+        Normalize(min(cvals), max(cvals) if max(cvals) > min(cvals) else min(cvals) * 1.01 + 1e-12)
         if cvals
         else None
     )
     cmap = colormaps["viridis"]
-    for i, p in enumerate(points):
+    for p in points:
         if p.energy is None or norm is None:
             ax.scatter(
                 p.p99_ms,
@@ -298,6 +320,7 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
                 facecolors="none",
                 edgecolors=NA_COLOUR,
                 linewidths=1.2,
+                zorder=3,
             )
         else:
             ax.scatter(
@@ -308,51 +331,75 @@ def pareto_chart(points: Sequence[Point], colour_unit: str, *, png_dpi: int = 25
                 edgecolors="#333333" if not p.estimate else "#D55E00",
                 linewidths=0.6 if not p.estimate else 1.4,
                 marker="o" if not p.estimate else "D",
+                zorder=3,
             )
-        # Staggered offsets keep labels of nearby points apart.
-        ax.annotate(
-            mpl_text(p.label, 30),
-            (p.p99_ms, p.throughput),
-            xytext=(6, 4 - 9 * (i % 3)),
-            textcoords="offset points",
-            fontsize=6.5,
-            color="#333333",
-        )
-    front = _pareto_front(points)
+    front = pareto_front(points)
     if len(front) > 1:
         ax.plot(
             [p.p99_ms for p in front],
             [p.throughput for p in front],
             color="#555555",
-            lw=0.8,
+            lw=0.9,
             ls="--",
-            zorder=0,
+            zorder=2,
+            label="Pareto front",
         )
+    for which, values in (("x", [p.p99_ms for p in points]), ("y", [p.throughput for p in points])):
+        lo, hi, log = pareto_range(values)
+        if log:
+            log_axis(ax, which, lo, hi)
+        else:
+            (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
+            plain_numbers(ax.xaxis if which == "x" else ax.yaxis)
     if norm is not None:
-        from matplotlib.cm import ScalarMappable
-
-        sm = ScalarMappable(norm=norm, cmap=cmap)
-        cb = fig.colorbar(sm, ax=ax, shrink=0.9)
+        cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.9, pad=0.02)
         cb.set_label(f"energy per inference ({colour_unit})")
-    ax.set_xlabel("p99 latency per call (ms)")
-    ax.set_ylabel("throughput (inferences/s)")
-    ax.set_title("Throughput vs p99 latency", loc="left")
-    ax.margins(0.12)
+        plain_numbers(cb.ax.yaxis)
+    ax.set_xlabel(PARETO_X)
+    ax.set_ylabel(PARETO_Y)
+    ax.set_title(f"Throughput vs p99 latency ({PARETO_BETTER})", loc="left")
+    if len(front) > 1:
+        ax.legend(loc="best", handlelength=1.6)
+    _label_points(fig, ax, points)
     caption = (
-        "Each configuration's throughput against its p99 latency (upper left is "
-        "better), coloured by energy per inference; hollow grey: energy not measured; "
-        "diamonds with an orange edge: energy estimated; dashed: the Pareto front."
+        f"Each configuration's throughput against its p99 latency ({PARETO_BETTER}), "
+        "coloured by energy per inference; hollow grey: energy not measured; diamonds with "
+        "an orange edge: energy estimated; dashed: the Pareto front (the configurations no "
+        "other beats on both latency and throughput)."
     )
     return _finish(fig, "pareto", "Pareto view", caption, png_dpi)
 
 
-def _pareto_front(points: Sequence[Point]) -> list[Point]:
-    """Points no other point beats on both lower p99 (x) and higher throughput (y)."""
-    ordered = sorted(points, key=lambda p: (p.p99_ms, -p.throughput))
-    front: list[Point] = []
-    best_y = -math.inf
-    for p in ordered:
-        if p.throughput > best_y:
-            front.append(p)
-            best_y = p.throughput
-    return front
+def _label_points(fig: Figure, ax: Axes, points: Sequence[Point]) -> None:
+    """Each point's label where ``placement`` puts it, measured on the laid-out figure, so
+    labels neither cover each other nor leave the plot; one moved off its point in a crowd
+    gets a thin leader line to it."""
+    fig.draw_without_rendering()
+    renderer = text_renderer(fig)
+    frame = ax.get_window_extent(renderer)
+    texts = [mpl_text(p.label, 34) for p in points]
+    sizes = []
+    for text in texts:
+        probe = ax.text(0, 0, text, fontsize=LABEL_PT)
+        box = probe.get_window_extent(renderer)
+        sizes.append((box.width, box.height))
+        probe.remove()
+    xy = ax.transData.transform([(p.p99_ms, p.throughput) for p in points])
+    spots = [(float(x - frame.x0), float(y - frame.y0)) for x, y in xy]
+    places = place_labels(spots, sizes, (frame.width, frame.height), marker=9.0)
+    to_pt = 72.0 / fig.dpi
+    for p, text, spot, place in zip(points, texts, spots, places, strict=True):
+        offset = ((place.box.x0 - spot[0]) * to_pt, (place.box.y0 - spot[1]) * to_pt)
+        leader = {"arrowstyle": "-", "lw": 0.5, "color": "#888888", "shrinkA": 1, "shrinkB": 4}
+        label = ax.annotate(
+            text,
+            (p.p99_ms, p.throughput),
+            xytext=offset,
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize=LABEL_PT,
+            color="#333333",
+            arrowprops=leader if place.shift else None,
+        )
+        label.set_in_layout(False)

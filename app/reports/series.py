@@ -9,7 +9,7 @@ energy figure (a TDP model) is returned as such (``estimate=True``), never as a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,14 @@ from wattbench.engine.compare import Comparison
 from wattbench.engine.metrics import ConfigGroup
 
 MAX_POWER_SERIES = 8
+# a bar's interval reaching past this many times the largest bar runs off the value axis
+# (marked as such) instead of squeezing every bar into a corner
+WIDE_INTERVAL = 1.5
+LOG_SPREAD = 30.0  # a Pareto axis whose points span more than this ratio is drawn log-scaled
+# The Pareto view's axes, the same in the app and the report: lower left to upper right.
+PARETO_X = "p99 latency per call (ms)"
+PARETO_Y = "throughput (items/s)"
+PARETO_BETTER = "upper left is better"
 ENERGY_METRICS = ("energy", "perf-per-watt")  # the bars an energy estimate can stand in for
 
 
@@ -47,8 +55,36 @@ class Series:
 
 
 @dataclass(frozen=True)
+class ValueAxis:
+    """Where a bar chart's value axis ends, and which bars' intervals run off it."""
+
+    top: float
+    runs_off: tuple[bool, ...]  # per bar: its interval's upper end is past ``top``
+
+    def end(self, bar: Bar) -> float:
+        """Where the bar's interval (or the bar, without one) ends on the axis."""
+        end = bar.hi if bar.hi is not None else bar.value
+        return min(end or 0.0, self.top)
+
+
+def value_axis(bars: Sequence[Bar]) -> ValueAxis:
+    """The value axis' range from 0: every bar and interval, except that an interval reaching
+    past ``WIDE_INTERVAL`` times the largest bar is cut there (and said to run off), so one
+    wide interval cannot flatten the other bars."""
+    values = [b.value for b in bars if b.value is not None and np.isfinite(b.value)]
+    peak = max(values, default=0.0)
+    if peak <= 0:
+        return ValueAxis(1.0, tuple(False for _ in bars))
+    limit = peak * WIDE_INTERVAL
+    runs_off = tuple(b.value is not None and b.hi is not None and b.hi > limit for b in bars)
+    ends = [min(b.hi, limit) if b.hi is not None else b.value for b in bars if b.value is not None]
+    return ValueAxis(max([peak, *ends]), runs_off)
+
+
+@dataclass(frozen=True)
 class Point:
-    """One configuration in the throughput vs p99 latency plane, coloured by its energy."""
+    """One configuration in the Pareto view: p99 latency (x) against throughput (y), coloured
+    by its energy per inference."""
 
     label: str
     throughput: float  # items/s
@@ -210,3 +246,34 @@ def pareto_points(
             Point(names[group.label], thr.value.value, p99.value.value / 1e6, colour, estimate)
         )
     return points
+
+
+def pareto_front(points: Sequence[Point]) -> list[Point]:
+    """The configurations no other beats on both counts (a p99 latency as low or lower and a
+    throughput as high or higher, one of them strictly), by rising latency: the line the
+    Pareto view joins. Configurations with the same figures are all on it, or none is."""
+    ordered = sorted(points, key=lambda p: (p.p99_ms, -p.throughput))
+    front: list[Point] = []
+    for p in ordered:
+        last = front[-1] if front else None
+        if last is None or p.throughput > last.throughput:
+            front.append(p)
+        elif p.throughput == last.throughput and p.p99_ms == last.p99_ms:
+            front.append(p)  # the same figures as a point on the front: not beaten either
+    return front
+
+
+def log_scaled(values: Sequence[float]) -> bool:
+    """Whether an axis over ``values`` reads better log-scaled (they span a wide ratio)."""
+    positive = [v for v in values if v > 0 and np.isfinite(v)]
+    return len(positive) >= 2 and max(positive) / min(positive) > LOG_SPREAD
+
+
+def pareto_range(values: Sequence[float]) -> tuple[float, float, bool]:
+    """(low, high, log-scaled) of a Pareto view's axis over ``values`` (all positive), with a
+    margin around the points; the same in the app and the report."""
+    lo, hi = min(values), max(values)
+    if log_scaled(values):
+        return lo / 1.4, hi * 1.4, True
+    pad = (hi - lo) * 0.12 or hi * 0.1 or 1.0
+    return max(0.0, lo - pad), hi + pad, False

@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QWidget
 from wattbench.domain import units
 from wattbench.gui import theme
+from wattbench.reports import series
 from wattbench.reports.series import Bar
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,47 @@ def set_plot_title(plot: pg.PlotWidget, text: str) -> None:
     plot.getPlotItem().setTitle(text, color=theme.foreground().name(), size="10pt")
 
 
+class PlainAxis(pg.AxisItem):
+    """An axis whose tick labels are plain numbers ('20,000', '0.5'), never '2e+04' or
+    '1e+03' (pyqtgraph's own); in log mode, the value itself (10 ** position)."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        if self.logMode:
+            return [units.tick_label(10.0**v) if v < 300 else "" for v in values]
+        return [units.tick_label(v * scale) for v in values]
+
+
+# (ticks drawn at the levels above, most of the axis' length their labels may fill): fewer
+# labels between the major ticks than pyqtgraph's default, which labels 1, 2, 3 … 19
+TEXT_FILL_LIMITS = [(0, 0.8), (2, 0.4), (4, 0.3), (6, 0.2)]
+
+
+def plain_axes() -> dict[str, pg.AxisItem]:
+    """A PlotWidget's ``axisItems``: plain-number ticks on the bottom and left axes."""
+    axes = {"bottom": PlainAxis("bottom"), "left": PlainAxis("left")}
+    for axis in axes.values():
+        axis.setStyle(textFillLimits=TEXT_FILL_LIMITS)
+    return axes
+
+
+def add_legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-10, 10)) -> pg.LegendItem:
+    """A legend (top right by default) on a background, so curves under it stay apart from
+    its text; ``legend_columns`` sets its columns for the entries it gets."""
+    fill = theme.background()
+    fill.setAlpha(215)
+    return plot.getPlotItem().addLegend(offset=offset, brush=pg.mkBrush(fill))
+
+
+def legend_columns(legend: pg.LegendItem, entries: int) -> None:
+    """Two columns for a long legend, that would otherwise cover half the plot."""
+    legend.setColumnCount(2 if entries > 4 else 1)
+
+
 class MetricBars(pg.PlotWidget):
     """Horizontal bars, one per configuration, with 95 % interval whiskers and verdicts."""
 
     def __init__(self, title: str, unit: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, axisItems=plain_axes())
         theme.watcher().register(self)
         self._title = title
         self._unit = unit
@@ -80,7 +117,11 @@ class MetricBars(pg.PlotWidget):
         self._pool: list[pg.TextItem] = []
         self._bar_item: pg.BarGraphItem | None = None
         self._note: pg.TextItem | None = None
+        self._axis = series.value_axis([])
+        self._arrows = pg.ScatterPlotItem(size=9, pxMode=True, symbol="t2")  # ▶: runs on
         item = self.getPlotItem()
+        item.addItem(self._arrows)
+        item.getViewBox().sigResized.connect(self._fit_range)
         item.setMenuEnabled(False)
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()
@@ -94,6 +135,7 @@ class MetricBars(pg.PlotWidget):
         item = self.getPlotItem()
         while len(self._pool) < n:
             label = pg.TextItem("", anchor=(0, 0.5))
+            label.setZValue(10)  # over the interval lines
             item.addItem(label)
             self._pool.append(label)
         for i, label in enumerate(self._pool):
@@ -120,6 +162,7 @@ class MetricBars(pg.PlotWidget):
             if self.error_bars is not None:
                 self.error_bars.setVisible(False)
             self._text_pool(0)
+            self._arrows.setData([])
             self._note.setText(text, color=theme.muted())
             self._note.setPos(0.5, 0.5)
             self._note.setVisible(True)
@@ -152,45 +195,79 @@ class MetricBars(pg.PlotWidget):
             x0=np.zeros(n), y=ys, height=0.6, width=values, brushes=brushes, pens=pens
         )
         self._bar_item.setVisible(True)
+        self._axis = axis = series.value_axis(self.bars)
+        self.verdict_items = self._text_pool(n)
+        for b, label in zip(self.bars, self.verdict_items, strict=True):
+            verdict_colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
+            label.setText(self._bar_text(b, axis), color=verdict_colour)
+            label.fill = pg.mkBrush(theme.background()) if self._runs_off(b) else pg.mkBrush(None)
+        item.setYRange(-0.6, n - 0.4, padding=0)
+        self._fit_range()
+        self._ticks()
+
+    def _runs_off(self, b: Bar) -> bool:
+        return b.value is not None and b.hi is not None and b.hi > self._axis.top
+
+    def _label_at(self, b: Bar) -> float:
+        """Where a bar's label starts: after its interval; on the line of an interval that
+        runs off the axis, just after the bar (over that line, on the background colour)."""
+        if b.value is None:
+            return 0.0
+        return b.value if self._runs_off(b) else self._axis.end(b)
+
+    def _fit_range(self) -> None:
+        """The value axis from 0 to where every bar's label fits beside its bar, measured in
+        pixels (again whenever the chart is resized), the bars keeping half the width at
+        least; then the intervals, one that runs off drawn to the edge with an arrow."""
+        if not self.bars or all(b.value is None for b in self.bars):
+            return
+        width = max(self.getPlotItem().getViewBox().width(), 50.0)
+        right = self._axis.top * 1.03
+        for b, label in zip(self.bars, self.verdict_items, strict=True):
+            room = max(width - label.boundingRect().width() - 8, width / 2)
+            right = max(right, self._label_at(b) * width / room)
+        ys = np.arange(len(self.bars), dtype=float)[::-1]
+        for b, label, y in zip(self.bars, self.verdict_items, ys, strict=True):
+            label.setPos(self._label_at(b) + right * 4 / width, y)
+        self.getPlotItem().setXRange(0, right, padding=0)
+        self._draw_intervals(right, ys)
+
+    def _draw_intervals(self, right: float, ys: np.ndarray) -> None:
         with_iv = [
-            (y, b)
+            (y, b, min(b.hi, right))
             for y, b in zip(ys, self.bars, strict=True)
             if b.value is not None and b.lo is not None and b.hi is not None
         ]
-        if with_iv:
-            vals = [(b.value or 0.0, b.lo or 0.0, b.hi or 0.0) for _, b in with_iv]
-            data = {
-                "x": np.array([v for v, _lo, _hi in vals], dtype=float),
-                "y": np.array([y for y, _ in with_iv]),
-                "left": np.array([v - lo for v, lo, _hi in vals], dtype=float),
-                "right": np.array([hi - v for v, _lo, hi in vals], dtype=float),
-            }
-            if self.error_bars is None:
-                self.error_bars = pg.ErrorBarItem(
-                    beam=0.2, pen=pg.mkPen(theme.foreground(), width=1.5), **data
-                )
-                item.addItem(self.error_bars)
-            else:
-                self.error_bars.setData(**data)
-            self.error_bars.setVisible(True)
-        elif self.error_bars is not None:
-            self.error_bars.setVisible(False)
-        top = max((b.hi if b.hi is not None else b.value) or 0.0 for b in shown)
-        self.verdict_items = self._text_pool(n)
-        for y, b, label in zip(ys, self.bars, self.verdict_items, strict=True):
-            verdict_colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
-            label.setText(self._bar_text(b), color=verdict_colour)
-            x = (b.hi if b.hi is not None else b.value) if b.value is not None else 0.0
-            label.setPos(x + top * 0.02, y)
-        item.setXRange(0, top * 2.1, padding=0)
-        item.setYRange(-0.6, n - 0.4, padding=0)
-        self._ticks()
+        off = [(right * 0.975, y) for y, b in zip(ys, self.bars, strict=True) if self._runs_off(b)]
+        self._arrows.setData(
+            pos=off, brush=pg.mkBrush(theme.foreground()), pen=pg.mkPen(theme.foreground())
+        )
+        if not with_iv:
+            if self.error_bars is not None:
+                self.error_bars.setVisible(False)
+            return
+        data = {
+            "x": np.array([b.value for _, b, _ in with_iv], dtype=float),
+            "y": np.array([y for y, _, _ in with_iv], dtype=float),
+            "left": np.array([(b.value or 0.0) - (b.lo or 0.0) for _, b, _ in with_iv]),
+            "right": np.array([hi - (b.value or 0.0) for _, b, hi in with_iv]),
+        }
+        if self.error_bars is None:
+            self.error_bars = pg.ErrorBarItem(
+                beam=0.2, pen=pg.mkPen(theme.foreground(), width=1.5), **data
+            )
+            self.getPlotItem().addItem(self.error_bars)
+        else:
+            self.error_bars.setData(**data)
+        self.error_bars.setVisible(True)
 
     @staticmethod
-    def _bar_text(b: Bar) -> str:
+    def _bar_text(b: Bar, axis: series.ValueAxis) -> str:
         if b.value is None:
             return "n/a"
         value = units.number(b.value) + (" (estimate)" if b.estimate else "")
+        if b.hi is not None and b.hi > axis.top:  # the arrow: its interval runs on to here
+            value += f" · interval to {units.number(b.hi)}"
         if b.baseline:
             return f"{value} (baseline)"
         if b.ratio is None:

@@ -15,8 +15,17 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
+from wattbench.domain import units
 from wattbench.gui import theme
-from wattbench.gui.widgets.bar_charts import set_plot_title, short_text
+from wattbench.gui.widgets.bar_charts import (
+    add_legend,
+    legend_columns,
+    plain_axes,
+    set_plot_title,
+    short_text,
+)
+from wattbench.reports import series
+from wattbench.reports.placement import place_labels
 from wattbench.reports.series import Point, Series
 
 log = logging.getLogger(__name__)
@@ -29,13 +38,13 @@ class CdfChart(pg.PlotWidget):
     """Latency distributions (empirical CDFs) of each configuration, overlaid, log x."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, axisItems=plain_axes())
         theme.watcher().register(self)
         item = self.getPlotItem()
         item.setLabel("bottom", "latency per call (ms, log scale)")
         item.setLabel("left", "fraction of calls ≤ latency")
         item.setLogMode(x=True, y=False)
-        self.legend = item.addLegend(offset=(-10, 10))
+        self.legend = add_legend(self)
         self.curves: list[pg.PlotDataItem] = []
         set_plot_title(self, "Latency distribution (CDF)")
 
@@ -44,6 +53,7 @@ class CdfChart(pg.PlotWidget):
         item = self.getPlotItem()
         item.clear()
         self.legend.clear()
+        legend_columns(self.legend, len(series))
         self.curves = []
         drawn = 0
         for i, (label, lat_ms) in enumerate(series):
@@ -60,6 +70,10 @@ class CdfChart(pg.PlotWidget):
             )
             self.curves.append(curve)
             drawn += 1
+        shown = [c.xData for c in self.curves]  # the data, not their log10
+        if shown:
+            lo, hi = min(float(x[0]) for x in shown), max(float(x[-1]) for x in shown)
+            item.getAxis("bottom").setTicks(units.log_ticks(lo, hi))
         for level in (0.5, 0.99):
             item.addLine(y=level, pen=pg.mkPen(theme.muted(), style=Qt.PenStyle.DashLine))
         if drawn == 0:
@@ -72,12 +86,12 @@ class PowerChart(pg.PlotWidget):
     """Power per domain over time, each run aligned on the start of its measurement."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, axisItems=plain_axes())
         theme.watcher().register(self)
         item = self.getPlotItem()
         item.setLabel("bottom", "time since the start of measurement (s)")
         item.setLabel("left", "power (W)")
-        self.legend = item.addLegend(offset=(-10, 10))
+        self.legend = add_legend(self)
         self.curves: list[pg.PlotDataItem] = []
         set_plot_title(self, "Power")
 
@@ -86,6 +100,7 @@ class PowerChart(pg.PlotWidget):
         item = self.getPlotItem()
         item.clear()
         self.legend.clear()
+        legend_columns(self.legend, len(series))
         self.curves = []
         for i, s in enumerate(series):
             if len(s.x) < 2:
@@ -107,13 +122,13 @@ class BatchChart(pg.PlotWidget):
     """Throughput against batch size, one line per device (and runtime)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, axisItems=plain_axes())
         theme.watcher().register(self)
         item = self.getPlotItem()
         item.setLabel("bottom", "batch size (log scale)")
         item.setLabel("left", "throughput (items/s)")
         item.setLogMode(x=True, y=False)
-        self.legend = item.addLegend(offset=(-10, 10))
+        self.legend = add_legend(self)
         self.curves: list[pg.PlotDataItem] = []
         set_plot_title(self, "Throughput vs batch size")
 
@@ -122,6 +137,7 @@ class BatchChart(pg.PlotWidget):
         item = self.getPlotItem()
         item.clear()
         self.legend.clear()
+        legend_columns(self.legend, len(series))
         self.curves = []
         for i, s in enumerate(series):
             colour = theme.series_colour(i)
@@ -145,6 +161,10 @@ class BatchChart(pg.PlotWidget):
                     pen=pg.mkPen(colour),
                 )
                 item.addItem(err)
+        batches = sorted({float(b) for s in series for b in s.x if b > 0})
+        if batches:
+            ticks = units.log_ticks(min(batches), max(batches), batches)
+            self.getPlotItem().getAxis("bottom").setTicks(ticks)
         if not self.curves:
             set_plot_title(
                 self,
@@ -156,25 +176,36 @@ class BatchChart(pg.PlotWidget):
 
 
 class ParetoChart(pg.PlotWidget):
-    """Throughput vs p99 latency; colour = energy per inference (grey when unknown)."""
+    """p99 latency (x) against throughput (y), colour = energy per inference (grey when
+    unknown), the Pareto front joined: the report's Pareto view, the same axes and front."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, axisItems=plain_axes())
         theme.watcher().register(self)
         item = self.getPlotItem()
-        item.setLabel("bottom", "throughput (items/s)")
-        item.setLabel("left", "p99 latency per call (ms)")
+        item.setLabel("bottom", series.PARETO_X)
+        item.setLabel("left", series.PARETO_Y)
+        self.legend = add_legend(self, (-10, -10))
         self.scatter = pg.ScatterPlotItem(size=14, pxMode=True)
+        self.front: pg.PlotDataItem | None = None
         self.labels: list[pg.TextItem] = []
         self.colour_bar: pg.ColorBarItem | None = None
         self.points: list[Point] = []
+        self.log_x = self.log_y = False
+        item.getViewBox().sigResized.connect(self.place_labels)
         set_plot_title(self, "Throughput vs p99 latency")
+
+    def _to_view(self, p: Point) -> tuple[float, float]:
+        x, y = p.p99_ms, p.throughput
+        return (np.log10(x) if self.log_x else x, np.log10(y) if self.log_y else y)
 
     def set_points(self, points: Sequence[Point]) -> None:
         item = self.getPlotItem()
         item.clear()
+        self.legend.clear()
+        self.front = None
         if self.colour_bar is not None:
-            self.getPlotItem().layout.removeItem(self.colour_bar)
+            item.layout.removeItem(self.colour_bar)
             self.colour_bar.setParentItem(None)
             self.colour_bar = None
         self.labels = []
@@ -182,11 +213,28 @@ class ParetoChart(pg.PlotWidget):
         if not self.points:
             set_plot_title(self, "Throughput vs p99 latency: n/a — no run has both figures")
             return
+        for name, values in (
+            ("bottom", [p.p99_ms for p in self.points]),
+            ("left", [p.throughput for p in self.points]),
+        ):
+            lo, hi, log = series.pareto_range(values)
+            if name == "bottom":
+                self.log_x = log
+            else:
+                self.log_y = log
+            item.getAxis(name).setTicks(units.log_ticks(lo, hi) if log else None)
+            span = (np.log10(lo), np.log10(hi)) if log else (lo, hi)
+            (item.setXRange if name == "bottom" else item.setYRange)(*span, padding=0)
         energies = [p.energy for p in self.points if p.energy is not None]
         cmap = pg.colormap.get("viridis")
         lo_e, hi_e = (min(energies), max(energies)) if energies else (0.0, 1.0)
         if hi_e <= lo_e:
             hi_e = lo_e * 1.1 + 1e-9
+        front = series.pareto_front(self.points)
+        if len(front) > 1:
+            xy = np.array([self._to_view(p) for p in front])
+            pen = pg.mkPen(theme.muted(), width=1.5, style=Qt.PenStyle.DashLine)
+            self.front = item.plot(xy[:, 0], xy[:, 1], pen=pen, name="Pareto front")
         spots = []
         for p in self.points:
             if p.energy is None:
@@ -195,26 +243,23 @@ class ParetoChart(pg.PlotWidget):
                 brush = pg.mkBrush(cmap.map((p.energy - lo_e) / (hi_e - lo_e), mode="qcolor"))
             spots.append(
                 {
-                    "pos": (p.throughput, p.p99_ms),
+                    "pos": self._to_view(p),
                     "brush": brush,
                     "symbol": "d" if p.estimate else "o",  # a diamond: energy estimated
                     "pen": pg.mkPen(theme.foreground()),
                     "data": p.label,
                 }
             )
-        self.scatter = pg.ScatterPlotItem(size=14, pxMode=True)
+        self.scatter = pg.ScatterPlotItem(size=12, pxMode=True)
         self.scatter.addPoints(spots)
         item.addItem(self.scatter)
         for p in self.points:
             text = short_text(p.label, 30) + (" (energy estimated)" if p.estimate else "")
             label = pg.TextItem(text, color=theme.foreground(), anchor=(0, 1))
-            label.setPos(p.throughput, p.p99_ms)
-            item.addItem(label)
+            item.addItem(label, ignoreBounds=True)
             self.labels.append(label)
-        xs = [p.throughput for p in self.points]
-        ys = [p.p99_ms for p in self.points]
-        item.setXRange(0, max(xs) * 1.3, padding=0)
-        item.setYRange(0, max(ys) * 1.25, padding=0)
+        self.place_labels()
+        better = f"Throughput vs p99 latency ({series.PARETO_BETTER})"
         if energies:
             self.colour_bar = pg.ColorBarItem(
                 values=(lo_e, hi_e),
@@ -223,11 +268,29 @@ class ParetoChart(pg.PlotWidget):
                 interactive=False,
                 width=14,
             )
-            self.getPlotItem().layout.addItem(self.colour_bar, 2, 5)
-            set_plot_title(
-                self,
-                "Throughput vs p99 latency (right and low is better); "
-                "colour = energy per inference",
-            )
+            self.colour_bar.axis.setStyle(autoExpandTextSpace=True)
+            item.layout.addItem(self.colour_bar, 2, 5)
+            set_plot_title(self, f"{better} · colour: energy per inference")
         else:
-            set_plot_title(self, "Throughput vs p99 latency; energy per inference n/a (grey)")
+            set_plot_title(self, f"{better} · energy per inference n/a (grey)")
+
+    def place_labels(self) -> None:
+        """Each point's label on the side ``placement`` picks for the plot's current size, so
+        labels neither cover one another nor leave the plot (again on every resize)."""
+        if not self.labels:
+            return
+        box = self.getPlotItem().getViewBox()
+        (x0, x1), (y0, y1) = box.viewRange()
+        width, height = max(box.width(), 1.0), max(box.height(), 1.0)
+        spots = []
+        for p in self.points:
+            x, y = self._to_view(p)
+            spots.append(((x - x0) / (x1 - x0) * width, (y - y0) / (y1 - y0) * height))
+        sizes = [(t.boundingRect().width(), t.boundingRect().height()) for t in self.labels]
+        for label, place in zip(
+            self.labels, place_labels(spots, sizes, (width, height), marker=12.0), strict=True
+        ):
+            label.setAnchor((0, 1))  # its lower left corner at the box's
+            label.setPos(
+                x0 + place.box.x0 / width * (x1 - x0), y0 + place.box.y0 / height * (y1 - y0)
+            )

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "cmd_compare": ("compare",),
     "cmd_bundle": ("export", "import"),
     "cmd_cost": ("cost",),
+    "cmd_claim": ("claim",),
     "cmd_report": ("report",),
     "cmd_gui": ("gui",),
 }

@@ -18,6 +18,7 @@ from wattbench.db.bundle import ExportSummary, ImportSummary, export_bundle
 from wattbench.db.bundle_read import import_bundle
 from wattbench.db.store import Store, open_store
 from wattbench.db.values import RunFilters, RunSummary
+from wattbench.domain.claim import Claim, Side
 from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult
@@ -25,6 +26,7 @@ from wattbench.domain.spec import RunSpec
 from wattbench.engine.board import BOARD_METRICS, Board, verdict_board
 from wattbench.engine.board import Answer as Answer  # the GUI reads the board through here
 from wattbench.engine.board import Standing as Standing
+from wattbench.engine.claims import ClaimResult, check_claim
 from wattbench.engine.compare import Comparison, compare_runs
 from wattbench.engine.metrics import DEFAULT_METRICS, GENERATION_METRICS
 from wattbench.reports import write_report
@@ -216,6 +218,43 @@ class Workbench:
             noise=noise,
             cost_profiles=self.cost_profiles(),  # the board asks per dollar
         )
+
+    def side_runs(self, side: Side) -> list[RunResult]:
+        """The stored runs one side of a claim stands on (ids, or every finished run matching
+        its fields), without arrays."""
+        if side.ids:
+            return self.load_runs(self.resolve_ids(side.ids), with_arrays=False)
+        found = self.list_runs(
+            limit=MAX_COMPARED + 1,
+            device=side.device,
+            runtime=side.runtime,
+            model=side.model,
+            tag=side.tag,
+            status="done",
+        )
+        if len(found) > MAX_COMPARED:
+            raise BadInputError(
+                f"Side {side.describe()} matches more than {MAX_COMPARED} runs: narrow it.",
+                field="side",
+            )
+        found = [s for s in found if side.batch is None or s.batch_size == side.batch]
+        return self.load_runs([s.id for s in found], with_arrays=False)
+
+    def check_claims(
+        self, claims: Sequence[Claim], *, energy_view: str = "device"
+    ) -> list[ClaimResult]:
+        """Each claim evaluated on its sides' stored runs (cost with the stored profiles)."""
+        profiles = profiles_by_device(self.cost_profiles())
+        return [
+            check_claim(
+                c,
+                self.side_runs(c.a),
+                self.side_runs(c.b),
+                energy_view=energy_view,
+                cost_profiles=profiles,
+            )
+            for c in claims
+        ]
 
     def report_material(self, ids: Sequence[str], baseline_id: str | None) -> ReportMaterial:
         """What a report of these runs needs from the store (runs with arrays, profiles)."""

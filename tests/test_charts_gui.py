@@ -33,6 +33,13 @@ def shown(qtbot: QtBot, widget: pg.PlotWidget, w: int = 800, h: int = 420) -> No
     widget.grab()  # lays out and paints once, as on screen
 
 
+def settle(qtbot: QtBot, widget: pg.PlotWidget) -> None:
+    """Let the chart take its new data in: auto-range and layout happen as it paints."""
+    widget.grab()
+    qtbot.wait(10)
+    widget.grab()
+
+
 def drawn_ticks(axis: pg.AxisItem) -> list[tuple[QRectF, str]]:
     """The tick labels the axis draws at its current size: (rectangle, text)."""
     image = QImage(10, 10, QImage.Format.Format_ARGB32)
@@ -64,7 +71,7 @@ def test_batch_axis_reads_its_batch_sizes(qtbot: QtBot) -> None:
             Series("gpu", np.array([1.0, 32.0]), np.array([500.0, 2.5e6])),
         ]
     )
-    qtbot.wait(10)
+    settle(qtbot, chart)
     item = chart.getPlotItem()
     assert assert_readable(item.getAxis("bottom")) == ["1", "8", "32"]
     left = assert_readable(item.getAxis("left"))
@@ -76,7 +83,7 @@ def test_cdf_log_axis_steps_1_2_5(qtbot: QtBot) -> None:
     shown(qtbot, chart)
     rng = np.random.default_rng(0)
     chart.set_series([(f"c{i}", rng.lognormal(np.log(10.0**i), 0.2, 400)) for i in (-1, 0, 2)])
-    qtbot.wait(10)
+    settle(qtbot, chart)
     labels = assert_readable(chart.getPlotItem().getAxis("bottom"))
     assert {"0.1", "1", "10", "100"} <= set(labels), labels
 
@@ -95,7 +102,7 @@ def test_pareto_view_uses_the_report_axes_and_draws_the_front(qtbot: QtBot) -> N
     chart = ParetoChart()
     shown(qtbot, chart)
     chart.set_points(POINTS)
-    qtbot.wait(10)
+    settle(qtbot, chart)
     item = chart.getPlotItem()
     assert item.getAxis("bottom").labelText == series.PARETO_X
     assert item.getAxis("left").labelText == series.PARETO_Y
@@ -107,15 +114,17 @@ def test_pareto_view_uses_the_report_axes_and_draws_the_front(qtbot: QtBot) -> N
     # labels: apart from each other and inside the plot, at this size and a smaller one
     for size in ((800, 420), (520, 300)):
         chart.resize(*size)
-        qtbot.wait(20)
+        settle(qtbot, chart)
         chart.place_labels()
         frame = item.getViewBox().sceneBoundingRect().adjusted(-1, -1, 1, 1)
         boxes = [label.sceneBoundingRect() for label in chart.labels]
         assert len(boxes) == len(POINTS)
         for a, b in combinations(boxes, 2):
             assert not a.intersects(b)
+        legend = chart.legend.sceneBoundingRect()
         for box in boxes:
             assert frame.contains(box), (box, frame)
+            assert not box.intersects(legend), "a point label under the legend"
     assert chart.colour_bar is not None
     assert_readable(chart.colour_bar.axis)
 
@@ -124,7 +133,7 @@ def test_pareto_view_goes_log_on_a_wide_spread(qtbot: QtBot) -> None:
     chart = ParetoChart()
     shown(qtbot, chart)
     chart.set_points([Point("a", 50.0, 0.5, None), Point("b", 5000.0, 400.0, None)])
-    qtbot.wait(10)
+    settle(qtbot, chart)
     assert chart.log_x and chart.log_y
     labels = assert_readable(chart.getPlotItem().getAxis("bottom"))
     assert {"1", "10", "100"} <= set(labels), labels
@@ -140,7 +149,7 @@ def test_one_wide_interval_does_not_flatten_the_p50_bars(qtbot: QtBot) -> None:
             Bar("cuda:1 · tensorrt · int8", 0.8, 0.5, 60.0, verdict="inconclusive", ratio=5.2),
         ]
     )
-    qtbot.wait(10)
+    settle(qtbot, chart)
     item = chart.getPlotItem()
     (_, right), _ = item.getViewBox().viewRange()
     assert right < 20, right  # not stretched to 60 ms
@@ -166,8 +175,7 @@ def test_bar_labels_fit_beside_their_bars(qtbot: QtBot, width: int) -> None:
             Bar("gpu", 3_100_000.0, 3_000_000.0, 3_200_000.0, verdict="faster", ratio=1.24),
         ]
     )
-    qtbot.wait(20)
-    chart._fit_range()
+    settle(qtbot, chart)
     frame = chart.getPlotItem().getViewBox().sceneBoundingRect().adjusted(-1, -1, 1, 1)
     for label in chart.verdict_items:
         assert frame.contains(label.sceneBoundingRect()), label.toPlainText()

@@ -30,7 +30,7 @@ from wattbench.reports.chart_style import (
     text_renderer,
     wrap_label,
 )
-from wattbench.reports.placement import place_labels
+from wattbench.reports.placement import Box, place_labels
 from wattbench.reports.series import (
     PARETO_BETTER,
     PARETO_X,
@@ -386,7 +386,13 @@ def _label_points(fig: Figure, ax: Axes, points: Sequence[Point]) -> None:
         probe.remove()
     xy = ax.transData.transform([(p.p99_ms, p.throughput) for p in points])
     spots = [(float(x - frame.x0), float(y - frame.y0)) for x, y in xy]
-    places = place_labels(spots, sizes, (frame.width, frame.height), marker=9.0)
+    avoid = []
+    if (key := ax.get_legend()) is not None:
+        box = key.get_window_extent(renderer)
+        avoid.append(
+            Box(box.x0 - frame.x0, box.y0 - frame.y0, box.x1 - frame.x0, box.y1 - frame.y0)
+        )
+    places = place_labels(spots, sizes, (frame.width, frame.height), marker=9.0, avoid=avoid)
     to_pt = 72.0 / fig.dpi
     for p, text, spot, place in zip(points, texts, spots, places, strict=True):
         offset = ((place.box.x0 - spot[0]) * to_pt, (place.box.y0 - spot[1]) * to_pt)

@@ -64,11 +64,13 @@ def place_labels(
     *,
     marker: float = 8.0,
     gap: float = 5.0,
+    avoid: Sequence[Box] = (),
 ) -> list[Placement]:
     """A place for each point's label (greedy, in the order given): the first of ``SIDES``
     that overlaps no label placed before, no marker (``marker`` px wide) and stays inside the
     plot (``area``: width, height); in a crowd, the nearest such place up to ``MAX_SHIFT`` rows
-    away; failing all, the place that does least harm."""
+    away; failing all, the place that does least harm. ``avoid``: more boxes to keep clear
+    of (a legend)."""
     width, height = area
     half = marker / 2
     markers = [Box(x - half, y - half, x + half, y + half) for x, y in points]
@@ -82,6 +84,7 @@ def place_labels(
                 cost = OUTSIDE_WEIGHT * _outside(box, width, height)
                 cost += sum(box.overlap(p.box) for p in placed)
                 cost += sum(box.overlap(m) for j, m in enumerate(markers) if j != i)
+                cost += sum(box.overlap(a) for a in avoid)
                 cost += shift * 0.01  # of two equal harms, the nearer place
                 if cost < best_cost:
                     best, best_cost = Placement(side, box, shift), cost

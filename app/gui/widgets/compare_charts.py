@@ -25,7 +25,7 @@ from wattbench.gui.widgets.bar_charts import (
     short_text,
 )
 from wattbench.reports import series
-from wattbench.reports.placement import place_labels
+from wattbench.reports.placement import Box, place_labels
 from wattbench.reports.series import Point, Series
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,7 @@ class ParetoChart(pg.PlotWidget):
         self.points: list[Point] = []
         self.log_x = self.log_y = False
         item.getViewBox().sigResized.connect(self.place_labels)
+        item.getViewBox().sigRangeChanged.connect(self.place_labels)
         set_plot_title(self, "Throughput vs p99 latency")
 
     def _to_view(self, p: Point) -> tuple[float, float]:
@@ -287,9 +288,21 @@ class ParetoChart(pg.PlotWidget):
             x, y = self._to_view(p)
             spots.append(((x - x0) / (x1 - x0) * width, (y - y0) / (y1 - y0) * height))
         sizes = [(t.boundingRect().width(), t.boundingRect().height()) for t in self.labels]
-        for label, place in zip(
-            self.labels, place_labels(spots, sizes, (width, height), marker=12.0), strict=True
-        ):
+        frame, key = box.sceneBoundingRect(), self.legend.sceneBoundingRect()
+        avoid = (
+            [
+                Box(
+                    key.left() - frame.left(),
+                    frame.bottom() - key.bottom(),
+                    key.right() - frame.left(),
+                    frame.bottom() - key.top(),
+                )
+            ]
+            if self.front is not None
+            else []
+        )
+        places = place_labels(spots, sizes, (width, height), marker=12.0, avoid=avoid)
+        for label, place in zip(self.labels, places, strict=True):
             label.setAnchor((0, 1))  # its lower left corner at the box's
             label.setPos(
                 x0 + place.box.x0 / width * (x1 - x0), y0 + place.box.y0 / height * (y1 - y0)

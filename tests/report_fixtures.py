@@ -7,9 +7,12 @@ throughput and energy agree with its arrays). `HOSTILE` strings go into names, n
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from wattbench.domain.result import (
+    FLAG_CONTENDED,
+    FLAG_NOT_CONVERGED,
     EnergyFigure,
     GenerationSummary,
     Interval,
@@ -182,3 +185,62 @@ def comparison_runs() -> list[RunResult]:
         make_run(device="cpu", runtime="onnxruntime", power_w=None, seed=6, host="bench-a"),
         make_run(device="cuda:0", status=RunStatus.FAILED, seed=7, notes=HOSTILE),
     ]
+
+
+def machine(host: str, *, cpu: str, cores: int, memory_gib: float, gpu: str | None = None,
+            torch: str = "2.13.0+cpu") -> dict[str, Any]:  # fmt: skip
+    """A system description shaped like backends.system.describe_system's, with run state."""
+    return {
+        "host": host,
+        "os": "Linux",
+        "os_release": "6.8.0-45-generic",
+        "python": "3.11.7",
+        "cpu": {
+            "model": cpu,
+            "sockets": 1,
+            "physical_cores": cores,
+            "logical_cpus": cores * 2,
+            "isa": ["sse4_2", "avx", "avx2", "fma"],
+            "architecture": "x86_64",
+            "max_mhz": 4200.0,
+        },
+        "memory_total_bytes": int(memory_gib * 2**30),
+        "memory_available_bytes": int(memory_gib * 2**30 * 0.8),
+        "swap_total_bytes": 0,
+        "cpu_frequency": {
+            "governor": "performance",
+            "frequency_driver": "intel_pstate",
+            "turbo": True,
+        },
+        "gpus": {
+            "nvidia_driver": "550.54.15" if gpu else None,
+            "nvidia": [{"bus": "0000:01:00.0", "model": gpu}] if gpu else [],
+            "drm": [],
+        },
+        "load_average": [0.2490234375, 0.7314453125, 0.892578125],
+        "boot_time_s": 1796008196.123456,
+        "versions": {"torch": torch, "onnxruntime": "1.32.0", "numpy": "2.4.6"},
+        "unknown": {},
+    }
+
+
+WORKSTATION = machine("ws-01", cpu="Intel Core i9-13900K", cores=24, memory_gib=63.7,
+                      gpu="NVIDIA GeForce RTX 4090", torch="2.13.0+cu124")  # fmt: skip
+LAPTOP = machine("lt-07", cpu="Intel Core i7-1365U", cores=10, memory_gib=23.5)
+
+
+def eight_runs() -> list[RunResult]:
+    """Eight finished runs on two machines: a CPU baseline, a GPU at two batch sizes and an ONNX
+    CPU configuration (2 replicates each), one run not converged and one contended."""
+    cpu = [make_run(seed=s, host="lt-07", mean_ms=10.0, power_w=28.0) for s in (1, 2)]
+    ort = [make_run(seed=s, runtime="onnxruntime", host="lt-07", mean_ms=8.0, power_w=30.0)
+           for s in (3, 4)]  # fmt: skip
+    gpu = [make_run(seed=s, device="cuda:0", host="ws-01", mean_ms=2.5, power_w=300.0)
+           for s in (5, 6)]  # fmt: skip
+    gpu8 = [make_run(seed=s, device="cuda:0", batch=8, host="ws-01", mean_ms=1.0, power_w=160.0)
+            for s in (7, 8)]  # fmt: skip
+    runs = [r.with_(system=LAPTOP) for r in cpu + ort] + [r.with_(system=WORKSTATION)
+                                                         for r in gpu + gpu8]  # fmt: skip
+    runs[3] = runs[3].with_(converged=False, flags=(FLAG_NOT_CONVERGED,))
+    runs[7] = runs[7].with_(flags=(FLAG_CONTENDED,))
+    return runs

@@ -111,7 +111,7 @@ def test_summary_sentences_as_the_issue_phrases_them() -> None:
     m = re.fullmatch(
         rf"On ResNet-50 at batch 32, {b} delivers {num}× the throughput of cpu · torch · b32 "
         rf"\(95 % CI {num}–{num}, slower\) and {num}× its inferences per joule "
-        rf"\(95 % CI {num}–{num}, better\) \(energy view: device\)\.",
+        rf"\(95 % CI {num}–{num}, better\)\.",
         model.summary[0],
     )
     assert m is not None, model.summary[0]
@@ -125,6 +125,14 @@ def test_summary_sentences_as_the_issue_phrases_them() -> None:
     # a workload that differs is said so in the same sentence
     assert model.summary[1].startswith("On ResNet-50 (batch 8 vs 32), cuda:0 · torch · b8 delivers")
     assert model.summary[1].endswith("Not like-for-like: the workloads differ in batch size.")
+    # a ratio that is n/a is said once, for every configuration it concerns, not per sentence
+    assert model.summary[2].startswith("On ResNet-50 at batch 32, cpu · onnxruntime · b32 ")
+    assert "per joule" not in model.summary[2]
+    assert model.summary[3] == (
+        "No inferences per joule ratio for cpu · onnxruntime · b32 — "
+        "this configuration: no power sensor readable on this host."
+    )
+    assert sum("no power sensor" in s for s in model.summary) == 1
 
 
 def test_estimates_are_marked_not_ranked(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def write_report(
         else:
             from wattbench.reports.pdf import render_pdf
 
-            data = render_pdf(model, build_charts(model, png_dpi=250))
+            data = render_pdf(model, build_charts(model, png_dpi=0))  # vector: the SVG
     _atomic_write(out, data)
     log.info("wrote %s report of %d runs to %s", suffix[1:], len(runs), out)
     return out

@@ -14,8 +14,17 @@ from string import Template
 from wattbench.reports.charts import Chart
 from wattbench.reports.data import csv_text, json_text
 from wattbench.reports.figures import ChartSet
+from wattbench.reports.front import (
+    board_table,
+    machine_tables,
+    method_notes,
+    method_paragraph,
+    quality_line,
+    ratio_tables,
+    unreliable_note,
+)
 from wattbench.reports.model import ReportModel
-from wattbench.reports.tables import COMPARISON_TABLES, Table, TCell, all_tables, method_notes
+from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, TCell, all_tables
 from wattbench.reports.textfmt import esc
 
 log = logging.getLogger(__name__)
@@ -41,10 +50,10 @@ figure{margin:14px 0 22px;page-break-inside:avoid}figure svg{width:100%;max-widt
 display:block}figcaption{color:#444;font-size:12px;margin-top:4px}
 nav ol{columns:2;font-size:13px}pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;
 font-size:11px;max-height:360px;overflow:auto;white-space:pre}
-.sys{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:14px}
-.sys table td:first-child{width:38%;color:#444}.sys>div{min-width:0}
+.quality li{margin:3px 0}p.note{white-space:pre-wrap;overflow-wrap:anywhere;font-size:13px;
+margin:0 0 10px}h4{font-size:14px;margin:12px 0 4px}
 h1,h3{overflow-wrap:anywhere}table{table-layout:fixed}
-@media print{pre{max-height:none;white-space:pre-wrap}nav{display:none}}
+@media print{nav{display:none}}
 """
 
 PAGE = Template("""<!DOCTYPE html>
@@ -64,13 +73,12 @@ $body
 """)
 
 SECTIONS = (
+    ("glance", "At a glance"),
     ("summary", "Summary"),
-    ("tables", "Comparison tables"),
+    ("machines", "Machines"),
+    ("tables", "Figures and ratios"),
     ("charts", "Charts"),
-    ("verdicts", "Every verdict"),
-    ("runs", "Runs"),
-    ("systems", "Systems"),
-    ("method", "Method"),
+    ("appendix", "Appendix: runs, notes, method"),
     ("raw", "Raw data"),
 )
 
@@ -96,7 +104,8 @@ def table_html(t: Table | None) -> str:
     heading = f'<h3 id="t-{esc(t.key)}">{esc(t.title)}</h3>'
     caption = f'<p class="caption">{esc(t.caption)}</p>'
     table = f"<table>{cols}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return heading + caption + table
+    notes = "".join(f'<p class="caption">{esc(n)}</p>' for n in t.notes)
+    return heading + caption + table + notes
 
 
 def chart_html(c: Chart) -> str:
@@ -115,7 +124,7 @@ def _data_link(text: str, mime: str, filename: str, label: str) -> str:
 
 
 def render_html(model: ReportModel, charts: ChartSet) -> str:
-    """The whole report as one HTML document."""
+    """The whole report as one HTML document: the answer first, raw data last."""
     tables = all_tables(model)
     base = model.baseline
     out: list[str] = [
@@ -126,6 +135,13 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         "configurations</p></header>",
         "<nav><b>Contents</b><ol>" + "".join(f'<li><a href="#{k}">{esc(t)}</a></li>'
                                              for k, t in SECTIONS) + "</ol></nav>",
+        '<section id="glance"><h2>At a glance</h2>',
+        table_html(board_table(model)),
+        f'<h3 id="quality">Run quality</h3><p>{esc(quality_line(model))}</p>',
+        ('<div class="warn"><b>Read with care</b>' + _list(model.warnings) + "</div>"
+         if model.warnings else ""),
+        f'<h3 id="method-short">Method</h3><p>{esc(method_paragraph(model))}</p>',
+        "</section>",
         '<section id="summary"><h2>Summary</h2>',
     ]  # fmt: skip
     if model.summary:
@@ -133,11 +149,17 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
     else:
         out.append(f"<p>Only one configuration ({esc(base.group.label)}): there is nothing to "
                    "compare it with; its figures are below.</p>")  # fmt: skip
-    if model.warnings:
-        out.append('<div class="warn"><b>Read with care</b>' + _list(model.warnings) + "</div>")
     out.append("</section>")
-    out.append('<section id="tables"><h2>Comparison tables</h2>')
+    out.append('<section id="machines"><h2>Machines</h2>')
+    out += [table_html(t) for t in machine_tables(model)]
+    out.append("</section>")
+    out.append('<section id="tables"><h2>Figures and ratios</h2>')
     out += [table_html(tables[k]) for k in COMPARISON_TABLES]
+    ratios = ratio_tables(model)
+    out += [table_html(t) for t in ratios]
+    if note := unreliable_note(ratios):
+        out.append(f'<p class="caption">{esc(note)}</p>')
+    out.append(table_html(tables["cost"]))
     out.append("</section>")
     out.append('<section id="charts"><h2>Charts</h2>')
     out += [chart_html(c) for c in charts.charts]
@@ -145,35 +167,27 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         out.append("<p class='caption'>Not drawn: " + "; ".join(
             f"{esc(t)} ({esc(why)})" for t, why in charts.skipped) + ".</p>")  # fmt: skip
     out.append("</section>")
-    out.append('<section id="verdicts"><h2>Every verdict</h2>')
-    out.append(
-        _list(model.sentences) if model.sentences else "<p>No ratios: one configuration.</p>"
-    )
-    out.append("</section>")
-    out.append('<section id="runs"><h2>Runs</h2>' + table_html(tables["runs"]) + "</section>")
-    out.append('<section id="systems"><h2>Systems</h2><div class="sys">')
-    for s in model.systems:
-        rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in s.items)
-        out.append(
-            f"<div><h3>{esc(s.title)}</h3><p class='caption'>Used by: "
-            f"{esc('; '.join(s.used_by))}</p><table><tbody>{rows}</tbody></table></div>"
-        )
-    out.append("</div></section>")
-    out.append('<section id="method"><h2>Method</h2>')
+    out.append('<section id="appendix"><h2>Appendix: runs, notes, method</h2>')
+    out.append(table_html(tables["runs"]))
+    noted = [e for e in model.runs if e.run.notes.strip()]
+    if noted:
+        out.append('<h3 id="notes">Notes</h3>')
+        out += [f'<p><b>{esc(e.run.id[:8])}</b> {esc(e.group_label or e.run.spec.label())}</p>'
+                f'<p class="note">{esc(e.run.notes)}</p>' for e in noted]  # fmt: skip
+    out += [table_html(tables[k]) for k in APPENDIX_TABLES[1:]]
+    out.append('<h3 id="method">Method in full</h3>')
     for heading, text in method_notes(model):
-        out.append(f"<h3>{esc(heading)}</h3><p>{esc(text)}</p>")
-    out += [table_html(tables[k]) for k in ("stopping", "startup", "sensors", "cost")]
+        out.append(f"<h4>{esc(heading)}</h4><p>{esc(text)}</p>")
     out.append("</section>")
-    csv_doc = csv_text(model)
     out.append(
         '<section id="raw"><h2>Raw data</h2><p>Download: '
-        + _data_link(csv_doc, "text/csv", "wattbench-runs.csv", "runs as CSV")
+        + _data_link(csv_text(model), "text/csv", "wattbench-runs.csv", "runs as CSV")
         + " · "
         + _data_link(json_text(model), "application/json", "wattbench-report.json",
                      "full report as JSON (format wattbench.report, version 1)")
-        + ". One row per run, figures in stored units (ns, J, items/s); an empty cell is "
-        "unknown, with its reason in the matching _na_reason column.</p>"
-        f"<pre>{esc(csv_doc)}</pre></section>"
+        + ". One row per run with every figure and flag, in stored units (ns, J, items/s); an "
+        "empty cell is unknown, with its reason in the matching _na_reason column. The JSON "
+        "has every run's raw system description too.</p></section>"
     )  # fmt: skip
     return PAGE.substitute(csp=CSP, version=esc(model.wattbench_version),
                            title=esc(model.title), style=STYLE, body="\n".join(out))  # fmt: skip

@@ -7,24 +7,24 @@ module only selects, labels and arranges them.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from wattbench import __version__
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.result import RunResult, RunStatus, host_of
+from wattbench.domain.result import EnergyFigure, RunResult, RunStatus, host_of
+from wattbench.engine.board import Board, verdict_board
 from wattbench.engine.compare import Comparison, compare_runs
 from wattbench.engine.metrics import COST_METRICS, METRICS, ConfigGroup, metric_value
 from wattbench.engine.ratios import Ratio, verdict_sentence
 from wattbench.engine.token_energy import token_energy
-from wattbench.reports.sentences import model_name, summary_sentence
+from wattbench.reports.sentences import model_name, summary_lines
+from wattbench.reports.systems import Machines, SystemEntry, machines, raw_systems
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ GENERATION_REPORT_METRICS: tuple[str, ...] = (
     "decode-energy-per-token",
     "cost-per-m-tokens",
 )
-MAX_SYSTEM_VALUE_CHARS = 400
 UNKNOWN_HOST = "unknown host"
 
 
@@ -92,13 +91,6 @@ class GroupEntry:
 
 
 @dataclass(frozen=True)
-class SystemEntry:
-    title: str
-    used_by: tuple[str, ...]  # group labels (or run labels) measured on this machine
-    items: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
 class ReportModel:
     title: str
     generated_at: str
@@ -112,7 +104,9 @@ class ReportModel:
     summary: tuple[str, ...]
     sentences: tuple[str, ...]
     warnings: tuple[str, ...]
-    systems: tuple[SystemEntry, ...]
+    systems: tuple[SystemEntry, ...]  # raw descriptions (JSON)
+    machines: Machines  # what differs between the machines (HTML, PDF)
+    board: Board  # the best configuration per question (engine.board)
     cost_profiles: Mapping[str, CostProfile]
     units: Mapping[str, DisplayUnit]
 
@@ -153,26 +147,29 @@ def build_report(
         cost_profiles=profiles,
     )
     group_of = {rid: g.label for g in comparison.groups for rid in g.run_ids}
+    unique = _unique(runs)
+    shown_in = {m: display_unit(m, [_pooled(g, m) for g in comparison.groups]
+                                + [_estimate_value(r, m, energy_view) for r in unique])
+                for m in metrics}  # fmt: skip
     entries = tuple(
         RunEntry(
             run=r,
             group_label=group_of.get(r.id),
             host=host_of(r.system) or UNKNOWN_HOST,
-            cells=_run_cells(r, energy_view, profiles, metrics),
+            cells=_run_cells(r, energy_view, profiles, metrics, shown_in),
         )
-        for r in _unique(runs)
+        for r in unique
     )
     groups = tuple(
         GroupEntry(
             group=g,
             is_baseline=g is comparison.baseline,
-            cells={m: _group_cell(g, m, energy_view) for m in metrics},
+            cells={m: _group_cell(g, m, energy_view, shown_in[m]) for m in metrics},
             methods={m: g.estimate(m).method for m in metrics},
             host=host_of(g.runs[0].system) or UNKNOWN_HOST,
         )
         for g in comparison.groups
     )
-    shown_in = {m: display_unit(m, [c.cells[m].value for c in groups]) for m in metrics}
     model_names = sorted({model_name(g.runs[0]) for g in comparison.groups})
     return ReportModel(
         title=title or f"Wattbench comparison — {', '.join(model_names)}",
@@ -184,11 +181,12 @@ def build_report(
         metrics=metrics,
         runs=entries,
         groups=groups,
-        summary=tuple(summary_sentence(comparison, row_label, energy_view)
-                      for row_label in (row.group.label for row in comparison.rows)),
+        summary=summary_lines(comparison, with_cost=bool(profiles)),
         sentences=_sentences(comparison, bool(profiles)),
         warnings=tuple(comparison.warnings),
-        systems=_systems(entries),
+        systems=raw_systems([(e.run.system, _who(e), e.host) for e in entries]),
+        machines=machines([(e.run.system, _who(e)) for e in entries]),
+        board=verdict_board(comparison, profiles),
         cost_profiles=profiles,
         units=shown_in,
     )  # fmt: skip
@@ -215,16 +213,19 @@ def _run_cells(
     run: RunResult,
     energy_view: str,
     profiles: Mapping[str, CostProfile],
-    metrics: Sequence[str] = REPORT_METRICS,
+    metrics: Sequence[str],
+    shown_in: Mapping[str, DisplayUnit],
 ) -> dict[str, Cell]:
     cells: dict[str, Cell] = {}
     for m in metrics:
         iv, reason = metric_value(run, m, energy_view=energy_view, cost_profiles=profiles)
         if iv is None:
             cells[m] = Cell(None, na_reason=reason or "not available", note=_estimate_note(run, m,
-                            energy_view))  # fmt: skip
+                            energy_view, shown_in[m]))  # fmt: skip
         else:
-            note = _join_notes(_percentile_note(run, m), _per_item_note(iv.value, run, m))
+            note = _join_notes(
+                _percentile_note(run, m), _per_item_note(iv.value, run, m, shown_in[m])
+            )
             cells[m] = Cell(iv.value, iv.lo, iv.hi, note=note)
     return cells
 
@@ -240,23 +241,33 @@ def _sentences(comparison: Comparison, with_cost: bool) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-def _group_cell(group: ConfigGroup, metric: str, energy_view: str) -> Cell:
+def _pooled(group: ConfigGroup, metric: str) -> float | None:
+    value = group.estimate(metric).value
+    return None if value is None else value.value
+
+
+def _who(e: RunEntry) -> str:
+    return e.group_label or f"{e.run.spec.label()} ({e.run.status.value})"
+
+
+def _group_cell(group: ConfigGroup, metric: str, energy_view: str, unit: DisplayUnit) -> Cell:
     est = group.estimate(metric)
     if est.value is None:
         return Cell(None, na_reason=est.na_reason or "not available",
-                    note=_estimate_note(group.runs[0], metric, energy_view))  # fmt: skip
-    note = _per_item_note(est.value.value, group.runs[0], metric)
+                    note=_estimate_note(group.runs[0], metric, energy_view, unit))  # fmt: skip
+    note = _per_item_note(est.value.value, group.runs[0], metric, unit)
     if len(group.runs) == 1:
         note = _join_notes(_percentile_note(group.runs[0], metric), note)
     return Cell(est.value.value, est.value.lo, est.value.hi, note=note)
 
 
-def _per_item_note(value: float, run: RunResult, metric: str) -> str:
-    """A latency per call read per item too, where a call runs a batch of several."""
+def _per_item_note(value: float, run: RunResult, metric: str, unit: DisplayUnit) -> str:
+    """A latency per call read per item too, where a call runs a batch of several (in the
+    column's unit: no 'µs' figure under an 'ms' header)."""
     batch = run.spec.batch_size
     if not metric.startswith("latency") or batch <= 1:
         return ""
-    return f"{units.per_item(value, batch)} (batch of {batch})"
+    return f"{units.number(value / batch * unit.scale)} {unit.unit} per item (batch of {batch})"
 
 
 def _join_notes(*notes: str) -> str:
@@ -272,82 +283,46 @@ def _percentile_note(run: RunResult, metric: str) -> str:
     return f"not a headline figure: too few effective samples (n_eff {run.latency.n_eff:.0f})"
 
 
-def _estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
-    """Say what estimate exists when only an estimate stands in for a measurement."""
-    if metric in _TOKEN_ENERGY:
-        return _token_estimate_note(run, metric, energy_view)
-    if metric not in ("energy", "perf-per-watt"):
-        return ""
+def _estimate_figure(run: RunResult, energy_view: str) -> EnergyFigure | None:
     est = [e for e in run.energy if e.is_estimate and e.items > 0]
-    if not est:
-        return ""
     own = [e for e in est if e.domain == energy_view] or est
-    e = own[0]
-    if metric == "energy":  # in mJ/µJ like the column beside it, not '0.00579 J'
-        u = display_unit("energy", [e.energy_per_item_j])
-        return (f"ESTIMATE, not a measurement: {e.energy_per_item_j * u.scale:.3g} {u.unit} "
-                f"({e.source}, {e.method})")  # fmt: skip
-    return (f"ESTIMATE, not a measurement: {e.items_per_j:.3g} inferences/J "
-            f"({e.source}, {e.method})")  # fmt: skip
+    return own[0] if own else None
+
+
+def _estimate_value(run: RunResult, metric: str, energy_view: str) -> float | None:
+    """The estimate that stands in for a missing measurement, in stored units (None: none)."""
+    if metric in _TOKEN_ENERGY:
+        te, _ = token_energy(run.generation, energy_view)
+        if te is None or not te.estimate:
+            return None
+        return (
+            te.tokens_per_j
+            if metric == "tokens-per-j"
+            else (te.prefill_j_per_token if metric.startswith("prefill") else te.decode_j_per_token)
+        )
+    e = _estimate_figure(run, energy_view)
+    if e is None or metric not in ("energy", "perf-per-watt"):
+        return None
+    return e.energy_per_item_j if metric == "energy" else e.items_per_j
+
+
+def _estimate_note(run: RunResult, metric: str, energy_view: str, unit: DisplayUnit) -> str:
+    """Say what estimate exists when only an estimate stands in for a measurement, in the unit
+    of the column it sits in (no 'J' figure under an 'mJ' header)."""
+    value = _estimate_value(run, metric, energy_view)
+    if value is None:
+        return ""
+    text = f"{units.number(value * unit.scale)} {unit.unit}"
+    if metric in _TOKEN_ENERGY:
+        te, _ = token_energy(run.generation, energy_view)
+        assert te is not None
+        return f"ESTIMATE, not a measurement: {text} ({te.method}; {te.note})"
+    e = _estimate_figure(run, energy_view)
+    assert e is not None
+    return f"ESTIMATE, not a measurement: {text} ({e.source}, {e.method})"
 
 
 _TOKEN_ENERGY = ("tokens-per-j", "prefill-energy-per-token", "decode-energy-per-token")
-
-
-def _token_estimate_note(run: RunResult, metric: str, energy_view: str) -> str:
-    """The energy per token a run has as an estimate (estimated energy or a split by time)."""
-    te, _ = token_energy(run.generation, energy_view)
-    if te is None or not te.estimate:
-        return ""
-    if metric == "tokens-per-j":
-        text = f"{te.tokens_per_j:.3g} output tokens/J"
-    else:
-        j = te.prefill_j_per_token if metric.startswith("prefill") else te.decode_j_per_token
-        u = display_unit(metric, [j])
-        text = f"{j * u.scale:.3g} {u.unit}"
-    return f"ESTIMATE, not a measurement: {text} ({te.method}; {te.note})"
-
-
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested mappings and lists as ('a.b[0].c', 'text') pairs, in their recorded order."""
-    out: list[tuple[str, str]] = []
-    if isinstance(value, Mapping):
-        if not value and prefix:
-            out.append((prefix, "(none)"))
-        for k, v in value.items():
-            out.extend(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(value, list | tuple):
-        if not value and prefix:
-            out.append((prefix, "(none)"))
-        for i, v in enumerate(value):
-            out.extend(flatten(v, f"{prefix}[{i}]"))
-    else:
-        text = "unknown" if value is None else str(value)
-        if len(text) > MAX_SYSTEM_VALUE_CHARS:
-            text = text[: MAX_SYSTEM_VALUE_CHARS - 1] + "…"
-        out.append((prefix or "value", text))
-    return out
-
-
-def _systems(entries: Sequence[RunEntry]) -> tuple[SystemEntry, ...]:
-    """One entry per distinct system description, with the configurations measured on it."""
-    by_key: dict[str, tuple[RunEntry, list[str]]] = {}
-    for e in entries:
-        key = json.dumps(e.run.system, sort_keys=True, default=str)
-        who = e.group_label or f"{e.run.spec.label()} ({e.run.status.value})"
-        if key not in by_key:
-            by_key[key] = (e, [])
-        if who not in by_key[key][1]:
-            by_key[key][1].append(who)
-    out = []
-    hosts_seen: dict[str, int] = {}
-    for first, used_by in by_key.values():
-        host = first.host
-        hosts_seen[host] = hosts_seen.get(host, 0) + 1
-        title = host if hosts_seen[host] == 1 else f"{host} (description #{hosts_seen[host]})"
-        items = tuple(flatten(first.run.system)) or (("system", "not recorded"),)
-        out.append(SystemEntry(title, tuple(used_by), items))
-    return tuple(out)
 
 
 # -- display units ---------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""The PDF report (reportlab): the HTML report's content, paginated, charts at 250 dpi.
+"""The PDF report (reportlab): the HTML report's content, paginated, charts as vectors.
+
+Page 1 holds the answer (verdict board, run quality, the method in a paragraph); per-run data
+follows in an appendix, and the raw data is in the CSV and JSON exports. Charts are the SVG
+that matplotlib drew, turned into reportlab drawings by svglib, so they stay sharp at any zoom.
 
 reportlab's Paragraph reads a small markup language, so every user string is escaped with
 `esc` before it goes in. Text uses the DejaVu fonts that matplotlib ships, which have the
@@ -13,11 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wattbench.reports import front
 from wattbench.reports.charts import Chart
-from wattbench.reports.data import csv_text
 from wattbench.reports.figures import ChartSet
 from wattbench.reports.model import ReportModel
-from wattbench.reports.tables import COMPARISON_TABLES, Table, all_tables, method_notes
+from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, all_tables
 from wattbench.reports.textfmt import esc
 
 if TYPE_CHECKING:
@@ -28,8 +32,8 @@ log = logging.getLogger(__name__)
 FONT = "WattbenchSans"
 FONT_BOLD = "WattbenchSans-Bold"
 FONT_MONO = "WattbenchMono"
-MAX_RAW_RUNS = 12  # runs shown field by field; beyond that the CSV export is the raw data
-RAW_RUNS_PER_TABLE = 4
+MAX_NOTE_CHARS = 20_000  # a run's note in the Notes section; the HTML and JSON keep all of it
+CHART_SCALE = 0.9  # of the text width: chart text stays at about 7.5 pt
 KIND_COLOURS = {"na": "#6a6a6a", "est": "#7a3d00", "good": "#00603c", "bad": "#a33a00",
                 "flag": "#7a3d00"}  # fmt: skip
 
@@ -47,6 +51,11 @@ def _register_fonts() -> None:
     pdfmetrics.registerFont(TTFont(FONT_MONO, str(ttf / "DejaVuSansMono.ttf")))
     pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT,
                                   boldItalic=FONT_BOLD)  # fmt: skip
+    from svglib.fonts import register_font
+
+    # the charts' SVG names matplotlib's font; draw it with the same font, embedded
+    register_font("DejaVu Sans", rlgFontName=FONT)
+    register_font("DejaVu Sans", weight="bold", rlgFontName=FONT_BOLD)
 
 
 def _styles() -> dict[str, Any]:
@@ -137,40 +146,46 @@ def _table(t: Table | None, width: float, st: dict[str, Any]) -> list[Flowable]:
 
 
 def _chart(c: Chart, width: float, st: dict[str, Any]) -> Flowable:
-    from reportlab.platypus import Image, KeepTogether, Paragraph
+    from reportlab.platypus import KeepTogether, Paragraph
+    from svglib.svglib import svg2rlg
 
-    w = min(width, c.width_in * 72)
-    img = Image(io.BytesIO(c.png), width=w, height=w * c.height_in / c.width_in)
-    img.hAlign = "LEFT"
-    return KeepTogether([img, Paragraph(esc(c.caption), st["caption"])])
+    drawing = svg2rlg(io.StringIO(c.svg))
+    if drawing is None:
+        return Paragraph(esc(f"{c.title}: could not be drawn. {c.caption}"), st["caption"])
+    scale = min(width * CHART_SCALE, c.width_in * 72) / drawing.width
+    drawing.scale(scale, scale)
+    drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
+    drawing.hAlign = "LEFT"
+    return KeepTogether([drawing, Paragraph(esc(c.caption), st["caption"])])
 
 
-def _raw_tables(model: ReportModel, width: float, st: dict[str, Any]) -> list[Flowable]:
-    """Every run's CSV fields, a few runs per table, field names down the side."""
-    import csv
-
+def _lines(lines: Sequence[str], st: dict[str, Any], bullet: str = "•") -> list[Flowable]:
     from reportlab.platypus import Paragraph
 
-    rows = list(csv.reader(io.StringIO(csv_text(model))))
-    header, runs = rows[0], rows[1:]
+    return [Paragraph(esc(s), st["bullet"], bulletText=bullet) for s in lines]
+
+
+def _note(text: str, st: dict[str, Any]) -> list[Flowable]:
+    """A run's note as paragraphs that may run over several pages (never one too-tall cell)."""
+    from reportlab.platypus import Paragraph
+
+    if len(text) > MAX_NOTE_CHARS:
+        more = len(text) - MAX_NOTE_CHARS
+        text = f"{text[:MAX_NOTE_CHARS]}… ({more:,} more characters in the HTML and JSON reports)"
+    return [Paragraph(esc(p).replace("\n", "<br/>"), st["body"])
+            for p in text.split("\n\n") if p.strip()]  # fmt: skip
+
+
+def _tables(
+    ts: Sequence[Table | None], width: float, st: dict[str, Any], *, heading: bool = True
+) -> list[Flowable]:
+    from reportlab.platypus import Paragraph
+
     out: list[Flowable] = []
-    shown = runs[:MAX_RAW_RUNS]
-    if len(runs) > MAX_RAW_RUNS:
-        out.append(Paragraph(f"The first {MAX_RAW_RUNS} of {len(runs)} runs; export the "
-                             "report as CSV for all of them.", st["body"]))  # fmt: skip
-    for start in range(0, len(shown), RAW_RUNS_PER_TABLE):
-        chunk = shown[start : start + RAW_RUNS_PER_TABLE]
-        label_w = width * 0.28
-        col_w = (width - label_w) / RAW_RUNS_PER_TABLE
-        body = []
-        for i, name in enumerate(header[1:], start=1):
-            values = [r[i] if i < len(r) else "" for r in chunk]
-            if not any(values):
-                continue
-            body.append([_cell(name, "mono", st)] + [_cell(v, "", st) for v in values])
-        out.append(_grid(["field"] + [r[0][:8] for r in chunk], body,
-                         [label_w] + [col_w] * len(chunk), st))  # fmt: skip
-        out.append(Paragraph("", st["body"]))
+    for t in ts:
+        out += _table(t, width, st)[0 if heading else 1 :]
+        if t is not None:
+            out += [Paragraph(esc(n), st["caption"]) for n in t.notes]
     return out
 
 
@@ -213,49 +228,57 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
                       f"baseline: {base.group.label} · energy view: {model.energy_view} · noise "
                       f"threshold ±{model.noise * 100:g} % · {len(model.runs)} runs in "
                       f"{len(model.groups)} configurations"), st["meta"]),
+        Paragraph("Verdict board", st["h2"]),
+        *_tables([front.board_table(model)], width, st, heading=False),
+        Paragraph("Run quality", st["h2"]),
+        Paragraph(esc(front.quality_line(model)), st["body"]),
+        *_lines(model.warnings, st, "!"),
+        Paragraph("Method", st["h2"]),
+        Paragraph(esc(front.method_paragraph(model)), st["body"]),
         Paragraph("Summary", st["h2"]),
     ]  # fmt: skip
     if model.summary:
-        story += [Paragraph(esc(s), st["bullet"], bulletText="•") for s in model.summary]
+        story += _lines(model.summary, st)
     else:
         story.append(Paragraph(esc(f"Only one configuration ({base.group.label}): there is "
                                    "nothing to compare it with."), st["body"]))  # fmt: skip
-    if model.warnings:
-        story.append(Paragraph("Read with care", st["h3"]))
-        story += [Paragraph(esc(w), st["bullet"], bulletText="!") for w in model.warnings]
-    story.append(Paragraph("Comparison tables", st["h2"]))
-    for k in COMPARISON_TABLES:
-        story += _table(tables[k], width, st)
+    story.append(Paragraph("Machines", st["h2"]))
+    story += _tables(front.machine_tables(model), width, st)
+    story.append(Paragraph("Figures and ratios", st["h2"]))
+    story += _tables([tables[k] for k in COMPARISON_TABLES], width, st)
+    ratios = front.ratio_tables(model)
+    story += _tables(ratios, width, st)
+    if note := front.unreliable_note(ratios):
+        story.append(Paragraph(esc(note), st["caption"]))
+    story += _tables([tables["cost"]], width, st)
     story.append(Paragraph("Charts", st["h2"]))
     story += [_chart(c, width, st) for c in charts.charts]
     if charts.skipped:
         story.append(Paragraph(esc("Not drawn: " + "; ".join(f"{t} ({why})"
                                                               for t, why in charts.skipped)
                                    + "."), st["caption"]))  # fmt: skip
-    story.append(Paragraph("Every verdict", st["h2"]))
-    story += [Paragraph(esc(s), st["bullet"], bulletText="•") for s in model.sentences]
-    story.append(Paragraph("Runs", st["h2"]))
-    story += _table(tables["runs"], width, st)
-    story.append(Paragraph("Systems", st["h2"]))
-    for s in model.systems:
-        story.append(Paragraph(esc(s.title), st["h3"]))
-        story.append(Paragraph(esc("Used by: " + "; ".join(s.used_by)), st["caption"]))
-        rows = [[_cell(k, "", st), _cell(v, "", st)] for k, v in s.items]
-        story.append(_grid(["item", "value"], rows, [width * 0.35, width * 0.65], st))
-    story.append(Paragraph("Method", st["h2"]))
-    for heading, text in method_notes(model):
-        story += [Paragraph(esc(heading), st["h3"]), Paragraph(esc(text), st["body"])]
-    for k in ("stopping", "startup", "sensors", "cost"):
-        story += _table(tables[k], width, st)
+    story += [PageBreak(), Paragraph("Appendix: runs, notes, method", st["h2"])]
+    story += _tables([tables["runs"]], width, st)
+    noted = [e for e in model.runs if e.run.notes.strip()]
+    if noted:
+        story.append(Paragraph("Notes", st["h3"]))
+        for e in noted:
+            story.append(
+                Paragraph(
+                    f"<b>{esc(e.run.id[:8])}</b> {esc(e.group_label or e.run.spec.label())}",
+                    st["body"],
+                )
+            )
+            story += _note(e.run.notes, st)
+    story += _tables([tables[k] for k in APPENDIX_TABLES[1:]], width, st)
+    story.append(Paragraph("Method in full", st["h3"]))
+    for heading, text in front.method_notes(model):
+        story.append(Paragraph(f"<b>{esc(heading)}.</b> {esc(text)}", st["body"]))
     story += [
-        PageBreak(),
-        Paragraph("Raw data", st["h2"]),
-        Paragraph(
-            "Every figure and flag of every run, in stored units (ns, J, items/s), "
-            "as in the CSV export; empty fields are left out.",
-            st["body"],
-        ),
-    ]
-    story += _raw_tables(model, width, st)
+        Paragraph("Raw data", st["h3"]),
+        Paragraph("Every figure and flag of every run, in stored units (ns, J, items/s), and each "
+                  "run's raw system description are in the CSV and JSON exports of this report "
+                  "(wattbench report … -o FILE.csv or FILE.json).", st["body"]),
+    ]  # fmt: skip
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return buf.getvalue()

@@ -21,8 +21,29 @@ def _r(x: float) -> str:
     return f"{x:.3f}" if abs(x - 1) < 0.05 else f"{x:.2f}" if x < 10 else f"{x:.3g}"
 
 
-def summary_sentence(comparison: Comparison, group_label: str, energy_view: str) -> str:
-    """One plain sentence per configuration: throughput, inferences per joule and cost ratios.
+def summary_lines(comparison: Comparison, *, with_cost: bool) -> tuple[str, ...]:
+    """One sentence per configuration with its main ratios to the baseline, then one line per
+    ratio that is n/a for the same reason, naming the configurations: the reason is said once,
+    not in every sentence. Without cost profiles, cost is not mentioned at all."""
+    lines: list[str] = []
+    missing: dict[tuple[str, str], list[str]] = {}
+    for row in comparison.rows:
+        for m in SUMMARY_METRICS:
+            r = row.ratios.get(m)
+            if r is not None and r.value is None and (with_cost or m != "cost"):
+                missing.setdefault((m, r.na_reason or "not available"), []).append(row.group.label)
+        sentence = summary_sentence(comparison, row.group.label)
+        if sentence:
+            lines.append(sentence)
+    for (m, reason), labels in missing.items():
+        who = "every configuration" if len(labels) == len(comparison.rows) else ", ".join(labels)
+        lines.append(f"No {METRICS[m].label} ratio for {who} — {reason}.")
+    return tuple(lines)
+
+
+def summary_sentence(comparison: Comparison, group_label: str) -> str:
+    """One plain sentence per configuration: throughput, inferences per joule and cost ratios
+    that exist ('' when none does).
 
     E.g. "On ResNet-50 at batch 32, cuda:0 delivers 0.80× the throughput of cpu (95 % CI
     0.78–0.82, slower) and 1.9× its inferences per joule (95 % CI 1.8–2.0, better)."
@@ -38,12 +59,11 @@ def summary_sentence(comparison: Comparison, group_label: str, energy_view: str)
     parts: list[str] = []
     for m in SUMMARY_METRICS:
         ratio = row.ratios.get(m)
-        if ratio is not None and not (m == "cost" and ratio.value is None):  # no cost profile
+        if ratio is not None and ratio.value is not None:
             parts.append(_clause(ratio, base.label if not parts else None))
-    text = where + f"{group_label} " + _join(parts)
-    if any(m in row.ratios for m in ("perf-per-watt", "cost")):
-        text += f" (energy view: {energy_view})"
-    text += "."
+    if not parts:
+        return ""
+    text = where + f"{group_label} " + _join(parts) + "."
     if not row.comparable:
         text += f" Not like-for-like: the workloads differ in {', '.join(row.differences)}."
     return text
@@ -52,8 +72,7 @@ def summary_sentence(comparison: Comparison, group_label: str, energy_view: str)
 def _clause(ratio: Ratio, base_label: str | None) -> str:
     """'delivers 0.80× the throughput of A (95 % CI …)', or the shorter follow-up form."""
     info = METRICS[ratio.metric]
-    if ratio.value is None:
-        return f"has no {info.label} ratio (n/a: {ratio.na_reason})"
+    assert ratio.value is not None
     own = "its" if base_label is None else "the"
     verbs = {
         "throughput": f"delivers {_r(ratio.value)}× {own} throughput",

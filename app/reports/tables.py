@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from wattbench.domain import units
 from wattbench.domain.quality import ETA_MEANING, ETA_RANGE_TEXT, eta_out_of_range
 from wattbench.domain.result import Interval, RunStatus
-from wattbench.engine.metrics import COST_METRICS, METRICS
-from wattbench.reports.model import Cell, ReportModel, RunEntry
-from wattbench.reports.textfmt import interval_text, na, percent_text, ratio_text, sig
+from wattbench.engine.metrics import METRICS
+from wattbench.reports.model import Cell, ReportModel, RunEntry, display_unit
+from wattbench.reports.textfmt import NA, interval_text, na, percent_text, sig
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ GENERATION_SPEED = ("ttft", "tpot", "itl-p50", "itl-p99", "decode-tokens-per-s",
 GENERATION_ENERGY = ("tokens-per-j", "prefill-energy-per-token", "decode-energy-per-token",
                      "cost-per-m-tokens")  # fmt: skip
 # the tables of the report's comparison section, in reading order
-COMPARISON_TABLES = ("speed", "energy", "ratios", "generation", "generation_speed",
-                     "generation_energy")  # fmt: skip
+COMPARISON_TABLES = ("speed", "energy", "generation_speed", "generation_energy")
+# the per-run tables of the appendix, in reading order
+APPENDIX_TABLES = ("runs", "generation", "stopping", "startup", "sensors")
 GOOD_VERDICTS = ("faster", "better")
 BAD_VERDICTS = ("slower", "worse")
 
@@ -47,6 +48,7 @@ class Table:
     header: list[str]
     rows: list[list[TCell]] = field(default_factory=list)
     widths: tuple[float, ...] = ()  # relative column widths (PDF); empty = equal
+    notes: list[str] = field(default_factory=list)  # said once under the table (n/a reasons)
 
 
 def figure_cell(cell: Cell, scale: float) -> TCell:
@@ -73,11 +75,19 @@ def figures_table(model: ReportModel, key: str, metrics: Sequence[str], title: s
     t = Table(key, title, "Pooled figures per configuration with 95 % intervals in brackets "
               "(geometric mean across replicate runs; a single run's own interval otherwise).",
               header, widths=(2.2, 0.6, *([1.6] * len(metrics))))  # fmt: skip
+    reasons: dict[str, list[str]] = {}
     for g in model.groups:
         label = g.group.label + (" [baseline]" if g.is_baseline else "")
         row = [TCell(label, "base" if g.is_baseline else ""), TCell(str(g.group.replicates))]
-        row += [figure_cell(g.cells[m], model.units[m].scale) for m in metrics]
+        for m in metrics:
+            cell = figure_cell(g.cells[m], model.units[m].scale)
+            if cell.kind == "na":  # the reason once under the table, not in every cell
+                why = g.cells[m].na_reason or "not available"
+                reasons.setdefault(why, []).append(f"{g.group.label} ({METRICS[m].label})")
+                cell = TCell(NA, "na")
+            row.append(cell)
         t.rows.append(row)
+    t.notes = [f"n/a — {why}: {', '.join(who)}." for why, who in reasons.items()]
     return t
 
 
@@ -112,40 +122,6 @@ def energy_table(model: ReportModel) -> Table:
     return t
 
 
-def ratios_table(model: ReportModel) -> Table:
-    base = model.baseline.group.label
-    t = Table("ratios", f"Ratios to the baseline ({base})",
-              f"Each configuration ÷ the baseline. Verdicts: the whole 95 % interval outside "
-              f"[{1 - model.noise:g}, {1 + model.noise:g}] gives faster/slower (better/worse); "
-              "inside it, equivalent; otherwise inconclusive. A verdict involving a run that "
-              "did not converge, shared its cores, ran on an unsteady host, was throttled or "
-              "whose η is out of range reads unreliable; one from single runs is indicative.",
-              ["Configuration", "Metric", "Ratio", "95 % CI", "Verdict", "Interval method"],
-              widths=(2.2, 1.6, 0.8, 1.1, 1.6, 1.6))  # fmt: skip
-    metrics = [m for m in model.metrics if model.cost_profiles or m not in COST_METRICS]
-    if len(metrics) < len(model.metrics):
-        t.caption += " Cost and CO2 ratios are left out: no cost profile was given."
-    for row in model.comparison.rows:
-        label = row.group.label + ("" if row.comparable else " (not like-for-like)")
-        for m in metrics:
-            r = row.ratios[m]
-            if r.value is None:
-                t.rows.append([TCell(label), TCell(METRICS[m].label),
-                               TCell(na(r.na_reason), "na", span=4)])  # fmt: skip
-                continue
-            ci = f"{sig(r.lo)}–{sig(r.hi)}" if r.lo is not None and r.hi is not None else na(
-                r.na_reason or "no interval")  # fmt: skip
-            verdict = r.verdict or "none"
-            if r.settle and not r.unreliable:
-                verdict += f" ({r.settle})"
-            kind = "good" if r.kind in GOOD_VERDICTS else (
-                "bad" if r.kind in BAD_VERDICTS else "flag" if r.unreliable else "")  # fmt: skip
-            t.rows.append([TCell(label), TCell(METRICS[m].label), TCell(ratio_text(r.value)),
-                           TCell(ci, "" if r.lo is not None else "na"), TCell(verdict, kind),
-                           TCell(r.method)])  # fmt: skip
-    return t
-
-
 def run_status_text(e: RunEntry) -> str:
     r = e.run
     if r.status is RunStatus.DONE:
@@ -154,10 +130,21 @@ def run_status_text(e: RunEntry) -> str:
     return f"{r.status.value}: {r.reason or 'no reason recorded'}"
 
 
+NOTE_PREVIEW_CHARS = 90
+
+
+def note_preview(note: str) -> str:
+    """A run's note in the runs table: whole when short, else its start (the notes follow)."""
+    flat = " ".join(note.split())
+    if len(flat) <= NOTE_PREVIEW_CHARS:
+        return flat or "—"
+    return flat[: NOTE_PREVIEW_CHARS - 1] + "… (in full under Notes)"
+
+
 def runs_table(model: ReportModel) -> Table:
     t = Table("runs", "Every run", "All runs in the report, including those not compared.",
               ["Run", "Configuration", "Status", "Host", "Quality flags", "Tags", "Notes"],
-              widths=(0.9, 2.4, 1.5, 1.2, 1.2, 1.0, 1.6))  # fmt: skip
+              widths=(0.9, 2.2, 1.5, 1.1, 1.2, 1.0, 1.9))  # fmt: skip
     for e in model.runs:
         r = e.run
         t.rows.append([
@@ -167,18 +154,19 @@ def runs_table(model: ReportModel) -> Table:
             TCell(e.host),
             TCell(", ".join(r.flags) or "none", "flag" if r.flags else ""),
             TCell(", ".join(r.spec.tags) or "—"),
-            TCell(r.notes or "—"),
+            TCell(note_preview(r.notes)),
         ])  # fmt: skip
     return t
 
 
 def sensors_table(model: ReportModel) -> Table:
+    u = display_unit("energy", [f.energy_per_item_j for e in model.runs for f in e.run.energy])
     t = Table("sensors", "Energy sources per run",
               "Each energy figure with where it comes from (source), what it covers (scope), how "
               "it was obtained (method) and its flags. Estimates are marked and never ranked "
               "against measurements.",
-              ["Run", "Domain", "Source", "Scope", "Method", "Avg power", "Idle power",
-               "Energy per inference (gross / above idle)", "Flags"],
+              ["Run", "Domain", "Source", "Scope", "Method", "Avg power (W)", "Idle power (W)",
+               f"Energy (gross / above idle, {u.unit})", "Flags"],
               widths=(0.9, 0.9, 1.3, 1.0, 1.2, 0.8, 0.8, 1.7, 1.2))  # fmt: skip
     for e in model.runs:
         r = e.run
@@ -190,9 +178,9 @@ def sensors_table(model: ReportModel) -> Table:
         for f in r.energy:
             kind = "est" if f.is_estimate else ""
             method = f.method + (" — ESTIMATE" if f.is_estimate else "")
-            idle = f"{sig(f.idle_power_w)} W" if f.idle_power_w is not None else na("not measured")
+            idle = sig(f.idle_power_w) if f.idle_power_w is not None else na("not measured")
             above = (
-                f"{sig(f.energy_per_item_above_idle_j * 1e3)} mJ"
+                sig(f.energy_per_item_above_idle_j * u.scale)
                 if f.energy_per_item_above_idle_j is not None
                 else na("no idle baseline")
             )
@@ -200,8 +188,8 @@ def sensors_table(model: ReportModel) -> Table:
                    else "")  # fmt: skip
             t.rows.append([
                 TCell(r.id[:8], "mono"), TCell(f.domain), TCell(f.source, kind), TCell(f.scope),
-                TCell(method, kind), TCell(f"{sig(f.avg_power_w)} W"), TCell(idle),
-                TCell(f"{sig(f.energy_per_item_j * 1e3)} mJ{unc} / {above}", kind),
+                TCell(method, kind), TCell(sig(f.avg_power_w)), TCell(idle),
+                TCell(f"{sig(f.energy_per_item_j * u.scale)}{unc} / {above}", kind),
                 TCell(", ".join(f.flags) or "none", "flag" if f.flags else ""),
             ])  # fmt: skip
     return t
@@ -330,7 +318,6 @@ def all_tables(model: ReportModel) -> dict[str, Table | None]:
     return {
         "speed": figures_table(model, "speed", SPEED_METRICS, "Speed per configuration"),
         "energy": energy_table(model),
-        "ratios": ratios_table(model),
         "generation": generation_table(model),
         "generation_speed": gen_speed,
         "generation_energy": gen_energy,
@@ -340,49 +327,3 @@ def all_tables(model: ReportModel) -> dict[str, Table | None]:
         "sensors": sensors_table(model),
         "cost": cost_table(model),
     }  # fmt: skip
-
-
-def method_notes(model: ReportModel) -> list[tuple[str, str]]:
-    """The method in words: stopping rule, comparison, energy and idle handling, cost."""
-    presets = sorted({e.run.spec.preset for e in model.runs})
-    notes = [
-        ("Measurement and stopping rule",
-         "Each run executed in its own worker process: system description, cold load and first "
-         "call, warm-up until two consecutive windows agree within 2 %, calibration of the "
-         "timing loop's own cost, then measurement. Measurement stops when ρ — the relative "
-         "half-width of the 95 % confidence interval of the mean latency, from k = 20 batch "
-         "means — is at most the target ε on two consecutive checks and the two halves of the "
-         "measurement agree within 2ε, with at least 10 samples and 1 s (2 s on a GPU); "
-         "otherwise at T_max, or earlier when ρ has stopped shrinking (flag rho_plateau), and "
-         "the run is marked not converged. "
-         f"Presets used: {', '.join(presets)}. Percentiles carry order-statistic intervals; "
-         "p99 is a headline figure only with an effective sample size n_eff ≥ 662."),
-        ("Comparison",
-         "Runs of the same configuration (same workload, runtime, device, threads and model "
-         "hash) are replicates: with at least 2 on both sides, a ratio's 95 % interval comes "
-         "from the spread between runs (Welch t on the log of each run's figure); with a single "
-         "run on either side it combines the runs' own intervals and is labelled 'within-run "
-         f"only'. Noise threshold: ±{model.noise * 100:g} %. Ratios between workloads that "
-         "differ (model, shapes, precision, batch) are marked not like-for-like."),
-        ("Energy and idle handling",
-         f"Energy figures use the {model.energy_view} view: 'device' counts the device's own "
-         "domains (GPU board, or CPU packages + DRAM); 'system' adds every measured domain. "
-         "Energy per inference is gross (idle power included); the above-idle figure "
-         "(E − P_idle × T) / N is listed per domain in the energy sources table, with the idle "
-         "power measured before the run until its 5 s rolling mean was stable within ±2 %. "
-         "Estimates from a TDP × load model are marked ESTIMATE, drawn hatched in grey, and "
-         "never ranked against measurements."),
-    ]  # fmt: skip
-    if model.cost_profiles:
-        notes.append(("Cost assumptions",
-                      "Owned hardware: purchase price ÷ (years × 8,766 h × utilization) per "
-                      "hour of use, plus energy × electricity tariff × PUE; a cloud $/hour "
-                      "replaces both. CO2: energy × PUE × carbon intensity. Uncertainties of "
-                      "throughput and energy combine in quadrature. The profiles are listed in "
-                      "the cost table."))  # fmt: skip
-    else:
-        notes.append(("Cost assumptions",
-                      "No cost profile was given, so $ and CO2 per million inferences are n/a. "
-                      "Set a cost profile per device (the Cost profiles page of "
-                      "`wattbench gui`) to get them."))  # fmt: skip
-    return notes

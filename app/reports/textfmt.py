@@ -24,16 +24,8 @@ def finite(value: float | None) -> bool:
 
 
 def sig(value: float, digits: int = 3) -> str:
-    """`digits` significant digits; scientific notation only for very large or small values."""
-    if value == 0:
-        return "0"
-    if not math.isfinite(value):
-        return str(value)
-    magnitude = math.floor(math.log10(abs(value)))
-    if magnitude >= 7 or magnitude < -4:
-        return f"{value:.{digits - 1}e}"
-    decimals = max(0, digits - 1 - magnitude)
-    return f"{value:,.{decimals}f}"
+    """`digits` significant digits, the way every front end writes numbers (``units.number``)."""
+    return units.number(value, digits)
 
 
 def na(reason: str | None) -> str:

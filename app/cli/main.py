@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "cmd_bundle": ("export", "import"),
     "cmd_cost": ("cost",),
     "cmd_claim": ("claim",),
+    "cmd_plan": ("plan",),
     "cmd_report": ("report",),
     "cmd_gui": ("gui",),
 }

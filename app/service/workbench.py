@@ -26,10 +26,12 @@ from wattbench.domain.spec import RunSpec
 from wattbench.engine.board import BOARD_METRICS, Board, verdict_board
 from wattbench.engine.board import Answer as Answer  # the GUI reads the board through here
 from wattbench.engine.board import Standing as Standing
+from wattbench.engine.capacity import CapacityRow, Facility
 from wattbench.engine.claims import ClaimResult, check_claim
 from wattbench.engine.compare import Comparison, compare_runs
 from wattbench.engine.metrics import DEFAULT_METRICS, GENERATION_METRICS
 from wattbench.reports import write_report
+from wattbench.service.capacity import ServerInput, capacity_plan
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +257,15 @@ class Workbench:
             )
             for c in claims
         ]
+
+    def plan_capacity(
+        self, ids: Sequence[str], facility: Facility, servers: Sequence[ServerInput] = ()
+    ) -> list[CapacityRow]:
+        """The capacity planner on stored runs (service.capacity), one row per configuration."""
+        if len(ids) > MAX_COMPARED:
+            raise BadInputError(f"Plan with at most {MAX_COMPARED} runs.", field="run_ids")
+        runs = self.load_runs(self.resolve_ids(ids), with_arrays=False)
+        return capacity_plan(runs, facility, profiles_by_device(self.cost_profiles()), servers)
 
     def report_material(self, ids: Sequence[str], baseline_id: str | None) -> ReportMaterial:
         """What a report of these runs needs from the store (runs with arrays, profiles)."""

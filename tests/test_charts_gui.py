@@ -132,11 +132,13 @@ def test_pareto_view_uses_the_report_axes_and_draws_the_front(qtbot: QtBot) -> N
 def test_pareto_view_goes_log_on_a_wide_spread(qtbot: QtBot) -> None:
     chart = ParetoChart()
     shown(qtbot, chart)
-    chart.set_points([Point("a", 50.0, 0.5, None), Point("b", 5000.0, 400.0, None)])
+    chart.set_points([Point("a", 50.0, 0.5, 0.0002), Point("b", 5000.0, 400.0, 0.0009)])
     settle(qtbot, chart)
     assert chart.log_x and chart.log_y
     labels = assert_readable(chart.getPlotItem().getAxis("bottom"))
     assert {"1", "10", "100"} <= set(labels), labels
+    assert chart.colour_bar is not None  # tiny energies: still plain numbers
+    assert "0.0004" in assert_readable(chart.colour_bar.axis)
 
 
 def test_one_wide_interval_does_not_flatten_the_p50_bars(qtbot: QtBot) -> None:

@@ -71,6 +71,10 @@ class PlainAxis(pg.AxisItem):
     """An axis whose tick labels are plain numbers ('20,000', '0.5'), never '2e+04' or
     '1e+03' (pyqtgraph's own); in log mode, the value itself (10 ** position)."""
 
+    def __init__(self, orientation: str) -> None:
+        super().__init__(orientation)
+        self.enableAutoSIPrefix(False)  # no "(x1e+06)" beside the label: the ticks say it
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         if self.logMode:
             return [units.tick_label(10.0**v) if v < 300 else "" for v in values]
@@ -95,7 +99,9 @@ def add_legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-10, 10)) -> pg.L
     its text; ``legend_columns`` sets its columns for the entries it gets."""
     fill = theme.background()
     fill.setAlpha(215)
-    return plot.getPlotItem().addLegend(offset=offset, brush=pg.mkBrush(fill))
+    return plot.getPlotItem().addLegend(
+        offset=offset, brush=pg.mkBrush(fill), labelTextColor=theme.foreground()
+    )
 
 
 def legend_columns(legend: pg.LegendItem, entries: int) -> None:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CDF_MAX_POINTS = 1500  # per curve: the eye cannot tell more apart, and drawing stays fast
 POWER_MAX_POINTS = 3000
+ENERGY_LABEL = "energy per inference (mJ)"  # series.pareto_points' colour, in mJ by default
 
 
 class CdfChart(pg.PlotWidget):
@@ -265,11 +266,19 @@ class ParetoChart(pg.PlotWidget):
             self.colour_bar = pg.ColorBarItem(
                 values=(lo_e, hi_e),
                 colorMap=cmap,
-                label="energy per inference (mJ)",
                 interactive=False,
                 width=14,
             )
-            self.colour_bar.axis.setStyle(autoExpandTextSpace=True)
+            fg = theme.foreground()
+            self.colour_bar.getAxis("left").setLabel(ENERGY_LABEL, color=fg.name())
+            axis = self.colour_bar.axis
+            axis.setWidth(None)  # ColorBarItem fixes 45 px: too narrow for "0.0004"
+            axis.enableAutoSIPrefix(False)
+            axis.setStyle(autoExpandTextSpace=True)
+            axis.setPen(pg.mkPen(fg))
+            axis.setTextPen(pg.mkPen(fg))
+            levels = axis.tickValues(lo_e, hi_e, 200)  # pyqtgraph's steps, plain labels
+            axis.setTicks([[(v, units.tick_label(v)) for v in values] for _, values in levels])
             item.layout.addItem(self.colour_bar, 2, 5)
             set_plot_title(self, f"{better} · colour: energy per inference")
         else:

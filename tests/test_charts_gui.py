@@ -182,3 +182,26 @@ def test_bar_labels_fit_beside_their_bars(qtbot: QtBot, width: int) -> None:
     for label in chart.verdict_items:
         assert frame.contains(label.sceneBoundingRect()), label.toPlainText()
     assert_readable(chart.getPlotItem().getAxis("bottom"))
+
+
+def test_a_narrow_chart_shortens_labels_rather_than_clip_them(qtbot: QtBot) -> None:
+    chart = MetricBars("Throughput", "items/s")
+    shown(qtbot, chart, 330, 200)
+    chart.set_bars(
+        [
+            Bar("torch · b1 · t1 · mlp-tiny", 180.0, 170.0, 190.0, baseline=True),
+            Bar("onnxruntime · b8", 4779.0, 3700.0, 6500.0, verdict="unreliable", ratio=26.56),
+            Bar("torch · b8 · t2", 101.0, 90.0, 110.0, verdict="unreliable", ratio=0.561),
+        ]
+    )
+    settle(qtbot, chart)
+    box = chart.getPlotItem().getViewBox()
+    frame = box.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+    for label in chart.verdict_items:
+        assert frame.contains(label.sceneBoundingRect()), label.toPlainText()
+    texts = [label.toPlainText() for label in chart.verdict_items]
+    assert texts[1].startswith("4,779"), texts  # the figure itself is always there
+    assert chart.verdict_items[1].toolTip() == "4,779 · 26.6× unreliable"
+    # and the bars keep their share of the width
+    (_, right), _ = box.viewRange()
+    assert right <= 6500 * 1.03 / 0.45 * 1.01

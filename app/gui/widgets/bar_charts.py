@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontMetricsF
 from PySide6.QtWidgets import QGridLayout, QWidget
 from wattbench.domain import units
 from wattbench.gui import theme
@@ -40,6 +40,7 @@ GENERATION_BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
 )
 
 
+MIN_BAR_SHARE = 0.45  # of a bar chart's width, the bars keep at least this much for themselves
 _SHA = re.compile(r"^[0-9a-f]{8}$")
 
 
@@ -205,7 +206,7 @@ class MetricBars(pg.PlotWidget):
         self.verdict_items = self._text_pool(n)
         for b, label in zip(self.bars, self.verdict_items, strict=True):
             verdict_colour = theme.VERDICT_COLOURS.get(b.verdict or "", theme.foreground().name())
-            label.setText(self._bar_text(b, axis), color=verdict_colour)
+            label.setText(self._bar_texts(b, axis)[0], color=verdict_colour)
             label.fill = pg.mkBrush(theme.background()) if self._runs_off(b) else pg.mkBrush(None)
         item.setYRange(-0.6, n - 0.4, padding=0)
         self._fit_range()
@@ -223,15 +224,28 @@ class MetricBars(pg.PlotWidget):
 
     def _fit_range(self) -> None:
         """The value axis from 0 to where every bar's label fits beside its bar, measured in
-        pixels (again whenever the chart is resized), the bars keeping half the width at
-        least; then the intervals, one that runs off drawn to the edge with an arrow."""
+        pixels (again whenever the chart is resized). The bars keep ``MIN_BAR_SHARE`` of the
+        width: a label that would need more loses its verdict's word (its colour still says
+        it), then its ratio (the full text stays in its tooltip). Then the intervals, one
+        that runs off drawn to the edge with an arrow."""
         if not self.bars or all(b.value is None for b in self.bars):
             return
         width = max(self.getPlotItem().getViewBox().width(), 50.0)
         right = self._axis.top * 1.03
+        limit = right / MIN_BAR_SHARE
         for b, label in zip(self.bars, self.verdict_items, strict=True):
-            room = max(width - label.boundingRect().width() - 8, width / 2)
-            right = max(right, self._label_at(b) * width / room)
+            metrics = QFontMetricsF(label.textItem.font())
+            start = self._label_at(b)
+            texts = self._bar_texts(b, self._axis)
+            for text in texts:
+                room = max(width - metrics.horizontalAdvance(text) - 12, 1.0)
+                need = start * width / room
+                if need <= limit:
+                    break
+            if label.toPlainText() != text:
+                label.setText(text)
+            label.setToolTip(texts[0])
+            right = max(right, need)
         ys = np.arange(len(self.bars), dtype=float)[::-1]
         for b, label, y in zip(self.bars, self.verdict_items, ys, strict=True):
             label.setPos(self._label_at(b) + right * 4 / width, y)
@@ -268,18 +282,21 @@ class MetricBars(pg.PlotWidget):
         self.error_bars.setVisible(True)
 
     @staticmethod
-    def _bar_text(b: Bar, axis: series.ValueAxis) -> str:
+    def _bar_texts(b: Bar, axis: series.ValueAxis) -> list[str]:
+        """A bar's label, then shorter ones for a narrow chart: without the verdict's word,
+        then the figure alone."""
         if b.value is None:
-            return "n/a"
-        value = units.number(b.value) + (" (estimate)" if b.estimate else "")
+            return ["n/a"]
+        figure = units.number(b.value)
+        value = figure + (" (estimate)" if b.estimate else "")
         if b.hi is not None and b.hi > axis.top:  # the arrow: its interval runs on to here
             value += f" · interval to {units.number(b.hi)}"
         if b.baseline:
-            return f"{value} (baseline)"
+            return [f"{value} (baseline)", f"{figure} (baseline)", figure]
         if b.ratio is None:
-            return value
-        verdict = b.verdict or "(no CI)"
-        return f"{value} · {b.ratio:.2f}× {verdict}"
+            return [value, figure]
+        ratio = f"{units.number(b.ratio)}×"
+        return [f"{value} · {ratio} {b.verdict or '(no CI)'}", f"{figure} · {ratio}", figure]
 
     def _ticks(self) -> None:
         n = len(self.bars)

@@ -129,7 +129,7 @@ class BatchChart(pg.PlotWidget):
         item.setLabel("bottom", "batch size (log scale)")
         item.setLabel("left", "throughput (items/s)")
         item.setLogMode(x=True, y=False)
-        self.legend = add_legend(self)
+        self.legend = add_legend(self, (10, 10))  # top left: throughput rises with batch
         self.curves: list[pg.PlotDataItem] = []
         set_plot_title(self, "Throughput vs batch size")
 
@@ -165,7 +165,10 @@ class BatchChart(pg.PlotWidget):
         batches = sorted({float(b) for s in series for b in s.x if b > 0})
         if batches:
             ticks = units.log_ticks(min(batches), max(batches), batches)
-            self.getPlotItem().getAxis("bottom").setTicks(ticks)
+            item.getAxis("bottom").setTicks(ticks)
+            # a margin, so the end points and their intervals clear the frame (and the legend)
+            lo, hi = np.log10(min(batches) / 1.4), np.log10(max(batches) * 1.4)
+            item.setXRange(lo, hi, padding=0)
         if not self.curves:
             set_plot_title(
                 self,

@@ -14,7 +14,7 @@ from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 from wattbench.domain import units
 from wattbench.reports import charts
-from wattbench.reports.placement import place_labels
+from wattbench.reports.placement import Box, place_labels
 from wattbench.reports.series import (
     WIDE_INTERVAL,
     Bar,
@@ -246,6 +246,25 @@ def test_pareto_labels_and_colour_bar_fit_and_stay_apart() -> None:
     assert colour_bar.get_ylabel() == "energy per inference (mJ)"
 
 
+def test_pareto_front_is_drawn_and_labels_keep_off_its_legend() -> None:
+    points = [
+        Point(f"configuration {i} · cpu · b{2**i}", 500.0 + 400 * i, 1.0 + 1.5 * i, 10.0 + i)
+        for i in range(6)
+    ] + [Point("dominated · npu", 600.0, 8.0, 3.0)]
+    chart = charts.pareto_chart(points, "mJ", png_dpi=0)
+    fig, _ = render(chart)
+    ax = fig.axes[0]
+    front = [line for line in ax.get_lines() if line.get_label() == "Pareto front"]
+    assert len(front) == 1
+    assert list(front[0].get_xdata()) == [1.0 + 1.5 * i for i in range(6)]
+    legend = ax.get_legend()
+    assert legend is not None
+    key = legend.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    for label in ax.texts:
+        assert not extent(fig, label).overlaps(key), label.get_text()
+    assert_apart(fig, list(ax.texts))
+
+
 def test_batch_and_cdf_axes_read_as_plain_numbers() -> None:
     curve = Series("cpu", np.array([1.0, 8.0, 32.0]), np.array([900.0, 2e6, 3.1e6]))
     fig, texts = render(charts.batch_chart([curve], png_dpi=0))
@@ -272,3 +291,7 @@ def test_label_placement_moves_labels_off_each_other_and_into_the_plot() -> None
     for p in placed:
         assert p.box.x0 >= 0 and p.box.x1 <= 200 and p.box.y0 >= 0 and p.box.y1 <= 100
     assert placed[3].side[0] == -1  # at the right edge: to the left of its point
+    legend = Box(0.0, 12.0, 100.0, 40.0)  # right over where the first label would go
+    kept_clear = place_labels(spots[:1], sizes[:1], (200.0, 100.0), avoid=[legend])
+    assert kept_clear[0].box.overlap(legend) == 0
+    assert place_labels(spots[:1], sizes[:1], (200.0, 100.0))[0].box.overlap(legend) > 0

@@ -231,6 +231,7 @@ class ParetoChart(pg.PlotWidget):
             span = (np.log10(lo), np.log10(hi)) if log else (lo, hi)
             (item.setXRange if name == "bottom" else item.setYRange)(*span, padding=0)
         energies = [p.energy for p in self.points if p.energy is not None]
+        all_estimates = all(p.estimate for p in self.points if p.energy is not None)
         cmap = pg.colormap.get("viridis")
         lo_e, hi_e = (min(energies), max(energies)) if energies else (0.0, 1.0)
         if hi_e <= lo_e:
@@ -259,7 +260,8 @@ class ParetoChart(pg.PlotWidget):
         self.scatter.addPoints(spots)
         item.addItem(self.scatter)
         for p in self.points:
-            text = short_text(p.label, 30) + (" (energy estimated)" if p.estimate else "")
+            mixed = p.estimate and not all_estimates  # all of them: the title says it once
+            text = short_text(p.label, 30) + (" (energy estimated)" if mixed else "")
             label = pg.TextItem(text, color=theme.foreground(), anchor=(0, 1))
             item.addItem(label, ignoreBounds=True)
             self.labels.append(label)
@@ -283,7 +285,8 @@ class ParetoChart(pg.PlotWidget):
             levels = axis.tickValues(lo_e, hi_e, 200)  # pyqtgraph's steps, plain labels
             axis.setTicks([[(v, units.tick_label(v)) for v in values] for _, values in levels])
             item.layout.addItem(self.colour_bar, 2, 5)
-            set_plot_title(self, f"{better} · colour: energy per inference")
+            what = "estimated energy" if all_estimates else "energy"
+            set_plot_title(self, f"{better} · colour: {what} per inference")
         else:
             set_plot_title(self, f"{better} · energy per inference n/a (grey)")
 

@@ -295,3 +295,19 @@ def test_label_placement_moves_labels_off_each_other_and_into_the_plot() -> None
     kept_clear = place_labels(spots[:1], sizes[:1], (200.0, 100.0), avoid=[legend])
     assert kept_clear[0].box.overlap(legend) == 0
     assert place_labels(spots[:1], sizes[:1], (200.0, 100.0))[0].box.overlap(legend) > 0
+
+
+def test_large_figures_read_in_full_without_crowding_the_axis() -> None:
+    bars = [
+        Bar("cpu", 2_500_000.0, 2_400_000.0, 2_600_000.0, baseline=True),
+        Bar("gpu", 31_000_000.0, 30_000_000.0, 32_000_000.0, verdict="faster", ratio=12.4),
+    ]
+    chart = charts.bar_chart("big", "Throughput", "items/s", bars, higher_is_better=True, png_dpi=0)
+    fig, texts = render(chart)
+    assert_inside(fig, texts)
+    lo, hi = fig.axes[0].get_xlim()
+    ticks = [
+        t for t in fig.axes[0].get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi
+    ]
+    assert any(t.get_text() == "10,000,000" for t in ticks), [t.get_text() for t in ticks]
+    assert_apart(fig, ticks)

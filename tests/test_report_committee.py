@@ -179,3 +179,11 @@ def test_no_long_numbers_in_the_html_text(eight: dict[str, Path]) -> None:
     # the same holds for the board's text in the model
     cells = [c.text for r in board_table(build_report(eight_runs())).rows for c in r]
     assert not [n for c in cells for n in re.findall(r"\d[\d,.]{9,}", c)]
+
+
+def test_the_summary_says_each_reason_once() -> None:
+    model = build_report(eight_runs())
+    ort = next(s for s in model.summary if "cpu · onnxruntime · b32 delivers" in s)
+    assert ort.count("not converged") == 1, ort
+    assert ort.endswith("Unreliable: this configuration not converged (1 of 2 runs).")
+    assert not any("energy view" in s for s in model.summary)  # said once in the header

@@ -64,6 +64,8 @@ def summary_sentence(comparison: Comparison, group_label: str) -> str:
     if not parts:
         return ""
     text = where + f"{group_label} " + _join(parts) + "."
+    if row.unreliable:
+        text += f" Unreliable: {'; '.join(row.unreliable)}."
     if not row.comparable:
         text += f" Not like-for-like: the workloads differ in {', '.join(row.differences)}."
     return text
@@ -83,7 +85,8 @@ def _clause(ratio: Ratio, base_label: str | None) -> str:
     if base_label is not None:
         text += f" of {base_label}"
     if ratio.lo is not None and ratio.hi is not None:
-        text += f" (95 % CI {_r(ratio.lo)}–{_r(ratio.hi)}, {ratio.verdict})"
+        verdict = "unreliable" if ratio.unreliable else ratio.verdict  # why: once, after
+        text += f" (95 % CI {_r(ratio.lo)}–{_r(ratio.hi)}, {verdict})"
     else:
         text += f" (no interval: {ratio.na_reason})" if ratio.na_reason else " (no interval)"
     return text

@@ -40,7 +40,7 @@ GENERATION_BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
 )
 
 
-MIN_BAR_SHARE = 0.45  # of a bar chart's width, the bars keep at least this much for themselves
+MIN_BAR_SHARE = 0.45  # a label that would leave the bars less of the width than this is shortened
 _SHA = re.compile(r"^[0-9a-f]{8}$")
 
 
@@ -224,9 +224,9 @@ class MetricBars(pg.PlotWidget):
 
     def _fit_range(self) -> None:
         """The value axis from 0 to where every bar's label fits beside its bar, measured in
-        pixels (again whenever the chart is resized). The bars keep ``MIN_BAR_SHARE`` of the
-        width: a label that would need more loses its verdict's word (its colour still says
-        it), then its ratio (the full text stays in its tooltip). Then the intervals, one
+        pixels (again whenever the chart is resized). A label that would leave the bars less
+        than ``MIN_BAR_SHARE`` of the width is shortened (``_bar_texts``; the full text in its
+        tooltip), and the axis made long enough for the short one. Then the intervals, one
         that runs off drawn to the edge with an arrow."""
         if not self.bars or all(b.value is None for b in self.bars):
             return
@@ -283,8 +283,8 @@ class MetricBars(pg.PlotWidget):
 
     @staticmethod
     def _bar_texts(b: Bar, axis: series.ValueAxis) -> list[str]:
-        """A bar's label, then shorter ones for a narrow chart: without the verdict's word,
-        then the figure alone."""
+        """A bar's label, then a shorter one for a narrow chart: without the ratio (and the
+        interval's end); "(baseline)" and the verdict's word always stay."""
         if b.value is None:
             return ["n/a"]
         figure = units.number(b.value)
@@ -292,11 +292,11 @@ class MetricBars(pg.PlotWidget):
         if b.hi is not None and b.hi > axis.top:  # the arrow: its interval runs on to here
             value += f" · interval to {units.number(b.hi)}"
         if b.baseline:
-            return [f"{value} (baseline)", f"{figure} (baseline)", figure]
+            return [f"{value} (baseline)", f"{figure} (baseline)"]
         if b.ratio is None:
             return [value, figure]
-        ratio = f"{units.number(b.ratio)}×"
-        return [f"{value} · {ratio} {b.verdict or '(no CI)'}", f"{figure} · {ratio}", figure]
+        verdict = b.verdict or "(no CI)"
+        return [f"{value} · {units.number(b.ratio)}× {verdict}", f"{figure} · {verdict}"]
 
     def _ticks(self) -> None:
         n = len(self.bars)

@@ -74,6 +74,13 @@ def test_an_eight_run_pdf_is_short(eight: dict[str, Path]) -> None:
     assert "25,232,932,864" not in text and "25232932864" not in text
     # raw per-run data is left to the CSV and JSON
     assert "latency_p99_9_value_ns" not in text
+    # the charts are vectors: at most a colour bar's small gradient is a bitmap
+    pdfimages = shutil.which("pdfimages")
+    if pdfimages is not None:
+        listed = subprocess.run([pdfimages, "-list", str(eight["pdf"])], capture_output=True,
+                                text=True, check=True).stdout.splitlines()[2:]  # fmt: skip
+        widths = [int(line.split()[3]) for line in listed]
+        assert all(w <= 64 for w in widths), widths
 
 
 def test_systems_are_described_once_by_what_differs() -> None:
@@ -187,3 +194,15 @@ def test_the_summary_says_each_reason_once() -> None:
     assert ort.count("not converged") == 1, ort
     assert ort.endswith("Unreliable: this configuration not converged (1 of 2 runs).")
     assert not any("energy view" in s for s in model.summary)  # said once in the header
+
+
+def test_the_json_carries_the_board_quality_and_machines(tmp_path: Path) -> None:
+    import json
+
+    doc = json.loads(write_report(eight_runs(), tmp_path / "r.json").read_text("utf-8"))
+    assert doc["quality"].startswith("2 of 8 compared runs unreliable")
+    best = {a["question"]: a["winner"]["label"] for a in doc["board"]["answers"] if a["winner"]}
+    assert best["throughput"] == "cuda:0 · torch · b32"
+    assert doc["machines"]["differing"][:2] == ["Host", "CPU"]
+    assert doc["machines"]["machines"][1]["fields"]["Memory"] == "63.7 GiB"
+    assert doc["machines"]["shared"]["OS"] == "Linux 6.8.0-45-generic"

@@ -20,6 +20,7 @@ from wattbench.domain.result import RunResult, result_document
 from wattbench.engine.metrics import METRICS
 from wattbench.engine.ratios import Ratio
 from wattbench.engine.token_energy import token_energy
+from wattbench.reports.front import quality_line
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,8 @@ def report_json(model: ReportModel) -> dict[str, Any]:
                         "higher_is_better": METRICS[m].higher_is_better} for m in model.metrics},
         "baseline": model.baseline.group.label,
         "summary": list(model.summary),
+        "quality": quality_line(model),
+        "board": to_document(model.board),
         "verdicts": list(model.sentences),
         "warnings": list(model.warnings),
         "configurations": configurations,
@@ -201,6 +204,10 @@ def report_json(model: ReportModel) -> dict[str, Any]:
                   "result": result_document(e.run)} for e in model.runs],
         "systems": [{"title": s.title, "used_by": list(s.used_by),
                      "items": [list(kv) for kv in s.items]} for s in model.systems],
+        "machines": {"machines": [{"title": m.title, "used_by": list(m.used_by),
+                                   "fields": dict(m.fields)} for m in model.machines.machines],
+                     "differing": list(model.machines.differing),
+                     "shared": dict(model.machines.shared)},
         "cost_profiles": {d: to_document(p) for d, p in model.cost_profiles.items()},
     }  # fmt: skip
 

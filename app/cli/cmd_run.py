@@ -41,6 +41,7 @@ from wattbench.service.request import (
     parse_dims,
     parse_input_shapes,
     parse_ints,
+    parse_slo,
     parse_threads,
     split_list,
 )
@@ -139,6 +140,12 @@ def register(subparsers: Any) -> None:
         dest="prompt_tokens",
         help="generation: prompt length (default 32)",
     )
+    p.add_argument("--rate", type=float, default=None, metavar="R", help="server: Poisson "
+                   "arrivals per second (with --slo: where the search starts)")  # fmt: skip
+    p.add_argument("--streams", default=None, metavar="N[,N...]", help="server: concurrent "
+                   "streams sharing the model (a list sweeps them, e.g. 1,2,4)")  # fmt: skip
+    p.add_argument("--slo", default=None, metavar="pP=LIMIT", help="server: search the highest "
+                   "rate meeting a latency SLO, e.g. p99=100ms (its goodput)")  # fmt: skip
     p.add_argument("--provider", default=None, help="onnxruntime execution provider")
     p.add_argument(
         "--graph-opt",
@@ -192,6 +199,7 @@ def register(subparsers: Any) -> None:
 
 def request_from(args: argparse.Namespace) -> RunRequest:
     """The service request a command line asks for (BadInputError for unreadable values)."""
+    slo = parse_slo(args.slo)
     return RunRequest(
         model=args.model,
         devices=tuple(split_list(args.device)) or ("cpu",),
@@ -210,6 +218,10 @@ def request_from(args: argparse.Namespace) -> RunRequest:
         input_shapes=parse_input_shapes(args.input_shape),
         prompt_tokens=args.prompt_tokens,
         new_tokens=args.new_tokens,
+        target_rate=args.rate,
+        streams=tuple(parse_ints(args.streams, what="streams", field="streams")) or (1,),
+        slo_ms=None if slo is None else slo[1],
+        slo_percentile=0.99 if slo is None else slo[0],
         ort_provider=args.provider,
         ort_graph_optimization=args.graph_opt,
         sample_hz=args.sample_hz,

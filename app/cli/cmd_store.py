@@ -22,6 +22,7 @@ from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import RunResult, RunStatus, result_document
+from wattbench.domain.server import server_lines
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def _show_text(r: RunResult, profile: CostProfile | None = None) -> list[str]:
     if r.phases.harness_efficiency is not None:
         lines.append(f"  harness      {units.eta(r.phases.harness_efficiency)}")
     lines += [f"  {line}" for line in generation_lines(r, profile)]
+    lines += [f"  {line}" for line in (server_lines(r.server) if r.server else [])]
     if profile is not None and r.generation is None and r.status is RunStatus.DONE:
         lines.append(f"  cost         {inference_cost_text(r, profile)}")
     if r.energy:

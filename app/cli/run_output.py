@@ -18,6 +18,7 @@ from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
+from wattbench.domain.server import server_lines
 from wattbench.engine.cost import cost_figures, energy_per_item, usd_per_million_output_tokens
 from wattbench.engine.token_energy import token_energy
 
@@ -217,6 +218,7 @@ def _notes(i: int, r: RunResult, footnotes: Footnotes) -> list[str]:
         return [f"{i}. {r.status.value}: {r.reason}"]
     notes = [f"{i}. energy: {energy_text(r, footnotes)}"]
     notes += [f"{i}. {line}" for line in generation_lines(r)]
+    notes += [f"{i}. {line}" for line in (server_lines(r.server) if r.server else [])]
     batch = r.spec.batch_size
     if batch > 1:
         mean = r.latency.mean_ns

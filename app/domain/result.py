@@ -20,6 +20,7 @@ import numpy as np
 from wattbench import __version__
 from wattbench.domain import codec
 from wattbench.domain.interference import Interference
+from wattbench.domain.server import ServerSummary
 from wattbench.domain.spec import RunSpec
 
 RESULT_FORMAT_VERSION = 1  # RunResult documents (store, bundles, run --json)
@@ -272,6 +273,7 @@ class Measurement:
     memory: MemoryFigures | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     interference: Interference | None = None  # other processes on the run's cores/GPU
+    server: ServerSummary | None = None  # the server scenario's load and SLO figures
     notes: str = ""
     format_version: int = MEASUREMENT_FORMAT_VERSION
 
@@ -317,6 +319,8 @@ class RunResult:
     # what other processes did on the run's cores (and GPU) while it measured; None for runs
     # measured before it was recorded (an optional field: older documents still read)
     interference: Interference | None = None
+    # the server scenario's own figures (None for other scenarios and for older documents)
+    server: ServerSummary | None = None
     notes: str = ""
     format_version: int = RESULT_FORMAT_VERSION
 

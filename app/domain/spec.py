@@ -18,6 +18,9 @@ class Scenario(StrEnum):
     SINGLE_STREAM = "single-stream"  # one request at a time, batch 1 by default: latency
     OFFLINE = "offline"  # batches back to back: throughput
     GENERATION = "generation"  # token generation: TTFT, TPOT, tokens/s
+    # Poisson arrivals served by concurrent streams: latency with queueing, an SLO's goodput
+    # (one model call per request; generation requests are not served by this scenario)
+    SERVER = "server"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ PRESETS: dict[str, Preset] = {
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4")
 MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
 MIN_NEW_TOKENS = 2  # the time per output token needs a second token
+MAX_STREAMS = 256  # concurrent streams of a server run (threads in one worker process)
 # refs of shape-only language models: real architectures with random weights, always said so
 RANDOM_WEIGHTS_PREFIX = "llm:"
 RANDOM_WEIGHTS = "random weights"
@@ -78,6 +82,12 @@ class RunSpec:
     input_shapes: Mapping[str, str] = field(default_factory=dict)
     prompt_tokens: int = 32  # generation: prompt length
     new_tokens: int = 16  # generation: fixed number of new tokens (min = max)
+    # server: Poisson arrivals per second (with an SLO, where its search starts; None = from
+    # the measured call time), concurrent streams, and the latency SLO searched for
+    target_rate: float | None = None
+    streams: int = 1
+    slo_ms: float | None = None
+    slo_percentile: float = 0.99
     ort_provider: str | None = None  # e.g. "CUDAExecutionProvider"; None = from device
     ort_graph_optimization: str = "all"  # disable | basic | extended | all
     percentiles: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99, 0.999)
@@ -139,6 +149,7 @@ class RunSpec:
                 f"(got {self.sample_hz:g}).",
                 field="sample_hz",
             )
+        self._check_server()
         for name, size in self.dims.items():
             if size < 1:
                 raise BadInputError(
@@ -153,6 +164,43 @@ class RunSpec:
                 f"Generation needs at least {MIN_NEW_TOKENS} new tokens to measure the time "
                 f"per output token (got {self.new_tokens}).",
                 field="new_tokens",
+            )
+
+    def _check_server(self) -> None:
+        _finite_positive(self.target_rate, "target_rate", "The arrival rate (requests/s)")
+        _finite_positive(self.slo_ms, "slo_ms", "The latency SLO (ms)")
+        if isinstance(self.streams, bool) or not isinstance(self.streams, int) or self.streams < 1:
+            raise BadInputError(
+                f"Streams must be a whole number of at least 1 (got {self.streams!r}).",
+                field="streams",
+            )
+        if self.streams > MAX_STREAMS:
+            raise BadInputError(
+                f"Streams must be at most {MAX_STREAMS} (got {self.streams}).", field="streams"
+            )
+        if not 0 < self.slo_percentile < 1:
+            raise BadInputError(
+                f"The SLO percentile must be between 0 and 1, e.g. 0.99 for p99 "
+                f"(got {self.slo_percentile:g}).",
+                field="slo_percentile",
+            )
+        server = self.scenario is Scenario.SERVER
+        if server and self.target_rate is None and self.slo_ms is None:
+            raise BadInputError(
+                "The server scenario needs an arrival rate (--rate), a latency SLO to search "
+                "for (--slo p99=100ms), or both.",
+                field="target_rate",
+            )
+        if not server and (self.target_rate is not None or self.slo_ms is not None):
+            what = "An arrival rate" if self.target_rate is not None else "A latency SLO"
+            raise BadInputError(
+                f"{what} applies to the server scenario only: add --scenario server.",
+                field="target_rate" if self.target_rate is not None else "slo_ms",
+            )
+        if not server and self.streams != 1:
+            raise BadInputError(
+                "Concurrent streams apply to the server scenario only: add --scenario server.",
+                field="streams",
             )
 
     # -- derived -------------------------------------------------------------------------
@@ -187,7 +235,19 @@ class RunSpec:
             parts.append(f"t{self.threads}")
         if self.scenario is Scenario.GENERATION:
             parts.append(f"gen{self.new_tokens}")
+        if self.scenario is Scenario.SERVER:
+            parts.append(f"s{self.streams}")
+            parts.append(self.server_load_label)
         return join_label(parts)
+
+    @property
+    def server_load_label(self) -> str:
+        """What load a server run offers: its SLO search ('p99≤100ms') or its rate ('100/s')."""
+        if self.scenario is not Scenario.SERVER:
+            return ""
+        if self.slo_ms is not None:
+            return f"p{self.slo_percentile * 100:g}≤{self.slo_ms:g}ms"
+        return f"{self.target_rate:g}/s"
 
     def workload_key(self) -> tuple[Any, ...]:
         """What must match for two runs to be compared (model hash is checked separately)."""
@@ -200,6 +260,7 @@ class RunSpec:
             tuple(sorted(self.input_shapes.items())),
             self.prompt_tokens if self.scenario is Scenario.GENERATION else None,
             self.new_tokens if self.scenario is Scenario.GENERATION else None,
+            self.server_load_label or None,
         )
 
     def config_key(self) -> tuple[Any, ...]:
@@ -209,6 +270,7 @@ class RunSpec:
             self.runtime,
             self.device,
             self.threads,
+            self.streams,
             self.ort_provider,
             self.ort_graph_optimization,
         )
@@ -271,18 +333,20 @@ def expand_sweep(
     batch_sizes: Iterable[int] | None = None,
     threads: Iterable[int | None] | None = None,
     precisions: Iterable[str] | None = None,
+    streams: Iterable[int] | None = None,
     repeats: int = 1,
     sweep_id: str | None = None,
     seed: int | None = None,
 ) -> list[RunSpec]:
-    """Expand devices × runtimes × precisions × batch sizes × threads into configurations,
-    and ``repeats`` replicates of them into runs, in rounds (``interleave``)."""
+    """Expand devices × runtimes × precisions × batch sizes × threads × streams (server) into
+    configurations, and ``repeats`` replicates of them into runs, in rounds (``interleave``)."""
     axes = (
         list(devices or [base.device]),
         list(runtimes or [base.runtime]),
         list(precisions or [base.precision]),
         list(batch_sizes or [base.batch_size]),
         list(threads or [base.threads]),
+        list(streams or [base.streams]),
     )
     configurations = [
         replace(
@@ -292,8 +356,9 @@ def expand_sweep(
             precision=precision,
             batch_size=int(batch),
             threads=nthreads,
+            streams=int(nstreams),
             sweep_id=sweep_id,
         )
-        for device, runtime, precision, batch, nthreads in itertools.product(*axes)
+        for device, runtime, precision, batch, nthreads, nstreams in itertools.product(*axes)
     ]
     return interleave(configurations, repeats, seed)

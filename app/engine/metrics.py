@@ -113,6 +113,7 @@ WORKLOAD_FIELDS = (
     "input shapes",
     "prompt tokens",
     "new tokens",
+    "server load",
 )
 
 

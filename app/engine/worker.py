@@ -35,9 +35,10 @@ from wattbench.domain import codec
 from wattbench.domain.errors import BadInputError, WattbenchError, is_out_of_memory
 from wattbench.domain.events import MeasureProgress, Phase
 from wattbench.domain.result import ModelInfo
-from wattbench.domain.spec import RunSpec
+from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import ipc
 from wattbench.engine.measure import measure
+from wattbench.engine.server import measure_server
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None
         loaded, model_info, load_s = _load(spec, chan)
         try:
             system["runtime_settings"] = dict(loaded.settings())
-            out = measure(loaded, spec, chan.progress, load_s=load_s, before_measure=fault_hook())
+            run = measure_server if spec.scenario is Scenario.SERVER else measure
+            out = run(loaded, spec, chan.progress, load_s=load_s, before_measure=fault_hook())
         finally:
             loaded.close()
         out = dataclasses.replace(

@@ -32,12 +32,12 @@ ORT_ONLY_FIELDS = {
 
 
 # what a request carries unchanged into each of its specs: the fields both have, except the
-# model (canonicalised), the threads (swept: a tuple in the request) and the order seed (set
-# by the plan's order)
+# model (canonicalised), the threads and streams (swept: tuples in the request) and the order
+# seed (set by the plan's order)
 _CARRIED = tuple(
     f.name
     for f in fields(RunRequest)
-    if f.name in {g.name for g in fields(RunSpec)} - {"model", "threads", "order_seed"}
+    if f.name in {g.name for g in fields(RunSpec)} - {"model", "threads", "streams", "order_seed"}
 )
 
 
@@ -108,6 +108,7 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
         precision=request.precisions[0],
         batch_size=request.batch_sizes[0],
         threads=request.threads[0] if request.threads else None,
+        streams=request.streams[0] if request.streams else 1,
         **{name: getattr(request, name) for name in _CARRIED},
     )
     configurations: list[RunSpec] = []
@@ -130,6 +131,7 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
                     precisions=[precision],
                     batch_sizes=request.batch_sizes,
                     threads=request.threads or (None,),
+                    streams=request.streams or (1,),
                 )
     if not configurations:
         raise BadInputError("\n".join(["No chosen combination can run:", *skipped]), field="device")

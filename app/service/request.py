@@ -38,6 +38,11 @@ class RunRequest:
     input_shapes: Mapping[str, str] = field(default_factory=dict)
     prompt_tokens: int = 32
     new_tokens: int = 16
+    # server scenario: arrival rate, concurrent streams (a sweep: 1, 2, 4 ...) and the SLO
+    target_rate: float | None = None
+    streams: tuple[int, ...] = (1,)
+    slo_ms: float | None = None
+    slo_percentile: float = 0.99
     ort_provider: str | None = None
     ort_graph_optimization: str = "all"
     sample_hz: float = 10.0
@@ -123,6 +128,7 @@ def configuration_names(specs: Sequence[RunSpec]) -> dict[tuple[object, ...], st
         lambda s: s.precision,
         lambda s: f"b{s.batch_size}",
         lambda s: f"t{s.threads}" if s.threads else "threads default",
+        lambda s: f"s{s.streams}",
         lambda s: s.ort_provider or "provider default",
         lambda s: f"graph-opt {s.ort_graph_optimization}",
     ]
@@ -165,6 +171,34 @@ def parse_threads(text: str | None) -> list[int | None]:
     if (text or "").strip().lower() in ("", "default", "auto"):
         return [None]
     return list(parse_ints(text, what="thread count", field="threads"))
+
+
+def parse_slo(text: str | None) -> tuple[float, float] | None:
+    """'p99=100ms' (or 'p90=0.25s', 'p99.9=20ms') -> (0.99, 100.0): the percentile and its
+    latency limit in milliseconds; '' -> None."""
+    text = (text or "").strip().lower()
+    if not text:
+        return None
+    example = "a percentile and a latency, e.g. p99=100ms or p90=0.5s"
+    name, sep, limit = text.partition("=")
+    if not sep or not name.startswith("p"):
+        raise BadInputError(f"The SLO {text!r} must be {example}.", field="slo_ms")
+    scale = 1.0
+    for unit, factor in (("ms", 1.0), ("us", 1e-3), ("µs", 1e-3), ("s", 1e3)):
+        if limit.endswith(unit):
+            limit, scale = limit[: -len(unit)], factor
+            break
+    try:
+        percentile = float(name[1:]) / 100
+        limit_ms = float(limit) * scale
+    except ValueError:
+        raise BadInputError(f"The SLO {text!r} must be {example}.", field="slo_ms") from None
+    if not 0 < percentile < 1:
+        raise BadInputError(
+            f"The SLO's percentile must be between p0 and p100 exclusive (got {name}).",
+            field="slo_percentile",
+        )
+    return percentile, limit_ms
 
 
 def parse_pairs(items: Sequence[str], *, what: str, field: str, example: str) -> dict[str, str]:

@@ -6,7 +6,9 @@ a known time (200 µs per item at fp32, half at fp16; WATTBENCH_FAKE_ITEM_US cha
 the engine, the queue, the store and comparisons see real timings of known size. For the
 generation scenario it is a decoder whose step spins that time per sequence and whose prefill
 spins an eighth of it per prompt token, so generation figures come out of the real timing loop
-with known sizes. ``fakeplug``
+with known sizes. With WATTBENCH_FAKE_SLEEP=1 a call sleeps its time instead of spinning (a
+server with a fixed service time that leaves the CPU and the interpreter lock free, so
+concurrent streams really serve in parallel). ``fakeplug``
 is a wall-socket meter of the CPU drawing a steady 42 W. Both are fake *input* to the real
 code: the supervisor, the sampler and the figures are Wattbench's own.
 """
@@ -55,9 +57,13 @@ class FakeLoaded:
         self.input_shapes: tuple[tuple[str, tuple[int, ...], str], ...] = ()
         self.model = model
         self.options = options
+        self.sleeps = os.environ.get("WATTBENCH_FAKE_SLEEP", "") == "1"
 
     def run_once(self) -> None:
-        _spin(self.call_ns)
+        if self.sleeps:
+            time.sleep(self.call_ns / 1e9)
+        else:
+            _spin(self.call_ns)
 
     def synchronize(self) -> None:
         pass

@@ -61,6 +61,14 @@ class AppSettings:
     def set_splitter_state(self, key: str, state: QByteArray) -> None:
         self._qs.setValue(f"layout/{key}", state)
 
+    def theme(self) -> str:
+        """The palette chosen under View ▸ Theme: "system", "light" or "dark"."""
+        value = str(self._qs.value("view/theme", "system") or "system")
+        return value if value in ("system", "light", "dark") else "system"
+
+    def set_theme(self, name: str) -> None:
+        self._qs.setValue("view/theme", name)
+
     def page(self) -> int:
         return self._int("window/page", 0)
 

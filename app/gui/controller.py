@@ -48,6 +48,36 @@ PROGRESS_MIN_INTERVAL_NS = 100_000_000  # at most ~10 progress signals per secon
 RUN_CACHE_SIZE = 64  # loaded runs (with arrays) kept for the compare view
 
 
+def flag_words(flags: Sequence[str]) -> tuple[str, ...]:
+    """Quality flags as words, those that make a verdict unreliable first, in the compare
+    view's words ("not converged", "contended (other processes used its cores)"), then the
+    others ("high cv", "outliers")."""
+    from wattbench.engine.compare import UNRELIABLE_FLAGS
+
+    first = [UNRELIABLE_FLAGS[f] for f in flags if f in UNRELIABLE_FLAGS]
+    return (*first, *(f.replace("_", " ") for f in flags if f not in UNRELIABLE_FLAGS))
+
+
+def unreliable_flags(flags: Sequence[str]) -> bool:
+    """Whether any of these flags makes the run's verdicts unreliable."""
+    from wattbench.engine.compare import UNRELIABLE_FLAGS
+
+    return any(f in UNRELIABLE_FLAGS for f in flags)
+
+
+def run_caveats(item: QueueItem) -> tuple[str, ...]:
+    """Why a finished run's figures carry a caveat, in the compare view's words: it did not
+    converge, or the engine would call its verdicts unreliable (empty: none)."""
+    causes: tuple[str, ...] = ()
+    if item.result is not None:
+        from wattbench.engine.compare import run_causes
+
+        causes = run_causes(item.result)
+    if item.converged is False and not any(c.startswith("not converged") for c in causes):
+        causes = ("not converged", *causes)
+    return causes
+
+
 class Controller(ThreadHost):
     """Owns every thread of the GUI; see the module docstring."""
 

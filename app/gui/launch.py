@@ -131,6 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="page to open (new-run, queue, live, runs, compare, costs, sensors, settings)",
     )
+    parser.add_argument(
+        "--theme",
+        choices=("system", "light", "dark"),
+        default=None,
+        help="palette: the system's, or Wattbench's light or dark one (default: the one "
+        "chosen under View > Theme, or $WATTBENCH_THEME)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,13 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
     )
-    return run_app(db_url=args.db, page=args.page)
+    return run_app(db_url=args.db, page=args.page, theme_name=args.theme)
 
 
 def run_app(
-    *, db_url: str | None = None, page: str | None = None, argv: Sequence[str] | None = None
+    *,
+    db_url: str | None = None,
+    page: str | None = None,
+    argv: Sequence[str] | None = None,
+    theme_name: str | None = None,
 ) -> int:
-    """Open the window and run the event loop; the exit code."""
+    """Open the window and run the event loop; the exit code. The palette: ``theme_name``,
+    else $WATTBENCH_THEME, else the one chosen under View ▸ Theme."""
     problem = display_problem() or x_server_problem()
     if problem is not None:
         print(problem, file=sys.stderr)
@@ -169,8 +181,9 @@ def run_app(
     app.setApplicationDisplayName("Wattbench")
     app.setDesktopFileName("wattbench")
     app.setWindowIcon(icons.app_icon())
-    theme.configure_pyqtgraph()
     settings = AppSettings()
+    theme.apply_theme(theme_name or theme.theme_from_env() or settings.theme())
+    theme.configure_pyqtgraph()
     url = db_url or settings.db_url()
     controller = Controller(url)
     window = MainWindow(controller, settings)

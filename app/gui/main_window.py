@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
@@ -287,8 +287,32 @@ class MainWindow(QMainWindow):
             )
         view_menu.addSeparator()
         view_menu.addAction(self.compare_action)
+        view_menu.addSeparator()
+        theme_menu = view_menu.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for name, text in (
+            ("system", "&System palette"),
+            ("light", "&Light"),
+            ("dark", "&Dark"),
+        ):
+            action = QAction(text, self)
+            action.setCheckable(True)
+            action.setChecked(name == theme.current_theme())
+            action.setStatusTip(f"Draw the window and its charts with the {name} palette")
+            action.triggered.connect(lambda _c=False, n=name: self.set_theme(n))
+            group.addAction(action)
+            theme_menu.addAction(action)
+            self.theme_actions[name] = action
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self._action("&About Wattbench", self._about, []))
+
+    def set_theme(self, name: str) -> None:
+        """Switch the palette now (pages and charts follow) and remember it."""
+        theme.apply_theme(name)
+        self.theme_actions[name].setChecked(True)
+        self.settings.set_theme(name)
+        theme.watcher().refresh(force=True)
 
     def _run(self) -> None:
         page = self.page("new-run")

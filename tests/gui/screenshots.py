@@ -1,12 +1,18 @@
 """Screenshots of every view of the real window, with real runs made by the real engine.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python tests/gui/screenshots.py OUTDIR [--dark]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python tests/gui/screenshots.py OUTDIR \
+        [--theme light|dark|both]
 
 Opens the MainWindow (on xcb under Xvfb) on a temporary database, runs a few quick CPU runs of
 builtin:mlp-tiny / builtin:mlp-small at several batch sizes and thread counts through the
 controller (each in its own worker process), captures the queue and live views while one
 measures, then the runs browser, the compare view (each chart tab), cost profiles, sensors and
-settings, each as OUTDIR/<nn>-<view>.png. Nothing here is mocked; it takes a few minutes.
+settings, each as OUTDIR/<nn>-<view>.png; then the compare view on a store of sample runs with
+known figures (tests/report_fixtures), where every question of the verdict board has an answer
+(the runs made here on a shared machine may all read unreliable). With ``--theme both`` (the
+default) the runs are made once and every view is taken in the light palette, then again in the
+dark one (switched through View ▸ Theme, as a user does), as OUTDIR/<nn>-<view>-light.png and
+-dark.png. Nothing here is mocked but the sample runs; it takes a few minutes.
 """
 
 from __future__ import annotations
@@ -53,8 +59,14 @@ def _specs() -> list[Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path)
-    parser.add_argument("--dark", action="store_true", help="use a dark palette (Fusion)")
+    parser.add_argument(
+        "--theme",
+        choices=("light", "dark", "both"),
+        default="both",
+        help="the palette(s) to take every view in (default: both, light first)",
+    )
     args = parser.parse_args(argv)
+    themes = ("light", "dark") if args.theme == "both" else (args.theme,)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     out: Path = args.outdir
@@ -68,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
 
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "conf"))
     app = QApplication([sys.argv[0]])
-    if args.dark:
-        _dark_palette(app)
     from wattbench.gui import theme
     from wattbench.gui.app_settings import AppSettings
     from wattbench.gui.controller import Controller
@@ -79,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from wattbench.gui.pages.sensors import SensorsPage
     from wattbench.service.queue import ItemState
 
+    theme.apply_theme(themes[0])
     theme.configure_pyqtgraph()
     db = str(work / "runs.sqlite")
     controller = Controller(db)
@@ -107,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def shot(name: str, settle_s: float = 0.6) -> None:
         spin(settle_s)
-        path = out / f"{len(shots) + 1:02d}-{name}.png"
+        path = out / f"{len(shots) + 1:02d}-{name}-{theme.current_theme()}.png"
         window.grab().save(str(path))
         shots.append(str(path))
         log.info("saved %s", path)
@@ -162,74 +173,132 @@ def main(argv: list[str] | None = None) -> int:
             carbon_g_per_kwh=350.0,
         )
     )
-    runs_page = window.show_page("runs")
-    assert isinstance(runs_page, RunsPage)
-    wait(lambda: runs_page.model.rowCount() >= len(keys), 60, "the runs listing")
     ids = [
         controller.items[k].result_id for k in keys if controller.items[k].state is ItemState.DONE
     ]
     done_ids = [i for i in ids if i]
-    if done_ids:
-        runs_page.select_ids({done_ids[0]})
-        wait(lambda: runs_page.histogram.counts.size > 0, 60, "the details")
-    shot("runs")
 
-    compare = window.show_page("compare")
-    assert isinstance(compare, ComparePage)
-    if len(done_ids) >= 2:
-        controller.request_compare(done_ids)
-        wait(lambda: compare.view is not None, 120, "the comparison")
+    def stored_views() -> None:
+        runs_page = window.show_page("runs")
+        assert isinstance(runs_page, RunsPage)
+        wait(lambda: runs_page.model.rowCount() >= len(keys), 60, "the runs listing")
+        if done_ids:
+            runs_page.select_ids({done_ids[0]})
+            wait(lambda: runs_page.histogram.counts.size > 0, 60, "the details")
+        shot("runs")
+
+        compare = window.show_page("compare")
+        assert isinstance(compare, ComparePage)
+        if len(done_ids) >= 2:
+            if compare.view is None:
+                shot("compare-empty")
+                controller.request_compare(done_ids)
+                wait(lambda: compare.view is not None, 120, "the comparison")
+                wait(
+                    lambda: compare.view is not None and bool(compare.view.cost_profiles),
+                    20,
+                    "cost figures",
+                )
+            compare.show_details(False)
+            for index in range(compare.tabs.count()):
+                if not compare.tabs.isTabVisible(index):
+                    continue
+                compare.tabs.setCurrentIndex(index)
+                tab = compare.tabs.tabText(index).lower().replace(" ", "-")
+                shot(f"compare-{tab}")
+            compare.tabs.setCurrentIndex(0)
+            compare.show_details(True)
+            shot("compare-details")
+            compare.show_details(False)
+        else:
+            shot("compare-empty")
+
+        window.show_page("costs")
+        shot("costs", 1.5)
+        sensors = window.show_page("sensors")
+        assert isinstance(sensors, SensorsPage)
+        wait(lambda: sensors.diagnose_button.isEnabled(), 60, "the sensor diagnosis")
+        shot("sensors")
+        window.show_page("settings")
+        shot("settings")
+
+    sample_db = str(work / "sample.sqlite")
+    sample_ids = _sample_store(sample_db)
+
+    def sample_compare() -> None:
+        """The compare view on the sample store (known figures, every question answered)."""
+        opened: list[str] = []
+        controller.storeReady.connect(opened.append)
+        controller.open_store(sample_db)
+        wait(lambda: bool(opened), 60, "the sample store")
+        controller.storeReady.disconnect(opened.append)
+        compare = window.show_page("compare")
+        assert isinstance(compare, ComparePage)
+        before = compare.view
+        controller.request_compare(sample_ids)
+        wait(lambda: compare.view is not before, 120, "the sample comparison")
         wait(
             lambda: compare.view is not None and bool(compare.view.cost_profiles),
             20,
             "cost figures",
         )
-        for index in range(compare.tabs.count()):
-            compare.tabs.setCurrentIndex(index)
-            name = compare.tabs.tabText(index).lower().replace(" ", "-")
-            shot(f"compare-{name}")
-    else:
-        shot("compare-empty")
+        compare.show_details(False)
+        compare.show_tab(compare.bars)
+        shot("compare-sample")
+        compare.show_tab(compare.pareto)
+        shot("compare-sample-pareto")
+        compare.show_tab(compare.bars)
+        opened.clear()
+        controller.storeReady.connect(opened.append)
+        controller.open_store(db)  # back to the runs made here
+        wait(lambda: bool(opened), 60, "the store")
+        controller.storeReady.disconnect(opened.append)
 
-    window.show_page("costs")
-    shot("costs", 1.5)
-    sensors = window.show_page("sensors")
-    assert isinstance(sensors, SensorsPage)
-    wait(lambda: sensors.diagnose_button.isEnabled(), 60, "the sensor diagnosis")
-    shot("sensors")
-    window.show_page("settings")
-    shot("settings")
+    for n, name in enumerate(themes):
+        if n:
+            window.set_theme(name)  # View ▸ Theme, as a user switches
+            for page_name in ("new-run", "live", "queue"):
+                window.show_page(page_name)
+                shot(page_name, 0.8)
+        stored_views()
+        sample_compare()
 
     window.close()
     print("\n".join(shots))
     return 0 if not failed and measuring else 1
 
 
-def _dark_palette(app: object) -> None:
-    from PySide6.QtGui import QColor, QPalette
-    from PySide6.QtWidgets import QApplication
+def _sample_store(url: str) -> list[str]:
+    """A store of sample runs with known figures (tests/report_fixtures): at batch 32,
+    cpu · torch 3,200 items/s and 15.6 mJ; cuda:0 · torch 8,000 items/s and 37.5 mJ;
+    cpu · onnxruntime 4,000 items/s and 7.5 mJ; with cost profiles for both devices."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from wattbench.db.store import open_store
+    from wattbench.domain.cost import CostProfile
 
-    assert isinstance(app, QApplication)
-    app.setStyle("Fusion")
-    pal = QPalette()
-    roles = {
-        QPalette.ColorRole.Window: "#202124", QPalette.ColorRole.WindowText: "#e8eaed",
-        QPalette.ColorRole.Base: "#17181a", QPalette.ColorRole.AlternateBase: "#26272a",
-        QPalette.ColorRole.Text: "#e8eaed", QPalette.ColorRole.Button: "#2d2e31",
-        QPalette.ColorRole.ButtonText: "#e8eaed", QPalette.ColorRole.Highlight: "#3d6fb4",
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.ToolTipBase: "#2d2e31",
-        QPalette.ColorRole.ToolTipText: "#e8eaed", QPalette.ColorRole.PlaceholderText: "#9aa0a6",
-    }  # fmt: skip
-    for role, colour in roles.items():
-        pal.setColor(role, QColor(colour))
-    disabled = QPalette.ColorGroup.Disabled  # as a real dark theme does: greyed, not as enabled
-    for role in (
-        QPalette.ColorRole.WindowText,
-        QPalette.ColorRole.Text,
-        QPalette.ColorRole.ButtonText,
-    ):
-        pal.setColor(disabled, role, QColor("#6f7378"))
-    app.setPalette(pal)
+    from tests.report_fixtures import make_run
+
+    runs = (
+        [make_run(seed=s, mean_ms=10, power_w=50) for s in (1, 2)]
+        + [make_run(seed=s, device="cuda:0", mean_ms=4, power_w=300) for s in (3, 4)]
+        + [make_run(seed=s, runtime="onnxruntime", mean_ms=8, power_w=30) for s in (5, 6)]
+    )
+    store = open_store(url)
+    try:
+        store.save_runs(runs)
+        for device, price in (("cpu", 4000.0), ("cuda:0", 30000.0)):
+            store.save_cost_profile(
+                CostProfile(
+                    device=device,
+                    purchase_price_usd=price,
+                    amortization_years=3.0,
+                    utilization=0.5,
+                    electricity_usd_per_kwh=0.2,
+                )
+            )
+    finally:
+        store.close()
+    return [r.id for r in runs]
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     controller.request_compare(ids)
     wait(lambda: compare.view is not None and bool(compare.view.cost_profiles), 120)
     shot("compare-generation")
-    compare.tabs.setCurrentWidget(compare.bars)
+    compare.show_tab(compare.bars)
     shot("compare-figures")
     window.close()
     print("\n".join(shots))

@@ -81,7 +81,7 @@ def test_generation_runs_from_the_form_compare_on_their_token_figures(
         timeout=LOAD_TIMEOUT_MS,
     )
     assert compare.generative
-    assert compare.tabs.currentWidget() is compare.generation
+    assert compare.charts.current_chart is compare.generation
     for metric, _title, _unit, _scale in GENERATION_BAR_METRICS:
         bars = compare.generation.charts[metric].bars
         assert len(bars) == 2, metric
@@ -100,7 +100,7 @@ def test_generation_runs_from_the_form_compare_on_their_token_figures(
     from wattbench.service.workbench import compare_loaded
 
     compare.show_comparison(compare_loaded(plain, baseline_id=plain[0].id))
-    assert not compare.generative and compare.tabs.currentWidget() is compare.bars
+    assert not compare.generative and compare.charts.current_chart is compare.bars
     assert set(compare.bars.charts) == {m for m, *_ in BAR_METRICS}
 
     assert new_run.select_model("builtin:mlp-tiny")  # not a decoder: back to single stream

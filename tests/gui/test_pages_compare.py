@@ -69,11 +69,11 @@ def test_bars_have_error_bars_and_verdicts(
     # like-for-like: no mismatch warning; two configurations have a single run: indicative
     assert "not like-for-like" not in page.banner.text and "indicative" in page.banner.text
     assert page.cdf.curves == []  # the other tabs draw when they are shown
-    page.tabs.setCurrentWidget(page.cdf)
+    page.show_tab(page.cdf)
     assert len(page.cdf.curves) == groups
-    page.tabs.setCurrentWidget(page.power)
+    page.show_tab(page.power)
     assert len(page.power.curves) == groups
-    page.tabs.setCurrentWidget(page.pareto)
+    page.show_tab(page.pareto)
     assert len(page.pareto.points) == groups and page.pareto.colour_bar is not None
     assert page.last_draw_s is not None
 
@@ -90,7 +90,7 @@ def test_workload_mismatch_is_warned(qtbot: Any, tmp_path: Path, make_controller
     assert "batch size" in page.banner.text and "not like-for-like" in page.banner.text
     assert "The workloads differ" in page.verdicts.toPlainText()
     # one line for cpu · torch with three batch sizes
-    page.tabs.setCurrentWidget(page.batch)
+    page.show_tab(page.batch)
     assert len(page.batch.curves) == 1
     xs, _ys = page.batch.curves[0].getOriginalDataset()
     assert sorted(xs) == [1, 8, 32]

@@ -12,40 +12,43 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSplitter,
-    QTabWidget,
     QTextBrowser,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
+from wattbench.gui import theme
 from wattbench.gui.controller import Controller
 from wattbench.gui.widgets.banner import Banner, Level
-from wattbench.gui.widgets.bar_charts import GENERATION_BAR_METRICS, BarGrid
-from wattbench.gui.widgets.compare_charts import BatchChart, CdfChart, ParetoChart, PowerChart
+from wattbench.gui.widgets.compare_tabs import ChartTabs
 from wattbench.gui.widgets.comparison_text import (
     short_labels,
     shorten,
     verdict_html,
     with_report_suffix,
 )
-from wattbench.reports import series
+from wattbench.gui.widgets.verdict_board import VerdictBoard
 from wattbench.service.workbench import ComparisonView
 
 log = logging.getLogger(__name__)
 
+CHARTS_MIN_SHARE = 300  # pixels the charts keep when the summary needs more
 REPORT_FILTERS = "HTML report (*.html);;PDF report (*.pdf);;CSV table (*.csv);;JSON data (*.json)"
 
 
@@ -61,7 +64,6 @@ class ComparePage(QWidget):
         self._checked: list[str] = []
         self._baseline_id: str | None = None
         self._profiles: list[CostProfile] = []
-        self._stale: set[int] = set()
         self._waiting = False
         self._build()
         controller.runsListed.connect(self._on_runs_listed)
@@ -71,6 +73,7 @@ class ComparePage(QWidget):
         controller.reportWritten.connect(self._on_report_written)
         controller.failed.connect(self._on_failed)
         controller.compareRequested.connect(lambda ids: self.set_runs(list(ids)))
+        theme.watcher().on_change(self._recolour)
         asked = list(controller.compare_selection)
         if asked:
             self.set_runs(asked)
@@ -89,15 +92,26 @@ class ComparePage(QWidget):
         self.run_list = QListWidget(picker)
         self.run_list.setAccessibleName("Runs to compare")
         self.run_list.itemChanged.connect(self._on_item_changed)
+        self.run_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.run_list.setSpacing(1)
         pl.addWidget(self.run_list, 1)
         form = QFormLayout()
         self.baseline_combo = QComboBox(picker)
         self.baseline_combo.setAccessibleName("Baseline run")
+        # long run labels must not widen the picker
+        self.baseline_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.baseline_combo.setMinimumContentsLength(18)
         self.baseline_combo.currentIndexChanged.connect(self._on_baseline_changed)
         form.addRow("Baseline:", self.baseline_combo)
         self.energy_combo = QComboBox(picker)
         self.energy_combo.addItem("Device energy (the run's own device)", "device")
         self.energy_combo.addItem("System energy (every measured domain)", "system")
+        self.energy_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.energy_combo.setMinimumContentsLength(18)
         self.energy_combo.setToolTip(
             "Device: energy of the compute device that ran the model. System: every measured "
             "domain together (a GPU server still powers its CPU and memory)."
@@ -121,39 +135,59 @@ class ComparePage(QWidget):
         results = QWidget(self)
         rl = QVBoxLayout(results)
         rl.setContentsMargins(0, 0, 0, 0)
-        self.banner = Banner(results)
+        self.banner = Banner(results, fold=2)
         rl.addWidget(self.banner)
-        self.verdicts = QTextBrowser(results)
+        # the board first; the verdict sentences on demand under "Details"
+        summary = self.summary = QWidget(results)
+        sl = QVBoxLayout(summary)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.setSpacing(4)
+        self.placeholder = QLabel(
+            "Tick two or more runs, choose a baseline and press Compare. The board answers "
+            "which configuration is best per second, per joule and per dollar, each compared "
+            "with the baseline with its 95 % interval.",
+            summary,
+        )
+        self.placeholder.setWordWrap(True)
+        sl.addWidget(self.placeholder)
+        self.board = VerdictBoard(summary)
+        self.board.setVisible(False)
+        sl.addWidget(self.board)
+        self.details_button = QToolButton(summary)
+        self.details_button.setObjectName("details-toggle")
+        self.details_button.setCheckable(True)
+        self.details_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.details_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.details_button.setAutoRaise(True)
+        self.details_button.setText("Details: every verdict in words")
+        self.details_button.toggled.connect(self.show_details)
+        self.details_button.setVisible(False)
+        sl.addWidget(self.details_button)
+        self.verdicts = QTextBrowser(summary)
         self.verdicts.setAccessibleName("Verdicts")
         self.verdicts.setOpenLinks(False)
         self.verdicts.setMinimumHeight(60)
-        self.verdicts.setPlaceholderText(
-            "Tick two or more runs, choose a baseline and press Compare. Each other "
-            "configuration is compared with the baseline, with 95 % intervals."
-        )
-        # verdicts above the charts, the boundary draggable: a long comparison has many lines
+        self.verdicts.setVisible(False)
+        sl.addWidget(self.verdicts, 1)
+        # the summary above the charts, the boundary draggable
         self.results_split = QSplitter(Qt.Orientation.Vertical, results)
         self.results_split.setChildrenCollapsible(False)
-        self.results_split.addWidget(self.verdicts)
-        self.tabs = QTabWidget(results)
-        self.bars = BarGrid(self.tabs)
-        self.generation = BarGrid(self.tabs, GENERATION_BAR_METRICS)
-        self.cdf = CdfChart(self.tabs)
-        self.power = PowerChart(self.tabs)
-        self.batch = BatchChart(self.tabs)
-        self.pareto = ParetoChart(self.tabs)
-        self.tabs.addTab(self.bars, "Figures")
-        self.tabs.addTab(self.generation, "Token generation")  # shown for generation runs
-        self.tabs.setTabVisible(self.tabs.indexOf(self.generation), False)
-        self.tabs.addTab(self.cdf, "Latency CDF")
-        self.tabs.addTab(self.power, "Power")
-        self.tabs.addTab(self.batch, "Throughput vs batch")
-        self.tabs.addTab(self.pareto, "Pareto")
-        self.tabs.currentChanged.connect(self._draw_tab)
-        self.results_split.addWidget(self.tabs)
+        self.summary_scroll = QScrollArea(results)  # squeezed, it scrolls: nothing overlaps
+        self.summary_scroll.setWidgetResizable(True)
+        self.summary_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.summary_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.summary_scroll.setWidget(summary)
+        self.results_split.addWidget(self.summary_scroll)
+        charts = self.charts = ChartTabs(results)
+        # the chart widgets, as tests, screenshots and the benchmark reach them
+        self.tabs, self.bars, self.generation = charts.tabs, charts.bars, charts.generation
+        self.cdf, self.power, self.batch = charts.cdf, charts.power, charts.batch
+        self.pareto, self.slots, self.chart_notes = charts.pareto, charts.slots, charts.chart_notes
+        self.show_tab, self.draw_all = charts.show_tab, charts.draw_all
+        self.results_split.addWidget(charts)
         self.results_split.setStretchFactor(0, 0)
         self.results_split.setStretchFactor(1, 1)
-        self.results_split.setSizes([190, 650])
+        self.results_split.setSizes([120, 720])
         rl.addWidget(self.results_split, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -199,6 +233,13 @@ class ComparePage(QWidget):
         thr = units.with_unit(s.throughput_items_per_s, "items/s")
         return f"{s.label} — {thr} — {created} — {run_id[:8]}"
 
+    def _list_text(self, run_id: str) -> str:
+        """Two lines in the run list: the configuration, then its figure, time and id."""
+        s = self._summaries[run_id]
+        created = units.timestamp(s.created_at)
+        thr = units.with_unit(s.throughput_items_per_s, "items/s")
+        return f"{s.label.removeprefix('builtin:')}\n{thr} · {created} · {run_id[:8]}"
+
     def _fill_list(self) -> None:
         self.run_list.blockSignals(True)
         self.run_list.clear()
@@ -210,7 +251,7 @@ class ComparePage(QWidget):
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked)
         for s in shown:
-            item = QListWidgetItem(self._label(s.id), self.run_list)
+            item = QListWidgetItem(self._list_text(s.id), self.run_list)
             item.setData(Qt.ItemDataRole.UserRole, s.id)
             item.setToolTip(f"{s.label}\n{s.id}\ntags: {', '.join(s.tags) or '—'}")
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -333,55 +374,60 @@ class ComparePage(QWidget):
         else:
             self.banner.clear()
         self.verdicts.setHtml(verdict_html(view))
-        self._show_generation(any(r.generation is not None for r in view.runs))
-        self._stale = set(range(self.tabs.count()))
-        self._draw_tab(self.tabs.currentIndex())
+        self.placeholder.setVisible(False)
+        self.board.set_view(view)
+        self.details_button.setVisible(True)
+        self._fit_summary()
+        self.charts.set_view(view)
         self.last_draw_s = time.perf_counter() - start
         log.debug("drew a comparison of %d runs in %.3f s", len(view.runs), self.last_draw_s)
 
     @property
     def generative(self) -> bool:
         """Whether the token generation figures are shown (a compared run generated tokens)."""
-        return self.tabs.isTabVisible(self.tabs.indexOf(self.generation))
+        return self.charts.generative
 
-    def _show_generation(self, shown: bool) -> None:
-        """The token generation tab, brought to the front when it appears."""
-        index = self.tabs.indexOf(self.generation)
-        if shown == self.generative:
+    @property
+    def details_shown(self) -> bool:
+        """Whether the verdict sentences are shown (under "Details")."""
+        return self.details_button.isChecked()
+
+    def show_details(self, shown: bool = True) -> None:
+        """Show or hide the verdict sentences under the board."""
+        if self.details_button.isChecked() != shown:
+            self.details_button.setChecked(shown)  # comes back here through toggled
             return
-        current = self.tabs.currentIndex()
-        self.tabs.blockSignals(True)  # the tab is drawn by show_comparison, once
-        self.tabs.setTabVisible(index, shown)
-        if shown or current == index:  # hiding the tab shown moves on to the figures
-            self.tabs.setCurrentIndex(index if shown else self.tabs.indexOf(self.bars))
-        self.tabs.blockSignals(False)
+        self.details_button.setArrowType(
+            Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        )
+        self.verdicts.setVisible(shown)
+        self._fit_summary()
 
-    def _draw_tab(self, index: int) -> None:
-        """Draw one chart tab from the current comparison (each tab once per comparison)."""
-        view = self.view
-        if view is None or index not in self._stale:
-            return
-        self._stale.discard(index)
-        comp, names = view.comparison, short_labels(view)
-        tab = self.tabs.indexOf
-        if index in (tab(self.bars), tab(self.generation)):
-            grid = self.bars if index == tab(self.bars) else self.generation
-            for metric, _title, _unit, scale in grid.metrics:
-                bars = series.metric_bars(comp, metric, scale=scale, labels=names)
-                grid.charts[metric].set_bars(bars)
-        elif index == tab(self.cdf):
-            self.cdf.set_series(series.latency_samples(comp, names))
-        elif index == tab(self.power):
-            self.power.set_series(*series.power_series(comp, names))
-        elif index == tab(self.batch):
-            self.batch.set_series(series.batch_series(comp, names))
-        elif index == tab(self.pareto):
-            self.pareto.set_points(series.pareto_points(comp, names))
+    def _fit_summary(self) -> None:
+        """Give the summary the height it needs: the board whole, the sentences a share."""
+        total = sum(self.results_split.sizes()) or self.results_split.height()
+        shown = self.verdicts.isVisible()
+        self.verdicts.setVisible(False)  # measured without the sentences, then given a share
+        layout = self.summary.layout()
+        assert layout is not None
+        layout.activate()
+        width = max(self.summary_scroll.viewport().width(), 400)
+        needed = self.summary.heightForWidth(width)
+        if needed < 0:
+            needed = self.summary.sizeHint().height()
+        self.verdicts.setVisible(shown)
+        needed += 2 * self.summary_scroll.frameWidth() + 2
+        if self.details_shown:
+            needed = max(needed + 200, int(total * 0.45))
+        top = min(needed, max(total - CHARTS_MIN_SHARE, total // 3))
+        self.results_split.setSizes([top, max(1, total - top)])
 
-    def draw_all(self) -> None:
-        """Draw every tab now (reports and screenshots; the view itself draws lazily)."""
-        for index in range(self.tabs.count()):
-            self._draw_tab(index)
+    def _recolour(self) -> None:
+        """Colours written into text follow the palette: the sentences and the notes."""
+        if self.view is not None:
+            self.verdicts.setHtml(verdict_html(self.view))
+            self.charts.redraw()  # texts and bars take the new colours
+            QTimer.singleShot(0, self._fit_summary)  # the new style's rows and margins
 
     # ------------------------------------------------------------------ reports
     def export_report(self) -> None:

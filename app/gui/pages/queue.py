@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from wattbench.domain import units
 from wattbench.domain.events import Phase
 from wattbench.gui import icons, theme
-from wattbench.gui.controller import Controller, ItemState, QueueItem
+from wattbench.gui.controller import Controller, ItemState, QueueItem, run_caveats
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,16 @@ def progress_value(item: QueueItem) -> int | None:
     if item.phase == Phase.MEASURING and item.rho and item.epsilon:
         return int(min(1.0, item.epsilon / item.rho) * 1000)
     return None
+
+
+def state_colour(item: QueueItem) -> QBrush:
+    """Failed: the error colour; done: green only when its figures carry no caveat (a run
+    that did not converge or reads unreliable gets the warning colour)."""
+    if item.state is ItemState.FAILED:
+        return QBrush(QColor(theme.error_text()))
+    if item.state is ItemState.DONE:
+        return QBrush(QColor(theme.warning_text() if run_caveats(item) else theme.ok_colour()))
+    return QBrush(theme.foreground())
 
 
 class QueuePage(QWidget):
@@ -175,7 +185,7 @@ class QueuePage(QWidget):
             COL_ELAPSED: units.duration_s(item.elapsed_s) if item.elapsed_s else "",
             COL_REASON: self._reason(item),
         }
-        colour = self._state_colour(item.state)
+        colour = state_colour(item)
         for col, text in cells.items():
             cell = self.table.item(row, col)
             if cell is None:
@@ -203,15 +213,11 @@ class QueuePage(QWidget):
                     rho += f" > ε {units.percent(item.epsilon)}"
                 rho = f"did not converge ({rho})" if rho else "did not converge"
             rho = f" · {rho}" if rho else ""
+            others = [c for c in run_caveats(item) if not c.startswith("not converged")]
+            if others:  # what makes its verdicts unreliable besides convergence
+                rho += f" · unreliable: {'; '.join(others)}"
             return f"done ({stored}){rho}" + (f" — {item.reason}" if item.reason else "")
         return item.reason or ""
-
-    def _state_colour(self, state: ItemState) -> QBrush:
-        if state is ItemState.FAILED:
-            return QBrush(QColor(theme.error_colours()[1] if not theme.is_dark() else "#ff8a80"))
-        if state is ItemState.DONE:
-            return QBrush(QColor(theme.ok_colour()))
-        return QBrush(theme.foreground())
 
     def _update_buttons(self) -> None:
         live = [it for it in self.controller.items.values() if not it.state.finished]

@@ -134,7 +134,9 @@ class RunsPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(top)
         splitter.addWidget(details)
-        splitter.setSizes([480, 320])
+        splitter.setStretchFactor(0, 1)  # the run list takes the height the window gains
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([560, 300])
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)

@@ -40,9 +40,9 @@ def status_colour(status: str) -> QColor | None:
     if s in ("ok", "readable", "available"):
         return QColor(theme.ok_colour())
     if s in ("warning", "estimate", "degraded"):
-        return QColor("#b07800" if not theme.is_dark() else "#ffcc55")
+        return QColor(theme.warning_text())
     if s:
-        return QColor("#b00020" if not theme.is_dark() else theme.error_colours()[1])
+        return QColor(theme.error_text())
     return None
 
 

@@ -114,8 +114,9 @@ class SettingsPage(QWidget):
         look = QGroupBox("Appearance and behaviour", self)
         ll = QVBoxLayout(look)
         for text in (
-            "Colours follow the system's light or dark palette, charts included; change it "
-            "in your desktop settings.",
+            "Colours follow the system's palette, or a light or dark one chosen under View ▸ "
+            "Theme (remembered; or start with --theme light|dark, or $WATTBENCH_THEME), "
+            "charts included.",
             "The window's size, layout, page and your last choices on the New run page are "
             "remembered between sessions (in " + self.settings.path + ").",
             "Shortcuts: Ctrl+R starts the runs set up on the New run page; Ctrl+. "

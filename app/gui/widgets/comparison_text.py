@@ -49,7 +49,7 @@ def verdict_html(view: ComparisonView) -> str:
         for metric in comp.metrics:
             ratio = row.ratios[metric]
             # the engine's verdict as it is; unreliable ones are not coloured as a result
-            colour = theme.VERDICT_COLOURS.get(ratio.kind or "", "")
+            colour = theme.verdict_colour(ratio.kind) or ""
             text = html.escape(
                 comp.verdict(row, metric, names[row.group.label], names[comp.baseline.label])
             )
@@ -60,6 +60,17 @@ def verdict_html(view: ComparisonView) -> str:
             f"</p><ul style='margin:0'>{''.join(items)}</ul>"
         )
     return "".join(lines)
+
+
+def na_reason(view: ComparisonView, question: str) -> str | None:
+    """The board's one line on why a question has no answer (None when it has one, or when
+    the board does not ask it)."""
+    if view.board is None:
+        return None
+    answers = [a for a in view.board.answers if a.question == question]
+    if not answers or any(a.winner is not None for a in answers):
+        return None
+    return next((a.na_reason for a in answers if a.na_reason), None)
 
 
 def with_report_suffix(path: str, chosen_filter: str) -> str:

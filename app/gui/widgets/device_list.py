@@ -22,8 +22,8 @@ def _status_colour(status: str) -> str:
     if status == "ok":
         return theme.ok_colour()
     if status == "warning":
-        return "#d08c00"
-    return "#c0392b" if not theme.is_dark() else "#ff8a80"
+        return theme.warning_text()
+    return theme.error_text()
 
 
 def power_html(power: Iterable[Diagnosis]) -> str:

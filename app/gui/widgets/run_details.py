@@ -19,6 +19,7 @@ from wattbench.domain.interference import interference_text
 from wattbench.gui import (
     theme,
 )
+from wattbench.gui.controller import flag_words
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def run_summary_html(result: Any) -> str:
         )
         rows.append(("Samples", f"{lat.n:,} (n_eff {lat.n_eff:,.0f}, lag-1 r {lat.r1:.2f})"))
     rows.append(("Converged", "yes" if result.converged else "no"))
-    rows.append(("Flags", ", ".join(result.flags) or "none"))
+    rows.append(("Flags", ", ".join(flag_words(result.flags)) or "none"))
     rows.append(("Interference", interference_text(result.interference)))
     if result.energy:
         for e in result.energy:

@@ -19,6 +19,7 @@ from wattbench.domain import units
 from wattbench.gui import (
     theme,
 )
+from wattbench.gui.controller import flag_words, unreliable_flags
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,11 @@ def _energy_text(s: Any) -> str:
     if s.energy_per_item_j is not None and "estimate" in (s.energy_source or ""):
         return text + " (est.)"
     return text
+
+
+def _flags_text(s: Any) -> str:
+    """The flags in words, the ones that make a verdict unreliable first (short forms)."""
+    return ", ".join(w.split(" (")[0] for w in flag_words(s.flags))
 
 
 def _created(s: Any) -> datetime:
@@ -60,6 +66,7 @@ COLUMNS: tuple[tuple[str, Any, Any], ...] = (
     ("Threads", lambda s: str(s.threads) if s.threads else "default", lambda s: s.threads or 0),
     ("Scenario", lambda s: s.scenario, lambda s: s.scenario),
     ("Status", lambda s: s.status.value, lambda s: s.status.value),
+    ("Flags", lambda s: _flags_text(s), lambda s: len(s.flags)),
     (
         "Throughput",
         lambda s: units.with_unit(s.throughput_items_per_s, "items/s"),
@@ -74,11 +81,11 @@ COLUMNS: tuple[tuple[str, Any, Any], ...] = (
         lambda s: _num(s.energy_per_item_j),
     ),
     ("Inferences/J", lambda s: units.with_unit(s.items_per_j, "/J"), lambda s: _num(s.items_per_j)),
-    ("Flags", lambda s: ", ".join(s.flags), lambda s: len(s.flags)),
     ("Tags", lambda s: ", ".join(s.tags), lambda s: ", ".join(s.tags)),
     ("Note", lambda s: s.note.splitlines()[0] if s.note else "", lambda s: s.note),
 )
-_NUMERIC = frozenset(range(9, 15))  # throughput to inferences/J: right-aligned
+_NUMERIC = frozenset(range(10, 16))  # throughput to inferences/J: right-aligned
+FLAGS_COLUMN = 9
 DATE_WINDOWS: tuple[tuple[str, timedelta | None], ...] = (
     ("Any time", None),
     ("Last 24 hours", timedelta(days=1)),
@@ -128,6 +135,8 @@ class RunsModel(QAbstractTableModel):
                 return f"precision: the {units.RHO_MEANING}"
             if COLUMNS[index.column()][0] == "Status" and s.reason:
                 return units.printable(s.reason)
+            if index.column() == FLAGS_COLUMN and s.flags:
+                return "Quality flags:\n" + "\n".join(f"• {w}" for w in flag_words(s.flags))
             if COLUMNS[index.column()][0] == "Note" and s.note:
                 return units.printable(s.note)
             return units.printable(s.label)
@@ -138,7 +147,13 @@ class RunsModel(QAbstractTableModel):
             and COLUMNS[index.column()][0] == "Status"
             and s.status.value in ("failed", "interrupted")
         ):
-            return QColor(theme.error_colours()[1] if theme.is_dark() else "#b00020")
+            return QColor(theme.error_text())
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and index.column() == FLAGS_COLUMN
+            and unreliable_flags(s.flags)
+        ):
+            return QColor(theme.warning_text())
         return None
 
 

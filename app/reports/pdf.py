@@ -33,7 +33,7 @@ FONT = "WattbenchSans"
 FONT_BOLD = "WattbenchSans-Bold"
 FONT_MONO = "WattbenchMono"
 MAX_NOTE_CHARS = 20_000  # a run's note in the Notes section; the HTML and JSON keep all of it
-CHART_SCALE = 0.9  # of the text width: chart text stays at about 7.5 pt
+CHART_SCALE = 0.85  # of the text width: chart text stays at about 7 pt
 KIND_COLOURS = {"na": "#6a6a6a", "est": "#7a3d00", "good": "#00603c", "bad": "#a33a00",
                 "flag": "#7a3d00"}  # fmt: skip
 
@@ -193,7 +193,7 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
     """The whole report as PDF bytes (A4)."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
-    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate
+    from reportlab.platypus import CondPageBreak, Paragraph, SimpleDocTemplate
 
     _register_fonts()
     st = _styles()
@@ -257,7 +257,8 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
         story.append(Paragraph(esc("Not drawn: " + "; ".join(f"{t} ({why})"
                                                               for t, why in charts.skipped)
                                    + "."), st["caption"]))  # fmt: skip
-    story += [PageBreak(), Paragraph("Appendix: runs, notes, method", st["h2"])]
+    # the appendix starts on a new page unless the charts left most of one free
+    story += [CondPageBreak(doc.height * 0.6), Paragraph("Appendix: runs, notes, method", st["h2"])]
     story += _tables([tables["runs"]], width, st)
     noted = [e for e in model.runs if e.run.notes.strip()]
     if noted:

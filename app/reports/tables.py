@@ -167,7 +167,7 @@ def sensors_table(model: ReportModel) -> Table:
               "against measurements.",
               ["Run", "Domain", "Source", "Scope", "Method", "Avg power (W)", "Idle power (W)",
                f"Energy (gross / above idle, {u.unit})", "Flags"],
-              widths=(0.9, 0.9, 1.3, 1.0, 1.2, 0.8, 0.8, 1.7, 1.2))  # fmt: skip
+              widths=(0.75, 0.85, 1.35, 1.05, 1.3, 0.65, 0.65, 1.5, 1.25))  # fmt: skip
     for e in model.runs:
         r = e.run
         if not r.energy:
@@ -227,7 +227,8 @@ def cost_table(model: ReportModel) -> Table | None:
     t = Table("cost", "Cost assumptions", "Per-device cost profiles used for $ and CO2 figures; "
               "blank: not set (never taken as 0).",
               ["Device", "Profile", "Purchase", "Amortization", "Utilization", "Electricity",
-               "PUE", "Carbon", "Cloud"])  # fmt: skip
+               "PUE", "Carbon", "Cloud"],
+              widths=(0.9, 0.9, 1.0, 1.15, 1.0, 1.1, 0.6, 1.1, 0.9))  # fmt: skip
     for dev, p in model.cost_profiles.items():
 
         def opt(v: float | None, unit: str) -> str:

@@ -89,7 +89,7 @@ def test_an_unreliable_run_never_wins() -> None:
         assert a.winner is not None and "b16" not in a.winner.label, q
         assert a.runner_up is not None and "b16" not in a.runner_up.label, q
     assert len(board.not_ranked) == 1 and "b16" in board.not_ranked[0]
-    assert "unreliable (not converged)" in board.not_ranked[0]
+    assert "unreliable — not converged" in board.not_ranked[0]
     assert any(line.startswith("Not ranked:") for line in board.footnote_lines())
 
 
@@ -188,7 +188,7 @@ def test_cli_prints_the_board_first_and_its_json(
     assert "cpu · onnxruntime · b32" in lines[thr + 1] and "lead 2.00×" in lines[thr + 1]
     energy = next(line for line in lines if line.startswith("Energy per inference"))
     assert "cpu · onnxruntime · b32" in energy
-    assert "Not ranked: cpu · torch · b16: unreliable (not converged)." in lines
+    assert "Not ranked: cpu · torch · b16: unreliable — not converged." in lines
     assert "Baseline:" not in out  # --brief: the board only
     assert main(["--db", db, "compare", *ids, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

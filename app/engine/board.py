@@ -159,7 +159,7 @@ class Answer:
 class Board:
     baseline: str
     answers: tuple[Answer, ...]
-    not_ranked: tuple[str, ...]  # "cpu · torch t1: unreliable (not converged)"
+    not_ranked: tuple[str, ...]  # "cpu · torch t1: unreliable — not converged"
     footnotes: tuple[str, ...]  # "¹ no measured device energy for cpu", one per reason
 
     def answer(self, question: str, basis: str = MEASURED) -> Answer:
@@ -260,7 +260,7 @@ def _excluded(comparison: Comparison) -> dict[str, str]:
     for g in comparison.groups:
         causes = quality_causes(g.runs)
         if causes:
-            out[g.label] = f"unreliable ({', '.join(causes)})"
+            out[g.label] = f"unreliable — {', '.join(causes)}"
             continue
         row = next((r for r in comparison.rows if r.group is g), None)
         if row is not None and any(d.startswith("model") for d in row.differences):

@@ -83,7 +83,15 @@ def register(subparsers: Any) -> None:
         "--threads",
         default=None,
         metavar="N[,N...]",
-        help="intra-op threads (default: the runtime's own choice)",
+        help="intra-op threads (default: the runtime's own choice; per instance)",
+    )
+    p.add_argument(
+        "--instances",
+        default=None,
+        metavar="N[,N...]",
+        help="CPU: run N copies of the model together, each in its own worker pinned to its own "
+        "cores (and NUMA node), measured as one run: aggregate throughput, per-instance figures, "
+        "one power measurement (a list sweeps them, e.g. 1,2,4)",
     )
     p.add_argument(
         "--scenario", default=Scenario.SINGLE_STREAM.value, choices=[s.value for s in Scenario]
@@ -228,6 +236,8 @@ def request_from(args: argparse.Namespace) -> RunRequest:
         idle_baseline=not args.no_idle,
         memory_pass=not args.no_memory,
         tags=tuple(args.tag),
+        instance_counts=tuple(parse_ints(args.instances, what="instances", field="instances"))
+        or (1,),
     )
 
 

@@ -20,6 +20,7 @@ from wattbench.domain import units
 from wattbench.domain.codec import to_document
 from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
+from wattbench.domain.instances import instances_lines
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import RunResult, RunStatus, result_document
 from wattbench.domain.server import server_lines
@@ -152,6 +153,7 @@ def _show_text(r: RunResult, profile: CostProfile | None = None) -> list[str]:
     if r.phases.harness_efficiency is not None:
         lines.append(f"  harness      {units.eta(r.phases.harness_efficiency)}")
     lines += [f"  {line}" for line in generation_lines(r, profile)]
+    lines += [f"  {line}" for line in (instances_lines(r.instances) if r.instances else [])]
     lines += [f"  {line}" for line in (server_lines(r.server) if r.server else [])]
     if profile is not None and r.generation is None and r.status is RunStatus.DONE:
         lines.append(f"  cost         {inference_cost_text(r, profile)}")

@@ -35,6 +35,7 @@ FLAGS = {
     "precision": "--precision",
     "batch_size": "--batch",
     "threads": "--threads",
+    "instances": "--instances",
     "scenario": "--scenario",
     "preset": "--preset",
     "epsilon": "--epsilon",

@@ -16,6 +16,7 @@ from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
+from wattbench.domain.instances import instances_lines
 from wattbench.domain.interference import interference_text
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
 from wattbench.domain.server import server_lines
@@ -218,6 +219,7 @@ def _notes(i: int, r: RunResult, footnotes: Footnotes) -> list[str]:
         return [f"{i}. {r.status.value}: {r.reason}"]
     notes = [f"{i}. energy: {energy_text(r, footnotes)}"]
     notes += [f"{i}. {line}" for line in generation_lines(r)]
+    notes += [f"{i}. {line}" for line in (instances_lines(r.instances) if r.instances else [])]
     notes += [f"{i}. {line}" for line in (server_lines(r.server) if r.server else [])]
     batch = r.spec.batch_size
     if batch > 1:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from wattbench import __version__
 from wattbench.domain import codec
+from wattbench.domain.instances import InstancesSummary
 from wattbench.domain.interference import Interference
 from wattbench.domain.server import ServerSummary
 from wattbench.domain.spec import RunSpec
@@ -321,6 +322,8 @@ class RunResult:
     interference: Interference | None = None
     # the server scenario's own figures (None for other scenarios and for older documents)
     server: ServerSummary | None = None
+    # a multi-instance CPU run's instances (its throughput is their sum); None for one instance
+    instances: InstancesSummary | None = None
     notes: str = ""
     format_version: int = RESULT_FORMAT_VERSION
 

@@ -45,6 +45,7 @@ PRESETS: dict[str, Preset] = {
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4")
 MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
 MIN_NEW_TOKENS = 2  # the time per output token needs a second token
+MAX_INSTANCES = 256  # worker processes of a multi-instance run, one per core set
 MAX_STREAMS = 256  # concurrent streams of a server run (threads in one worker process)
 # refs of shape-only language models: real architectures with random weights, always said so
 RANDOM_WEIGHTS_PREFIX = "llm:"
@@ -103,6 +104,11 @@ class RunSpec:
     sweep_id: str | None = None
     tags: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
+    # multi-instance CPU runs (engine/instances.py): copies of the model run together, each
+    # in its own worker pinned to its own cores with ``threads`` threads; ``cpu_set``: the
+    # cores one worker is pinned to, applied when it starts (() = the cores it started with)
+    instances: int = 1
+    cpu_set: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.scenario, Scenario):
@@ -164,6 +170,42 @@ class RunSpec:
                 f"Generation needs at least {MIN_NEW_TOKENS} new tokens to measure the time "
                 f"per output token (got {self.new_tokens}).",
                 field="new_tokens",
+            )
+        self._check_instances()
+
+    def _check_instances(self) -> None:
+        n = self.instances
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_INSTANCES:
+            raise BadInputError(
+                f"Instances must be a whole number from 1 to {MAX_INSTANCES} (got {n!r}).",
+                field="instances",
+            )
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in self.cpu_set):
+            raise BadInputError(
+                f"A CPU set lists CPU numbers from 0 (got {self.cpu_set!r}).", field="cpu_set"
+            )
+        if len(set(self.cpu_set)) != len(self.cpu_set):
+            raise BadInputError(
+                f"A CPU set names each CPU once (got {self.cpu_set!r}).", field="cpu_set"
+            )
+        if n == 1:
+            return
+        if self.is_gpu:
+            raise BadInputError(
+                f"Several instances are pinned to CPU cores: they run on the cpu device only "
+                f"(got {self.device}); run one instance on {self.device}.",
+                field="instances",
+            )
+        if self.scenario not in (Scenario.SINGLE_STREAM, Scenario.OFFLINE):
+            raise BadInputError(
+                f"Several instances run the single-stream or offline scenario (got "
+                f"{self.scenario.value}); run one instance for {self.scenario.value}.",
+                field="instances",
+            )
+        if self.cpu_set:
+            raise BadInputError(
+                "A multi-instance run chooses the cores of its instances: give no CPU set.",
+                field="cpu_set",
             )
 
     def _check_server(self) -> None:
@@ -233,6 +275,8 @@ class RunSpec:
         parts.append(f"b{self.batch_size}")
         if self.threads:
             parts.append(f"t{self.threads}")
+        if self.instances > 1:
+            parts.append(f"i{self.instances}")
         if self.scenario is Scenario.GENERATION:
             parts.append(f"gen{self.new_tokens}")
         if self.scenario is Scenario.SERVER:
@@ -270,6 +314,7 @@ class RunSpec:
             self.runtime,
             self.device,
             self.threads,
+            self.instances,
             self.streams,
             self.ort_provider,
             self.ort_graph_optimization,

@@ -13,6 +13,7 @@ import logging
 from wattbench.domain.events import CancelToken, ProgressCallback
 from wattbench.domain.result import RunResult, RunStatus, new_run_id
 from wattbench.domain.spec import RunSpec
+from wattbench.engine.instances import run_group
 from wattbench.engine.supervisor import supervise
 from wattbench.engine.validate import validate
 
@@ -48,6 +49,8 @@ def run_one(
             energy_na_reason="run cancelled",
         )
     log.info("run %s: %s", rid[:8], spec.label())
+    if spec.instances > 1:  # N pinned workers measured together, one result
+        return run_group(spec, rid, progress, cancel, run_index, run_count)
     return supervise(spec, rid, progress, cancel, run_index, run_count)
 
 

@@ -264,7 +264,7 @@ class Supervisor:
         recv, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=worker_main,
-            args=(send, codec.encode_msgpack(spec), _worker_log_level()),
+            args=self._worker_args(send),
             name=f"wattbench-worker-{self.run_id[:8]}",
             daemon=True,
         )
@@ -285,6 +285,10 @@ class Supervisor:
         finally:
             recv.close()
             _stop_process(proc)
+
+    def _worker_args(self, send: Any) -> tuple[Any, ...]:
+        """``worker_main``'s arguments (an instance of a group adds its start barrier)."""
+        return (send, codec.encode_msgpack(self.spec), _worker_log_level())
 
     def _watch(
         self,

@@ -24,6 +24,7 @@ from wattbench.domain.errors import (
 )
 from wattbench.domain.events import CancelToken
 from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.engine.pinning import check_instances
 
 
 def runtime_options(spec: RunSpec) -> RuntimeOptions:
@@ -92,6 +93,7 @@ def validate(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
     check_entry(spec, entry)
     runtime.check(entry, spec.device, runtime_options(spec))
     check_memory(spec, entry)
+    check_instances(spec)
     return entry
 
 

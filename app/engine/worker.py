@@ -38,6 +38,7 @@ from wattbench.domain.result import ModelInfo
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import ipc
 from wattbench.engine.measure import measure
+from wattbench.engine.pinning import apply_cpu_set, wait_for_group
 from wattbench.engine.server import measure_server
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,26 @@ def _load(spec: RunSpec, chan: _Channel) -> tuple[LoadedModel, ModelInfo, float]
     return loaded, info, (time.perf_counter_ns() - t0) / 1e9
 
 
-def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None:
-    """Entry point of the spawned worker process."""
+def _before_measure(start_barrier: Any) -> Callable[[], None] | None:
+    """What runs right before measuring: the group's start line (an instance of a
+    multi-instance run), then the test fault hook."""
+    fault = fault_hook()
+    if start_barrier is None:
+        return fault
+
+    def start() -> None:
+        wait_for_group(start_barrier)
+        if fault is not None:
+            fault()
+
+    return start
+
+
+def worker_main(
+    conn: Connection, spec_frame: bytes, log_level: int = 0, start_barrier: Any = None
+) -> None:
+    """Entry point of the spawned worker process; ``start_barrier``: the multi-instance
+    group's start line (``multiprocessing`` Barrier), None for a run of its own."""
     if log_level:
         logging.basicConfig(level=log_level, format="%(levelname)s worker %(name)s: %(message)s")
     if hasattr(signal, "SIGINT"):
@@ -170,15 +189,17 @@ def worker_main(conn: Connection, spec_frame: bytes, log_level: int = 0) -> None
     chan.send(ipc.Ready(pid=os.getpid(), t_ready_ns=time.perf_counter_ns()))
     try:
         spec = codec.decode_msgpack(spec_frame, RunSpec)
+        apply_cpu_set(spec.cpu_set)  # before the runtime loads: its threads inherit the set
         chan.progress(MeasureProgress(Phase.PREFLIGHT, "describing the system"))
         t0 = time.perf_counter_ns()
         system = _describe_system()
         preflight_s = (time.perf_counter_ns() - t0) / 1e9
+        before = _before_measure(start_barrier)
         loaded, model_info, load_s = _load(spec, chan)
         try:
             system["runtime_settings"] = dict(loaded.settings())
             run = measure_server if spec.scenario is Scenario.SERVER else measure
-            out = run(loaded, spec, chan.progress, load_s=load_s, before_measure=fault_hook())
+            out = run(loaded, spec, chan.progress, load_s=load_s, before_measure=before)
         finally:
             loaded.close()
         out = dataclasses.replace(

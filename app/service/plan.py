@@ -133,6 +133,10 @@ def plan_runs(request: RunRequest, *, combinations: Combinations | None = None) 
                     threads=request.threads or (None,),
                     streams=request.streams or (1,),
                 )
+    if request.instance_counts != (1,):  # instances × the rest (each spec checks its device)
+        configurations = [
+            c.with_(instances=n) for n in request.instance_counts for c in configurations
+        ]
     if not configurations:
         raise BadInputError("\n".join(["No chosen combination can run:", *skipped]), field="device")
     for spec in configurations:  # what the store cannot hold is refused now, not once measured

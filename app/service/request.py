@@ -49,6 +49,8 @@ class RunRequest:
     idle_baseline: bool = True
     memory_pass: bool = True
     tags: tuple[str, ...] = ()
+    # multi-instance CPU runs: instances per run (a sweep: 1, 2, 4 ...), each with ``threads``
+    instance_counts: tuple[int, ...] = (1,)
 
 
 COMPARISON_REPLICATES = 2  # a between-run interval needs at least two runs per side
@@ -128,6 +130,7 @@ def configuration_names(specs: Sequence[RunSpec]) -> dict[tuple[object, ...], st
         lambda s: s.precision,
         lambda s: f"b{s.batch_size}",
         lambda s: f"t{s.threads}" if s.threads else "threads default",
+        lambda s: f"i{s.instances}",
         lambda s: f"s{s.streams}",
         lambda s: s.ort_provider or "provider default",
         lambda s: f"graph-opt {s.ort_graph_optimization}",

@@ -11,6 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_MAX_RANGE_UJ = 262143328850
@@ -86,6 +90,37 @@ class FakeSysfs:
 
     def set_hwmon(self, hw: str, fname: str, value: float) -> None:
         _rewrite(self.hwmon / hw / fname, value)
+
+    def numa_node(self, node: int, cpulist: str, *, readable: bool = True) -> Path:
+        """``devices/system/node/nodeN/cpulist``, e.g. ``numa_node(1, "4-7,12-15")``."""
+        return self._write(
+            self.root / "devices" / "system" / "node" / f"node{node}" / "cpulist",
+            cpulist,
+            readable=readable,
+        )
+
+
+@contextmanager
+def live_counters(fs: FakeSysfs, watts: dict[str, float]) -> Iterator[None]:
+    """RAPL zones (entry -> constant power in W) whose counters a thread rewrites every 5 ms
+    from the time since start, so they always read power × elapsed time however late it runs."""
+    stop = threading.Event()
+    t_start = time.perf_counter()
+
+    def write() -> None:
+        while not stop.is_set():
+            dt = time.perf_counter() - t_start
+            for entry, power in watts.items():
+                fs.set_energy(entry, 1e9 + power * dt * 1e6)
+            time.sleep(0.005)
+
+    th = threading.Thread(target=write, name="fake-rapl-writer", daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join()
 
 
 def _rewrite(path: Path, value: float) -> None:

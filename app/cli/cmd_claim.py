@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from wattbench.cli.common import EXIT_OK, plural, print_json, print_lines, workbench
-from wattbench.domain import units
 from wattbench.domain.claim import Claim, claims_from_toml, parse_expression, parse_side
 from wattbench.domain.codec import to_document
 from wattbench.domain.errors import BadInputError
-from wattbench.engine.claims import ClaimResult, SideResult
-from wattbench.engine.metrics import METRICS
+from wattbench.service.claim_text import claim_lines
 
 
 def _claims(args: argparse.Namespace) -> list[Claim]:
@@ -44,32 +42,6 @@ def _claims(args: argparse.Namespace) -> list[Claim]:
         )
     relation, factor = parse_expression(args.claim)
     return [Claim(parse_side(args.a), parse_side(args.b), args.metric, relation, factor, args.name)]
-
-
-def _side_line(name: str, s: SideResult) -> str:
-    quality = f"unreliable: {', '.join(s.causes)}" if s.causes else "no quality flags"
-    ids = ", ".join(i[:8] for i in s.run_ids)
-    return f"  {name} = {s.label} ({plural(len(s.run_ids), 'run')}: {ids}); {quality}"
-
-
-def claim_lines(r: ClaimResult) -> list[str]:
-    c, info = r.claim, METRICS[r.metric]
-    title = f"{c.name}: " if c.name else ""
-    ratio = r.ratio
-    figure = (
-        units.ratio(ratio.value, ratio.lo, ratio.hi)
-        + (f" ({ratio.method})" if ratio.method else "")
-        if ratio.value is not None
-        else units.na(ratio.na_reason)
-    )
-    verdict = r.verdict.upper() + (f", indicative ({r.indicative})" if r.indicative else "")
-    return [
-        f"{title}{c.expression} on {info.label}",
-        _side_line("A", r.a),
-        _side_line("B", r.b),
-        f"  B / A = {figure}",
-        f"  {verdict}: {r.why}.",
-    ]
 
 
 def _cmd_claim(args: argparse.Namespace) -> int:

@@ -36,7 +36,9 @@ from wattbench.gui.threads import ThreadHost
 from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem, RunQueue
 
 if TYPE_CHECKING:
+    from wattbench.domain.claim import Claim
     from wattbench.domain.cost import CostProfile
+    from wattbench.service.capacity import Facility, ServerInput
     from wattbench.service.request import RunPlan
     from wattbench.service.workbench import Workbench
 
@@ -516,3 +518,33 @@ class Controller(ThreadHost):
         with contextlib.suppress(RuntimeError):
             self._db_pool.submit(close)
         self._db_pool.shutdown(wait=True, cancel_futures=False)
+
+    # ------------------------------------------------------------------ sizing and claims
+    capacityPlanned = Signal(object, object)  # Facility, list[CapacityRow] (one a configuration)
+    capacityFailed = Signal(str)
+    claimsChecked = Signal(object)  # list[ClaimResult], in the order of the claims
+    claimsFailed = Signal(str)
+
+    def plan_capacity(
+        self, run_ids: Sequence[str], facility: Facility, servers: Sequence[ServerInput] = ()
+    ) -> None:
+        """The capacity planner on stored runs (database thread): capacityPlanned or
+        capacityFailed follows."""
+        ids, given = list(run_ids), list(servers)
+        self._db(
+            "plan capacity",
+            lambda wb: wb.plan_capacity(ids, facility, given),
+            lambda rows: self.capacityPlanned.emit(facility, rows),
+            self.capacityFailed.emit,
+        )
+
+    def check_claims(self, claims: Sequence[Claim], *, energy_view: str = "device") -> None:
+        """Each claim evaluated on stored runs (database thread): claimsChecked or
+        claimsFailed follows."""
+        given = list(claims)
+        self._db(
+            "check claims",
+            lambda wb: wb.check_claims(given, energy_view=energy_view),
+            self.claimsChecked.emit,
+            self.claimsFailed.emit,
+        )

@@ -251,6 +251,6 @@ def unreliable_note(tables: Sequence[Table]) -> str:
         return (
             "'unreliable': a run on either side is not converged, contended, on an "
             "unsteady host, throttled or has its harness overhead out of range — see Run "
-            "quality on page 1."
+            "quality."
         )
     return ""

@@ -314,17 +314,37 @@ def startup_table(model: ReportModel) -> Table:
     return t
 
 
+def said_once(t: Table | None) -> Table | None:
+    """A per-run table whose 'n/a — reason' cells read 'n/a', each reason said once under it
+    with the columns it concerns."""
+    if t is None:
+        return None
+    reasons: dict[str, list[str]] = {}
+    for row in t.rows:
+        col = 0
+        for i, c in enumerate(row):
+            prefix = f"{NA} — "
+            if c.kind == "na" and c.span == 1 and c.text.startswith(prefix):
+                cols = reasons.setdefault(c.text[len(prefix) :], [])
+                if t.header[col] not in cols:
+                    cols.append(t.header[col])
+                row[i] = TCell(NA, "na")
+            col += c.span
+    t.notes += [f"{NA} — {why}: {', '.join(cols)}." for why, cols in reasons.items()]
+    return t
+
+
 def all_tables(model: ReportModel) -> dict[str, Table | None]:
     gen_speed, gen_energy = generation_figures_tables(model)
     return {
         "speed": figures_table(model, "speed", SPEED_METRICS, "Speed per configuration"),
         "energy": energy_table(model),
-        "generation": generation_table(model),
+        "generation": said_once(generation_table(model)),
         "generation_speed": gen_speed,
         "generation_energy": gen_energy,
         "runs": runs_table(model),
-        "startup": startup_table(model),
-        "stopping": stopping_table(model),
+        "startup": said_once(startup_table(model)),
+        "stopping": said_once(stopping_table(model)),
         "sensors": sensors_table(model),
         "cost": cost_table(model),
     }  # fmt: skip

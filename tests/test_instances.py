@@ -4,7 +4,9 @@ group, and `wattbench run --instances` stored and shown."""
 
 from __future__ import annotations
 
+import copy
 import json
+import multiprocessing
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +16,25 @@ import numpy as np
 import pytest
 from wattbench.backends.numa import numa_nodes, parse_cpulist
 from wattbench.cli.main import main
-from wattbench.domain.errors import BadInputError
+from wattbench.domain.errors import BadInputError, WattbenchError
 from wattbench.domain.instances import FLAG_SHORT_COMMON_WINDOW
 from wattbench.domain.result import Measurement, PhaseTimings
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import stats
 from wattbench.engine.instances import combine
-from wattbench.engine.pinning import CorePlan, CoreSet, check_instances, plan_core_sets
+from wattbench.engine.measure import measure
+from wattbench.engine.pinning import (
+    CorePlan,
+    CoreSet,
+    GroupLink,
+    check_instances,
+    plan_core_sets,
+)
 from wattbench.service.plan import plan_runs
 from wattbench.service.request import RunRequest
 
 from tests.fakes.sysfs import FakeSysfs, live_counters
+from tests.test_engine_measure import SpinModel
 
 PKG_W = 30.0
 
@@ -174,6 +184,34 @@ def test_the_aggregate_counts_the_common_window_and_is_the_sum_of_the_instances(
     assert FLAG_SHORT_COMMON_WINDOW in group.flags
     with pytest.raises(BadInputError):
         combine(spec, plan, [a, _measured(3000 * ms, ms, 100)])
+
+
+# -- starting and stopping together ----------------------------------------------------------
+
+
+def test_the_group_link_counts_each_instance_once_and_stops_them_together() -> None:
+    ctx = multiprocessing.get_context()
+    first = GroupLink(2, ctx)
+    second = copy.copy(first)  # the other instance's view: the same shared values
+    assert not first.may_stop() and not first.may_stop()  # counted once, however often asked
+    assert second.may_stop()  # the last one to get there releases the group
+    assert first.may_stop()
+    broken = GroupLink(2, ctx)
+    broken.abort()  # an instance failed: the others leave the start line, the measuring stop
+    with pytest.raises(WattbenchError):
+        broken.wait_start()
+    assert broken.may_stop()
+
+
+def test_an_instance_whose_rule_is_met_measures_on_until_the_group_may_stop() -> None:
+    spec = RunSpec("builtin:mlp-tiny", preset="quick", epsilon=0.2, t_max_s=2.0, memory_pass=False)
+    ctx = multiprocessing.get_context()
+    alone = measure(SpinModel(200_000), spec, lambda e: None, group=GroupLink(1, ctx))
+    assert alone.converged, alone.notes
+    # the other instance never meets its rule: this one holds on to T_max, still converged
+    held = measure(SpinModel(200_000), spec, lambda e: None, group=GroupLink(2, ctx))
+    assert held.converged and held.phases.stop_reason == "converged"
+    assert held.phases.measure_s >= spec.measurement_t_max_s
 
 
 # -- end to end --------------------------------------------------------------------------------

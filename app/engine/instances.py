@@ -4,8 +4,8 @@ A spec with ``instances = N > 1`` runs as a group: N worker processes (the usual
 supervised workers, one ``InstanceSupervisor`` thread each), every one pinned to its own
 disjoint core set (``pinning.plan_core_sets``, one NUMA node per set where the nodes allow)
 with ``threads`` intra-op threads. Each worker pins itself before its model loads, warms up
-and calibrates on its own, then waits at a shared start line (a ``multiprocessing`` Barrier)
-so that all of them start measuring together. Power is sampled ONCE for the group: the
+and calibrates on its own, then waits at a shared start line so that all of them start
+measuring together. Power is sampled ONCE for the group: the
 ``GroupSupervisor`` is the ordinary supervisor (same idle baseline, cancel and sampler
 handling), whose one sampler covers the whole group; the instances sample nothing, so no
 package is counted N times.
@@ -21,18 +21,19 @@ group stored this way is compared by its aggregate with no change there, and rep
 group are ordinary replicates. N separate results would each be compared as if it were the
 whole machine's figure.
 
-Instances converge on their own and stop at different times; the aggregate is counted only
-over the common window [latest start, earliest end] (a call at its edge counts in part), so an
-instance that ran on alone after the others stopped never inflates it. The result is flagged
-``instances_short_common_window`` when that window is under half of the longest instance's
-measurement.
+They also stop together: an instance whose stopping rule (METHOD.md) is met measures on until
+every instance's is, or T_max (``pinning.GroupLink``), so all of them measure the same window,
+each under the others' load. Their ends still differ by up to a progress interval (~0.1 s)
+and a call, so the aggregate is counted over the common window [latest start, earliest end]
+only (a call at its edge counts in part): an instance never adds work it did alone. The result
+is flagged ``instances_short_common_window`` when that window is under half of the longest
+instance's measurement (an instance that failed to hold, for example).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -49,7 +50,7 @@ from wattbench.domain.instances import (
 from wattbench.domain.result import Interval, Measurement, RunResult, RunStatus
 from wattbench.domain.spec import RunSpec
 from wattbench.engine import ipc, stats
-from wattbench.engine.pinning import CorePlan, check_instances
+from wattbench.engine.pinning import CorePlan, GroupLink, check_instances
 from wattbench.engine.run_energy import RunEnergy
 from wattbench.engine.supervisor import POLL_S, Supervisor, _build_result, clock
 
@@ -215,12 +216,12 @@ class InstanceSupervisor(Supervisor):
         self,
         spec: RunSpec,
         run_id: str,
-        barrier: Any,
+        group: GroupLink,
         cancel: CancelToken,
         progress: ProgressCallback | None,
     ) -> None:
         super().__init__(spec, run_id, progress, cancel, 0, 1)
-        self.barrier = barrier
+        self.group = group
         self.measurement: Measurement | None = None
 
     def run(self) -> RunResult:
@@ -229,7 +230,7 @@ class InstanceSupervisor(Supervisor):
         return self._run_worker(RunEnergy(na_reason=SHARED_SAMPLER))
 
     def _worker_args(self, send: Any) -> tuple[Any, ...]:
-        return (*super()._worker_args(send), self.barrier)
+        return (*super()._worker_args(send), self.group)
 
     def _handle(self, msg: ipc.WorkerMessage, energy: RunEnergy) -> RunResult | None:
         if isinstance(msg, ipc.Measured):
@@ -256,7 +257,7 @@ class GroupSupervisor(Supervisor):
 
     def _run_worker(self, energy: RunEnergy) -> RunResult:
         specs = instance_specs(self.spec, self.plan)
-        barrier = multiprocessing.get_context("spawn").Barrier(len(specs))
+        group = GroupLink(len(specs))
         stop = CancelToken()  # the user's cancel, or an instance that failed
 
         def relay(event: ProgressEvent) -> None:  # instance 1 speaks for the group
@@ -274,7 +275,7 @@ class GroupSupervisor(Supervisor):
 
         sups = [
             InstanceSupervisor(
-                s, f"{self.run_id[:24]}i{i:03d}", barrier, stop, relay if i == 0 else None
+                s, f"{self.run_id[:24]}i{i:03d}", group, stop, relay if i == 0 else None
             )
             for i, s in enumerate(specs)
         ]
@@ -287,7 +288,7 @@ class GroupSupervisor(Supervisor):
             finally:
                 if result is None or not result.ok:
                     stop.cancel()
-                    barrier.abort()  # the others stop waiting at the start line
+                    group.abort()  # the others stop waiting at the start line
 
         self.state.t_spawn_ns = clock()
         threads = [
@@ -299,7 +300,7 @@ class GroupSupervisor(Supervisor):
         while any(t.is_alive() for t in threads):
             if self.cancel.wait(POLL_S):
                 stop.cancel()
-                barrier.abort()
+                group.abort()
                 for t in threads:
                     t.join()
                 return self._cancelled()

@@ -41,6 +41,7 @@ from wattbench.engine.generation import (
 )
 from wattbench.engine.interference import InterferenceProbe, contention_note
 from wattbench.engine.memory import memory_pass
+from wattbench.engine.pinning import GroupLink
 from wattbench.engine.timing import (
     PROGRESS_INTERVAL_NS,
     RECENT_MAX,
@@ -115,7 +116,13 @@ class _Measured:
 
 
 def _measure_loop(
-    loaded: Any, spec: RunSpec, emit: Emit, block: int, sample_ns: float, generation: bool
+    loaded: Any,
+    spec: RunSpec,
+    emit: Emit,
+    block: int,
+    sample_ns: float,
+    generation: bool,
+    group: GroupLink | None = None,
 ) -> _Measured:
     eps = spec.target_epsilon
     t_max_ns = int(spec.measurement_t_max_s * 1e9)
@@ -142,6 +149,7 @@ def _measure_loop(
     reason = "not checked yet"
     last_emit_i = 0
     next_due = _next_due(monitor, 0)
+    holding = False
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -179,8 +187,10 @@ def _measure_loop(
                 next_due = _next_due(monitor, i)
                 if state.stop:
                     converged, stop_reason = state.converged, state.stop_reason or stop_reason
-                    break
-            if now >= t_end:
+                    if group is None or group.may_stop():
+                        break
+                    holding = True  # measure on with the group until every instance may stop
+            if now >= t_end or (holding and group is not None and group.may_stop()):
                 break
             if now >= next_emit:
                 next_emit = clock() + PROGRESS_INTERVAL_NS
@@ -252,13 +262,15 @@ def measure(
     *,
     load_s: float | None = None,
     before_measure: Callable[[], None] | None = None,
+    group: GroupLink | None = None,
 ) -> Measurement:
     """All timed phases of one run on an already loaded model (runs in the worker).
 
     ``emit`` receives progress at most ~10 Hz, never from inside the timed loop.
     ``before_measure`` is called right before the measurement phase (the worker's
-    fault-injection hook for tests). The result has no system description or model
-    information: the worker adds them.
+    fault-injection hook for tests). ``group``: an instance of a multi-instance run measures
+    on after its stopping rule is met until every instance's is (or T_max). The result has
+    no system description or model information: the worker adds them.
     """
     generation = spec.scenario is Scenario.GENERATION
     if generation and not hasattr(loaded, "prefill"):
@@ -295,7 +307,7 @@ def measure(
     probe = InterferenceProbe(spec.device)  # NVML opens here, before the window
     try:
         probe.start()
-        m = _measure_loop(loaded, spec, emit, block, call_ns * block, generation)
+        m = _measure_loop(loaded, spec, emit, block, call_ns * block, generation, group)
         interference = probe.stop()
     finally:
         probe.close()

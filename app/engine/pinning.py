@@ -5,12 +5,13 @@ disjoint sets of ``threads`` CPUs, one per instance, each inside one NUMA node w
 allow it, the instances spread over the nodes in turn (instance 0 on the first node, 1 on the
 second, ...), as CPU vendors pin one group of instances per socket. CPUs are taken in the
 order the kernel numbers them. In the worker, ``apply_cpu_set`` pins the process before the
-model loads (the runtime's thread pool, made at load, inherits it) and ``wait_for_group``
-holds it at the group's start line before measuring.
+model loads (the runtime's thread pool, made at load, inherits it), and a ``GroupLink``
+starts the instances measuring together and stops them together.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from collections.abc import Collection, Mapping, Sequence
@@ -134,13 +135,43 @@ def apply_cpu_set(cpus: Sequence[int]) -> None:
         ) from exc
 
 
-def wait_for_group(barrier: Any) -> None:
-    """Wait at the group's start line (a ``multiprocessing`` Barrier) until every instance is
-    ready to measure; WattbenchError when another instance failed first (the barrier broke)."""
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        raise WattbenchError(
-            "another instance of this multi-instance run stopped before measuring; its own "
-            "reason says why"
-        ) from None
+class GroupLink:
+    """What ties the instances of a group together, passed to each worker when it is spawned:
+    a start line (every instance starts measuring together) and a common stop (an instance
+    whose stopping rule is met measures on until every instance's is, or T_max, so that all
+    of them measure over the same window)."""
+
+    def __init__(self, instances: int, context: Any = None) -> None:
+        ctx = context or multiprocessing.get_context("spawn")
+        self.instances = instances
+        self.start = ctx.Barrier(instances)
+        self.stopped = ctx.Value("i", 0)  # instances whose stopping rule is met
+        self.all_stopped = ctx.Event()
+        self._counted = False  # this process's instance is counted in ``stopped``
+
+    def wait_start(self) -> None:
+        """Wait until every instance is ready to measure; WattbenchError when another one
+        failed first (the group broke the start line)."""
+        try:
+            self.start.wait()
+        except threading.BrokenBarrierError:
+            raise WattbenchError(
+                "another instance of this multi-instance run stopped before measuring; its "
+                "own reason says why"
+            ) from None
+
+    def may_stop(self) -> bool:
+        """This instance's stopping rule is met: count it (once); True once every instance's
+        is (then all of them stop)."""
+        if not self._counted:
+            self._counted = True
+            with self.stopped.get_lock():
+                self.stopped.value += 1
+                if self.stopped.value >= self.instances:
+                    self.all_stopped.set()
+        return bool(self.all_stopped.is_set())
+
+    def abort(self) -> None:
+        """Release every instance: the ones at the start line fail, the measuring ones stop."""
+        self.start.abort()
+        self.all_stopped.set()

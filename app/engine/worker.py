@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -38,7 +39,7 @@ from wattbench.domain.result import ModelInfo
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import ipc
 from wattbench.engine.measure import measure
-from wattbench.engine.pinning import apply_cpu_set, wait_for_group
+from wattbench.engine.pinning import GroupLink, apply_cpu_set
 from wattbench.engine.server import measure_server
 
 log = logging.getLogger(__name__)
@@ -159,15 +160,15 @@ def _load(spec: RunSpec, chan: _Channel) -> tuple[LoadedModel, ModelInfo, float]
     return loaded, info, (time.perf_counter_ns() - t0) / 1e9
 
 
-def _before_measure(start_barrier: Any) -> Callable[[], None] | None:
+def _before_measure(group: GroupLink | None) -> Callable[[], None] | None:
     """What runs right before measuring: the group's start line (an instance of a
     multi-instance run), then the test fault hook."""
     fault = fault_hook()
-    if start_barrier is None:
+    if group is None:
         return fault
 
     def start() -> None:
-        wait_for_group(start_barrier)
+        group.wait_start()
         if fault is not None:
             fault()
 
@@ -175,10 +176,10 @@ def _before_measure(start_barrier: Any) -> Callable[[], None] | None:
 
 
 def worker_main(
-    conn: Connection, spec_frame: bytes, log_level: int = 0, start_barrier: Any = None
+    conn: Connection, spec_frame: bytes, log_level: int = 0, group: GroupLink | None = None
 ) -> None:
-    """Entry point of the spawned worker process; ``start_barrier``: the multi-instance
-    group's start line (``multiprocessing`` Barrier), None for a run of its own."""
+    """Entry point of the spawned worker process; ``group``: what ties the instances of a
+    multi-instance run together (engine/pinning.py), None for a run of its own."""
     if log_level:
         logging.basicConfig(level=log_level, format="%(levelname)s worker %(name)s: %(message)s")
     if hasattr(signal, "SIGINT"):
@@ -194,11 +195,12 @@ def worker_main(
         t0 = time.perf_counter_ns()
         system = _describe_system()
         preflight_s = (time.perf_counter_ns() - t0) / 1e9
-        before = _before_measure(start_barrier)
+        before = _before_measure(group)
         loaded, model_info, load_s = _load(spec, chan)
         try:
             system["runtime_settings"] = dict(loaded.settings())
-            run = measure_server if spec.scenario is Scenario.SERVER else measure
+            server = spec.scenario is Scenario.SERVER
+            run = measure_server if server else partial(measure, group=group)
             out = run(loaded, spec, chan.progress, load_s=load_s, before_measure=before)
         finally:
             loaded.close()

@@ -17,7 +17,7 @@ from wattbench.engine.metrics import COST_METRICS, METRICS
 from wattbench.engine.ratios import Ratio
 from wattbench.reports.model import ReportModel, compared
 from wattbench.reports.tables import BAD_VERDICTS, GOOD_VERDICTS, Table, TCell
-from wattbench.reports.textfmt import ratio_text
+from wattbench.reports.textfmt import counted, ratio_text
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +79,18 @@ def quality_line(model: ReportModel) -> str:
         for c in causes:
             counts[_short(c)] = counts.get(_short(c), 0) + 1
     n = len(done)
-    runs = f"{n} compared run{'s' if n != 1 else ''}"
+    runs = counted(n, "compared run")
     if unreliable:
-        counted = ", ".join(f"{c} ({k})" for c, k in counts.items())
-        head = f"{unreliable} of {runs} unreliable: {counted}."
+        counted_causes = ", ".join(f"{c} ({k})" for c, k in counts.items())
+        head = f"{unreliable} of {runs} unreliable: {counted_causes}."
     else:
-        head = (f"All {runs} reliable: converged, not contended, on a steady host, not "
+        every = "The compared run is" if n == 1 else f"All {runs} are"
+        head = (f"{every} reliable: converged, not contended, on a steady host, not "
                 "throttled, harness overhead in range.")  # fmt: skip
     others = len(model.runs) - n
     if others:
         states = sorted({e.run.status.value for e in model.runs if not compared(e)})
-        head += (f" {others} run{'s' if others != 1 else ''} not compared "
-                 f"({', '.join(states)}).")  # fmt: skip
+        head += f" {counted(others, 'run')} not compared ({', '.join(states)})."
     return head
 
 
@@ -181,11 +181,15 @@ def machine_tables(model: ReportModel) -> list[Table]:
     out = []
     for start in range(0, len(ms.machines), MACHINES_PER_TABLE):
         chunk = ms.machines[start : start + MACHINES_PER_TABLE]
-        caption = (f"Only what differs between the {len(ms.machines)} machines. "
-                   + (f"Shared by all: {shared}." if shared else ""))  # fmt: skip
-        t = Table("machines", "Machines: what differs", caption,
-                  ["", *(m.title for m in chunk)],
-                  widths=(1.0, *([2.0] * len(chunk))))  # fmt: skip
+        if start == 0:
+            title = "Machines: what differs"
+            caption = (f"Only what differs between the {len(ms.machines)} machines. "
+                       + (f"Shared by all: {shared}." if shared else ""))  # fmt: skip
+        else:
+            title, caption = "Machines: what differs (continued)", ""
+        key = "machines" if start == 0 else f"machines-{start // MACHINES_PER_TABLE + 1}"
+        t = Table(key, title, caption, ["", *(m.title for m in chunk)],
+                  widths=(1.2, *([2.0] * len(chunk))))  # fmt: skip
         for name in ms.differing:
             if name == "Host":
                 continue

@@ -25,7 +25,7 @@ from wattbench.reports.front import (
 )
 from wattbench.reports.model import ReportModel
 from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, TCell, all_tables
-from wattbench.reports.textfmt import esc
+from wattbench.reports.textfmt import counted, esc
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def table_html(t: Table | None) -> str:
         cols = "<colgroup>" + "".join(f'<col style="width:{w / total * 100:.1f}%">'
                                       for w in t.widths) + "</colgroup>"  # fmt: skip
     heading = f'<h3 id="t-{esc(t.key)}">{esc(t.title)}</h3>'
-    caption = f'<p class="caption">{esc(t.caption)}</p>'
+    caption = f'<p class="caption">{esc(t.caption)}</p>' if t.caption else ""
     table = f"<table>{cols}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     notes = "".join(f'<p class="caption">{esc(n)}</p>' for n in t.notes)
     return heading + caption + table + notes
@@ -131,8 +131,8 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         f"<header><h1>{esc(model.title)}</h1><p class='meta'>Generated {esc(model.generated_at)}"
         f" by wattbench {esc(model.wattbench_version)} · baseline: <b>{esc(base.group.label)}</b>"
         f" · energy view: <b>{esc(model.energy_view)}</b> · noise threshold "
-        f"±{model.noise * 100:g} % · {len(model.runs)} runs in {len(model.groups)} "
-        "configurations</p></header>",
+        f"±{model.noise * 100:g} % · {counted(len(model.runs), 'run')} in "
+        f"{counted(len(model.groups), 'configuration')}</p></header>",
         "<nav><b>Contents</b><ol>" + "".join(f'<li><a href="#{k}">{esc(t)}</a></li>'
                                              for k, t in SECTIONS) + "</ol></nav>",
         '<section id="glance"><h2>At a glance</h2>',

@@ -22,7 +22,7 @@ from wattbench.reports.charts import Chart
 from wattbench.reports.figures import ChartSet
 from wattbench.reports.model import ReportModel
 from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, all_tables
-from wattbench.reports.textfmt import esc
+from wattbench.reports.textfmt import counted, esc
 
 if TYPE_CHECKING:
     from reportlab.platypus import Flowable
@@ -226,8 +226,8 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
         Paragraph(esc(model.title), st["title"]),
         Paragraph(esc(f"Generated {model.generated_at} by wattbench {model.wattbench_version} · "
                       f"baseline: {base.group.label} · energy view: {model.energy_view} · noise "
-                      f"threshold ±{model.noise * 100:g} % · {len(model.runs)} runs in "
-                      f"{len(model.groups)} configurations"), st["meta"]),
+                      f"threshold ±{model.noise * 100:g} % · {counted(len(model.runs), 'run')} in "
+                      f"{counted(len(model.groups), 'configuration')}"), st["meta"]),
         Paragraph("Verdict board", st["h2"]),
         *_tables([front.board_table(model)], width, st, heading=False),
         Paragraph("Run quality", st["h2"]),

@@ -105,12 +105,21 @@ def _name(path: str) -> str:
 
 
 def _gpu_models(gpus: Any) -> str | None:
-    if not isinstance(gpus, Mapping):
+    """'NVIDIA GeForce RTX 4090', '2 × NVIDIA A100', 'none' from describe_system's
+    {nvidia: [...], drm: [...]} or from a plain list of GPUs with a name or model each."""
+    if isinstance(gpus, list | tuple):
+        found: list[Any] = list(gpus)
+        shown: list[Any] = []
+    elif isinstance(gpus, Mapping):
+        found = list(gpus.get("nvidia") or ())
+        shown = list(gpus.get("drm") or ())
+    else:
         return None
-    names = [str(g.get("model") or g.get("name") or "unnamed") for g in gpus.get("nvidia") or ()
+    names = [str(g.get("model") or g.get("name") or "unnamed") for g in found
              if isinstance(g, Mapping)]  # fmt: skip
-    names += [str(g.get("vendor") or "display device") for g in gpus.get("drm") or ()
-              if isinstance(g, Mapping) and not names]  # fmt: skip
+    if not names:  # display devices only when no compute GPU is named
+        names = [str(g.get("vendor") or "display device") for g in shown
+                 if isinstance(g, Mapping)]  # fmt: skip
     if not names:
         return "none"
     counts = {n: names.count(n) for n in dict.fromkeys(names)}
@@ -165,7 +174,7 @@ KNOWN: tuple[tuple[str, _Reader, tuple[str, ...]], ...] = (
     ("CPU instruction sets", _get("cpu.isa"), ("cpu.isa",)),
     ("Memory", _get("memory_total_bytes"), ("memory_total_bytes",)),
     ("Swap", _get("swap_total_bytes"), ("swap_total_bytes",)),
-    ("GPU", lambda s: _gpu_models(s.get("gpus")), ("gpus.nvidia", "gpus.drm")),
+    ("GPU", lambda s: _gpu_models(s.get("gpus")), ("gpus",)),
     ("NVIDIA driver", _get("gpus.nvidia_driver"), ("gpus.nvidia_driver",)),
     ("CPU governor", _get("cpu_frequency.governor"), ("cpu_frequency.governor",)),
     ("CPU frequency driver", _get("cpu_frequency.frequency_driver"),

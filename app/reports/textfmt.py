@@ -28,6 +28,11 @@ def sig(value: float, digits: int = 3) -> str:
     return units.number(value, digits)
 
 
+def counted(n: int, word: str) -> str:
+    """'1 run', '8 runs'."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def na(reason: str | None) -> str:
     return f"{NA} — {reason}" if reason else NA
 

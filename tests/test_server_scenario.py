@@ -13,14 +13,14 @@ import pytest
 from wattbench.backends.runtimes.registry import get_runtime
 from wattbench.cli.main import main
 from wattbench.domain import codec
-from wattbench.domain.errors import BadInputError
-from wattbench.domain.result import RunResult, RunStatus, result_document
+from wattbench.domain.errors import BadInputError, UnsupportedOptionError
+from wattbench.domain.result import FLAG_CONTENDED, RunResult, RunStatus, result_document
 from wattbench.domain.server import SloProbe
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.loadgen import poisson_offsets_ns, run_load
 from wattbench.engine.server import measure_server
 from wattbench.engine.slo import search_rate
-from wattbench.engine.validate import resolve_entry, runtime_options
+from wattbench.engine.validate import check_entry, resolve_entry, runtime_options
 from wattbench.service.plan import plan_runs
 from wattbench.service.request import RunRequest, parse_slo
 
@@ -123,9 +123,8 @@ def test_slo_search_finds_the_m_d_c_rate(
 ) -> None:
     """A fake model sleeping 5 ms per call on c streams is an M/D/c server: the search finds
     the rate whose p90 is the SLO (5 service times: ρ ≈ 0.75 for c = 1, 0.86 for c = 2),
-    close to the queue's theory with the service time the run measured (a sleep's wake-up
-    included). A quiet machine lands within a few percent; other processes on the cores
-    only slow the server down, so the bound below is wider than the bound above."""
+    within a few percent of the queue's theory with the service time the run measured (a
+    sleep's wake-up included) when the cores were not contended."""
     slo_ms = 25.0
     monkeypatch.setenv("WATTBENCH_FAKE_SLEEP", "1")
     monkeypatch.setenv("WATTBENCH_FAKE_ITEM_US", "5000")
@@ -146,7 +145,10 @@ def test_slo_search_finds_the_m_d_c_rate(
     s = m.server
     assert s is not None and s.goodput_per_s is not None and s.slo_met
     theory = _md_c_rate(s.service_mean_ns / 1e9, streams, 0.9, slo_ms / 1e3)
-    assert 0.8 < s.target_rate_per_s / theory < 1.06, (s.target_rate_per_s, theory)
+    # others' processes on the cores (flag contended: > 10 % of their time) delay the streams'
+    # wake-ups in bursts, which only lowers the rate that meets the SLO
+    low = 0.6 if FLAG_CONTENDED in m.flags else 0.93
+    assert low < s.target_rate_per_s / theory < 1.07, (s.target_rate_per_s, theory, m.flags)
     assert s.goodput_per_s == pytest.approx(s.target_rate_per_s, rel=0.15)
     assert len(s.search) >= 3 and s.search_s is not None
     pe = m.latency.percentile(0.9)
@@ -192,6 +194,13 @@ def test_slo_text_and_a_streams_sweep() -> None:
     assert sorted(s.streams for s in plan.specs) == [1, 2, 4]
     assert plan.configurations == 3 and plan.sweep_id is not None
     assert {s.label().split(" · ")[-2] for s in plan.specs} == {"s1", "s2", "s4"}
+
+
+def test_a_generative_model_is_refused_with_why() -> None:
+    spec = RunSpec(model="builtin:gpt-small", scenario=Scenario.SERVER, target_rate=10.0)
+    with pytest.raises(UnsupportedOptionError, match="--scenario generation") as err:
+        check_entry(spec, resolve_entry(spec))
+    assert err.value.field == "scenario"
 
 
 def test_a_run_document_without_server_figures_still_decodes() -> None:

@@ -32,7 +32,7 @@ import numpy as np
 clock = time.perf_counter_ns
 cpu_clock = time.thread_time_ns
 
-CHECK_INTERVAL_S = 0.1  # how often the watching thread looks at the completed requests
+CHECK_INTERVAL_S = 0.25  # how often the watching thread looks at the completed requests
 SLEEP_SLICE_S = 0.05  # a stream waiting for a far arrival wakes this often to see a stop
 SWITCH_INTERVAL_S = 0.0002  # the interpreter-lock switch interval during a load run
 START_DELAY_NS = 2_000_000  # the first arrival comes this long after the streams are ready
@@ -63,8 +63,9 @@ class LoadRun:
 
     @property
     def offered(self) -> np.ndarray:
-        """Indices of the requests that arrived before arrivals stopped."""
-        return np.flatnonzero(self.arrival_ns <= self.stop_ns)
+        """Indices of the requests that arrived before arrivals stopped (and of any served
+        that a stream had taken as the stop was being set)."""
+        return np.flatnonzero((self.arrival_ns <= self.stop_ns) | (self.done_ns > 0))
 
     @property
     def completed(self) -> np.ndarray:
@@ -212,12 +213,12 @@ def run_load(
             if on_check is not None:
                 on_check(lats, elapsed)
             if failing is not None and failing(lats, elapsed):
-                shared.stop_ns = shared.abort_ns = now
+                shared.stop_ns = shared.abort_ns = clock()
                 stopped_early = True
                 break
             if now >= t_end or (enough is not None and enough(lats, elapsed)):
-                shared.stop_ns = now
-                shared.abort_ns = now + int(drain_s * 1e9)
+                shared.stop_ns = clock()
+                shared.abort_ns = shared.stop_ns + int(drain_s * 1e9)
                 break
             if shared.taken >= count:
                 shared.stop_ns = int(arrival[-1])

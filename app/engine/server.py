@@ -10,6 +10,7 @@ load run at the given rate, or of the search's best probe.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -163,6 +164,14 @@ def search(
 
     start = spec.target_rate or capacity_per_s * START_LOAD
     found = search_rate(probe, start, budget_s=SEARCH_BUDGET * t_max, ceiling_per_s=capacity_per_s)
+    short = sum(1 for p in found.probes if p.n_eff < settings.min_n_eff and not p.stopped_early)
+    if short:
+        why = (
+            f"{short} of {len(found.probes)} probes were judged on fewer effective requests "
+            f"than p{settings.percentile * 100:g} needs (n_eff {settings.min_n_eff}): each "
+            f"lasted at most {probe_max_s:g} s; a longer T_max gives longer probes"
+        )
+        found = dataclasses.replace(found, note="; ".join(n for n in (found.note, why) if n))
     return found, runs
 
 

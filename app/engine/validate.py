@@ -64,6 +64,13 @@ def check_entry(spec: RunSpec, entry: ModelEntry) -> None:
     """The checks of a resolved model against a spec that open nothing: its inputs fixed at
     the spec's batch and dimensions, and a scenario the model can play."""
     catalog.concrete_inputs(entry, spec.batch_size, dict(spec.dims), dict(spec.input_shapes))
+    if spec.scenario is Scenario.SERVER and entry.generative:
+        raise UnsupportedOptionError(
+            f"{spec.model} generates tokens: the server scenario serves one model call per "
+            "request and does not measure generation per request (TTFT, TPOT); measure it "
+            "with --scenario generation.",
+            field="scenario",
+        )
     if spec.scenario is not Scenario.GENERATION:
         return
     if not entry.generative:

@@ -226,3 +226,19 @@ def test_cli_server_run_is_stored_and_shown(
     assert main(["--db", db, "show", run["id"][:8]]) == 0
     shown = capsys.readouterr().out
     assert "server: 2 streams" in shown and "load generator: issue lag" in shown
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--scenario", "server"], "--rate: The server scenario needs an arrival rate"),
+        (["--scenario", "server", "--slo", "p99"], "--slo: The SLO 'p99' must be"),
+        (["--rate", "10"], "--rate: An arrival rate applies to the server scenario only"),
+        (["--scenario", "server", "--rate", "10", "--streams", "0"], "--streams: Streams must"),
+    ],
+)
+def test_cli_names_the_server_flag_at_fault(
+    capsys: pytest.CaptureFixture[str], extra: list[str], words: str
+) -> None:
+    assert main(["run", "--model", "builtin:mlp-tiny", *extra]) == 2
+    assert words in capsys.readouterr().err

@@ -210,3 +210,17 @@ def test_the_json_carries_the_board_quality_and_machines(tmp_path: Path) -> None
     assert doc["machines"]["differing"][:2] == ["Host", "CPU"]
     assert doc["machines"]["machines"][1]["fields"]["Memory"] == "63.7 GiB"
     assert doc["machines"]["shared"]["OS"] == "Linux 6.8.0-45-generic"
+
+
+def test_this_machine_reads_in_words_and_units() -> None:
+    """The description this machine really gives: readable names, sizes in binary units, no
+    raw key paths or byte counts."""
+    from wattbench.backends.system import describe_system
+    from wattbench.reports.systems import describe
+
+    fields = describe(describe_system())
+    assert re.fullmatch(r"[\d,.]+ (MiB|GiB|TiB)", fields["Memory"]), fields["Memory"]
+    assert fields["OS"] and fields["CPU"] and fields["Host"]
+    for name, value in fields.items():
+        assert "_" not in name and "[" not in name and "." not in name, name
+        assert not re.search(r"\d{7,}", value), (name, value)

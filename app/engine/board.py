@@ -243,13 +243,25 @@ _BASIS_NOTES = {
 # -- the board -------------------------------------------------------------------------------
 
 
+P99_NOT_HEADLINE = (
+    "p99 is not a headline figure of these runs: too few effective samples (METHOD.md: "
+    "n_eff ≥ 662)"
+)
+
+
+def _p99_headline(run: RunResult) -> bool:
+    pe = run.latency.percentile(0.99) if run.latency is not None else None
+    return pe is not None and pe.headline
+
+
 def board_questions(comparison: Comparison) -> tuple[str, ...]:
     """The questions for the baseline's workload: generation ones for a generation run; p99
-    latency only where it is a headline (one request at a time)."""
-    spec = comparison.baseline.spec
-    if spec.scenario is Scenario.GENERATION:
+    latency where it is a headline — one request at a time, or the baseline's runs have enough
+    effective samples for it (METHOD.md)."""
+    base = comparison.baseline
+    if base.spec.scenario is Scenario.GENERATION:
         return GENERATION_QUESTIONS
-    if spec.scenario is Scenario.SINGLE_STREAM:
+    if base.spec.scenario is Scenario.SINGLE_STREAM or all(_p99_headline(r) for r in base.runs):
         return INFERENCE_QUESTIONS
     return tuple(q for q in INFERENCE_QUESTIONS if q != "latency-p99")
 
@@ -308,6 +320,8 @@ def _estimate(
     """A configuration's pooled figure for a question on a basis."""
     if basis != MEASURED:
         return _pooled(g, _estimate_figure(q, view, profiles, basis), basis)
+    if q == "latency-p99" and not all(_p99_headline(r) for r in g.runs):
+        return MetricEstimate(None, P99_NOT_HEADLINE, 0)
     if q in g.estimates:
         return g.estimates[q]
     return pool(g.runs, q, view, profiles)

@@ -10,10 +10,10 @@ import functools
 import logging
 from importlib import resources
 
-from PySide6.QtCore import QByteArray, QRectF, Qt
-from PySide6.QtGui import QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QByteArray, QObject, QRectF, Qt
+from PySide6.QtGui import QAction, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QAbstractButton, QApplication
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,32 @@ def _render(name: str, colour: str) -> QIcon:
     return icon
 
 
+_names: dict[int, str] = {}  # QIcon.cacheKey() -> icon name, to draw it again in a new palette
+
+
 def icon(name: str) -> QIcon:
     """The icon `name` (file resources/<name>.svg) in the palette's text colour."""
     colour = QApplication.palette().color(QPalette.ColorRole.WindowText).name()
     try:
-        return _render(name, colour)
+        drawn = _render(name, colour)
     except (FileNotFoundError, OSError):
         log.warning("missing icon %s", name)
         return QIcon()
+    _names[drawn.cacheKey()] = name
+    return drawn
+
+
+def recolour(root: QObject) -> None:
+    """Draw the icons of every button and action under ``root`` again in the palette's
+    text colour (after a palette change: icons are pictures, they do not follow it)."""
+    holders: list[QAbstractButton | QAction] = [
+        *root.findChildren(QAbstractButton),
+        *root.findChildren(QAction),
+    ]
+    for holder in holders:
+        name = _names.get(holder.icon().cacheKey())
+        if name is not None:
+            holder.setIcon(icon(name))
 
 
 def app_icon() -> QIcon:

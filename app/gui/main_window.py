@@ -405,6 +405,7 @@ class MainWindow(QMainWindow):
             for info in PAGES:
                 item = self.nav.item(PAGE_NAMES.index(info.name))
                 item.setIcon(icons.icon(info.icon))
+            icons.recolour(self)  # the buttons' and actions' icons too
         super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -247,6 +247,16 @@ def style_plot(plot: pg.PlotWidget | pg.PlotItem) -> None:
             axis.labelStyle["color"] = fg.name()
             axis.setLabel(axis.labelText, axis.labelUnits, **axis.labelStyle)
     item.showGrid(x=True, y=True, alpha=0.18)
+    legend = item.legend
+    if legend is not None:  # made in the palette of its time: its fill and text follow
+        fill = legend.brush().color()
+        if fill.alpha() > 0:
+            colour = background()
+            colour.setAlpha(fill.alpha())
+            legend.setBrush(pg.mkBrush(colour))
+        legend.setLabelTextColor(fg)
+        for _sample, label in legend.items:
+            label.setText(label.text)
     title = item.titleLabel
     if title is not None and title.text:
         title.setText(title.text, color=fg.name())

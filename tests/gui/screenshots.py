@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
 def _sample_store(url: str) -> list[str]:
     """A store of sample runs with known figures (tests/report_fixtures): at batch 32,
     cpu · torch 3,200 items/s and 15.6 mJ; cuda:0 · torch 8,000 items/s and 37.5 mJ;
-    cpu · onnxruntime 4,000 items/s and 7.5 mJ; with cost profiles for both devices."""
+    cpu · onnxruntime 4,000 items/s and 7.5 mJ; cuda:0 · onnxruntime 10,667 items/s with its
+    energy estimated; with cost profiles for both devices."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from wattbench.db.store import open_store
     from wattbench.domain.cost import CostProfile
@@ -282,6 +283,10 @@ def _sample_store(url: str) -> list[str]:
         [make_run(seed=s, mean_ms=10, power_w=50) for s in (1, 2)]
         + [make_run(seed=s, device="cuda:0", mean_ms=4, power_w=300) for s in (3, 4)]
         + [make_run(seed=s, runtime="onnxruntime", mean_ms=8, power_w=30) for s in (5, 6)]
+        + [  # energy from a TDP model only: ranked apart, labelled an estimate
+            make_run(seed=s, device="cuda:0", runtime="onnxruntime", mean_ms=3, estimate_only=True)
+            for s in (7, 8)
+        ]
     )
     store = open_store(url)
     try:

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
+from wattbench.domain.events import Phase
 from wattbench.domain.result import FLAG_CONTENDED, FLAG_NOT_CONVERGED, RunResult
 from wattbench.domain.spec import RunSpec
 from wattbench.gui import theme
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.main_window import MainWindow
 from wattbench.gui.pages.compare import ComparePage
+from wattbench.gui.pages.live import LivePage
 from wattbench.gui.pages.queue import state_colour
 from wattbench.gui.pages.runs import RunsPage
 from wattbench.gui.widgets.banner import Banner, Level
@@ -204,9 +207,17 @@ def test_a_finished_run_that_did_not_converge_is_not_green() -> None:
 def test_the_view_menu_switches_the_theme_and_remembers_it(
     qtbot: Any, palette: None, window: MainWindow
 ) -> None:
+    live = window.show_page("live")
+    assert isinstance(live, LivePage)
+    marks = ((0.2, Phase.LOADING), (0.5, Phase.WARMUP), (1.0, Phase.MEASURING))
+    live._draw_phases(SimpleNamespace(phase_marks=marks))
     window.theme_actions["dark"].trigger()
     assert theme.is_dark() and theme.current_theme() == "dark"
     assert AppSettings().theme() == "dark"  # the next start opens dark
+    label = live.phase_lines[1].label  # drawn light, now on the dark background
+    assert label.fill.color().name() == theme.background().name()
+    legend = live.power_plot.getPlotItem().legend  # made light, its text follows
+    assert legend.opts["labelTextColor"].name() == theme.foreground().name()
     window.theme_actions["light"].trigger()
     assert not theme.is_dark() and AppSettings().theme() == "light"
     assert theme.theme_from_env({theme.THEME_ENV: "Dark"}) == "dark"
@@ -229,3 +240,18 @@ def test_reasons_are_cut_to_one_line() -> None:
     assert short_line("Not ranked: a · b: unreliable (not converged); c: unreliable (x).") == (
         "Not ranked: a · b: unreliable; c: unreliable."
     )
+
+
+def test_another_store_clears_the_comparison(
+    qtbot: Any, tmp_path: Path, make_controller: Any
+) -> None:
+    runs = _runs()
+    controller = make_controller(fill_store(tmp_path / "a.sqlite", runs))
+    page = _compare(qtbot, controller, runs)
+    other = fill_store(tmp_path / "b.sqlite", [make_run(seed=9)])
+    with qtbot.waitSignal(controller.runsListed, timeout=TIMEOUT_MS):
+        controller.open_store(other)
+    assert page.view is None and page.checked_ids == []
+    assert page.placeholder.isVisibleTo(page) and not page.board.isVisibleTo(page)
+    assert not page.charts.isVisibleTo(page)  # no charts of runs this store does not hold
+    assert not page.banner.isVisibleTo(page)

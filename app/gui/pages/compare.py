@@ -73,6 +73,7 @@ class ComparePage(QWidget):
         controller.reportWritten.connect(self._on_report_written)
         controller.failed.connect(self._on_failed)
         controller.compareRequested.connect(lambda ids: self.set_runs(list(ids)))
+        controller.storeReady.connect(self._on_store_opened)
         theme.watcher().on_change(self._recolour)
         asked = list(controller.compare_selection)
         if asked:
@@ -149,6 +150,7 @@ class ComparePage(QWidget):
             summary,
         )
         self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         sl.addWidget(self.placeholder)
         self.board = VerdictBoard(summary)
         self.board.setVisible(False)
@@ -179,6 +181,7 @@ class ComparePage(QWidget):
         self.summary_scroll.setWidget(summary)
         self.results_split.addWidget(self.summary_scroll)
         charts = self.charts = ChartTabs(results)
+        charts.setVisible(False)  # no empty plots: shown with the first comparison
         # the chart widgets, as tests, screenshots and the benchmark reach them
         self.tabs, self.bars, self.generation = charts.tabs, charts.bars, charts.generation
         self.cdf, self.power, self.batch = charts.cdf, charts.power, charts.batch
@@ -217,6 +220,23 @@ class ComparePage(QWidget):
             self.compare()
         else:
             self.controller.refresh_runs()
+
+    def _on_store_opened(self, _description: str) -> None:
+        """Another store: its runs are not these; start again from its list."""
+        if self.view is None and not self._checked:
+            return
+        self.view = None
+        self._checked, self._summaries, self._baseline_id = [], {}, None
+        self.banner.clear()
+        self.board.setVisible(False)
+        self.details_button.setVisible(False)
+        self.show_details(False)
+        self.placeholder.setVisible(True)
+        self.charts.clear()
+        self.charts.setVisible(False)
+        self._fill_list()
+        self._fill_baseline()
+        self.controller.refresh_runs()
 
     def _on_runs_listed(self, summaries: list[Any]) -> None:
         self._summaries = {s.id: s for s in summaries}
@@ -377,6 +397,7 @@ class ComparePage(QWidget):
         self.placeholder.setVisible(False)
         self.board.set_view(view)
         self.details_button.setVisible(True)
+        self.charts.setVisible(True)
         self._fit_summary()
         self.charts.set_view(view)
         self.last_draw_s = time.perf_counter() - start

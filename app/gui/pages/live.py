@@ -322,4 +322,10 @@ class LivePage(QWidget):
         self.rho_curve.setPen(pg.mkPen(theme.series_colour(2), width=2))
         for i, curve in enumerate(self.power_curves.values()):
             curve.setPen(pg.mkPen(theme.series_colour(i), width=2))
+        for line in self.phase_lines:  # the phase labels keep the colours they were made in
+            line.setPen(pg.mkPen(theme.muted(), style=Qt.PenStyle.DotLine))
+            label = getattr(line, "label", None)  # only the phases that matter have one
+            if label is not None:
+                label.fill = pg.mkBrush(theme.background())
+                label.setColor(theme.muted())
         self._version = -1

@@ -126,6 +126,7 @@ class QueuePage(QWidget):
         self.table.itemSelectionChanged.connect(self._update_buttons)
         controller.queueChanged.connect(self.rebuild)
         controller.itemChanged.connect(self.update_item)
+        theme.watcher().on_change(self._recolour)
         self.rebuild()
 
     # ------------------------------------------------------------------ public
@@ -203,6 +204,11 @@ class QueuePage(QWidget):
         bar.setFormat(progress_text(item))
         bar.setToolTip(progress_text(item))
         self._update_buttons()
+
+    def _recolour(self) -> None:
+        """The states' colours for the palette now in use."""
+        for key in list(self._rows):
+            self.update_item(key)
 
     def _reason(self, item: QueueItem) -> str:
         if item.state is ItemState.DONE:

@@ -56,6 +56,7 @@ class SensorsPage(QWidget):
         self._asked = False
         self._build()
         controller.sensorsReady.connect(self._on_report)
+        theme.watcher().on_change(self._recolour)
         controller.failed.connect(self._on_failed)
 
     def _build(self) -> None:
@@ -151,6 +152,15 @@ class SensorsPage(QWidget):
             self.table.selectRow(first_fix)
         else:
             self._on_selection()
+
+    def _recolour(self) -> None:
+        """The statuses' colours for the palette now in use."""
+        if self.report is None:
+            return
+        for r, status in enumerate(self.report.diagnoses):
+            item = self.table.item(r, 2)
+            if item is not None and (colour := status_colour(status.status)) is not None:
+                item.setForeground(colour)
 
     def _on_selection(self) -> None:
         rows = self.table.selectionModel().selectedRows()

@@ -85,6 +85,13 @@ class ChartTabs(QWidget):
         self._show_generation(any(r.generation is not None for r in view.runs))
         self.redraw()
 
+    def clear(self) -> None:
+        """Forget the comparison: the charts keep what they drew until the next one."""
+        self.view = None
+        self._stale = set()
+        self._grid_notes = {}
+        self._show_chart_notes()
+
     def redraw(self) -> None:
         """Draw the tab shown again (e.g. in a new palette's colours), the others when shown."""
         self._stale = set(range(self.tabs.count()))

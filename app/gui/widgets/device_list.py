@@ -69,9 +69,14 @@ class DeviceRow(QFrame):
         layout.addWidget(self.runtimes_label)
         layout.addWidget(self.power_label)
         self.check.toggled.connect(lambda on: self.toggled.emit(device.id, on))
+        theme.watcher().on_change(self._recolour)
         if not any(info.usable for info in device.runtimes.values()):
             self.check.setEnabled(False)
             self.check.setToolTip("No runtime can use this device.")
+
+    def _recolour(self) -> None:
+        """The power sources' status dots in the palette now in use."""
+        self.power_label.setText(power_html(self.device.power))
 
 
 class DeviceList(QWidget):

@@ -115,7 +115,9 @@ class VerdictBoard(QWidget):
             cells = (answer.title, *(shorten(c, names) for c in rest), answer.basis)
             self.rows.append(cells)
             for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
+                # "n/a (baseline: no estimate figure)": n/a, the why in the tooltip
+                shown = "n/a" if col == COL_RATIO and text.startswith("n/a (") else text
+                item = QTableWidgetItem(shown)
                 item.setToolTip(text)
                 self.table.setItem(row, col, item)
             first = self._cell(row, COL_QUESTION)

@@ -19,6 +19,16 @@ from wattbench.domain.errors import BadInputError
 from wattbench.service.claim_text import claim_lines
 
 
+def read_claims_file(file: str) -> list[Claim]:
+    """The claims of a TOML file (docs/claims.md), read as data."""
+    path = Path(file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"Cannot read the claims file {path}: {exc}.", field="file") from None
+    return claims_from_toml(text)
+
+
 def _claims(args: argparse.Namespace) -> list[Claim]:
     flags = (args.a, args.b, args.metric, args.claim)
     if args.file is not None:
@@ -26,14 +36,7 @@ def _claims(args: argparse.Namespace) -> list[Claim]:
             raise BadInputError(
                 "Give a claims file or the --a/--b/--metric/--claim flags, not both."
             )
-        path = Path(args.file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInputError(
-                f"Cannot read the claims file {path}: {exc}.", field="file"
-            ) from None
-        return claims_from_toml(text)
+        return read_claims_file(args.file)
     if not all(flags):
         raise BadInputError(
             "Give a claims file, or all of --a, --b, --metric and --claim "

@@ -18,6 +18,7 @@ from wattbench.domain.errors import BadInputError, WattbenchError
 if TYPE_CHECKING:
     from wattbench.domain.cost import CostProfile
     from wattbench.domain.result import RunResult
+    from wattbench.reports.sizing import Sizing
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ def write_report(
     energy_view: str = "device",
     noise: float | None = None,
     cost_profiles: Mapping[str, CostProfile] | None = None,
+    sizing: Sizing | None = None,
 ) -> Path:
-    """Compare the runs and write the report to `path` (.html, .pdf, .csv or .json).
+    """Compare the runs and write the report to `path` (.html, .pdf, .csv or .json), with the
+    checked claims and the capacity plan of `sizing` when given (not in a CSV: one row per run).
 
     The file appears whole or not at all (written beside it, then renamed).
     """
@@ -44,6 +47,11 @@ def write_report(
         raise BadInputError(
             f"Cannot write a report to {out.name!r}: the file name must end in "
             f"{', '.join(REPORT_SUFFIXES)}."
+        )
+    if sizing and suffix == ".csv":
+        raise BadInputError(
+            "A CSV report has one row per run: claims and the capacity plan go in an .html, "
+            ".pdf or .json report."
         )
     if not out.parent.is_dir():
         raise BadInputError(f"The folder {str(out.parent)!r} does not exist: create it first.")
@@ -55,6 +63,7 @@ def write_report(
         energy_view=energy_view,
         noise=DEFAULT_NOISE if noise is None else noise,
         cost_profiles=cost_profiles,
+        sizing=sizing,
     )
     data: bytes
     if suffix == ".csv":

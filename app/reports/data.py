@@ -22,6 +22,7 @@ from wattbench.engine.ratios import Ratio
 from wattbench.engine.token_energy import token_energy
 from wattbench.reports.front import quality_line
 from wattbench.reports.model import Cell, ReportModel, RunEntry
+from wattbench.reports.sizing import sizing_json
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ def report_json(model: ReportModel) -> dict[str, Any]:
                      "differing": list(model.machines.differing),
                      "shared": dict(model.machines.shared)},
         "cost_profiles": {d: to_document(p) for d, p in model.cost_profiles.items()},
+        **sizing_json(model.sizing),
     }  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from wattbench.reports.front import (
     unreliable_note,
 )
 from wattbench.reports.model import ReportModel
+from wattbench.reports.sizing_tables import claims_table, plan_table, verdict_counts
 from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, TCell, all_tables
 from wattbench.reports.textfmt import counted, esc
 
@@ -45,6 +46,9 @@ overflow-wrap:anywhere}th{background:#f0f4f8}
 td.na{color:#6a6a6a;font-style:italic}td.est{background:#f3f3f3;color:#7a3d00}
 td.good{color:#00603c;font-weight:600}td.bad{color:#a33a00;font-weight:600}
 td.base{font-weight:600}td.flag{color:#7a3d00}td.mono{font-family:monospace}
+td.confirmed,td.refuted,td.inconclusive,td.unreliable{font-weight:700}
+td.confirmed{background:#e2f3e8;color:#00603c}td.refuted{background:#fbe6dc;color:#a33a00}
+td.inconclusive{background:#eeeeee;color:#444}td.unreliable{background:#fff1d6;color:#7a3d00}
 .caption{color:#555;font-size:12px;margin:0 0 10px}
 figure{margin:14px 0 22px;page-break-inside:avoid}figure svg{width:100%;max-width:900px;height:auto;
 display:block}figcaption{color:#444;font-size:12px;margin-top:4px}
@@ -127,6 +131,10 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
     """The whole report as one HTML document: the answer first, raw data last."""
     tables = all_tables(model)
     base = model.baseline
+    claims, plan = claims_table(model.sizing), plan_table(model.sizing)
+    sections = [*SECTIONS[:2], *([("capacity", "Capacity plan")] if plan else []), *SECTIONS[2:]]
+    if claims:
+        sections.insert(1, ("t-claims", "Claims"))
     out: list[str] = [
         f"<header><h1>{esc(model.title)}</h1><p class='meta'>Generated {esc(model.generated_at)}"
         f" by wattbench {esc(model.wattbench_version)} · baseline: <b>{esc(base.group.label)}</b>"
@@ -134,9 +142,11 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         f"±{model.noise * 100:g} % · {counted(len(model.runs), 'run')} in "
         f"{counted(len(model.groups), 'configuration')}</p></header>",
         "<nav><b>Contents</b><ol>" + "".join(f'<li><a href="#{k}">{esc(t)}</a></li>'
-                                             for k, t in SECTIONS) + "</ol></nav>",
+                                             for k, t in sections) + "</ol></nav>",
         '<section id="glance"><h2>At a glance</h2>',
         table_html(board_table(model)),
+        table_html(claims),
+        f'<p class="caption">{esc(verdict_counts(model.sizing))}</p>' if claims else "",
         f'<h3 id="quality">Run quality</h3><p>{esc(quality_line(model))}</p>',
         ('<div class="warn"><b>Read with care</b>' + _list(model.warnings) + "</div>"
          if model.warnings else ""),
@@ -150,6 +160,8 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         out.append(f"<p>Only one configuration ({esc(base.group.label)}): there is nothing to "
                    "compare it with; its figures are below.</p>")  # fmt: skip
     out.append("</section>")
+    if plan:
+        out += ['<section id="capacity"><h2>Capacity plan</h2>', table_html(plan), "</section>"]
     out.append('<section id="machines"><h2>Machines</h2>')
     out += [table_html(t) for t in machine_tables(model)]
     out.append("</section>")

@@ -24,6 +24,7 @@ from wattbench.engine.metrics import COST_METRICS, METRICS, ConfigGroup, metric_
 from wattbench.engine.ratios import Ratio, verdict_sentence
 from wattbench.engine.token_energy import token_energy
 from wattbench.reports.sentences import model_name, summary_lines
+from wattbench.reports.sizing import NO_SIZING, Sizing
 from wattbench.reports.systems import Machines, SystemEntry, machines, raw_systems
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class ReportModel:
     board: Board  # the best configuration per question (engine.board)
     cost_profiles: Mapping[str, CostProfile]
     units: Mapping[str, DisplayUnit]
+    sizing: Sizing = NO_SIZING  # checked claims and the capacity plan, when given
 
     @property
     def baseline(self) -> GroupEntry:
@@ -132,6 +134,7 @@ def build_report(
     noise: float = 0.01,
     cost_profiles: Mapping[str, CostProfile] | None = None,
     title: str | None = None,
+    sizing: Sizing | None = None,
 ) -> ReportModel:
     """Compare the runs and gather every figure, sentence and description the report shows."""
     if not runs:
@@ -189,6 +192,7 @@ def build_report(
         board=verdict_board(comparison, profiles),
         cost_profiles=profiles,
         units=shown_in,
+        sizing=sizing or NO_SIZING,
     )  # fmt: skip
 
 

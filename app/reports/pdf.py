@@ -21,6 +21,7 @@ from wattbench.reports import front
 from wattbench.reports.charts import Chart
 from wattbench.reports.figures import ChartSet
 from wattbench.reports.model import ReportModel
+from wattbench.reports.sizing_tables import claims_table, plan_table, verdict_counts
 from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, all_tables
 from wattbench.reports.textfmt import counted, esc
 
@@ -35,7 +36,11 @@ FONT_MONO = "WattbenchMono"
 MAX_NOTE_CHARS = 20_000  # a run's note in the Notes section; the HTML and JSON keep all of it
 CHART_SCALE = 0.85  # of the text width: chart text stays at about 7 pt
 KIND_COLOURS = {"na": "#6a6a6a", "est": "#7a3d00", "good": "#00603c", "bad": "#a33a00",
-                "flag": "#7a3d00"}  # fmt: skip
+                "flag": "#7a3d00", "confirmed": "#00603c", "refuted": "#a33a00",
+                "inconclusive": "#444444", "unreliable": "#7a3d00"}  # fmt: skip
+# the tint behind a claim's verdict
+KIND_FILLS = {"confirmed": "#e2f3e8", "refuted": "#fbe6dc", "inconclusive": "#eeeeee",
+              "unreliable": "#fff1d6"}  # fmt: skip
 
 
 def _register_fonts() -> None:
@@ -93,7 +98,7 @@ def _cell(text: str, kind: str, st: dict[str, Any]) -> Any:
     body = esc(text)
     if kind in KIND_COLOURS:
         body = f'<font color="{KIND_COLOURS[kind]}">{body}</font>'
-    if kind in ("good", "bad", "base"):
+    if kind in ("good", "bad", "base", *KIND_FILLS):
         body = f"<b>{body}</b>"
     return Paragraph(body, st["mono" if kind == "mono" else "cell"])
 
@@ -104,8 +109,10 @@ MAX_CELL_CHARS = 1500
 
 
 def _grid(header: list[str], rows: list[list[Any]], widths: list[float],
-          st: dict[str, Any], spans: Sequence[tuple[int, int, int]] = ()) -> Flowable:  # fmt: skip
-    """A table; `spans` are (row, first column, last column) of cells spanning columns."""
+          st: dict[str, Any], spans: Sequence[tuple[int, int, int]] = (),
+          fills: Sequence[tuple[int, int, str]] = ()) -> Flowable:  # fmt: skip
+    """A table; `spans` are (row, first column, last column) of cells spanning columns,
+    `fills` (row, column, colour) the tinted cells."""
     from reportlab.lib import colors
     from reportlab.platypus import Paragraph
     from reportlab.platypus import Table as RLTable
@@ -119,6 +126,7 @@ def _grid(header: list[str], rows: list[list[Any]], widths: list[float],
         ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
         ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
         *(("SPAN", (c0, r + 1), (c1, r + 1)) for r, c0, c1 in spans),
+        *(("BACKGROUND", (c, r + 1), (c, r + 1), colors.HexColor(f)) for r, c, f in fills),
     ])  # fmt: skip
     return t
 
@@ -132,17 +140,20 @@ def _table(t: Table | None, width: float, st: dict[str, Any]) -> list[Flowable]:
     widths = [width * w / sum(rel) for w in rel]
     rows: list[list[Any]] = []
     spans: list[tuple[int, int, int]] = []
+    fills: list[tuple[int, int, str]] = []
     for i, row in enumerate(t.rows):
         cells: list[Any] = []
         for c in row:
             if c.span > 1:
                 spans.append((i, len(cells), len(cells) + c.span - 1))
+            if c.kind in KIND_FILLS:
+                fills.append((i, len(cells), KIND_FILLS[c.kind]))
             cells += [_cell(c.text, c.kind, st)] + [""] * (c.span - 1)
         rows.append(cells + [""] * (len(t.header) - len(cells)))
     if not rows:
         rows = [[_cell("none", "na", st)] + [""] * (len(t.header) - 1)]
     return [Paragraph(esc(t.title), st["h3"]), Paragraph(esc(t.caption), st["tcaption"]),
-            _grid(t.header, rows, widths, st, spans)]  # fmt: skip
+            _grid(t.header, rows, widths, st, spans, fills)]  # fmt: skip
 
 
 def _chart(c: Chart, width: float, st: dict[str, Any]) -> Flowable:
@@ -189,6 +200,17 @@ def _tables(
     return out
 
 
+def _claims(model: ReportModel, width: float, st: dict[str, Any]) -> list[Flowable]:
+    """The Claims section (nothing when no claim was given)."""
+    from reportlab.platypus import Paragraph, Spacer
+
+    t = claims_table(model.sizing)
+    if t is None:
+        return []
+    return [Paragraph("Claims", st["h2"]), *_tables([t], width, st, heading=False),
+            Spacer(1, 4), Paragraph(esc(verdict_counts(model.sizing)), st["body"])]  # fmt: skip
+
+
 def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
     """The whole report as PDF bytes (A4)."""
     from reportlab.lib.pagesizes import A4
@@ -230,6 +252,7 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
                       f"{counted(len(model.groups), 'configuration')}"), st["meta"]),
         Paragraph("Verdict board", st["h2"]),
         *_tables([front.board_table(model)], width, st, heading=False),
+        *_claims(model, width, st),
         Paragraph("Run quality", st["h2"]),
         Paragraph(esc(front.quality_line(model)), st["body"]),
         *_lines(model.warnings, st, "!"),
@@ -242,6 +265,8 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
     else:
         story.append(Paragraph(esc(f"Only one configuration ({base.group.label}): there is "
                                    "nothing to compare it with."), st["body"]))  # fmt: skip
+    if plan := plan_table(model.sizing):
+        story += [Paragraph("Capacity plan", st["h2"]), *_tables([plan], width, st)]
     story.append(Paragraph("Machines", st["h2"]))
     story += _tables(front.machine_tables(model), width, st)
     story.append(Paragraph("Figures and ratios", st["h2"]))

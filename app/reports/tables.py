@@ -1,6 +1,7 @@
 """The report's tables as plain text cells, shared by the HTML and PDF renderings.
 
-Cells hold unescaped text plus a kind ("na", "est", "good", "bad", "base", "flag"); each renderer
+Cells hold unescaped text plus a kind ("na", "est", "good", "bad", "base", "flag", or a claim's
+verdict: "confirmed", "refuted", "inconclusive", "unreliable"); each renderer
 escapes the text for its own format. Unknown figures read "n/a — reason", never 0.
 """
 
@@ -36,7 +37,7 @@ BAD_VERDICTS = ("slower", "worse")
 @dataclass(frozen=True)
 class TCell:
     text: str
-    kind: str = ""  # "", "na", "est", "good", "bad", "base", "flag", "mono"
+    kind: str = ""  # "", "na", "est", "good", "bad", "base", "flag", "mono", or a claim's verdict
     span: int = 1  # columns this cell covers (the row then has fewer cells)
 
 

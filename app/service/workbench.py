@@ -32,6 +32,7 @@ from wattbench.engine.compare import Comparison, compare_runs
 from wattbench.engine.metrics import DEFAULT_METRICS, GENERATION_METRICS
 from wattbench.reports import write_report
 from wattbench.service.capacity import ServerInput, capacity_plan
+from wattbench.service.report_sizing import report_sizing
 
 log = logging.getLogger(__name__)
 
@@ -267,10 +268,24 @@ class Workbench:
         runs = self.load_runs(self.resolve_ids(ids), with_arrays=False)
         return capacity_plan(runs, facility, profiles_by_device(self.cost_profiles()), servers)
 
-    def report_material(self, ids: Sequence[str], baseline_id: str | None) -> ReportMaterial:
-        """What a report of these runs needs from the store (runs with arrays, profiles)."""
+    def report_material(
+        self,
+        ids: Sequence[str],
+        baseline_id: str | None,
+        *,
+        claims: Sequence[Claim] = (),
+        facility: Facility | None = None,
+        servers: Sequence[ServerInput] = (),
+        energy_view: str = "device",
+    ) -> ReportMaterial:
+        """What a report of these runs needs from the store (runs with arrays, profiles), with
+        the claims checked on the store and the capacity plan of the runs when given."""
         runs, baseline = self._runs_for(ids, baseline_id, with_arrays=True)
-        return ReportMaterial(tuple(runs), baseline, tuple(self.cost_profiles()))
+        profiles = tuple(self.cost_profiles())
+        checked = tuple(self.check_claims(claims, energy_view=energy_view)) if claims else ()
+        plan = () if facility is None else tuple(
+            capacity_plan(runs, facility, profiles_by_device(profiles), servers))  # fmt: skip
+        return ReportMaterial(tuple(runs), baseline, profiles, checked, plan, facility)
 
     def write_report(
         self,
@@ -280,10 +295,14 @@ class Workbench:
         baseline_id: str | None = None,
         energy_view: str = "device",
         noise: float | None = None,
+        claims: Sequence[Claim] = (),
+        facility: Facility | None = None,
+        servers: Sequence[ServerInput] = (),
     ) -> tuple[Path, int]:
-        """Compare the runs and write the report (the suffix picks the format); returns the
-        file and the number of runs in it."""
-        material = self.report_material(ids, baseline_id)
+        """Compare the runs and write the report (the suffix picks the format), with the
+        claims and the capacity plan when given; returns the file and the number of runs."""
+        material = self.report_material(ids, baseline_id, claims=claims, facility=facility,
+                                        servers=servers, energy_view=energy_view)  # fmt: skip
         return render_report(material, path, energy_view=energy_view, noise=noise), len(
             material.runs
         )
@@ -294,6 +313,9 @@ class ReportMaterial:
     runs: tuple[RunResult, ...]
     baseline_id: str | None
     cost_profiles: tuple[CostProfile, ...]
+    claims: tuple[ClaimResult, ...] = ()  # checked on the store (Workbench.check_claims)
+    capacity: tuple[CapacityRow, ...] = ()  # the plan of the runs under the facility
+    facility: Facility | None = None
 
 
 def render_report(
@@ -311,4 +333,5 @@ def render_report(
         energy_view=energy_view,
         noise=noise,
         cost_profiles=profiles_by_device(material.cost_profiles),
+        sizing=report_sizing(material.claims, material.capacity, material.facility),
     )

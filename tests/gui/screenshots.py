@@ -30,6 +30,8 @@ from typing import Any
 log = logging.getLogger("screenshots")
 
 RUN_T_MAX_S = 3.0
+# the pages taken with something on them (the others are taken as they open)
+SHOT_APART = ("new-run", "queue", "live", "runs", "compare", "costs", "sensors", "settings")
 WAIT_RUNS_S = 600.0
 
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from wattbench.gui import theme
     from wattbench.gui.app_settings import AppSettings
     from wattbench.gui.controller import Controller
-    from wattbench.gui.main_window import MainWindow
+    from wattbench.gui.main_window import PAGE_NAMES, MainWindow
     from wattbench.gui.pages.compare import ComparePage
     from wattbench.gui.pages.runs import RunsPage
     from wattbench.gui.pages.sensors import SensorsPage
@@ -213,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shot("compare-empty")
 
+        for name in PAGE_NAMES:  # any other page, as it opens
+            if name not in SHOT_APART:
+                window.show_page(name)
+                shot(name, 1.0)
         window.show_page("costs")
         shot("costs", 1.5)
         sensors = window.show_page("sensors")

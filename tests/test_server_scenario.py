@@ -62,6 +62,26 @@ def test_latency_counts_from_the_scheduled_arrival_and_overload_drops() -> None:
     assert np.all(np.diff(run.start_ns[done]) > 0)  # one stream: first come, first served
 
 
+def test_torch_streams_run_without_autograd() -> None:
+    """torch keeps its grad mode per thread: each stream prepares itself as the loaded model
+    says (``prepare_thread``), so no stream builds autograd graphs."""
+    import torch
+
+    spec = RunSpec(model="builtin:mlp-tiny", runtime="torch", threads=1)
+    loaded = get_runtime("torch").load(resolve_entry(spec), "cpu", runtime_options(spec))
+    seen: list[bool] = []
+
+    def serve() -> None:
+        seen.append(torch.is_grad_enabled())
+        loaded.run_once()
+
+    try:
+        run_load([serve, serve], rate_per_s=200.0, seed=0, max_s=0.3, prepare=loaded.prepare_thread)
+    finally:
+        loaded.close()
+    assert seen and not any(seen)
+
+
 # -- the SLO search --------------------------------------------------------------------------
 
 
@@ -146,9 +166,10 @@ def test_slo_search_finds_the_m_d_c_rate(
     assert s is not None and s.goodput_per_s is not None and s.slo_met
     theory = _md_c_rate(s.service_mean_ns / 1e9, streams, 0.9, slo_ms / 1e3)
     # others' processes on the cores (flag contended: > 10 % of their time) delay the streams'
-    # wake-ups in bursts, which only lowers the rate that meets the SLO
+    # wake-ups in bursts, which only lowers the rate that meets the SLO; above, the bracket's
+    # 2 % and short probes starting from an empty queue (optimistic) set the bound
     low = 0.6 if FLAG_CONTENDED in m.flags else 0.93
-    assert low < s.target_rate_per_s / theory < 1.07, (s.target_rate_per_s, theory, m.flags)
+    assert low < s.target_rate_per_s / theory < 1.1, (s.target_rate_per_s, theory, m.flags)
     assert s.goodput_per_s == pytest.approx(s.target_rate_per_s, rel=0.15)
     assert len(s.search) >= 3 and s.search_s is not None
     pe = m.latency.percentile(0.9)

@@ -164,6 +164,7 @@ def run_load(
     failing: Check | None = None,
     drain_s: float = 1.0,
     on_check: Callable[[np.ndarray, int], None] | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> LoadRun:
     """Offer Poisson arrivals at ``rate_per_s`` to ``len(serves)`` streams (one serve callable
     per stream: the same model call, or one per instance) for at most ``max_s``.
@@ -171,6 +172,8 @@ def run_load(
     Every ``CHECK_INTERVAL_S`` the latencies completed so far are given to ``enough`` (stop
     offering, then serve what already arrived for at most ``drain_s``), to ``failing`` (stop
     everything now: the queued requests are dropped) and to ``on_check`` (progress).
+    ``prepare`` runs once in each stream thread before the first arrival (a runtime's
+    per-thread settings: ``LoadedModel.prepare_thread``).
     Garbage collection is off and the interpreter's switch interval short for the run.
     """
     if not serves:
@@ -185,8 +188,14 @@ def run_load(
     ready = threading.Barrier(len(serves) + 1)
 
     def body(serve: Callable[[], None]) -> None:
+        try:
+            if prepare is not None:
+                prepare()
+        except BaseException as exc:  # raised once every stream has stopped
+            errors.append(exc)
         ready.wait()
-        _stream(serve, arrival, shared, cpu, errors)
+        if not errors:
+            _stream(serve, arrival, shared, cpu, errors)
 
     for k, serve in enumerate(serves):
         t = threading.Thread(target=body, args=(serve,), name=f"wattbench-stream-{k}")

@@ -140,8 +140,10 @@ def search(
     settings: LoadSettings,
     *,
     capacity_per_s: float,
+    prepare: Callable[[], None] | None = None,
 ) -> tuple[SloSearch, dict[float, LoadRun]]:
-    """The SLO search on these streams; every probe's load run, by its rate."""
+    """The SLO search on these streams (``prepare``: run_load's); every probe's load run, by
+    its rate."""
     assert spec.slo_ms is not None
     slo_ns = spec.slo_ms * 1e6
     t_max = spec.measurement_t_max_s
@@ -157,6 +159,7 @@ def search(
             enough=settings.enough,
             failing=settings.failing(slo_ns),
             drain_s=DRAIN_S,
+            prepare=prepare,
             on_check=_progress(emit, f"SLO search: {rate:.4g} requests/s", probe_max_s),
         )
         runs[rate] = run
@@ -239,6 +242,7 @@ def measure_server(
     capacity_per_s = spec.streams * 1e9 / max(call_ns, 1.0)
     settings = settings_for(spec)
     serves = [loaded.run_once] * spec.streams  # one model shared by the streams
+    prepare: Callable[[], None] | None = getattr(loaded, "prepare_thread", None)
     if before_measure is not None:
         before_measure()
     t_measure = time.perf_counter_ns()
@@ -247,7 +251,9 @@ def measure_server(
     try:
         interference_probe.start()
         if spec.slo_ms is not None:
-            found, runs = search(serves, spec, emit, settings, capacity_per_s=capacity_per_s)
+            found, runs = search(
+                serves, spec, emit, settings, capacity_per_s=capacity_per_s, prepare=prepare
+            )
             chosen = found.best if found.best is not None else found.probes[-1]
             rate = chosen.rate_per_s
             run = runs[rate]
@@ -262,6 +268,7 @@ def measure_server(
                 max_s=spec.measurement_t_max_s,
                 enough=settings.enough,
                 drain_s=DRAIN_S,
+                prepare=prepare,
                 on_check=_progress(emit, f"{rate:.4g} requests/s", spec.measurement_t_max_s),
             )
         interference = interference_probe.stop()

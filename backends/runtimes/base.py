@@ -73,7 +73,12 @@ class DeviceMemory:
 
 
 class LoadedModel(Protocol):
-    """A model loaded on a device with synthesized inputs, ready to be timed."""
+    """A model loaded on a device with synthesized inputs, ready to be timed.
+
+    One loaded model may be called from several threads at once (the server scenario's
+    streams). A model whose runtime keeps settings per thread also defines
+    ``prepare_thread()``, which each such thread calls once before its first ``run_once``.
+    """
 
     items_per_call: int  # inferences per run_once (the batch size)
     input_shapes: tuple[tuple[str, tuple[int, ...], str], ...]

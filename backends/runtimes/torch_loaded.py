@@ -104,6 +104,12 @@ class TorchLoaded:
             t = t.to(self.dtype)
         return t.to(self.device)
 
+    def prepare_thread(self) -> None:
+        """Another thread will call run_once: torch's grad mode is per thread."""
+        import torch
+
+        torch.set_grad_enabled(False)
+
     def synchronize(self) -> None:
         if self._sync is not None:
             self._sync()

@@ -149,7 +149,7 @@ def test_bad_planner_input_exits_2_and_writes_nothing(
     assert not list(folder.iterdir())  # not even a partial file
 
 
-def test_a_csv_report_refuses_claims_and_a_missing_claims_file_is_named(
+def test_claims_that_cannot_be_checked_exit_2_and_write_nothing(
     store: tuple[str, list[RunResult], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, runs, _ = store
@@ -157,7 +157,25 @@ def test_a_csv_report_refuses_claims_and_a_missing_claims_file_is_named(
     folder.mkdir()
     assert _report(store, folder / "report.csv") == 2
     assert "A CSV report has one row per run" in capsys.readouterr().err
-    args = ["--db", db, "report", runs[0].id, "--claims", str(tmp_path / "no.toml"), "-o"]
-    assert main([*args, str(folder / "report.pdf")]) == 2
+    args = ["--db", db, "report", runs[0].id, "--claims"]
+    assert main([*args, str(tmp_path / "no.toml"), "-o", str(folder / "report.pdf")]) == 2
     assert "Cannot read the claims file" in capsys.readouterr().err
+    nowhere = tmp_path / "tpu.toml"
+    nowhere.write_text(CLAIMS.replace('b = "device=cuda"', 'b = "device=tpu"'), encoding="utf-8")
+    assert main([*args, str(nowhere), "-o", str(folder / "report.html")]) == 2
+    assert "No finished run matches side B (device tpu)" in capsys.readouterr().err
     assert not list(folder.iterdir())
+
+
+def test_a_claim_name_is_text_in_the_html(
+    store: tuple[str, list[RunResult], Path], tmp_path: Path
+) -> None:
+    db, runs, _ = store
+    hostile = tmp_path / "hostile.toml"
+    hostile.write_text(CLAIMS.replace("GPU at least twice as fast", "<script>x()</script>"),
+                       encoding="utf-8")  # fmt: skip
+    out = tmp_path / "report.html"
+    args = ["--db", db, "report", runs[0].id, "--claims", str(hostile), "-o", str(out)]
+    assert main(args) == 0
+    doc = out.read_text(encoding="utf-8")
+    assert "<script>" not in doc and "&lt;script&gt;x()&lt;/script&gt;: B ≥ 2 × A" in doc

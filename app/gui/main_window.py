@@ -54,6 +54,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("settings", "Settings", "icon-settings", "pages.settings", "SettingsPage"),
 )
 PAGE_NAMES = tuple(p.name for p in PAGES)
+PAGE_KEYS = min(len(PAGES), 9)  # the first pages have a Ctrl+digit shortcut
 
 
 class Placeholder(QWidget):
@@ -281,7 +282,7 @@ class MainWindow(QMainWindow):
                 self._action(
                     info.title,
                     lambda name=info.name: self.show_page(name),  # type: ignore[misc]
-                    [f"Ctrl+{i + 1}"],
+                    [f"Ctrl+{i + 1}"] if i < PAGE_KEYS else [],  # Ctrl+1 … Ctrl+9
                     info.icon,
                 )
             )

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 from wattbench.gui.app_settings import AppSettings
 from wattbench.gui.controller import Controller
+from wattbench.gui.main_window import PAGE_KEYS
 from wattbench.gui.widgets.banner import Banner, Level
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class SettingsPage(QWidget):
             "remembered between sessions (in " + self.settings.path + ").",
             "Shortcuts: Ctrl+R starts the runs set up on the New run page; Ctrl+. "
             "cancels the running one, Ctrl+Shift+. all of them; Ctrl+K compares the runs "
-            "selected in the browser; Ctrl+1 … Ctrl+8 switch pages.",
+            f"selected in the browser; Ctrl+1 … Ctrl+{PAGE_KEYS} switch pages.",
         ):
             label = QLabel(text, look)
             label.setWordWrap(True)

@@ -64,6 +64,15 @@ FLAGS = {
     "pue": "--pue",
     "carbon_g_per_kwh": "--carbon",
     "cloud_usd_per_hour": "--cloud-hourly",
+    "budget": "--budget",
+    "rack_power": "--rack-power",
+    "rack_slots": "--rack-slots",
+    "years": "--years",
+    "server": "--server",
+    "a": "--a",
+    "b": "--b",
+    "metric": "--metric",
+    "claim": "--claim",
 }
 HINTS = {"run_id": "`wattbench runs` lists the stored runs"}
 

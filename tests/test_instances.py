@@ -8,6 +8,7 @@ import copy
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from wattbench.backends.numa import numa_nodes, parse_cpulist
 from wattbench.cli.main import main
 from wattbench.domain.errors import BadInputError, WattbenchError
 from wattbench.domain.instances import FLAG_SHORT_COMMON_WINDOW
-from wattbench.domain.result import Measurement, PhaseTimings
+from wattbench.domain.result import Measurement, PhaseTimings, RunStatus
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import stats
 from wattbench.engine.instances import combine
@@ -30,10 +31,12 @@ from wattbench.engine.pinning import (
     check_instances,
     plan_core_sets,
 )
+from wattbench.engine.runner import run_one
 from wattbench.service.plan import plan_runs
 from wattbench.service.request import RunRequest
 
 from tests.fakes.sysfs import FakeSysfs, live_counters
+from tests.specs import quick_spec
 from tests.test_engine_measure import SpinModel
 
 PKG_W = 30.0
@@ -204,14 +207,32 @@ def test_the_group_link_counts_each_instance_once_and_stops_them_together() -> N
 
 
 def test_an_instance_whose_rule_is_met_measures_on_until_the_group_may_stop() -> None:
-    spec = RunSpec("builtin:mlp-tiny", preset="quick", epsilon=0.2, t_max_s=2.0, memory_pass=False)
+    # a very loose epsilon: the rule is met after its minimums (1 s) even on a busy machine
+    spec = RunSpec("builtin:mlp-tiny", preset="quick", epsilon=0.5, t_max_s=3.0, memory_pass=False)
     ctx = multiprocessing.get_context()
     alone = measure(SpinModel(200_000), spec, lambda e: None, group=GroupLink(1, ctx))
     assert alone.converged, alone.notes
-    # the other instance never meets its rule: this one holds on to T_max, still converged
-    held = measure(SpinModel(200_000), spec, lambda e: None, group=GroupLink(2, ctx))
+    assert alone.phases.measure_s < spec.measurement_t_max_s  # nobody to wait for
+    # the other instance starts but never meets its rule: this one holds on to T_max, still
+    # converged
+    link = GroupLink(2, ctx)
+    other = copy.copy(link)
+    threading.Thread(target=other.wait_start, daemon=True).start()
+    held = measure(SpinModel(200_000), spec, lambda e: None, group=link)
     assert held.converged and held.phases.stop_reason == "converged"
     assert held.phases.measure_s >= spec.measurement_t_max_s
+
+
+def test_an_instance_that_fails_fails_the_group_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("two instances of one thread need two CPUs")
+    monkeypatch.setenv("WATTBENCH_TEST_FAULT", "raise")  # every worker fails before measuring
+    result = run_one(quick_spec("builtin:mlp-tiny", instances=2, threads=1))
+    assert result.status is RunStatus.FAILED and result.instances is None
+    assert result.reason is not None and result.reason.startswith("Instance ")
+    assert "test fault" in result.reason
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -272,6 +293,8 @@ def test_each_instance_runs_pinned_to_its_own_cores(
     assert [i["numa_node"] for i in inst["instances"]] == [0, 1]
     for i in inst["instances"]:  # read by os.sched_getaffinity(0) inside the worker
         assert i["affinity"] == i["cpu_set"]
+    # they started together at the start line and held on for each other
+    assert FLAG_SHORT_COMMON_WINDOW not in run["flags"]
 
 
 def test_the_run_is_the_aggregate_under_one_power_measurement(

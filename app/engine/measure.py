@@ -154,6 +154,8 @@ def _measure_loop(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     gc_off = not gc.isenabled()
+    if group is not None:  # the last moment before the window: the instances start together
+        group.wait_start()
     t_begin = clock()
     t_end = t_begin + t_max_ns
     next_emit = t_begin + PROGRESS_INTERVAL_NS

@@ -60,7 +60,8 @@ def plan_core_sets(
     need = instances * threads
     if need > len(cpus):
         raise BadInputError(
-            f"{instances} instances × {threads} threads need {need} CPU cores, but this process "
+            f"{instances} instances × {threads} thread{'s' if threads != 1 else ''} need "
+            f"{need} CPU cores, but this process "
             f"may use {len(cpus)} ({cpu_list(cpus)}): use fewer instances or threads.",
             field="instances",
         )

@@ -160,21 +160,6 @@ def _load(spec: RunSpec, chan: _Channel) -> tuple[LoadedModel, ModelInfo, float]
     return loaded, info, (time.perf_counter_ns() - t0) / 1e9
 
 
-def _before_measure(group: GroupLink | None) -> Callable[[], None] | None:
-    """What runs right before measuring: the group's start line (an instance of a
-    multi-instance run), then the test fault hook."""
-    fault = fault_hook()
-    if group is None:
-        return fault
-
-    def start() -> None:
-        group.wait_start()
-        if fault is not None:
-            fault()
-
-    return start
-
-
 def worker_main(
     conn: Connection, spec_frame: bytes, log_level: int = 0, group: GroupLink | None = None
 ) -> None:
@@ -195,13 +180,12 @@ def worker_main(
         t0 = time.perf_counter_ns()
         system = _describe_system()
         preflight_s = (time.perf_counter_ns() - t0) / 1e9
-        before = _before_measure(group)
         loaded, model_info, load_s = _load(spec, chan)
         try:
             system["runtime_settings"] = dict(loaded.settings())
             server = spec.scenario is Scenario.SERVER
             run = measure_server if server else partial(measure, group=group)
-            out = run(loaded, spec, chan.progress, load_s=load_s, before_measure=before)
+            out = run(loaded, spec, chan.progress, load_s=load_s, before_measure=fault_hook())
         finally:
             loaded.close()
         out = dataclasses.replace(

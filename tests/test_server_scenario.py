@@ -18,6 +18,7 @@ from wattbench.domain.result import FLAG_CONTENDED, RunResult, RunStatus, result
 from wattbench.domain.server import SloProbe
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.loadgen import poisson_offsets_ns, run_load
+from wattbench.engine.metrics import config_labels
 from wattbench.engine.server import measure_server
 from wattbench.engine.slo import search_rate
 from wattbench.engine.validate import check_entry, resolve_entry, runtime_options
@@ -222,6 +223,19 @@ def test_a_generative_model_is_refused_with_why() -> None:
     with pytest.raises(UnsupportedOptionError, match="--scenario generation") as err:
         check_entry(spec, resolve_entry(spec))
     assert err.value.field == "scenario"
+
+
+def test_compared_configurations_are_named_by_their_streams() -> None:
+    runs = [
+        RunResult(
+            spec=RunSpec(
+                model="builtin:mlp-tiny", scenario=Scenario.SERVER, target_rate=50.0, streams=n
+            ),
+            status=RunStatus.DONE,
+        )
+        for n in (1, 2)
+    ]
+    assert config_labels(runs) == ["cpu · torch · s1", "cpu · torch · s2"]
 
 
 def test_a_run_document_without_server_figures_still_decodes() -> None:

@@ -363,6 +363,8 @@ def _spec_parts(spec: RunSpec, sha: str | None) -> dict[str, str]:
         "dims": ",".join(f"{k}={v}" for k, v in spec.dims.items()) or "default dims",
         "shapes": ",".join(f"{k}={v}" for k, v in spec.input_shapes.items()) or "declared shapes",
         "gen": f"p{spec.prompt_tokens}/gen{spec.new_tokens}" if gen else "",
+        "streams": f"s{spec.streams}",  # server: concurrent streams, and the load they serve
+        "load": spec.server_load_label,
         "sha": (sha or "unknown")[:8],
     }
 

@@ -19,11 +19,12 @@ from wattbench.backends.numa import numa_nodes, parse_cpulist
 from wattbench.cli.main import main
 from wattbench.domain.errors import BadInputError, WattbenchError
 from wattbench.domain.instances import FLAG_SHORT_COMMON_WINDOW
-from wattbench.domain.result import Measurement, PhaseTimings, RunStatus
+from wattbench.domain.result import Measurement, PhaseTimings, RunResult, RunStatus
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine import stats
 from wattbench.engine.instances import combine
 from wattbench.engine.measure import measure
+from wattbench.engine.metrics import config_labels
 from wattbench.engine.pinning import (
     CorePlan,
     CoreSet,
@@ -138,6 +139,14 @@ def test_a_sweep_over_instances_and_threads_plans_each_pair() -> None:
     with pytest.raises(BadInputError) as err:
         plan_runs(RunRequest("builtin:mlp-small", devices=("cuda:0",), instance_counts=(2,)))
     assert err.value.field == "instances"
+
+
+def test_compare_names_configurations_by_their_instance_count() -> None:
+    runs = [
+        RunResult(spec=RunSpec("builtin:mlp-small", threads=1, instances=n), status=RunStatus.DONE)
+        for n in (1, 2)
+    ]
+    assert config_labels(runs) == ["cpu · torch · i1", "cpu · torch · i2"]
 
 
 # -- combining -------------------------------------------------------------------------------

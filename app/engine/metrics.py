@@ -365,6 +365,7 @@ def _spec_parts(spec: RunSpec, sha: str | None) -> dict[str, str]:
         "gen": f"p{spec.prompt_tokens}/gen{spec.new_tokens}" if gen else "",
         "streams": f"s{spec.streams}",  # server: concurrent streams, and the load they serve
         "load": spec.server_load_label,
+        "instances": f"i{spec.instances}",  # multi-instance CPU runs: copies measured together
         "sha": (sha or "unknown")[:8],
     }
 

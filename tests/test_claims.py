@@ -6,6 +6,7 @@ throughput of the CPU at 10 ms (batch 32 both).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -16,8 +17,10 @@ from wattbench.db.store import open_store
 from wattbench.domain.claim import Claim, Side, claims_from_toml, parse_expression, parse_side
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import FLAG_CONTENDED, RunResult
+from wattbench.domain.server import ServerSummary
+from wattbench.domain.spec import Scenario
 from wattbench.engine.claims import CONFIRMED, INCONCLUSIVE, REFUTED, UNRELIABLE, check_claim
-from wattbench.service.workbench import Workbench
+from wattbench.service.workbench import Workbench, compare_loaded
 
 from tests.report_fixtures import make_run
 
@@ -130,3 +133,35 @@ def test_cli_checks_a_claims_file_on_the_store(
     assert "No finished run matches side A" in capsys.readouterr().err
     with Workbench.open(db) as wb:
         assert len(wb.side_runs(Side(device="cuda"))) == 3
+
+
+def _server_run(seed: int, device: str, goodput: float) -> RunResult:
+    run = make_run(seed=seed, device=device, batch=1, mean_ms=2)
+    spec = dataclasses.replace(
+        run.spec, scenario=Scenario.SERVER, slo_ms=100.0, slo_percentile=0.99, streams=1
+    )
+    summary = ServerSummary(
+        target_rate_per_s=goodput, streams=1, seed=seed, requests=5000, dropped=0, late=0,
+        queued=100, offered_rate_per_s=goodput, achieved_rate_per_s=goodput, duration_s=10.0,
+        service_mean_ns=2e6, issue_lag_p50_ns=5e4, issue_lag_p99_ns=2e5,
+        generator_cpu_share=0.02, generator_cpu_per_request_ns=4e3, slo_percentile=0.99,
+        slo_ms=100.0, slo_met=True, goodput_per_s=goodput,
+    )  # fmt: skip
+    return run.with_(spec=spec, server=summary)
+
+
+def test_goodput_claims_on_server_runs() -> None:
+    # goodput 400/s on the CPU, 900-950/s on the GPU: 2.3× at least, not 3×
+    cpu = [_server_run(s, "cpu", g) for s, g in ((1, 400.0), (2, 410.0), (3, 395.0))]
+    gpu = [_server_run(s, "cuda:0", g) for s, g in ((4, 900.0), (5, 950.0), (6, 925.0))]
+    ok = check_claim(Claim(CPU, GPU, "goodput", "≥", 2.0), cpu, gpu)
+    assert ok.verdict == CONFIRMED and ok.ratio.value is not None
+    assert abs(ok.ratio.value - 925 / 401.6) < 0.02
+    assert check_claim(Claim(CPU, GPU, "goodput", "≥", 3.0), cpu, gpu).verdict == REFUTED
+    # a run without an SLO search has no goodput: said, not guessed
+    plain = check_claim(Claim(CPU, GPU, "goodput", "≥", 2.0), _cpu(), _gpu())
+    assert plain.verdict == "n/a" and "not a server-scenario run" in plain.why
+    board = compare_loaded([*cpu, *gpu]).board
+    assert board is not None and board.answers[0].question == "goodput"
+    winner = board.answers[0].winner
+    assert winner is not None and winner.label.startswith("cuda:0")

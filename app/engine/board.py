@@ -39,7 +39,8 @@ HARDWARE_ONLY = "hardware only"
 
 INFERENCE_QUESTIONS = ("throughput", "latency-p99", "energy", "perf-per-watt", "cost")
 GENERATION_QUESTIONS = ("decode-tokens-per-s", "ttft", "tpot", "tokens-per-j", "cost-per-m-tokens")
-BOARD_METRICS = INFERENCE_QUESTIONS + GENERATION_QUESTIONS
+SERVER_QUESTIONS = ("goodput",)
+BOARD_METRICS = INFERENCE_QUESTIONS + GENERATION_QUESTIONS + SERVER_QUESTIONS
 TITLES = {
     "throughput": "Throughput",
     "latency-p99": "p99 latency per call",
@@ -51,6 +52,7 @@ TITLES = {
     "tpot": "Time per output token",
     "tokens-per-j": "Output tokens per joule",
     "cost-per-m-tokens": "$ per 1M output tokens",
+    "goodput": "Goodput at the latency SLO",
 }
 _ENERGY_QUESTIONS = ("energy", "perf-per-watt", "tokens-per-j")
 _COST_QUESTIONS = ("cost", "cost-per-m-tokens")
@@ -255,15 +257,17 @@ def _p99_headline(run: RunResult) -> bool:
 
 
 def board_questions(comparison: Comparison) -> tuple[str, ...]:
-    """The questions for the baseline's workload: generation ones for a generation run; p99
-    latency where it is a headline — one request at a time, or the baseline's runs have enough
-    effective samples for it (METHOD.md)."""
+    """The questions for the baseline's workload: generation ones for a generation run, goodput
+    first for a server run; p99 latency where it is a headline — one request at a time, per
+    request of a server run, or the baseline's runs have enough effective samples for it
+    (METHOD.md)."""
     base = comparison.baseline
     if base.spec.scenario is Scenario.GENERATION:
         return GENERATION_QUESTIONS
-    if base.spec.scenario is Scenario.SINGLE_STREAM or all(_p99_headline(r) for r in base.runs):
-        return INFERENCE_QUESTIONS
-    return tuple(q for q in INFERENCE_QUESTIONS if q != "latency-p99")
+    server = SERVER_QUESTIONS if base.spec.scenario is Scenario.SERVER else ()
+    if base.spec.scenario is not Scenario.OFFLINE or all(_p99_headline(r) for r in base.runs):
+        return server + INFERENCE_QUESTIONS
+    return server + tuple(q for q in INFERENCE_QUESTIONS if q != "latency-p99")
 
 
 def _excluded(comparison: Comparison) -> dict[str, str]:

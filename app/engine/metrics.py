@@ -89,6 +89,9 @@ METRICS: dict[str, MetricInfo] = {
                    False, "uses {r}× the energy per decoded token of"),
         MetricInfo("cost-per-m-tokens", "cost per million output tokens", "USD/1M tokens",
                    False, False, "costs {r}× as much per million output tokens as"),
+        # server runs with an SLO search (engine/slo.py); n/a with the reason for other runs
+        MetricInfo("goodput", "goodput at the latency SLO", "requests/s", True, True,
+                   "serves {r}× the goodput of"),
     )
 }  # fmt: skip
 GENERATION_METRICS: tuple[str, ...] = (
@@ -96,7 +99,10 @@ GENERATION_METRICS: tuple[str, ...] = (
     "prefill-tokens-per-s", "tokens-per-j", "prefill-energy-per-token",
     "decode-energy-per-token", "cost-per-m-tokens",
 )  # fmt: skip
-DEFAULT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in GENERATION_METRICS)
+SERVER_METRICS: tuple[str, ...] = ("goodput",)
+DEFAULT_METRICS: tuple[str, ...] = tuple(
+    m for m in METRICS if m not in GENERATION_METRICS and m not in SERVER_METRICS
+)
 
 
 def metric_name(name: str) -> str:
@@ -146,6 +152,12 @@ def _raw_metric(
 ) -> tuple[Interval | None, str | None]:
     if metric in GENERATION_METRICS:
         return generation_metric(run, metric, energy_view, cost_profiles)
+    if metric == "goodput":
+        if run.server is None:
+            return None, "not a server-scenario run"
+        if run.server.goodput_per_s is None:
+            return None, "the run searched no latency SLO (--slo)"
+        return Interval(run.server.goodput_per_s), None
     lat = run.latency
     if metric == "throughput":
         if run.throughput_items_per_s is None:

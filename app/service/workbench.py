@@ -29,7 +29,7 @@ from wattbench.engine.board import Standing as Standing
 from wattbench.engine.capacity import CapacityRow, Facility
 from wattbench.engine.claims import ClaimResult, check_claim
 from wattbench.engine.compare import Comparison, compare_runs
-from wattbench.engine.metrics import DEFAULT_METRICS, GENERATION_METRICS
+from wattbench.engine.metrics import DEFAULT_METRICS, GENERATION_METRICS, SERVER_METRICS
 from wattbench.reports import write_report
 from wattbench.service.capacity import ServerInput, capacity_plan
 from wattbench.service.report_sizing import report_sizing
@@ -55,10 +55,13 @@ class ComparisonView:
 def comparison_metrics(runs: Sequence[RunResult]) -> tuple[str, ...]:
     """The metrics a comparison shows by default: the engine's default ones, after the
     generation ones (TTFT, TPOT, tokens/s, tokens/J, $/M tokens ...) when a run generated
-    tokens."""
+    tokens, and goodput when a run is a server run."""
+    metrics = DEFAULT_METRICS
     if any(r.generation is not None for r in runs):
-        return GENERATION_METRICS + DEFAULT_METRICS
-    return DEFAULT_METRICS
+        metrics = GENERATION_METRICS + metrics
+    if any(r.server is not None for r in runs):
+        metrics = SERVER_METRICS + metrics
+    return metrics
 
 
 def compare_loaded(

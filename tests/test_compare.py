@@ -24,6 +24,7 @@ from wattbench.engine.metrics import (
     METHOD_BETWEEN_RUNS,
     METHOD_WITHIN_RUN,
     METRICS,
+    SERVER_METRICS,
     metric_value,
 )
 from wattbench.engine.ratios import Ratio, verdict_sentence
@@ -374,7 +375,7 @@ def test_verdict_sentence_reads_plainly() -> None:
     assert verdict_sentence(na, "B", "A", energy_view="device") == (
         "B vs A: energy per inference n/a (baseline: RAPL unreadable). Energy view: device."
     )
-    assert set(METRICS) - set(GENERATION_METRICS) == set(DEFAULT_METRICS) == {
+    assert set(METRICS) - set(GENERATION_METRICS) - set(SERVER_METRICS) == set(DEFAULT_METRICS) == {
         "throughput", "latency-p50", "latency-p99", "latency-mean", "energy", "perf-per-watt",
         "cost", "co2",
     }  # fmt: skip

@@ -49,6 +49,8 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("live", "Live", "icon-live", "pages.live", "LivePage", eager=True),
     PageInfo("runs", "Runs", "icon-runs", "pages.runs", "RunsPage"),
     PageInfo("compare", "Compare", "icon-compare", "pages.compare", "ComparePage"),
+    PageInfo("sizing", "Sizing", "icon-sizing", "pages.sizing", "SizingPage"),
+    PageInfo("claims", "Claims", "icon-claims", "pages.claims", "ClaimsPage"),
     PageInfo("costs", "Cost profiles", "icon-cost", "pages.costs", "CostsPage"),
     PageInfo("sensors", "Sensors", "icon-sensors", "pages.sensors", "SensorsPage"),
     PageInfo("settings", "Settings", "icon-settings", "pages.settings", "SettingsPage"),

@@ -208,3 +208,8 @@ def test_claims_bad_input_shows_the_message_and_changes_nothing(
     assert page.banner.level is Level.ERROR and page.banner.text == blocker.args[0]
     assert "No finished run matches side B (tag nowhere)" in page.banner.text
     assert page.check_button.isEnabled() and page.verdicts() == ["CONFIRMED"]
+
+
+def test_the_window_opens_both_pages(window: Any) -> None:
+    assert isinstance(window.show_page("sizing"), SizingPage)
+    assert isinstance(window.show_page("claims"), ClaimsPage)

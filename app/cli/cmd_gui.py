@@ -26,4 +26,4 @@ def run(args: argparse.Namespace) -> int:
     # rest of the CLI) works on machines without Qt's system libraries.
     from wattbench.gui.launch import run_app
 
-    return run_app(db_url=getattr(args, "db", None), page=args.page)
+    return run_app(db_url=getattr(args, "db", None), page=args.page, theme_name=args.theme)

@@ -3,8 +3,9 @@
 
 A load run (or an SLO probe) lasts until the latency percentile it is judged on has the
 early-stopping minimum of METHOD.md (n_eff ≥ 64 for p90, ≥ 662 for p99) and at least 1 s
-(2 s on a GPU) has passed, or until its time cap. An SLO probe already violating its SLO beyond
-doubt stops at once. The run's latency summary, throughput and energy window are those of the
+(2 s on a GPU) has passed, or until its time cap; an SLO probe also until the percentile's
+interval lies on one side of the SLO. An SLO probe already violating its SLO beyond doubt
+stops at once. The run's latency summary, throughput and energy window are those of the
 load run at the given rate, or of the search's best probe.
 """
 
@@ -65,6 +66,21 @@ class LoadSettings:
         if lats.size < max(MIN_REQUESTS, self.min_n_eff) or elapsed_ns < self.min_s * 1e9:
             return False
         return stats.effective_n(lats.size, stats.lag1_autocorr(lats)) >= self.min_n_eff
+
+    def conclusive(self, slo_ns: float) -> Callable[[np.ndarray, int], bool]:
+        """An SLO probe has enough when ``enough`` holds and the percentile's interval lies
+        wholly on one side of the SLO (until then it measures on, up to its cap)."""
+
+        def check(lats: np.ndarray, elapsed_ns: int) -> bool:
+            if not self.enough(lats, elapsed_ns):
+                return False
+            n_eff = stats.effective_n(lats.size, stats.lag1_autocorr(lats))
+            (pe,) = stats.percentile_estimates(lats, (self.percentile,), n_eff)
+            if pe.lo_ns is None or pe.hi_ns is None:
+                return False
+            return not pe.lo_ns <= slo_ns <= pe.hi_ns
+
+        return check
 
     def failing(self, slo_ns: float) -> Callable[[np.ndarray, int], bool]:
         """Already violating the SLO beyond doubt: more requests over it than the percentile
@@ -156,7 +172,7 @@ def search(
             rate_per_s=rate,
             seed=settings.seed + len(runs),
             max_s=probe_max_s,
-            enough=settings.enough,
+            enough=settings.conclusive(slo_ns),
             failing=settings.failing(slo_ns),
             drain_s=DRAIN_S,
             prepare=prepare,

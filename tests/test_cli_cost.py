@@ -167,3 +167,23 @@ def test_show_with_runs_gives_the_hardware_part_without_a_power_reading(
         s.save_run(gpu.with_(id="9" * 32))
     code, _, err = _run(capsys, "--db", db, "cost", "show", "cpu", "--run", "9999")
     assert code == 2 and "ran on cuda:0" in err
+
+
+def test_run_output_gives_the_hardware_part_when_energy_is_unknown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from wattbench.cli import run_output
+
+    base = make_result()
+    no_energy = replace(base, energy=(), energy_na_reason="no power sensor readable here")
+    profile = CostProfile(device=base.spec.device, purchase_price_usd=8766.0, amortization_years=1,
+                          utilization=1.0, electricity_usd_per_kwh=0.2)  # fmt: skip
+    run_output.print_results([no_energy, no_energy], {base.spec.device: profile})
+    out = capsys.readouterr().out
+    # $1 an hour of hardware: 1e6 / throughput / 3600 hours per million inferences
+    assert no_energy.throughput_items_per_s is not None
+    hw = 1e6 / no_energy.throughput_items_per_s.value / 3600
+    cost_lines = [line for line in out.splitlines() if ". cost: " in line]
+    assert len(cost_lines) == 2
+    assert f"≥ ${units.number(hw)} per million inferences: hardware only" in cost_lines[0]
+    assert out.count("no power sensor readable here") == 1  # said once, marked in both lines

@@ -30,6 +30,7 @@ from wattbench.cli.common import (
     print_json,
 )
 from wattbench.cli.run_order import order_document, order_seed_arg, print_order
+from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError, StoreLocationError, WattbenchError
 from wattbench.domain.events import Phase
 from wattbench.domain.result import RunResult
@@ -343,6 +344,18 @@ def exit_code_for(items: Sequence[QueueItem]) -> int:
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
+def _profiles(wb: Workbench | None) -> dict[str, CostProfile]:
+    """The stored cost profiles by device for the runs' $ figures; none when the store cannot
+    give them (the runs are stored or kept aside either way: that is said elsewhere)."""
+    if wb is None:
+        return {}
+    try:
+        return profiles_by_device(wb.cost_profiles())
+    except WattbenchError as exc:
+        log.warning("cost profiles not read: %s", exc)
+        return {}
+
+
 def _open_store(args: argparse.Namespace) -> tuple[Workbench | None, str | None]:
     """The store (None: the runs are kept aside, or not stored at all with --no-store) and
     why runs will not be stored."""
@@ -385,6 +398,7 @@ def run_command(args: argparse.Namespace) -> int:
         items = queue.items()
         if wb is not None and any(it.stored for it in items):
             where = wb.describe()
+        profiles = _profiles(wb)
     finally:
         if wb is not None:
             wb.close()
@@ -405,7 +419,7 @@ def run_command(args: argparse.Namespace) -> int:
         doc = run_output.json_document(results, code, store=store_info)
         print_json(doc | {"plan": order_document(plan)})
         return code
-    run_output.print_results(results)
+    run_output.print_results(results, profiles)
     if saved:
         ids = " ".join(it.run_id[:8] for it in saved)
         print(f"saved {plural(len(saved), 'run')} in {where}: {ids}")

@@ -7,7 +7,7 @@ The JSON document (docs/cli-json.md) holds each run as its documented result doc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wattbench import __version__
@@ -59,13 +59,20 @@ def _dagger_note(with_interval: bool, without_interval: bool) -> str:
     )
 
 
+def energy_mark(r: RunResult, footnotes: Footnotes) -> str:
+    """The footnote mark of why the run's device energy was not measured."""
+    f = view_figure(r, "device")
+    why = r.energy_na_reason or (None if f is not None else "no power sensor for this device")
+    return footnotes.mark(f"measured energy n/a: {why}") if why else ""
+
+
 def energy_text(r: RunResult, footnotes: Footnotes | None = None) -> str:
     """The run device's energy in words: measured, or n/a with why beside a labelled estimate.
     With ``footnotes`` the why is a mark whose reason is printed once below the table."""
     f = view_figure(r, "device")
     why = r.energy_na_reason or (None if f is not None else "no power sensor for this device")
     if footnotes is not None and why:
-        why_text = f" ({footnotes.mark('measured energy n/a: ' + why)})"
+        why_text = f" ({energy_mark(r, footnotes)})"
     else:
         why_text = f": {why}" if why else ""
     if f is None:
@@ -141,9 +148,14 @@ def inference_cost(run: RunResult, p: CostProfile) -> dict[str, str]:
     return {"usd_per_million": usd, "counts": counts, "estimate": estimate}
 
 
-def inference_cost_text(run: RunResult, p: CostProfile) -> str:
+def inference_cost_text(run: RunResult, p: CostProfile, footnotes: Footnotes | None = None) -> str:
+    """inference_cost in one line; with ``footnotes``, a missing energy's reason is the mark
+    the energy line already printed, not the reason again."""
     c = inference_cost(run, p)
-    text = f"{c['usd_per_million']} per million inferences: {c['counts']}"
+    counts = c["counts"]
+    if footnotes is not None and counts.startswith("hardware only"):
+        counts = f"hardware only, a lower bound (measured energy n/a {energy_mark(run, footnotes)})"
+    text = f"{c['usd_per_million']} per million inferences: {counts}"
     return text + (f"; with estimated energy {c['estimate']}" if c["estimate"] != "—" else "")
 
 
@@ -214,11 +226,15 @@ def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], set[bool]]:
     return cells, daggers
 
 
-def _notes(i: int, r: RunResult, footnotes: Footnotes) -> list[str]:
+def _notes(
+    i: int, r: RunResult, footnotes: Footnotes, profile: CostProfile | None = None
+) -> list[str]:
     if not r.ok or r.latency is None:
         return [f"{i}. {r.status.value}: {r.reason}"]
     notes = [f"{i}. energy: {energy_text(r, footnotes)}"]
-    notes += [f"{i}. {line}" for line in generation_lines(r)]
+    notes += [f"{i}. {line}" for line in generation_lines(r, profile)]
+    if profile is not None and r.generation is None:
+        notes.append(f"{i}. cost: {inference_cost_text(r, profile, footnotes)}")
     notes += [f"{i}. {line}" for line in (instances_lines(r.instances) if r.instances else [])]
     notes += [f"{i}. {line}" for line in (server_lines(r.server) if r.server else [])]
     batch = r.spec.batch_size
@@ -241,7 +257,11 @@ def _notes(i: int, r: RunResult, footnotes: Footnotes) -> list[str]:
     return notes
 
 
-def print_results(results: Sequence[RunResult]) -> None:
+def print_results(
+    results: Sequence[RunResult], profiles: Mapping[str, CostProfile] | None = None
+) -> None:
+    """The runs' table and notes; with the cost profiles by device, each run's $ per million
+    (the hardware part alone, a lower bound, where the energy is unknown)."""
     models = {r.spec.model_label for r in results}
     title = f"wattbench run: {next(iter(models))}" if len(models) == 1 else "wattbench run"
     rows, notes, daggers, footnotes = [], [], set(), Footnotes()
@@ -252,7 +272,7 @@ def print_results(results: Sequence[RunResult]) -> None:
         cells, marked = _cells(i, r, label)
         rows.append(cells)
         daggers |= marked
-        notes += _notes(i, r, footnotes)
+        notes += _notes(i, r, footnotes, (profiles or {}).get(r.spec.device))
     print_table(HEADERS, rows, title=title, lines=len(results) > 1, droppable=DROPPABLE)
     if daggers:
         notes.append(_dagger_note(True in daggers, False in daggers))

@@ -18,6 +18,7 @@ import pytest
 from wattbench.backends.numa import numa_nodes, parse_cpulist
 from wattbench.cli.main import main
 from wattbench.domain.errors import BadInputError, WattbenchError
+from wattbench.domain.events import CancelToken, Phase, ProgressEvent
 from wattbench.domain.instances import FLAG_SHORT_COMMON_WINDOW
 from wattbench.domain.result import Measurement, PhaseTimings, RunResult, RunStatus
 from wattbench.domain.spec import RunSpec, Scenario
@@ -242,6 +243,22 @@ def test_an_instance_that_fails_fails_the_group_with_its_reason(
     assert result.status is RunStatus.FAILED and result.instances is None
     assert result.reason is not None and result.reason.startswith("Instance ")
     assert "test fault" in result.reason
+
+
+def test_a_cancelled_group_stops_every_instance() -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("two instances of one thread need two CPUs")
+    token = CancelToken()
+    phases: list[str] = []
+
+    def progress(event: ProgressEvent) -> None:
+        phases.append(event.phase)
+        if event.phase == Phase.WARMUP:  # instance 1 relays the group's progress
+            token.cancel()
+
+    result = run_one(quick_spec("builtin:mlp-tiny", instances=2, threads=1), progress, token)
+    assert result.status is RunStatus.CANCELLED, result.reason
+    assert Phase.WARMUP in phases and Phase.DONE not in phases
 
 
 # -- end to end --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.events import CancelToken, ProgressCallback, ProgressEvent
+from wattbench.domain.events import CancelToken, Phase, ProgressCallback, ProgressEvent
 from wattbench.domain.instances import (
     FLAG_SHORT_COMMON_WINDOW,
     InstancesSummary,
@@ -261,6 +261,8 @@ class GroupSupervisor(Supervisor):
         stop = CancelToken()  # the user's cancel, or an instance that failed
 
         def relay(event: ProgressEvent) -> None:  # instance 1 speaks for the group
+            if event.phase == Phase.DONE:
+                return  # the group is done when all its instances are (``_finish``)
             self.state.phase = event.phase
             if self.progress is not None:  # (its supervisor guards against a failing callback)
                 self.progress(
@@ -297,13 +299,20 @@ class GroupSupervisor(Supervisor):
         ]
         for t in threads:
             t.start()
-        while any(t.is_alive() for t in threads):
-            if self.cancel.wait(POLL_S):
+        cancelled = False
+        try:
+            while any(t.is_alive() for t in threads):
+                if self.cancel.wait(POLL_S):
+                    cancelled = True
+                    break
+        finally:
+            if any(t.is_alive() for t in threads):  # cancelled, or interrupted (Ctrl-C)
                 stop.cancel()
                 group.abort()
                 for t in threads:
                     t.join()
-                return self._cancelled()
+        if cancelled:
+            return self._cancelled()
         return self._finish(sups, results, energy)
 
     def _finish(
@@ -343,6 +352,7 @@ class GroupSupervisor(Supervisor):
             worker_start_s=max(starts) if starts else None,
             total_s=(clock() - self.t_begin_ns) / 1e9,
         )
+        self._emit(Phase.DONE, message="done")
         return result.with_(instances=summary)
 
 

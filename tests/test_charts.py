@@ -311,3 +311,26 @@ def test_large_figures_read_in_full_without_crowding_the_axis() -> None:
     ]
     assert any(t.get_text() == "10,000,000" for t in ticks), [t.get_text() for t in ticks]
     assert_apart(fig, ticks)
+
+
+def test_batch_curves_keep_configurations_apart_that_differ_in_more_than_batch() -> None:
+    import dataclasses
+
+    from wattbench.engine.compare import compare_runs
+    from wattbench.reports.series import batch_series
+
+    from tests.report_fixtures import make_run
+
+    def grouped(run, instances: int):  # type: ignore[no-untyped-def]
+        return run.with_(spec=dataclasses.replace(run.spec, instances=instances))
+
+    runs = [
+        grouped(make_run(seed=1, batch=8, mean_ms=4), 1),
+        grouped(make_run(seed=2, batch=32, mean_ms=10), 1),
+        grouped(make_run(seed=3, batch=8, mean_ms=5), 2),  # same batch, two instances
+        grouped(make_run(seed=4, batch=32, mean_ms=12), 2),
+    ]
+    series = batch_series(compare_runs(runs, metrics=("throughput",)))
+    assert sorted(s.label for s in series) == ["cpu · torch · fp32", "cpu · torch · fp32 · i2"]
+    for s in series:
+        assert list(s.x) == [8.0, 32.0]

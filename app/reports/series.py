@@ -9,10 +9,12 @@ energy figure (a TDP model) is returned as such (``estimate=True``), never as a 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from wattbench.domain.spec import join_label
 from wattbench.engine.compare import Comparison
 from wattbench.engine.metrics import ConfigGroup
 
@@ -194,22 +196,27 @@ def batch_series(comparison: Comparison, labels: Mapping[str, str] | None = None
     batch size and was measured at two batch sizes or more."""
     lines: dict[tuple[object, ...], list[ConfigGroup]] = {}
     for group in comparison.groups:
-        s = group.spec
-        key = (s.model, s.device, s.runtime, s.precision, s.threads, s.scenario.value)
+        # everything of the configuration but its batch size (and the model file's hash)
+        key = (dataclasses.replace(group.spec, batch_size=1).config_key(), group.model_sha256)
         lines.setdefault(key, []).append(group)
     out = []
     for members in lines.values():
         pts = sorted(
-            (g.spec.batch_size, iv)
-            for g in members
-            if (est := g.estimates.get("throughput")) is not None and (iv := est.value) is not None
+            (
+                (g.spec.batch_size, iv)
+                for g in members
+                if (est := g.estimates.get("throughput")) is not None
+                and (iv := est.value) is not None
+            ),
+            key=lambda p: p[0],
         )
         if len({b for b, _ in pts}) < 2:
             continue
         s = members[0].spec
-        label = f"{s.device} · {s.runtime} · {s.precision}" + (
-            f" · t{s.threads}" if s.threads else ""
-        )
+        label = join_label(
+            (s.device, s.runtime, s.precision, f"t{s.threads}" if s.threads else "",
+             f"i{s.instances}" if s.instances > 1 else "", s.server_load_label)
+        )  # fmt: skip
         xs = np.array([b for b, _ in pts], dtype=np.float64)
         ys = np.array([iv.value for _, iv in pts], dtype=np.float64)
         if all(iv.lo is not None and iv.hi is not None for _, iv in pts):

@@ -169,3 +169,31 @@ def test_the_window_follows_a_dark_palette(qtbot: QtBot, window: MainWindow) -> 
         assert axis_pen.color().name() == "#e8eaed"
     finally:
         app.setPalette(old)
+
+
+def test_server_and_multi_instance_runs_are_planned_from_the_form(
+    qtbot: QtBot, window: MainWindow, new_run: NewRunPage
+) -> None:
+    assert not new_run.server_widget.isVisibleTo(new_run)
+    new_run.scenario_combo.setCurrentIndex(new_run.scenario_combo.findData(Scenario.SERVER.value))
+    assert new_run.server_widget.isVisibleTo(new_run)
+    new_run.rate_edit.setText("50")
+    new_run.streams_edit.setText("1, 2")
+    new_run.slo_edit.setText("p99=100ms")
+    assert new_run.run_button.isEnabled(), new_run.run_reason
+    specs = new_run.plan().specs
+    assert {s.streams for s in specs} == {1, 2}  # a concurrency sweep
+    assert all(s.scenario is Scenario.SERVER and s.slo_ms == 100.0 for s in specs)
+    assert all(s.slo_percentile == 0.99 and s.target_rate == 50.0 for s in specs)
+    new_run.slo_edit.setText("p99 under 100")
+    assert not new_run.run_button.isEnabled()
+    assert "p99=100ms" in new_run.run_reason
+    new_run.scenario_combo.setCurrentIndex(
+        new_run.scenario_combo.findData(Scenario.SINGLE_STREAM.value)
+    )
+    assert not new_run.server_widget.isVisibleTo(new_run)
+    new_run.threads_edit.setText("1")
+    new_run.instances_edit.setText("2")
+    assert new_run.run_button.isEnabled(), new_run.run_reason
+    assert {s.instances for s in new_run.plan().specs} == {2}
+    assert new_run.form_choices()["instances"] == "2"

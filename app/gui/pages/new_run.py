@@ -292,6 +292,7 @@ class NewRunPage(RunForm):
         """The runs that Run would queue (the service's plan), and what stops or limits them."""
         scenario = Scenario(self.scenario_combo.currentData())
         self.set_generation_mode(scenario is Scenario.GENERATION)
+        self.set_server_mode(scenario is Scenario.SERVER)
         errors = self._waiting()
         try:
             request = self.request()

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from wattbench.domain.errors import BadInputError
 from wattbench.domain.spec import PRECISIONS, PRESETS, Scenario
 from wattbench.gui import icons
 from wattbench.gui.widgets.device_list import DeviceList
@@ -35,6 +36,7 @@ from wattbench.service.request import (
     parse_dims,
     parse_input_shapes,
     parse_ints,
+    parse_slo,
     parse_threads,
 )
 
@@ -118,6 +120,7 @@ class RunForm(QWidget):
             (Scenario.SINGLE_STREAM, "Single stream (latency)"),
             (Scenario.OFFLINE, "Offline (throughput)"),
             (Scenario.GENERATION, "Generation (TTFT, tokens/s)"),
+            (Scenario.SERVER, "Server (Poisson load, latency SLO)"),
         ):
             self.scenario_combo.addItem(text, scenario.value)
         self.prompt_spin = QSpinBox(self)
@@ -141,13 +144,46 @@ class RunForm(QWidget):
         self.gen_widget = QWidget(self)
         self.gen_widget.setLayout(gen_row)
         gen_row.setContentsMargins(0, 0, 0, 0)
+        self.rate_edit = QLineEdit("", self)
+        self.rate_edit.setPlaceholderText("requests/s, e.g. 100")
+        self.rate_edit.setToolTip(
+            "Poisson arrivals per second; with an SLO, where the search for the highest rate "
+            "meeting it starts"
+        )
+        self.streams_edit = QLineEdit("1", self)
+        self.streams_edit.setPlaceholderText("e.g. 1, 2, 4")
+        self.streams_edit.setToolTip(
+            "Concurrent streams sharing the model; several values make a concurrency sweep"
+        )
+        self.slo_edit = QLineEdit("", self)
+        self.slo_edit.setPlaceholderText("e.g. p99=100ms")
+        self.slo_edit.setToolTip(
+            "Search the highest rate whose latency percentile meets this limit: its goodput"
+        )
+        server_row = QHBoxLayout()
+        server_row.setContentsMargins(0, 0, 0, 0)
+        for text, edit in (("Rate", self.rate_edit), ("Streams", self.streams_edit),
+                           ("SLO", self.slo_edit)):  # fmt: skip
+            server_row.addWidget(QLabel(text, self))
+            server_row.addWidget(edit)
+        self.server_widget = QWidget(self)
+        self.server_widget.setLayout(server_row)
+        self.server_widget.setVisible(False)
+        self.instances_edit = QLineEdit("1", self)
+        self.instances_edit.setPlaceholderText("e.g. 1, 2, 4")
+        self.instances_edit.setToolTip(
+            "CPU: copies of the model run together, each pinned to its own cores with the "
+            "threads above; the throughput is their sum, the power measured once for all"
+        )
         how_form = QFormLayout()
         how_form.addRow("Runtimes", self.runtime_row)
         how_form.addRow("Precisions", _row(self, list(self.precision_checks.values())))
         how_form.addRow("Scenario", self.scenario_combo)
         how_form.addRow("", self.gen_widget)
+        how_form.addRow("", self.server_widget)
         how_form.addRow(self.batch_label, self.batch_edit)
         how_form.addRow("Threads", self.threads_edit)
+        how_form.addRow("Instances", self.instances_edit)
         how_box = QGroupBox("How to run", self)
         how_box.setLayout(how_form)
 
@@ -196,7 +232,9 @@ class RunForm(QWidget):
         self.device_list.selectionChanged.connect(self.changed)
         for check in (*self.precision_checks.values(), self.idle_check):
             check.toggled.connect(self.changed)
-        for edit in (self.batch_edit, self.threads_edit, self.dims_edit, self.shapes_edit):
+        for edit in (self.batch_edit, self.threads_edit, self.dims_edit, self.shapes_edit,
+                     self.rate_edit, self.streams_edit, self.slo_edit,
+                     self.instances_edit):  # fmt: skip
             edit.textChanged.connect(self.changed)
         for combo in (self.scenario_combo, self.preset_combo):
             combo.currentIndexChanged.connect(self.changed)
@@ -217,6 +255,10 @@ class RunForm(QWidget):
             if generation
             else "Items per call; several values, e.g. 1, 8, 32, make a sweep"
         )
+
+    def set_server_mode(self, server: bool) -> None:
+        """Show the rate, streams and SLO of the server scenario; hide them for the others."""
+        self.server_widget.setVisible(server)
 
     def _set_runtimes(self, names: list[str]) -> None:
         """One check box per registered runtime plugin, keeping what was checked."""
@@ -252,6 +294,10 @@ class RunForm(QWidget):
         self.idle_check.setChecked(bool(saved.get("idle_baseline", True)))
         self.prompt_spin.setValue(int(saved.get("prompt_tokens", 32)))
         self.new_tokens_spin.setValue(int(saved.get("new_tokens", 16)))
+        self.rate_edit.setText(str(saved.get("rate", "")))
+        self.streams_edit.setText(str(saved.get("streams", "1")))
+        self.slo_edit.setText(str(saved.get("slo", "")))
+        self.instances_edit.setText(str(saved.get("instances", "1")))
 
     def form_choices(self) -> dict[str, Any]:
         """The choices to remember for the next session."""
@@ -271,6 +317,10 @@ class RunForm(QWidget):
             "idle_baseline": self.idle_check.isChecked(),
             "prompt_tokens": self.prompt_spin.value(),
             "new_tokens": self.new_tokens_spin.value(),
+            "rate": self.rate_edit.text(),
+            "streams": self.streams_edit.text(),
+            "slo": self.slo_edit.text(),
+            "instances": self.instances_edit.text(),
         }
 
     def _dims(self) -> dict[str, int]:
@@ -279,8 +329,22 @@ class RunForm(QWidget):
     def _input_shapes(self) -> dict[str, str]:
         return parse_input_shapes([self.shapes_edit.text()])
 
+    def _rate(self) -> float | None:
+        text = self.rate_edit.text().strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise BadInputError(
+                f"Cannot read the rate {text!r}: give requests per second, e.g. 100.",
+                field="target_rate",
+            ) from None
+
     def request(self) -> RunRequest:
         """The form as a service request (BadInputError for a value that cannot be read)."""
+        server = Scenario(self.scenario_combo.currentData()) is Scenario.SERVER
+        slo = parse_slo(self.slo_edit.text()) if server else None
         return RunRequest(
             model=str(self.model_combo.currentData() or ""),
             devices=tuple(self.device_list.checked()),
@@ -301,6 +365,18 @@ class RunForm(QWidget):
             new_tokens=self.new_tokens_spin.value(),
             sample_hz=self.sample_spin.value(),
             idle_baseline=self.idle_check.isChecked(),
+            target_rate=self._rate() if server else None,
+            streams=(
+                tuple(parse_ints(self.streams_edit.text(), what="streams", field="streams")) or (1,)
+            )
+            if server
+            else (1,),
+            slo_ms=None if slo is None else slo[1],
+            slo_percentile=0.99 if slo is None else slo[0],
+            instance_counts=tuple(
+                parse_ints(self.instances_edit.text(), what="instances", field="instances")
+            )
+            or (1,),
         )
 
 

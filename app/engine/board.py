@@ -246,8 +246,7 @@ _BASIS_NOTES = {
 
 
 P99_NOT_HEADLINE = (
-    "p99 is not a headline figure of these runs: too few effective samples (METHOD.md: "
-    "n_eff ≥ 662)"
+    "p99 is not a headline figure of these runs: too few effective samples (METHOD.md: n_eff ≥ 662)"
 )
 
 

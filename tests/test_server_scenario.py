@@ -13,7 +13,7 @@ import pytest
 from wattbench.backends.runtimes.registry import get_runtime
 from wattbench.cli.main import main
 from wattbench.domain import codec
-from wattbench.domain.errors import BadInputError, UnsupportedOptionError
+from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import FLAG_CONTENDED, RunResult, RunStatus, result_document
 from wattbench.domain.server import SloProbe
 from wattbench.domain.spec import RunSpec, Scenario
@@ -198,8 +198,8 @@ def test_server_settings_are_checked(kw: dict[str, object], field: str) -> None:
 
 
 def test_slo_text_and_a_streams_sweep() -> None:
-    assert parse_slo("p99=100ms") == (0.99, 100.0)
-    assert parse_slo("p90=0.25s") == (0.9, 250.0)
+    assert parse_slo("p99=100ms") == (0.99, 100.0, "latency")
+    assert parse_slo("p90=0.25s") == (0.9, 250.0, "latency")
     assert parse_slo("") is None
     for bad in ("99=100ms", "p99", "p99=fast", "p100=1ms"):
         with pytest.raises(BadInputError):
@@ -218,11 +218,14 @@ def test_slo_text_and_a_streams_sweep() -> None:
     assert {s.label().split(" · ")[-2] for s in plan.specs} == {"s1", "s2", "s4"}
 
 
-def test_a_generative_model_is_refused_with_why() -> None:
+def test_a_generative_model_serves_generation_requests() -> None:
+    """(tests/test_server_generation.py measures them.)"""
     spec = RunSpec(model="builtin:gpt-small", scenario=Scenario.SERVER, target_rate=10.0)
-    with pytest.raises(UnsupportedOptionError, match="--scenario generation") as err:
-        check_entry(spec, resolve_entry(spec))
-    assert err.value.field == "scenario"
+    entry = resolve_entry(spec)
+    check_entry(spec, entry)
+    assert runtime_options(spec, entry).generation
+    plain = RunSpec(model="builtin:mlp-tiny", scenario=Scenario.SERVER, target_rate=10.0)
+    assert not runtime_options(plain, resolve_entry(plain)).generation
 
 
 def test_compared_configurations_are_named_by_their_streams() -> None:

@@ -21,6 +21,7 @@ from wattbench import __version__
 from wattbench.domain import codec
 from wattbench.domain.instances import InstancesSummary
 from wattbench.domain.interference import Interference
+from wattbench.domain.percentile import PercentileEstimate as PercentileEstimate
 from wattbench.domain.server import ServerSummary
 from wattbench.domain.spec import RunSpec
 
@@ -72,20 +73,6 @@ class Interval:
         if self.lo is None or self.hi is None or self.value == 0:
             return None
         return (self.hi - self.lo) / 2 / abs(self.value)
-
-
-@dataclass(frozen=True)
-class PercentileEstimate:
-    p: float  # 0.99 for p99
-    value_ns: float  # linear interpolation
-    nearest_rank_ns: float  # MLPerf-comparable
-    lo_ns: float | None  # order-statistic 95 % interval, None when n is too small
-    hi_ns: float | None
-    headline: bool  # n_eff large enough to show it as a headline number
-
-    @property
-    def name(self) -> str:
-        return "p" + f"{self.p * 100:g}"
 
 
 @dataclass(frozen=True)

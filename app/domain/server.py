@@ -4,6 +4,9 @@ the highest rate that meets a latency SLO.
 The per-request latency (completion − scheduled arrival, queueing included, as MLPerf
 LoadGen counts it) is the run's ``latency`` summary; this part holds what only a server run
 has: the offered and achieved rates, what the load generator itself cost, and the SLO search.
+A generative model's request is a whole sequence (prefill, then decode steps): its TTFT (first
+token − scheduled arrival, queueing included) and TPOT ((last − first token) ÷ (new tokens − 1))
+percentiles are kept here too, and the SLO may limit either instead of the latency.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wattbench.domain import units
+from wattbench.domain.percentile import PercentileEstimate
 
 # a request whose stream was free but that was issued this long after its scheduled arrival
 # was late: the load generator, not the server, delayed it
@@ -27,7 +31,9 @@ class SloProbe:
     achieved_per_s: float  # completed requests ÷ the load window
     requests: int  # completed
     dropped: int  # arrived but never served (the probe stopped first)
-    latency_ns: float  # the SLO percentile of the per-request latency (NaN: too few requests)
+    # the SLO percentile of the per-request figure the SLO limits (latency, TTFT or TPOT;
+    # NaN: too few requests)
+    latency_ns: float
     lo_ns: float | None  # its order-statistic 95 % interval
     hi_ns: float | None
     n_eff: float
@@ -65,17 +71,33 @@ class ServerSummary:
     search: tuple[SloProbe, ...] = ()  # the search's probes, in the order they ran
     search_s: float | None = None
     note: str = ""  # how the search ended, when it did not converge
+    slo_metric: str = "latency"  # what the SLO limits: latency, ttft or tpot
+    new_tokens: int | None = None  # generation requests: tokens per request (None: one call)
+    ttft_ns: tuple[PercentileEstimate, ...] = ()  # per request, queueing included
+    tpot_ns: tuple[PercentileEstimate, ...] = ()
 
 
 def _rate(value: float | None) -> str:
     return units.with_unit(value, "/s")
 
 
-def slo_text(percentile: float | None, slo_ms: float | None) -> str:
-    """'p99 ≤ 100 ms'."""
+_METRIC_WORDS = {"latency": "", "ttft": " TTFT", "tpot": " TPOT"}
+
+
+def slo_text(percentile: float | None, slo_ms: float | None, metric: str = "latency") -> str:
+    """'p99 ≤ 100 ms' (end-to-end latency), 'p90 TPOT ≤ 100 ms'."""
     if percentile is None or slo_ms is None:
         return ""
-    return f"p{percentile * 100:g} ≤ {units.duration_ns(slo_ms * 1e6)}"
+    word = _METRIC_WORDS.get(metric, f" {metric}")
+    return f"p{percentile * 100:g}{word} ≤ {units.duration_ns(slo_ms * 1e6)}"
+
+
+def _percentiles(pes: tuple[PercentileEstimate, ...]) -> str:
+    return ", ".join(
+        f"{pe.name} {units.estimate(pe.value_ns, pe.lo_ns, pe.hi_ns, units.duration_ns)}"
+        + ("" if pe.headline else " †")
+        for pe in pes
+    )
 
 
 def server_lines(s: ServerSummary) -> list[str]:
@@ -92,7 +114,12 @@ def server_lines(s: ServerSummary) -> list[str]:
         f"{units.duration_ns(s.issue_lag_p99_ns)}; CPU {units.percent(s.generator_cpu_share)} "
         f"of a core ({units.duration_ns(s.generator_cpu_per_request_ns)} per request)",
     ]
-    slo = slo_text(s.slo_percentile, s.slo_ms)
+    if s.new_tokens is not None:
+        lines.append(
+            f"generation: {s.new_tokens} new tokens per request; TTFT (from the scheduled "
+            f"arrival) {_percentiles(s.ttft_ns) or 'n/a'}; TPOT {_percentiles(s.tpot_ns) or 'n/a'}"
+        )
+    slo = slo_text(s.slo_percentile, s.slo_ms, s.slo_metric)
     if slo:
         probes = ", ".join(
             f"{p.rate_per_s:.4g}/s {'met' if p.met else 'missed'}"

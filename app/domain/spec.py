@@ -19,7 +19,8 @@ class Scenario(StrEnum):
     OFFLINE = "offline"  # batches back to back: throughput
     GENERATION = "generation"  # token generation: TTFT, TPOT, tokens/s
     # Poisson arrivals served by concurrent streams: latency with queueing, an SLO's goodput
-    # (one model call per request; generation requests are not served by this scenario)
+    # (one model call per request; for a generative model one request is a whole sequence:
+    # prefill, then decode steps, with TTFT and TPOT per request)
     SERVER = "server"
 
 
@@ -46,7 +47,11 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4")
 MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
 MIN_NEW_TOKENS = 2  # the time per output token needs a second token
 MAX_INSTANCES = 256  # worker processes of a multi-instance run, one per core set
-MAX_STREAMS = 256  # concurrent streams of a server run (threads in one worker process)
+SLO_METRICS = ("latency", "ttft", "tpot")  # what a server run's SLO may limit
+MAX_STREAMS = 256
+_TOKENS_MATTER = frozenset(
+    {Scenario.GENERATION, Scenario.SERVER}
+)  # concurrent streams of a server run (threads in one worker process)
 # refs of shape-only language models: real architectures with random weights, always said so
 RANDOM_WEIGHTS_PREFIX = "llm:"
 RANDOM_WEIGHTS = "random weights"
@@ -89,6 +94,9 @@ class RunSpec:
     streams: int = 1
     slo_ms: float | None = None
     slo_percentile: float = 0.99
+    # what the SLO limits: "latency" (end to end), or for a generative model "ttft" (first
+    # token − arrival) or "tpot" (time per output token after the first)
+    slo_metric: str = "latency"
     ort_provider: str | None = None  # e.g. "CUDAExecutionProvider"; None = from device
     ort_graph_optimization: str = "all"  # disable | basic | extended | all
     percentiles: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99, 0.999)
@@ -226,6 +234,17 @@ class RunSpec:
                 f"(got {self.slo_percentile:g}).",
                 field="slo_percentile",
             )
+        if self.slo_metric not in SLO_METRICS:
+            raise BadInputError(
+                f"The SLO limits one of {', '.join(SLO_METRICS)} (got {self.slo_metric!r}).",
+                field="slo_ms",
+            )
+        if self.slo_metric == "tpot" and self.new_tokens < MIN_NEW_TOKENS:
+            raise BadInputError(
+                f"An SLO on the time per output token needs at least {MIN_NEW_TOKENS} new "
+                f"tokens per request (got {self.new_tokens}).",
+                field="new_tokens",
+            )
         server = self.scenario is Scenario.SERVER
         if server and self.target_rate is None and self.slo_ms is None:
             raise BadInputError(
@@ -290,7 +309,8 @@ class RunSpec:
         if self.scenario is not Scenario.SERVER:
             return ""
         if self.slo_ms is not None:
-            return f"p{self.slo_percentile * 100:g}≤{self.slo_ms:g}ms"
+            metric = "" if self.slo_metric == "latency" else f"{self.slo_metric}:"
+            return f"{metric}p{self.slo_percentile * 100:g}≤{self.slo_ms:g}ms"
         return f"{self.target_rate:g}/s"
 
     def workload_key(self) -> tuple[Any, ...]:
@@ -302,8 +322,9 @@ class RunSpec:
             self.batch_size,
             tuple(sorted(self.dims.items())),
             tuple(sorted(self.input_shapes.items())),
-            self.prompt_tokens if self.scenario is Scenario.GENERATION else None,
-            self.new_tokens if self.scenario is Scenario.GENERATION else None,
+            # (a server run of a generative model serves generation requests of this size)
+            self.prompt_tokens if self.scenario in _TOKENS_MATTER else None,
+            self.new_tokens if self.scenario in _TOKENS_MATTER else None,
             self.server_load_label or None,
         )
 

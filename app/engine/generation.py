@@ -141,13 +141,16 @@ def inverse(iv: Interval, scale: float) -> Interval:
     )
 
 
-def itl_percentiles(step_ns: np.ndarray) -> tuple[PercentileEstimate, ...]:
-    """p50/p90/p99 of decode-step durations (in time order), intervals on their n_eff."""
+def itl_percentiles(
+    step_ns: np.ndarray, ps: tuple[float, ...] = ITL_PERCENTILES
+) -> tuple[PercentileEstimate, ...]:
+    """p50/p90/p99 (or ``ps``) of decode-step durations or other per-token times (in time
+    order), intervals on their n_eff."""
     x = np.asarray(step_ns, dtype=np.float64).ravel()
     if x.size == 0:
         return ()
     n_eff = stats.effective_n(int(x.size), stats.lag1_autocorr(x))
-    return stats.percentile_estimates(x, ITL_PERCENTILES, n_eff)
+    return stats.percentile_estimates(x, ps, n_eff)
 
 
 def generation_summary(

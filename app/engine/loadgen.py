@@ -4,11 +4,12 @@ Arrivals are a Poisson process: exponential gaps from a seeded generator, laid o
 on ``perf_counter_ns``, the clock the timings use. Each of ``streams`` threads takes the next
 request in arrival order (one shared FIFO queue: a request that arrives while every stream is
 busy waits), sleeps until its arrival if it is early, calls ``serve`` and records when it
-started and finished. A request's latency is completion − scheduled arrival, queueing
-included, as MLPerf LoadGen counts it; a free stream's delay past the arrival is the
-generator's issue lag. The calling thread watches the run and decides when it has enough;
-then arrivals stop and the requests that already arrived are served (the drain), or, for a
-probe already violating its SLO, everything stops at once.
+started and finished (and, where ``serve`` returns one, when its first token came: a
+generation request's clock read after its prefill). A request's latency is completion −
+scheduled arrival, queueing included, as MLPerf LoadGen counts it; a free stream's delay
+past the arrival is the generator's issue lag. The calling thread watches the run and
+decides when it has enough; then arrivals stop and the requests that already arrived are
+served (the drain), or, for a probe already violating its SLO, everything stops at once.
 
 Python threads share the interpreter lock: a model call that releases it (torch, onnxruntime,
 a sleep) runs concurrently, Python-level work does not. The switch interval is shortened
@@ -24,7 +25,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,7 @@ class LoadRun:
     start_ns: np.ndarray  # when its stream called serve
     done_ns: np.ndarray  # when serve returned
     found_free: np.ndarray  # bool: a stream was waiting for it (start − arrival is issue lag)
+    first_ns: np.ndarray  # what serve returned: a generation request's first token (else 0)
     stop_ns: int  # arrivals after this were not offered
     generator_cpu_ns: int  # stream threads outside serve, plus the watching thread
     stopped_early: bool  # ``failing`` said so: queued requests were dropped, not drained
@@ -76,6 +78,11 @@ class LoadRun:
         done = self.completed
         return self.done_ns[done] - self.arrival_ns[done]
 
+    def values(self, judge: Judge) -> np.ndarray:
+        """``judge``'s figure of the completed requests, in arrival order."""
+        done = self.completed
+        return judge(self.arrival_ns[done], self.first_ns[done], self.done_ns[done])
+
     @property
     def dropped(self) -> int:
         return int(self.offered.size - self.completed.size)
@@ -88,7 +95,15 @@ class LoadRun:
         return first, max(last, first + 1)
 
 
-Check = Callable[[np.ndarray, int], bool]  # (latencies so far in arrival order, elapsed ns)
+Check = Callable[[np.ndarray, int], bool]  # (judged figures so far in arrival order, elapsed ns)
+# a request's judged figure from its (scheduled arrival, first token, completion) in ns
+Judge = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+Serve = Callable[[], int | None]  # one request; may return its first token's clock read
+
+
+def latency(arrival: np.ndarray, first: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """The default judged figure: completion − scheduled arrival."""
+    return done - arrival
 
 
 class _Shared:
@@ -102,11 +117,12 @@ class _Shared:
         self.start_ns = np.zeros(n, dtype=np.int64)
         self.done_ns = np.zeros(n, dtype=np.int64)
         self.found_free = np.zeros(n, dtype=bool)
+        self.first_ns = np.zeros(n, dtype=np.int64)
         self.taken = 0  # requests handed to a stream so far (approximate, for the watcher)
 
 
 def _stream(
-    serve: Callable[[], None],
+    serve: Serve,
     arrival: np.ndarray,
     shared: _Shared,
     cpu_out: list[int],
@@ -136,9 +152,11 @@ def _stream(
                 break
             c0 = cpu_clock()
             t0 = clock()
-            serve()
+            first = serve()
             t1 = clock()
             inside += cpu_clock() - c0
+            if first is not None:
+                shared.first_ns[i] = first
             shared.start_ns[i] = t0
             shared.done_ns[i] = t1
     except BaseException as exc:  # the watcher re-raises it once every stream has stopped
@@ -147,15 +165,15 @@ def _stream(
     cpu_out.append(cpu_clock() - cpu0 - inside)
 
 
-def _completed_latencies(arrival: np.ndarray, shared: _Shared) -> np.ndarray:
+def _completed_values(arrival: np.ndarray, shared: _Shared, judge: Judge) -> np.ndarray:
     upto = min(shared.taken, arrival.size)
     done = shared.done_ns[:upto]
     idx = np.flatnonzero(done > 0)
-    return done[idx] - arrival[idx]
+    return judge(arrival[idx], shared.first_ns[idx], done[idx])
 
 
 def run_load(
-    serves: list[Callable[[], None]],
+    serves: Sequence[Serve],
     *,
     rate_per_s: float,
     seed: int,
@@ -165,13 +183,15 @@ def run_load(
     drain_s: float = 1.0,
     on_check: Callable[[np.ndarray, int], None] | None = None,
     prepare: Callable[[], None] | None = None,
+    judge: Judge = latency,
 ) -> LoadRun:
     """Offer Poisson arrivals at ``rate_per_s`` to ``len(serves)`` streams (one serve callable
     per stream: the same model call, or one per instance) for at most ``max_s``.
 
-    Every ``CHECK_INTERVAL_S`` the latencies completed so far are given to ``enough`` (stop
-    offering, then serve what already arrived for at most ``drain_s``), to ``failing`` (stop
-    everything now: the queued requests are dropped) and to ``on_check`` (progress).
+    Every ``CHECK_INTERVAL_S`` the figures ``judge`` makes of the requests completed so far
+    (their latencies by default) are given to ``enough`` (stop offering, then serve what
+    already arrived for at most ``drain_s``), to ``failing`` (stop everything now: the queued
+    requests are dropped) and to ``on_check`` (progress).
     ``prepare`` runs once in each stream thread before the first arrival (a runtime's
     per-thread settings: ``LoadedModel.prepare_thread``).
     Garbage collection is off and the interpreter's switch interval short for the run.
@@ -187,7 +207,7 @@ def run_load(
     threads = []
     ready = threading.Barrier(len(serves) + 1)
 
-    def body(serve: Callable[[], None]) -> None:
+    def body(serve: Serve) -> None:
         try:
             if prepare is not None:
                 prepare()
@@ -217,7 +237,7 @@ def run_load(
         while not errors:
             time.sleep(CHECK_INTERVAL_S)
             now = clock()
-            lats = _completed_latencies(arrival, shared)
+            lats = _completed_values(arrival, shared, judge)
             elapsed = now - t_begin
             if on_check is not None:
                 on_check(lats, elapsed)
@@ -247,6 +267,7 @@ def run_load(
         start_ns=shared.start_ns,
         done_ns=shared.done_ns,
         found_free=shared.found_free,
+        first_ns=shared.first_ns,
         stop_ns=int(shared.stop_ns),
         generator_cpu_ns=int(sum(cpu) + watch_cpu),
         stopped_early=stopped_early,

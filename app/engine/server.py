@@ -7,6 +7,15 @@ early-stopping minimum of METHOD.md (n_eff ≥ 64 for p90, ≥ 662 for p99) and 
 interval lies on one side of the SLO. An SLO probe already violating its SLO beyond doubt
 stops at once. The run's latency summary, throughput and energy window are those of the
 load run at the given rate, or of the search's best probe.
+
+A generative model's request is a whole sequence: reset (drop the KV cache), prefill, then
+new tokens − 1 decode steps, served first come, first served. Its TTFT is the clock read after
+the prefill − the scheduled arrival (queueing included), its TPOT (completion − first token) ÷
+(new tokens − 1); their percentiles (intervals on n_eff) go into the server summary, and an
+SLO may limit either (``RunSpec.slo_metric``): the checks and the search then judge that
+figure. A generative model keeps its own KV cache, so one loaded model serves one sequence at
+a time: such a run has one stream (``validate.check_server_entry`` refuses more; loading one
+model per stream would multiply its memory and the worker loads one model).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from wattbench.backends.runtimes.base import LoadedModel
@@ -33,8 +43,9 @@ from wattbench.domain.server import FLAG_OVERLOADED, LATE_NS, ServerSummary, Slo
 from wattbench.domain.spec import RunSpec
 from wattbench.engine import stats
 from wattbench.engine.interference import InterferenceProbe, contention_note
-from wattbench.engine.loadgen import LoadRun, run_load
+from wattbench.engine.loadgen import Judge, LoadRun, Serve, latency, run_load
 from wattbench.engine.memory import memory_pass
+from wattbench.engine.server_tokens import Sequences, judge_for, sequence_serve, token_percentiles
 from wattbench.engine.slo import SloSearch, search_rate
 from wattbench.engine.timing import WARMUP_WINDOW_MIN_ITERS, iteration_timer, warmup
 
@@ -107,9 +118,12 @@ def settings_for(spec: RunSpec) -> LoadSettings:
     )
 
 
-def probe_of(run: LoadRun, rate_per_s: float, percentile: float, slo_ns: float) -> SloProbe:
-    """A load run judged against the SLO (its point estimate, with its interval kept)."""
-    lats = run.latencies_ns()
+def probe_of(
+    run: LoadRun, rate_per_s: float, percentile: float, slo_ns: float, judge: Judge = latency
+) -> SloProbe:
+    """A load run judged against the SLO (its point estimate, with its interval kept), on the
+    figure ``judge`` makes of each request (its latency by default)."""
+    lats = run.values(judge)
     n = int(lats.size)
     t0, t1 = run.window_ns
     value, lo, hi, n_eff = math.nan, None, None, 0.0
@@ -150,16 +164,17 @@ def _progress(emit: Emit, label: str, t_max_s: float) -> Callable[[np.ndarray, i
 
 
 def search(
-    serves: list[Callable[[], None]],
+    serves: list[Serve],
     spec: RunSpec,
     emit: Emit,
     settings: LoadSettings,
     *,
     capacity_per_s: float,
     prepare: Callable[[], None] | None = None,
+    judge: Judge = latency,
 ) -> tuple[SloSearch, dict[float, LoadRun]]:
-    """The SLO search on these streams (``prepare``: run_load's); every probe's load run, by
-    its rate."""
+    """The SLO search on these streams (``prepare``, ``judge``: run_load's); every probe's
+    load run, by its rate."""
     assert spec.slo_ms is not None
     slo_ns = spec.slo_ms * 1e6
     t_max = spec.measurement_t_max_s
@@ -176,10 +191,11 @@ def search(
             failing=settings.failing(slo_ns),
             drain_s=DRAIN_S,
             prepare=prepare,
+            judge=judge,
             on_check=_progress(emit, f"SLO search: {rate:.4g} requests/s", probe_max_s),
         )
         runs[rate] = run
-        return probe_of(run, rate, settings.percentile, slo_ns)
+        return probe_of(run, rate, settings.percentile, slo_ns, judge)
 
     start = spec.target_rate or capacity_per_s * START_LOAD
     found = search_rate(probe, start, budget_s=SEARCH_BUDGET * t_max, ceiling_per_s=capacity_per_s)
@@ -195,9 +211,16 @@ def search(
 
 
 def server_summary(
-    run: LoadRun, spec: RunSpec, rate_per_s: float, found: SloSearch | None, seed: int
+    run: LoadRun,
+    spec: RunSpec,
+    rate_per_s: float,
+    found: SloSearch | None,
+    seed: int,
+    *,
+    generation: bool = False,
 ) -> ServerSummary:
-    """The server figures of one load run (and of the search that chose it)."""
+    """The server figures of one load run (and of the search that chose it); ``generation``:
+    its requests were sequences (TTFT and TPOT percentiles)."""
     done = run.completed
     first, last = run.window_ns
     window_s = (last - first) / 1e9
@@ -210,8 +233,14 @@ def server_summary(
     )
     service = run.done_ns[done] - run.start_ns[done]
     slo_met = None
+    judge = judge_for(spec.slo_metric, spec.new_tokens) if spec.slo_ms is not None else latency
     if spec.slo_ms is not None:
-        slo_met = probe_of(run, rate_per_s, spec.slo_percentile, spec.slo_ms * 1e6).met
+        slo_met = probe_of(run, rate_per_s, spec.slo_percentile, spec.slo_ms * 1e6, judge).met
+    ttft_ns, tpot_ns = (
+        token_percentiles(run, spec.new_tokens, spec.slo_percentile if spec.slo_ms else None)
+        if generation
+        else ((), ())
+    )
     return ServerSummary(
         target_rate_per_s=rate_per_s,
         streams=spec.streams,
@@ -235,6 +264,10 @@ def server_summary(
         search=() if found is None else found.probes,
         search_s=None if found is None else found.duration_s,
         note="" if found is None else found.note,
+        slo_metric=spec.slo_metric,
+        new_tokens=spec.new_tokens if generation else None,
+        ttft_ns=ttft_ns,
+        tpot_ns=tpot_ns,
     )
 
 
@@ -247,17 +280,24 @@ def measure_server(
     before_measure: Callable[[], None] | None = None,
 ) -> Measurement:
     """All phases of a server-scenario run on an already loaded model (runs in the worker):
-    first call, warm-up, then one load run at the target rate or the SLO search."""
-    one = iteration_timer(loaded, False, 0)
+    first call, warm-up, then one load run at the target rate or the SLO search. A
+    generative model (one with ``prefill``) serves one sequence per request."""
+    generation = callable(getattr(loaded, "prefill", None))
+    one = iteration_timer(loaded, generation, spec.new_tokens)
     items_per_call = int(getattr(loaded, "items_per_call", spec.batch_size))
     emit(MeasureProgress(Phase.LOADING, "first call"))
     first_call_ns = one(1)
     emit(MeasureProgress(Phase.WARMUP, "warming up"))
-    wu = warmup(one, spec, emit, chunkable=True)
+    wu = warmup(one, spec, emit, chunkable=not generation)
     call_ns = float(np.median(wu.latencies_ns[-max(WARMUP_WINDOW_MIN_ITERS, 1) :]))
     capacity_per_s = spec.streams * 1e9 / max(call_ns, 1.0)
     settings = settings_for(spec)
-    serves = [loaded.run_once] * spec.streams  # one model shared by the streams
+    serves: list[Serve]
+    if generation:
+        serves = [sequence_serve(cast(Sequences, loaded), spec.new_tokens)] * spec.streams
+    else:
+        serves = [loaded.run_once] * spec.streams  # one model shared by the streams
+    judge = judge_for(spec.slo_metric, spec.new_tokens) if spec.slo_ms is not None else latency
     prepare: Callable[[], None] | None = getattr(loaded, "prepare_thread", None)
     if before_measure is not None:
         before_measure()
@@ -268,7 +308,13 @@ def measure_server(
         interference_probe.start()
         if spec.slo_ms is not None:
             found, runs = search(
-                serves, spec, emit, settings, capacity_per_s=capacity_per_s, prepare=prepare
+                serves,
+                spec,
+                emit,
+                settings,
+                capacity_per_s=capacity_per_s,
+                prepare=prepare,
+                judge=judge,
             )
             chosen = found.best if found.best is not None else found.probes[-1]
             rate = chosen.rate_per_s
@@ -298,7 +344,7 @@ def measure_server(
             f"T_max = {spec.measurement_t_max_s:g} s: raise the rate or T_max.",
             field="target_rate",
         )
-    server = server_summary(run, spec, rate, found, seed)
+    server = server_summary(run, spec, rate, found, seed, generation=generation)
     percentiles = tuple(sorted({*spec.percentiles, spec.slo_percentile}))
     summary = stats.summarize(lats, percentiles)
     first, last = run.window_ns

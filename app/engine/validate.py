@@ -23,12 +23,13 @@ from wattbench.domain.errors import (
     WattbenchError,
 )
 from wattbench.domain.events import CancelToken
-from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.domain.spec import MIN_NEW_TOKENS, RunSpec, Scenario
 from wattbench.engine.pinning import check_instances
 
 
-def runtime_options(spec: RunSpec) -> RuntimeOptions:
-    """What the runtime plugin needs of a spec."""
+def runtime_options(spec: RunSpec, entry: ModelEntry | None = None) -> RuntimeOptions:
+    """What the runtime plugin needs of a spec (and of its model's entry: a server run of a
+    generative model loads it for generation)."""
     return RuntimeOptions(
         precision=spec.precision,
         batch_size=spec.batch_size,
@@ -40,8 +41,16 @@ def runtime_options(spec: RunSpec) -> RuntimeOptions:
         prompt_tokens=spec.prompt_tokens,
         new_tokens=spec.new_tokens,
         seed=spec.repeat,
-        generation=spec.scenario is Scenario.GENERATION,
+        generation=generates(spec, entry),
     )
+
+
+def generates(spec: RunSpec, entry: ModelEntry | None) -> bool:
+    """The run measures generation: the generation scenario, or the server scenario serving a
+    generative model (each request a sequence: prefill, then decode steps)."""
+    if spec.scenario is Scenario.GENERATION:
+        return True
+    return spec.scenario is Scenario.SERVER and entry is not None and entry.generative
 
 
 def resolve_entry(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
@@ -64,14 +73,9 @@ def check_entry(spec: RunSpec, entry: ModelEntry) -> None:
     """The checks of a resolved model against a spec that open nothing: its inputs fixed at
     the spec's batch and dimensions, and a scenario the model can play."""
     catalog.concrete_inputs(entry, spec.batch_size, dict(spec.dims), dict(spec.input_shapes))
-    if spec.scenario is Scenario.SERVER and entry.generative:
-        raise UnsupportedOptionError(
-            f"{spec.model} generates tokens: the server scenario serves one model call per "
-            "request and does not measure generation per request (TTFT, TPOT); measure it "
-            "with --scenario generation.",
-            field="scenario",
-        )
-    if spec.scenario is not Scenario.GENERATION:
+    if spec.scenario is Scenario.SERVER:
+        check_server_entry(spec, entry)
+    if not generates(spec, entry):
         return
     if not entry.generative:
         raise UnsupportedOptionError(
@@ -88,6 +92,32 @@ def check_entry(spec: RunSpec, entry: ModelEntry) -> None:
         )
 
 
+def check_server_entry(spec: RunSpec, entry: ModelEntry) -> None:
+    """A server run of a generative model serves one sequence per request on one stream; an
+    SLO on TTFT or TPOT needs such a model."""
+    if not entry.generative:
+        if spec.slo_metric != "latency":
+            raise UnsupportedOptionError(
+                f"{spec.model} does not generate tokens: an SLO on {spec.slo_metric.upper()} "
+                "needs a generative model; limit the latency instead (e.g. --slo p99=100ms).",
+                field="slo_ms",
+            )
+        return
+    if spec.streams > 1:
+        raise BadInputError(
+            f"{spec.model} generates tokens with its own KV cache, so one loaded model serves "
+            f"one sequence at a time: a server run of it has 1 stream (got {spec.streams}). "
+            "Use --streams 1 (requests queue first come, first served).",
+            field="streams",
+        )
+    if spec.new_tokens < MIN_NEW_TOKENS:
+        raise BadInputError(
+            f"A generation request needs at least {MIN_NEW_TOKENS} new tokens to have a time "
+            f"per output token (got {spec.new_tokens}).",
+            field="new_tokens",
+        )
+
+
 def validate(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
     """The model entry ``spec`` runs; a BadInputError subclass when it cannot run."""
     runtime = registry.get_runtime(spec.runtime)
@@ -98,7 +128,7 @@ def validate(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
         )
     entry = resolve_entry(spec, cancel)
     check_entry(spec, entry)
-    runtime.check(entry, spec.device, runtime_options(spec))
+    runtime.check(entry, spec.device, runtime_options(spec, entry))
     check_memory(spec, entry)
     check_instances(spec)
     return entry
@@ -112,7 +142,7 @@ def check_memory(spec: RunSpec, entry: ModelEntry) -> None:
     free = llm_memory.free_bytes(spec.device)
     if free is None:
         return
-    if spec.scenario is Scenario.GENERATION:
+    if generates(spec, entry):
         context = spec.prompt_tokens + spec.new_tokens
     else:
         context = {**dict(entry.default_dims), **spec.dims}.get("seq_len", spec.prompt_tokens)

@@ -156,7 +156,7 @@ def _load(spec: RunSpec, chan: _Channel) -> tuple[LoadedModel, ModelInfo, float]
     )
     runtime = get_runtime(spec.runtime)
     t0 = time.perf_counter_ns()
-    loaded = runtime.load(entry, spec.device, runtime_options(spec))
+    loaded = runtime.load(entry, spec.device, runtime_options(spec, entry))
     return loaded, info, (time.perf_counter_ns() - t0) / 1e9
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.domain.spec import SLO_METRICS, RunSpec, Scenario
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class RunRequest:
     streams: tuple[int, ...] = (1,)
     slo_ms: float | None = None
     slo_percentile: float = 0.99
+    slo_metric: str = "latency"  # what the SLO limits: latency, ttft, tpot (SLO_METRICS)
     ort_provider: str | None = None
     ort_graph_optimization: str = "all"
     sample_hz: float = 10.0
@@ -176,14 +178,36 @@ def parse_threads(text: str | None) -> list[int | None]:
     return list(parse_ints(text, what="thread count", field="threads"))
 
 
-def parse_slo(text: str | None) -> tuple[float, float] | None:
-    """'p99=100ms' (or 'p90=0.25s', 'p99.9=20ms') -> (0.99, 100.0): the percentile and its
-    latency limit in milliseconds; '' -> None."""
+class Slo(NamedTuple):
+    """A server run's SLO: this percentile of ``metric`` at most ``limit_ms``."""
+
+    percentile: float  # 0.99 for p99
+    limit_ms: float
+    metric: str = "latency"  # one of SLO_METRICS: latency (end to end), ttft, tpot
+
+
+def parse_slo(text: str | None) -> Slo | None:
+    """'p99=100ms' (or 'p90=0.25s', 'p99.9=20ms') -> Slo(0.99, 100.0, 'latency'): the
+    percentile and its limit in milliseconds; a generative model's TTFT or TPOT with the
+    metric first ('ttft:p99=500ms', 'tpot:p90=100ms'); '' -> None."""
     text = (text or "").strip().lower()
     if not text:
         return None
-    example = "a percentile and a latency, e.g. p99=100ms or p90=0.5s"
-    name, sep, limit = text.partition("=")
+    example = (
+        "a percentile and a limit, e.g. p99=100ms or p90=0.5s (end-to-end latency), "
+        "ttft:p99=500ms or tpot:p90=100ms"
+    )
+    metric, colon, rest = text.partition(":")
+    if not colon:
+        metric, rest = "latency", text
+    metric = metric.strip()
+    if metric not in SLO_METRICS:
+        raise BadInputError(
+            f"The SLO {text!r} limits {metric!r}: choose one of {', '.join(SLO_METRICS)} "
+            f"before the colon, e.g. tpot:p90=100ms.",
+            field="slo_ms",
+        )
+    name, sep, limit = rest.strip().partition("=")
     if not sep or not name.startswith("p"):
         raise BadInputError(f"The SLO {text!r} must be {example}.", field="slo_ms")
     scale = 1.0
@@ -201,7 +225,7 @@ def parse_slo(text: str | None) -> tuple[float, float] | None:
             f"The SLO's percentile must be between p0 and p100 exclusive (got {name}).",
             field="slo_percentile",
         )
-    return percentile, limit_ms
+    return Slo(percentile, limit_ms, metric)
 
 
 def parse_pairs(items: Sequence[str], *, what: str, field: str, example: str) -> dict[str, str]:

@@ -6,9 +6,9 @@ a known time (200 µs per item at fp32, half at fp16; WATTBENCH_FAKE_ITEM_US cha
 the engine, the queue, the store and comparisons see real timings of known size. For the
 generation scenario it is a decoder whose step spins that time per sequence and whose prefill
 spins an eighth of it per prompt token, so generation figures come out of the real timing loop
-with known sizes. With WATTBENCH_FAKE_SLEEP=1 a call sleeps its time instead of spinning (a
-server with a fixed service time that leaves the CPU and the interpreter lock free, so
-concurrent streams really serve in parallel). ``fakeplug``
+with known sizes. With WATTBENCH_FAKE_SLEEP=1 a call, a prefill and a decode step sleep their
+time instead of spinning (a server with a fixed service time that leaves the CPU and the
+interpreter lock free, so concurrent streams really serve in parallel). ``fakeplug``
 is a wall-socket meter of the CPU drawing a steady 42 W. Both are fake *input* to the real
 code: the supervisor, the sampler and the figures are Wattbench's own.
 """
@@ -60,10 +60,13 @@ class FakeLoaded:
         self.sleeps = os.environ.get("WATTBENCH_FAKE_SLEEP", "") == "1"
 
     def run_once(self) -> None:
+        self.wait(self.call_ns)
+
+    def wait(self, ns: int) -> None:
         if self.sleeps:
-            time.sleep(self.call_ns / 1e9)
+            time.sleep(ns / 1e9)
         else:
-            _spin(self.call_ns)
+            _spin(ns)
 
     def synchronize(self) -> None:
         pass
@@ -98,11 +101,11 @@ class FakeGenerator(FakeLoaded):
         self.position = 0
 
     def prefill(self) -> None:
-        _spin(self.prefill_ns)
+        self.wait(self.prefill_ns)
         self.position = self.options.prompt_tokens
 
     def decode_step(self) -> None:
-        _spin(self.call_ns)
+        self.wait(self.call_ns)
         self.position += 1
 
 

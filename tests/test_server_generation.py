@@ -24,7 +24,8 @@ from wattbench.domain.server import ServerSummary, server_lines
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.server import measure_server
 from wattbench.engine.validate import check_entry, resolve_entry, runtime_options
-from wattbench.service.request import Slo, parse_slo
+from wattbench.service.plan import plan_runs
+from wattbench.service.request import RunRequest, Slo, parse_slo
 
 from tests.test_server_scenario import _md_c_rate
 
@@ -121,6 +122,23 @@ def test_parse_slo_reads_the_metric() -> None:
         with pytest.raises(BadInputError) as err:
             parse_slo(bad)
         assert err.value.field == field, bad
+
+
+def test_a_request_carries_the_slo_metric_to_its_runs() -> None:
+    slo = parse_slo("tpot:p90=50ms")
+    assert slo is not None
+    plan = plan_runs(
+        RunRequest(
+            model="builtin:gpt-small",
+            scenario=Scenario.SERVER,
+            slo_ms=slo.limit_ms,
+            slo_percentile=slo.percentile,
+            slo_metric=slo.metric,
+            new_tokens=8,
+            repeats=1,
+        )
+    )
+    assert [(s.slo_metric, s.slo_percentile, s.slo_ms) for s in plan.specs] == [("tpot", 0.9, 50.0)]
 
 
 def test_the_slo_metric_is_checked() -> None:

@@ -7,7 +7,12 @@ scheduled arrival and its completion. Per request
     TTFT = first token − scheduled arrival (queueing included, as a client sees it)
     TPOT = (completion − first token) ÷ (new tokens − 1)
 
-and the SLO may limit either instead of the end-to-end latency (``judge_for``).
+and the SLO may limit either instead of the end-to-end latency (``judge_for``). On one
+stream served first come, first served, a request's decode steps never wait for another's, so
+TPOT does not grow with the load: an SLO on TPOT that the model meets at all holds until the
+stream cannot keep up, and its goodput is the stream's capacity (a probe offered more than
+that still counts as met while its queue drains within the drain time and nothing is dropped,
+so the search's rate may lie above the capacity; its achieved rate, the goodput, does not).
 """
 
 from __future__ import annotations

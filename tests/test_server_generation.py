@@ -202,3 +202,11 @@ def test_cli_refuses_two_streams_of_a_generative_model(capsys: pytest.CaptureFix
     argv = ["run", "--model", "builtin:gpt-small", "--scenario", "server", "--rate", "5"]
     assert main([*argv, "--streams", "2", "--no-store"]) == 2
     assert "--streams:" in capsys.readouterr().err
+
+
+def test_cli_carries_the_slo_metric(capsys: pytest.CaptureFixture[str]) -> None:
+    # a TTFT SLO on a model that generates no tokens is refused: the metric reached the spec
+    argv = ["run", "--model", "builtin:mlp-tiny", "--scenario", "server", "--no-store"]
+    assert main([*argv, "--slo", "ttft:p90=10ms"]) == 2
+    err = capsys.readouterr().err
+    assert "--slo:" in err and "generative model" in err

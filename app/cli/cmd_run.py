@@ -153,8 +153,9 @@ def register(subparsers: Any) -> None:
                    "arrivals per second (with --slo: where the search starts)")  # fmt: skip
     p.add_argument("--streams", default=None, metavar="N[,N...]", help="server: concurrent "
                    "streams sharing the model (a list sweeps them, e.g. 1,2,4)")  # fmt: skip
-    p.add_argument("--slo", default=None, metavar="pP=LIMIT", help="server: search the highest "
-                   "rate meeting a latency SLO, e.g. p99=100ms (its goodput)")  # fmt: skip
+    p.add_argument("--slo", default=None, metavar="[M:]pP=LIMIT", help="server: search the "
+                   "highest rate meeting a latency SLO, e.g. p99=100ms (its goodput); for a "
+                   "generative model ttft:p99=500ms or tpot:p90=100ms")  # fmt: skip
     p.add_argument("--provider", default=None, help="onnxruntime execution provider")
     p.add_argument(
         "--graph-opt",
@@ -231,6 +232,7 @@ def request_from(args: argparse.Namespace) -> RunRequest:
         streams=tuple(parse_ints(args.streams, what="streams", field="streams")) or (1,),
         slo_ms=None if slo is None else slo[1],
         slo_percentile=0.99 if slo is None else slo[0],
+        slo_metric="latency" if slo is None else slo.metric,
         ort_provider=args.provider,
         ort_graph_optimization=args.graph_opt,
         sample_hz=args.sample_hz,

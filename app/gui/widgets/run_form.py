@@ -156,7 +156,7 @@ class RunForm(QWidget):
             "Concurrent streams sharing the model; several values make a concurrency sweep"
         )
         self.slo_edit = QLineEdit("", self)
-        self.slo_edit.setPlaceholderText("e.g. p99=100ms")
+        self.slo_edit.setPlaceholderText("e.g. p99=100ms, tpot:p90=100ms")
         self.slo_edit.setToolTip(
             "Search the highest rate whose latency percentile meets this limit: its goodput"
         )
@@ -373,6 +373,7 @@ class RunForm(QWidget):
             else (1,),
             slo_ms=None if slo is None else slo[1],
             slo_percentile=0.99 if slo is None else slo[0],
+            slo_metric="latency" if slo is None else slo.metric,
             instance_counts=tuple(
                 parse_ints(self.instances_edit.text(), what="instances", field="instances")
             )

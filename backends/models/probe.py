@@ -188,11 +188,11 @@ def _run(request: ProbeRequest, cancel: CancelToken | None) -> FileFacts:
         threading.Thread(target=_drain, args=(proc.stdout, reply, MAX_REPLY_BYTES, False)),
         threading.Thread(target=_drain, args=(proc.stderr, errors, STDERR_TAIL_BYTES, True)),
     ]
-    for reader in readers:
-        reader.daemon = True
-        reader.start()
     deadline = time.monotonic() + request.time_limit_s
-    try:
+    try:  # from here on, whatever happens (Ctrl-C included), the probe does not outlive us
+        for reader in readers:
+            reader.daemon = True
+            reader.start()
         with contextlib.suppress(OSError):  # a child that died at once is reported below
             proc.stdin.write(codec.encode_msgpack(request))
             proc.stdin.close()
@@ -216,7 +216,8 @@ def _run(request: ProbeRequest, cancel: CancelToken | None) -> FileFacts:
             proc.kill()
             proc.wait()
         for reader in readers:
-            reader.join(timeout=5.0)
+            if reader.is_alive():
+                reader.join(timeout=5.0)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             with contextlib.suppress(OSError):
                 stream.close()

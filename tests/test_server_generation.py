@@ -15,6 +15,7 @@ from wattbench.domain import codec
 from wattbench.domain.errors import BadInputError, UnsupportedOptionError
 from wattbench.domain.result import (
     FLAG_CONTENDED,
+    FLAG_LOW_N_EFF,
     Measurement,
     RunResult,
     RunStatus,
@@ -100,7 +101,10 @@ def test_slo_search_on_ttft_or_tpot_finds_the_m_d_1_rate(
     if metric == "ttft":
         decode_s = _p(s.tpot_ns, 0.5) / 1e9 * (NEW - 1)
         theory = _md_c_rate(service_s, 1, 0.9, slo_ms / 1e3 + decode_s)
-        assert low < s.target_rate_per_s / theory < 1.1, (s.target_rate_per_s, theory, m.flags)
+        # a search whose last probes were judged on too few requests says so (tail_low_n_eff):
+        # its rate may then be optimistic by that much more
+        high = 1.2 if FLAG_LOW_N_EFF in m.flags else 1.1
+        assert low < s.target_rate_per_s / theory < high, (s.target_rate_per_s, theory, m.flags)
         assert _p(s.ttft_ns, 0.9) <= slo_ms * 1e6
     else:
         assert low < s.goodput_per_s * service_s < 1.05, (s.goodput_per_s, service_s, m.flags)

@@ -112,7 +112,17 @@ def test_a_torchscript_file_that_never_loads_is_stopped(
 def test_ctrl_c_kills_the_probe_and_the_cli_returns(tmp_path: Path) -> None:
     hang = hostile_models.hanging_torchscript(tmp_path)
     cli = subprocess.Popen(
-        [sys.executable, "-m", "wattbench", "models", str(hang), "--input-shape", "x=1x4"],
+        [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-m",
+            "wattbench",
+            "models",
+            str(hang),
+            "--input-shape",
+            "x=1x4",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -128,10 +138,16 @@ def test_ctrl_c_kills_the_probe_and_the_cli_returns(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert probes, "no probe process was started"
         cli.send_signal(signal.SIGINT)
-        _, err = cli.communicate(timeout=60)
+        try:
+            _, err = cli.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            cli.send_signal(signal.SIGABRT)  # faulthandler: where every thread of it waits
+            _, err = cli.communicate(timeout=30)
+            raise AssertionError(f"the CLI did not return after Ctrl-C:\n{err}") from None
     finally:
         if cli.poll() is None:
             cli.kill()
+            cli.communicate()  # reaped, its pipes closed: nothing left for a later test
     assert cli.returncode == 4, err
     assert "interrupted" in err and "Traceback" not in err
     _, alive = psutil.wait_procs(probes, timeout=10)

@@ -109,6 +109,10 @@ def test_a_torchscript_file_that_never_loads_is_stopped(
     assert hostile_models.probe_processes() == []
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_kills_the_probe_and_the_cli_returns(tmp_path: Path) -> None:
     hang = hostile_models.hanging_torchscript(tmp_path)
     cli = subprocess.Popen(
@@ -127,6 +131,9 @@ def test_ctrl_c_kills_the_probe_and_the_cli_returns(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, **{probe.TIME_ENV: "600"}),
+        # Ctrl-C as in a terminal: a process started in the background of a shell without job
+        # control (`cmd &`, nohup) inherits SIGINT ignored, and Python then keeps ignoring it
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     try:
         me = psutil.Process(cli.pid)

@@ -14,7 +14,6 @@ from wattbench.cli.main import main
 from wattbench.domain import codec
 from wattbench.domain.errors import BadInputError, UnsupportedOptionError
 from wattbench.domain.result import (
-    FLAG_CONTENDED,
     FLAG_LOW_N_EFF,
     Measurement,
     RunResult,
@@ -23,6 +22,7 @@ from wattbench.domain.result import (
 )
 from wattbench.domain.server import ServerSummary, server_lines
 from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.engine.compare import UNRELIABLE_FLAGS
 from wattbench.engine.server import measure_server
 from wattbench.engine.validate import check_entry, resolve_entry, runtime_options
 from wattbench.service.plan import plan_runs
@@ -97,7 +97,9 @@ def test_slo_search_on_ttft_or_tpot_finds_the_m_d_1_rate(
     s = m.server
     assert s is not None and s.goodput_per_s is not None and s.slo_metric == metric
     service_s = s.service_mean_ns / 1e9
-    low = 0.6 if FLAG_CONTENDED in m.flags else 0.9
+    # a run the instrument flagged (contended, not converged: a noisy machine delays the
+    # stream's wake-ups) is not held to the theory's 10 %, only to its sense
+    low = 0.6 if any(f in UNRELIABLE_FLAGS for f in m.flags) else 0.9
     if metric == "ttft":
         decode_s = _p(s.tpot_ns, 0.5) / 1e9 * (NEW - 1)
         theory = _md_c_rate(service_s, 1, 0.9, slo_ms / 1e3 + decode_s)

@@ -14,9 +14,10 @@ from wattbench.backends.runtimes.registry import get_runtime
 from wattbench.cli.main import main
 from wattbench.domain import codec
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.result import FLAG_CONTENDED, RunResult, RunStatus, result_document
+from wattbench.domain.result import RunResult, RunStatus, result_document
 from wattbench.domain.server import SloProbe
 from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.engine.compare import UNRELIABLE_FLAGS
 from wattbench.engine.loadgen import poisson_offsets_ns, run_load
 from wattbench.engine.metrics import config_labels
 from wattbench.engine.server import measure_server
@@ -169,7 +170,8 @@ def test_slo_search_finds_the_m_d_c_rate(
     # others' processes on the cores (flag contended: > 10 % of their time) delay the streams'
     # wake-ups in bursts, which only lowers the rate that meets the SLO; above, the bracket's
     # 2 % and short probes starting from an empty queue (optimistic) set the bound
-    low = 0.6 if FLAG_CONTENDED in m.flags else 0.93
+    # (a run flagged not converged by a noisy machine likewise)
+    low = 0.6 if any(f in UNRELIABLE_FLAGS for f in m.flags) else 0.93
     assert low < s.target_rate_per_s / theory < 1.1, (s.target_rate_per_s, theory, m.flags)
     assert s.goodput_per_s == pytest.approx(s.target_rate_per_s, rel=0.15)
     assert len(s.search) >= 3 and s.search_s is not None

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from wattbench.cli import run_output
+from wattbench.cli.cmd_fleet import add_scheduler_argument, add_tls_arguments, open_fleet
 from wattbench.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -35,6 +36,7 @@ from wattbench.domain.errors import BadInputError, StoreLocationError, Wattbench
 from wattbench.domain.events import Phase
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import PRESETS, Scenario
+from wattbench.service.fleet import Fleet, FleetRun
 from wattbench.service.plan import check_plan, plan_runs
 from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem, RunQueue
 from wattbench.service.request import (
@@ -204,6 +206,16 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--tag", action="append", default=[], help="tag the runs (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (docs/cli-json.md) on stdout")
+    fleet = p.add_argument_group("fleet (docs/fleet.md)")
+    fleet.add_argument(
+        "--on",
+        metavar="HOST[,HOST…]|all",
+        default=None,
+        help="run the plan on each of these fleet hosts (`wattbench fleet hosts`), side by "
+        "side in rounds; the results come back to this store",
+    )
+    add_scheduler_argument(fleet)
+    add_tls_arguments(p)
     p.set_defaults(func=run_command)
 
 
@@ -255,6 +267,7 @@ class _ProgressView:
         self._progress: Any = None
         self._tasks: dict[int, Any] = {}
         self._count = 0
+        self._lock = threading.Lock()
 
     def __enter__(self) -> _ProgressView:
         if self.enabled:
@@ -282,10 +295,12 @@ class _ProgressView:
         if self._progress is None or event.kind is EventKind.QUEUED:
             return
         item = event.item
-        if item.key not in self._tasks:
-            self._tasks[item.key] = self._progress.add_task(
-                f"[{len(self._tasks) + 1}/{self._count}]", total=1.0, status=""
-            )
+        with self._lock:  # a fleet's hosts report from a thread each
+            if item.key not in self._tasks:
+                where = f"@{item.spec.host} " if item.spec.host else ""
+                self._tasks[item.key] = self._progress.add_task(
+                    f"{where}[{len(self._tasks) + 1}/{self._count}]", total=1.0, status=""
+                )
         status = item.phase
         if item.phase == Phase.MEASURING and item.rho is not None:
             status += f" n={item.n} ρ={item.rho:.2%}"
@@ -303,7 +318,7 @@ class _ProgressView:
 
 
 @contextmanager
-def _signals_cancel(queue: RunQueue) -> Iterator[None]:
+def _signals_cancel(queue: RunQueue | FleetRun) -> Iterator[None]:
     """Ctrl-C or SIGTERM (``timeout``, a CI job, a service manager) cancels the runs cleanly:
     the worker is stopped and the cancelled run recorded; a second Ctrl-C interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
@@ -377,11 +392,17 @@ def _open_store(args: argparse.Namespace) -> tuple[Workbench | None, str | None]
 
 
 def run_command(args: argparse.Namespace) -> int:
+    fleet: Fleet | None = None
     try:
         plan = plan_runs(request_from(args))
-        check_plan(plan)
+        if args.on:  # each host checks the plan against what it has
+            fleet, hosts = open_fleet(args)
+        else:
+            check_plan(plan)
         wb, store_warning = _open_store(args)
     except (BadInputError, StoreLocationError) as exc:
+        if fleet is not None:
+            fleet.close()
         if args.json:
             doc = run_output.json_document([], exc.exit_code, error=exc)
             print_json(doc | {"plan": None})
@@ -390,10 +411,20 @@ def run_command(args: argparse.Namespace) -> int:
     show_progress = not args.json or sys.stderr.isatty()
     if show_progress:
         print_order(plan)
+        if fleet is not None:
+            print(
+                f"on {plural(len(hosts), 'host')} ({', '.join(hosts)}), side by side, round by "
+                f"round, from {fleet.address}",
+                file=sys.stderr,
+            )
     where = ""
     try:
         with _ProgressView(show_progress) as view:
-            queue = RunQueue(recorder=wb, listener=view, keep_aside=not args.no_store)
+            queue: RunQueue | FleetRun
+            if fleet is not None:
+                queue = FleetRun(fleet, hosts, wb, view, keep_aside=not args.no_store)
+            else:
+                queue = RunQueue(recorder=wb, listener=view, keep_aside=not args.no_store)
             queue.submit(plan.specs)
             with _signals_cancel(queue):
                 queue.run_all()
@@ -404,6 +435,8 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         if wb is not None:
             wb.close()
+        if fleet is not None:
+            fleet.close()
     results: list[RunResult] = [it.result for it in items if it.result is not None]
     saved = [it for it in items if it.stored]
     unstored = [it for it in items if it.unstored]

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "cmd_claim": ("claim",),
     "cmd_plan": ("plan",),
     "cmd_report": ("report",),
+    "cmd_fleet": ("scheduler", "agent", "fleet"),
     "cmd_gui": ("gui",),
 }
 _OPTIONS_WITH_VALUE = ("--db",)

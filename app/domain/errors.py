@@ -69,6 +69,10 @@ class SensorPermissionError(SensorError):
     """A sensor exists but this user may not read it; the message carries the fix."""
 
 
+class FleetError(WattbenchError):
+    """The fleet's scheduler cannot be reached, or it answered with something unusable."""
+
+
 class StoreError(WattbenchError):
     """The run store cannot be opened, read or written."""
 

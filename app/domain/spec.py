@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,8 @@ MIN_NEW_TOKENS = 2  # the time per output token needs a second token
 MAX_INSTANCES = 256  # worker processes of a multi-instance run, one per core set
 SLO_METRICS = ("latency", "ttft", "tpot")  # what a server run's SLO may limit
 MAX_STREAMS = 256
+# a fleet host's name (``wattbench agent --name``): shown in labels, so plain and short
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TOKENS_MATTER = frozenset(
     {Scenario.GENERATION, Scenario.SERVER}
 )  # concurrent streams of a server run (threads in one worker process)
@@ -117,6 +120,9 @@ class RunSpec:
     # cores one worker is pinned to, applied when it starts (() = the cores it started with)
     instances: int = 1
     cpu_set: tuple[int, ...] = ()
+    # the fleet host that runs it (the name its ``wattbench agent`` gave; service/fleet.py);
+    # None = the machine that planned it. Part of the configuration: hosts are compared.
+    host: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.scenario, Scenario):
@@ -180,6 +186,12 @@ class RunSpec:
                 field="new_tokens",
             )
         self._check_instances()
+        if self.host is not None and not HOST_NAME.fullmatch(self.host):
+            raise BadInputError(
+                f"A fleet host name is 1 to 64 letters, digits, '.', '_' or '-' "
+                f"(got {self.host!r}).",
+                field="host",
+            )
 
     def _check_instances(self) -> None:
         n = self.instances
@@ -291,6 +303,8 @@ class RunSpec:
     def label(self) -> str:
         """A short human label: model · runtime · device · precision · batch · threads."""
         parts = [self.model_label, self.runtime, self.device, self.precision]
+        if self.host is not None:
+            parts.insert(0, f"@{self.host}")
         parts.append(f"b{self.batch_size}")
         if self.threads:
             parts.append(f"t{self.threads}")
@@ -339,6 +353,7 @@ class RunSpec:
             self.streams,
             self.ort_provider,
             self.ort_graph_optimization,
+            self.host,
         )
 
     def with_(self, **changes: Any) -> RunSpec:

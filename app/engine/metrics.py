@@ -363,6 +363,7 @@ def pool_values(values: Sequence[Interval], reasons: Sequence[str], n_runs: int)
 def _spec_parts(spec: RunSpec, sha: str | None) -> dict[str, str]:
     gen = spec.scenario.value == "generation"
     return {
+        "host": f"@{spec.host}" if spec.host else "@local",  # fleet runs: the agent's name
         "device": spec.device,
         "runtime": spec.runtime,
         "precision": spec.precision,

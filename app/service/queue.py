@@ -17,14 +17,14 @@ import dataclasses
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from wattbench.db.spool import Spool
 from wattbench.domain.errors import WattbenchError
-from wattbench.domain.events import CancelToken, Phase, ProgressEvent
+from wattbench.domain.events import CancelToken, Phase, ProgressCallback, ProgressEvent
 from wattbench.domain.result import RunResult, RunStatus, new_run_id
 from wattbench.domain.spec import RunSpec, join_label
 
@@ -105,6 +105,39 @@ class QueueEvent:
 QueueListener = Callable[[QueueEvent], None]
 
 
+class Executor(Protocol):
+    """Runs one queued spec to its end (a RunResult, never an exception for a failing run):
+    here in a worker process (``run_here``), or on a fleet host (``service.fleet``)."""
+
+    def __call__(
+        self,
+        spec: RunSpec,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        run_index: int,
+        run_count: int,
+        *,
+        run_id: str,
+    ) -> RunResult: ...
+
+
+def run_here(
+    spec: RunSpec,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+    run_index: int,
+    run_count: int,
+    *,
+    run_id: str,
+) -> RunResult:
+    """The local executor: the engine's ``run_one`` on a spec the plan checked already."""
+    # imported on the run thread at the first run: the engine (supervisor, sampler, worker)
+    # is not needed to show a queue, and the GUI window should not wait for its import
+    from wattbench.engine.runner import run_one
+
+    return run_one(spec, progress, cancel, run_index, run_count, run_id=run_id, validated=True)
+
+
 class RunRecorder(Protocol):
     """Where runs are recorded: the run store (``db.store.Store``) or anything like it."""
 
@@ -134,12 +167,15 @@ class RunQueue:
         listener: QueueListener | None = None,
         *,
         keep_aside: bool | Spool = True,
+        executor: Executor = run_here,
+        keys: Iterator[int] | None = None,
     ) -> None:
         self.recorder = recorder
+        self.executor = executor
         self.listener = listener
         self.spool = Spool.default() if keep_aside is True else keep_aside or None
         self._lock = threading.Condition()
-        self._keys = itertools.count(1)
+        self._keys = keys or itertools.count(1)  # queues that share a listener share keys
         self._items: dict[int, QueueItem] = {}
         self._tokens: dict[int, CancelToken] = {}
         self._order: list[int] = []  # queued keys, in order
@@ -252,11 +288,14 @@ class RunQueue:
             self._closed = True
             self._lock.notify_all()
 
-    def run_next(self) -> QueueItem | None:
-        """Run the next queued run to its end (stored); None when nothing is queued."""
+    def run_next(self, when: Callable[[QueueItem], bool] | None = None) -> QueueItem | None:
+        """Run the next queued run to its end (stored); None when nothing is queued (or the
+        next one is not to run yet: ``when`` says no, as for a fleet's next round)."""
         with self._lock:
             if not self._order:
                 self._started = 0
+                return None
+            if when is not None and not when(self._items[self._order[0]]):
                 return None
             key = self._order.pop(0)
             token = self._tokens[key]
@@ -298,15 +337,9 @@ class RunQueue:
             )
             self._emit(QueueEvent(EventKind.PROGRESS, snap, progress=event))
 
-        # imported on the run thread at the first run: the engine (supervisor, sampler, worker)
-        # is not needed to show a queue, and the GUI window should not wait for its import
-        from wattbench.engine.runner import run_one
-
         try:
-            result = run_one(
-                item.spec, progress, token, index, count, run_id=item.run_id, validated=True
-            )
-        except WattbenchError as exc:  # run_one should not raise; keep the queue going
+            result = self.executor(item.spec, progress, token, index, count, run_id=item.run_id)
+        except WattbenchError as exc:  # an executor should not raise; keep the queue going
             result = RunResult(
                 spec=item.spec, status=RunStatus.FAILED, id=item.run_id, reason=str(exc)
             )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -31,6 +32,7 @@ class Proc:
     popen: subprocess.Popen[str]
     address: str
     log: Path
+    err: IO[str]
 
     def kill(self) -> None:
         """SIGKILL the process and everything it started (a host that vanishes)."""
@@ -38,6 +40,9 @@ class Proc:
             with contextlib.suppress(ProcessLookupError):  # it ended by itself
                 os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(timeout=30)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+        self.err.close()
 
 
 @dataclass
@@ -66,10 +71,11 @@ def _env(extra: Mapping[str, str]) -> dict[str, str]:
 
 def _start(name: str, argv: Sequence[str], marker: str, log: Path, env: Mapping[str, str]) -> Proc:
     """Start ``wattbench ARGV`` and wait for its line ``wattbench MARKER at ADDRESS``."""
+    err = log.open("w")
     popen = subprocess.Popen(
         [sys.executable, "-m", "wattbench", *argv],
         stdout=subprocess.PIPE,
-        stderr=log.open("w"),
+        stderr=err,
         text=True,
         env=dict(env),
         start_new_session=True,
@@ -85,8 +91,8 @@ def _start(name: str, argv: Sequence[str], marker: str, log: Path, env: Mapping[
         if sel.select(timeout=0.5):
             line = popen.stdout.readline()
             if line.startswith(prefix):
-                return Proc(name, popen, line[len(prefix) :].strip(), log)
-    proc = Proc(name, popen, "", log)
+                return Proc(name, popen, line[len(prefix) :].strip(), log, err)
+    proc = Proc(name, popen, "", log, err)
     proc.kill()
     raise AssertionError(f"{name} did not start: {log.read_text()[-3000:]}")
 

@@ -122,14 +122,14 @@ def run_task(
     own worker process with the host's environment, progress logged under ``topic``, stopped
     when the Dask event ``cancel_name`` is set. Returns the RunResult, MessagePack-encoded;
     never raises for a run that fails."""
-    from distributed import Event, get_worker
+    from distributed import Event, get_client, get_worker
     from wattbench.engine.runner import run_one
 
     restore_host_environment()
     worker = get_worker()
     spec = codec.decode_msgpack(spec_frame, RunSpec)
     token = CancelToken()
-    cancel_event = Event(cancel_name)
+    cancel_event = Event(cancel_name, client=get_client())  # this worker's own client
     finished = threading.Event()
 
     def watch() -> None:

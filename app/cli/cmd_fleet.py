@@ -159,10 +159,12 @@ def run_hosts(args: argparse.Namespace) -> int:
             f"  {inv.hostname}: {inv.cpu or 'CPU n/a'}, {inv.logical_cpus or '?'} CPUs, "
             f"{inv.architecture or '?'}; wattbench {inv.wattbench_version}"
         )
-        for d in inv.devices:
-            runtimes = ", ".join(d.runtimes) or "no runtime can use it"
+        for d in (d for d in inv.devices if d.runtimes):
             power = ", ".join(d.power) or "power n/a (no source reads it)"
-            print(f"  {d.id:<8} {d.name}: {runtimes}; {power}")
+            print(f"  {d.id:<8} {d.name}: {', '.join(d.runtimes)}; {power}")
+        unusable = [d.id for d in inv.devices if not d.runtimes]
+        if unusable:
+            print(f"  no runtime here can use: {', '.join(unusable)}")
         for note in inv.notes:
             print(f"  note: {note}")
     return EXIT_OK

@@ -63,7 +63,7 @@ class FleetHost:
         inv = self.inventory
         if inv is None:
             return f"inventory n/a ({self.problem or 'not advertised'})"
-        others = [d.name or d.id for d in inv.devices if d.kind != "cpu"]
+        others = [d.name or d.id for d in inv.devices if d.kind != "cpu" and d.runtimes]
         cpu = inv.cpu or "CPU n/a"
         if inv.logical_cpus:
             cpu += f" ({inv.logical_cpus} CPUs)"

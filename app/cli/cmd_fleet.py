@@ -15,8 +15,9 @@ import sys
 from typing import Any
 
 from wattbench.cli.common import EXIT_OK, print_json
+from wattbench.cli.fleet_args import add_scheduler_argument, add_tls_arguments, tls_from
 from wattbench.domain.codec import to_document
-from wattbench.service.fleet import SCHEDULER_ENV, TLS_ENV, Fleet, TlsFiles, parse_hosts
+from wattbench.service.fleet import Fleet
 from wattbench.service.fleet_agent import DEFAULT_PORT
 
 log = logging.getLogger(__name__)
@@ -24,29 +25,6 @@ log = logging.getLogger(__name__)
 JSON_FORMAT = "wattbench.fleet-hosts"
 JSON_FORMAT_VERSION = 1
 TRUSTED = "Dask unpickles what it receives: use it on a trusted network only, with TLS"
-
-
-def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("TLS (a tls:// scheduler; default: $WATTBENCH_TLS_*)")
-    for what, env in TLS_ENV.items():
-        group.add_argument(
-            f"--tls-{what}", metavar="PEM", default=None, help=f"the {what} file (${env})"
-        )
-
-
-def add_scheduler_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        default=None,
-        help=f"the fleet's scheduler, tcp://HOST:{DEFAULT_PORT} or tls://… (default: "
-        f"${SCHEDULER_ENV})",
-    )
-
-
-def tls_from(args: argparse.Namespace) -> TlsFiles | None:
-    given = TlsFiles.given(args.tls_ca, args.tls_cert, args.tls_key)
-    return given if given is not None else TlsFiles.from_env()
 
 
 def register(subparsers: Any) -> None:
@@ -170,16 +148,4 @@ def run_hosts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def open_fleet(args: argparse.Namespace) -> tuple[Fleet, list[str]]:
-    """``run --on``: the connection and the hosts chosen (BadInputError for an unknown one)."""
-    names = parse_hosts(args.on)
-    fleet = Fleet.connect(args.scheduler, tls_from(args))
-    try:
-        hosts = fleet.choose(names)
-    except BaseException:
-        fleet.close()
-        raise
-    return fleet, [h.name for h in hosts]
-
-
-__all__ = ["add_scheduler_argument", "add_tls_arguments", "open_fleet", "register", "tls_from"]
+__all__ = ["register"]

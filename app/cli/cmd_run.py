@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from wattbench.cli import run_output
-from wattbench.cli.cmd_fleet import add_scheduler_argument, add_tls_arguments, open_fleet
 from wattbench.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -30,6 +29,7 @@ from wattbench.cli.common import (
     print_error,
     print_json,
 )
+from wattbench.cli.fleet_args import add_scheduler_argument, add_tls_arguments, open_fleet
 from wattbench.cli.run_order import order_document, order_seed_arg, print_order
 from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError, StoreLocationError, WattbenchError

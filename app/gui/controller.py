@@ -134,6 +134,9 @@ class Controller(ThreadHost):
             target=self.queue.serve, name="wattbench-runs", daemon=True
         )
         self._run_thread.start()
+        from wattbench.gui.fleet_controller import FleetController  # it imports this module
+
+        self.fleet = FleetController(self)  # runs on a fleet's hosts (Fleet page)
 
     def _workbench(self) -> Workbench:
         if self._wb is None:
@@ -500,6 +503,7 @@ class Controller(ThreadHost):
         """Cancel everything and stop the threads (the window is closing)."""
         if self._closed:
             return
+        self.fleet.shutdown(wait_s=wait_s)  # its runs are recorded through the database thread
         for token in [self._describing, *self._checking]:
             if token is not None:
                 token.cancel()  # model probes still running are killed

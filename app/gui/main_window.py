@@ -51,6 +51,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("compare", "Compare", "icon-compare", "pages.compare", "ComparePage"),
     PageInfo("sizing", "Sizing", "icon-sizing", "pages.sizing", "SizingPage"),
     PageInfo("claims", "Claims", "icon-claims", "pages.claims", "ClaimsPage"),
+    PageInfo("fleet", "Fleet", "icon-fleet", "pages.fleet", "FleetPage"),
     PageInfo("costs", "Cost profiles", "icon-cost", "pages.costs", "CostsPage"),
     PageInfo("sensors", "Sensors", "icon-sensors", "pages.sensors", "SensorsPage"),
     PageInfo("settings", "Settings", "icon-settings", "pages.settings", "SettingsPage"),

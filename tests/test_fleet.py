@@ -131,6 +131,8 @@ def test_a_plan_on_every_host_lands_in_one_store_round_by_round(
         run = FleetRun(fleet, names, wb, events)
         run.submit(specs)
         items = run.run_all()
+        # a host that ran runs still says what it has
+        assert all(h.inventory is not None for h in fleet.hosts(fresh=True))
     assert len(items) == 3 * len(specs) == 6
     assert all(it.state is ItemState.DONE and it.stored for it in items), [
         (it.spec.host, it.reason) for it in items

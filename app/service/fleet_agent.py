@@ -82,9 +82,16 @@ def host_inventory() -> HostInventory:
     )
 
 
+_advertised: str | None = None  # the inventory this worker advertises, once read
+
+
 def inventory_metric(worker: Any) -> str:
-    """The worker metric: the inventory its agent computed (a JSON document)."""
-    return os.environ.get(INVENTORY_ENV, "")
+    """The worker metric: the inventory its agent computed (a JSON document), read from the
+    environment once (a run puts the host's own environment back, which has none)."""
+    global _advertised
+    if _advertised is None:
+        _advertised = os.environ.get(INVENTORY_ENV, "")
+    return _advertised
 
 
 def restore_host_environment() -> None:
@@ -93,6 +100,7 @@ def restore_host_environment() -> None:
     if raw is None:
         return
     env = json.loads(raw)
+    inventory_metric(None)  # keep what this worker advertises
     with _env_lock:
         if dict(os.environ) == env | {HOST_ENV: raw}:
             return

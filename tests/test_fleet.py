@@ -19,7 +19,8 @@ from wattbench.domain.events import Phase
 from wattbench.domain.result import RunStatus
 from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.compare import compare_runs
-from wattbench.service.fleet import Fleet, FleetRun, TlsFiles, parse_hosts, scheduler_address
+from wattbench.service.fleet import FleetRun
+from wattbench.service.fleet_link import Fleet, TlsFiles, parse_hosts, scheduler_address
 from wattbench.service.plan import plan_runs
 from wattbench.service.queue import EventKind, ItemState, QueueEvent
 from wattbench.service.request import RunRequest

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from wattbench.domain.errors import BadInputError, FleetError
-from wattbench.service.fleet import Fleet, FleetRun, TlsFiles
+from wattbench.service.fleet import FleetRun
+from wattbench.service.fleet_link import Fleet, TlsFiles
 from wattbench.service.queue import ItemState
 from wattbench.service.workbench import Workbench
 

@@ -17,8 +17,8 @@ from typing import Any
 from wattbench.cli.common import EXIT_OK, print_json
 from wattbench.cli.fleet_args import add_scheduler_argument, add_tls_arguments, tls_from
 from wattbench.domain.codec import to_document
-from wattbench.service.fleet import Fleet
 from wattbench.service.fleet_agent import DEFAULT_PORT
+from wattbench.service.fleet_link import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def _ready(what: str) -> Any:
 
 
 def run_scheduler(args: argparse.Namespace) -> int:
-    from wattbench.service.fleet import security_for
     from wattbench.service.fleet_agent import serve_scheduler
+    from wattbench.service.fleet_link import security_for
 
     tls = tls_from(args)
     address = f"{'tls' if tls else 'tcp'}://{args.host}:{args.port}"
@@ -92,8 +92,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    from wattbench.service.fleet import scheduler_address, security_for
     from wattbench.service.fleet_agent import serve_agent
+    from wattbench.service.fleet_link import scheduler_address, security_for
 
     address = scheduler_address(args.scheduler)
     security = security_for(address, tls_from(args))

@@ -36,7 +36,8 @@ from wattbench.domain.errors import BadInputError, StoreLocationError, Wattbench
 from wattbench.domain.events import Phase
 from wattbench.domain.result import RunResult
 from wattbench.domain.spec import PRESETS, Scenario
-from wattbench.service.fleet import Fleet, FleetRun
+from wattbench.service.fleet import FleetRun
+from wattbench.service.fleet_link import Fleet
 from wattbench.service.plan import check_plan, plan_runs
 from wattbench.service.queue import EventKind, ItemState, QueueEvent, QueueItem, RunQueue
 from wattbench.service.request import (

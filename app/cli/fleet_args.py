@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from wattbench.service.fleet import SCHEDULER_ENV, TLS_ENV, Fleet, TlsFiles, parse_hosts
 from wattbench.service.fleet_agent import DEFAULT_PORT
+from wattbench.service.fleet_link import SCHEDULER_ENV, TLS_ENV, Fleet, TlsFiles, parse_hosts
 
 
 def add_tls_arguments(parser: argparse.ArgumentParser) -> None:

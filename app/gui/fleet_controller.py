@@ -28,7 +28,8 @@ from wattbench.service.queue import EventKind, QueueEvent, QueueItem
 if TYPE_CHECKING:
     from wattbench.domain.fleet import FleetHost
     from wattbench.gui.controller import Controller
-    from wattbench.service.fleet import Fleet, FleetRun
+    from wattbench.service.fleet import FleetRun
+    from wattbench.service.fleet_link import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class FleetController(ThreadHost):
         self._connecting = True
 
         def connect() -> str:
-            from wattbench.service.fleet import Fleet, TlsFiles
+            from wattbench.service.fleet_link import Fleet, TlsFiles
 
             fleet = Fleet.connect(address or None, TlsFiles.given(ca, cert, key))
             with self._lock:

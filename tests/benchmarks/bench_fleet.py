@@ -55,7 +55,7 @@ from wattbench.domain.result import RunResult
 from wattbench.domain.spec import RunSpec
 
 if TYPE_CHECKING:
-    from wattbench.service.fleet import Fleet
+    from wattbench.service.fleet_link import Fleet
     from wattbench.service.queue import QueueEvent
 
 HOST = "epyc"
@@ -303,7 +303,7 @@ def main() -> None:
     ap.add_argument("--transfers", type=int, default=5)
     ap.add_argument("--latencies", type=int, default=1_000_000)
     args = ap.parse_args()
-    from wattbench.service.fleet import Fleet
+    from wattbench.service.fleet_link import Fleet
 
     from tests.fleet_fixtures import start_fleet
 

@@ -38,7 +38,7 @@ from wattbench.gui.pages.new_run import NewRunPage, Plan
 from wattbench.gui.pages.queue import progress_text, state_colour
 from wattbench.gui.widgets.banner import Banner, Level
 from wattbench.gui.widgets.fleet_hosts import HostsTable, style_table
-from wattbench.service.fleet import SCHEDULER_ENV
+from wattbench.service.fleet_link import SCHEDULER_ENV
 
 log = logging.getLogger(__name__)
 

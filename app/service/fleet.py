@@ -1,8 +1,9 @@
 """Runs on a fleet: one plan dispatched to named hosts through Dask distributed, every result
 back in the caller's store.
 
-``Fleet`` (``service.fleet_link``) is the connection to a scheduler (``wattbench scheduler``, or an existing one) and
-the hosts that joined it (``wattbench agent``, each named, each advertising its inventory).
+``Fleet`` (``service.fleet_link``) is the connection to a scheduler (``wattbench scheduler``,
+or an existing one) and the hosts that joined it (``wattbench agent``, each named, each
+advertising its inventory).
 ``FleetRun`` gives every chosen host the same plan (each spec with its ``host``) in a queue of
 its own (``service.queue.RunQueue``, so storing, keeping aside and events are the local
 queue's) whose executor is ``RemoteExecutor``: the spec goes to that host's agent only, which

@@ -150,7 +150,36 @@ def register(subparsers: Any) -> None:
         type=int,
         default=32,
         dest="prompt_tokens",
-        help="generation: prompt length (default 32)",
+        help="generation: prompt length; training: the sequence length (default 32)",
+    )
+    p.add_argument(
+        "--grad-accum",
+        type=int,
+        default=1,
+        dest="grad_accum",
+        metavar="N",
+        help="training: micro-batches (of --batch sequences) per optimizer step (default 1)",
+    )
+    p.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        dest="activation_checkpointing",
+        help="training: recompute each block's activations in the backward pass",
+    )
+    p.add_argument(
+        "--find-micro-batch",
+        action="store_true",
+        dest="find_micro_batch",
+        help="training: measure at the largest micro-batch that fits the device, searched "
+        "from --batch up by doubling until it runs out of memory (a GPU)",
+    )
+    p.add_argument(
+        "--data-parallel",
+        type=int,
+        default=1,
+        dest="data_parallel",
+        metavar="N",
+        help="training: N data-parallel ranks on this host, one per device (gloo on the CPU)",
     )
     p.add_argument("--rate", type=float, default=None, metavar="R", help="server: Poisson "
                    "arrivals per second (with --slo: where the search starts)")  # fmt: skip
@@ -254,6 +283,10 @@ def request_from(args: argparse.Namespace) -> RunRequest:
         tags=tuple(args.tag),
         instance_counts=tuple(parse_ints(args.instances, what="instances", field="instances"))
         or (1,),
+        grad_accum=args.grad_accum,
+        activation_checkpointing=args.activation_checkpointing,
+        find_micro_batch=args.find_micro_batch,
+        data_parallel=args.data_parallel,
     )
 
 

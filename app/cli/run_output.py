@@ -18,8 +18,10 @@ from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.instances import instances_lines
 from wattbench.domain.interference import interference_text
+from wattbench.domain.peaks import mfu, peak_for
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
 from wattbench.domain.server import server_lines
+from wattbench.domain.training import FLOPS_FORMULA
 from wattbench.engine.cost import cost_figures, energy_per_item, usd_per_million_output_tokens
 from wattbench.engine.token_energy import token_energy
 
@@ -198,6 +200,45 @@ def generation_lines(r: RunResult, profile: CostProfile | None = None) -> list[s
     return lines
 
 
+def training_lines(r: RunResult) -> list[str]:
+    """A training run's step, FLOPs, MFU and loss in words (run and show output)."""
+    t, thr = r.training, r.throughput_items_per_s
+    if t is None or thr is None or r.latency is None:
+        return []
+    lat = r.latency
+    ckpt = ", activation checkpointing" if t.activation_checkpointing else ""
+    step = _with_interval(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns)
+    tera = t.flops_per_token / 1e12
+    achieved = units.estimate(
+        thr.value * tera,
+        None if thr.lo is None else thr.lo * tera,
+        None if thr.hi is None else thr.hi * tera,
+    )
+    _, words = mfu(
+        thr.value * tera,
+        peak_for(t.device_name, r.spec.precision),
+        device_name=t.device_name,
+        precision=r.spec.precision,
+    )
+    lines = [
+        f"training step: {t.micro_batch} sequence(s) × {t.grad_accum} micro-batch(es) × "
+        f"{t.seq_len} tokens = {units.count(t.tokens_per_step)} tokens ({t.optimizer}, "
+        f"{r.spec.precision}{ckpt}); step time {step}; "
+        f"{units.estimate(thr.value, thr.lo, thr.hi)} tokens/s (an item is a trained token)",
+        f"model FLOPs: {units.number(t.flops_per_token / 1e9, 4)} GFLOP per token, "
+        f"{FLOPS_FORMULA} with N = {units.count(t.parameters)}, L = {t.layers}, "
+        f"d = {t.width}, s = {t.seq_len}",
+        f"achieved {achieved} TFLOP/s on {t.device_name or r.spec.device}; {words}",
+    ]
+    if t.loss_first is not None and t.loss_last is not None:
+        verdict = "falls: the step trains" if t.loss_decreased else "did not fall: it may not train"
+        lines.append(
+            f"loss on the fixed batch: {t.loss_first:.4g} → {t.loss_last:.4g} over "
+            f"{units.count(t.steps)} steps ({verdict})"
+        )
+    return lines
+
+
 def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], set[bool]]:
     """A result row, and for each percentile in it that is not a headline number whether it
     shows an interval."""
@@ -237,8 +278,9 @@ def _notes(
         notes.append(f"{i}. cost: {inference_cost_text(r, profile, footnotes)}")
     notes += [f"{i}. {line}" for line in (instances_lines(r.instances) if r.instances else [])]
     notes += [f"{i}. {line}" for line in (server_lines(r.server) if r.server else [])]
+    notes += [f"{i}. {line}" for line in training_lines(r)]
     batch = r.spec.batch_size
-    if batch > 1:
+    if batch > 1 and r.training is None:
         mean = r.latency.mean_ns
         notes.append(
             f"{i}. latency {units.per_call_label(batch)}: mean {units.duration_ns(mean)}, "

@@ -24,6 +24,7 @@ from wattbench.domain.interference import Interference
 from wattbench.domain.percentile import PercentileEstimate as PercentileEstimate
 from wattbench.domain.server import ServerSummary
 from wattbench.domain.spec import RunSpec
+from wattbench.domain.training import TrainingSummary
 
 RESULT_FORMAT_VERSION = 1  # RunResult documents (store, bundles, run --json)
 MEASUREMENT_FORMAT_VERSION = 1  # what a worker process sends back
@@ -58,6 +59,8 @@ FLAG_HOST_UNSTEADY = "host_unsteady"
 # other processes used a share of the cores (or the GPU) the run used beyond a threshold
 # while it measured: its figures include their interference
 FLAG_CONTENDED = "contended"
+# a training run whose loss did not fall on its fixed batch: the step may not train
+FLAG_LOSS_FLAT = "loss_not_decreasing"
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,7 @@ class Measurement:
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     interference: Interference | None = None  # other processes on the run's cores/GPU
     server: ServerSummary | None = None  # the server scenario's load and SLO figures
+    training: TrainingSummary | None = None  # the training scenario's step and loss
     notes: str = ""
     format_version: int = MEASUREMENT_FORMAT_VERSION
 
@@ -311,6 +315,8 @@ class RunResult:
     server: ServerSummary | None = None
     # a multi-instance CPU run's instances (its throughput is their sum); None for one instance
     instances: InstancesSummary | None = None
+    # the training scenario's step, FLOPs per token and loss (None for other scenarios)
+    training: TrainingSummary | None = None
     notes: str = ""
     format_version: int = RESULT_FORMAT_VERSION
 

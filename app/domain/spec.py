@@ -23,6 +23,10 @@ class Scenario(StrEnum):
     # (one model call per request; for a generative model one request is a whole sequence:
     # prefill, then decode steps, with TTFT and TPOT per request)
     SERVER = "server"
+    # a decoder language model's training step on synthetic tokens: forward, backward and an
+    # AdamW step over ``grad_accum`` micro-batches of ``batch_size`` sequences of
+    # ``prompt_tokens`` tokens; one call is one optimizer step, its items are the tokens
+    TRAINING = "training"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ PRESETS: dict[str, Preset] = {
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4")
 MAX_SAMPLE_HZ = 1000.0  # sysfs and NVML update at most every ~1 ms; faster only costs CPU
 MIN_NEW_TOKENS = 2  # the time per output token needs a second token
+MAX_GRAD_ACCUM = 1024
+MAX_DATA_PARALLEL = 64
+TRAINING_PRECISIONS = ("fp32", "bf16")
 MAX_INSTANCES = 256  # worker processes of a multi-instance run, one per core set
 SLO_METRICS = ("latency", "ttft", "tpot")  # what a server run's SLO may limit
 MAX_STREAMS = 256
@@ -123,6 +130,15 @@ class RunSpec:
     # the fleet host that runs it (the name its ``wattbench agent`` gave; service/fleet.py);
     # None = the machine that planned it. Part of the configuration: hosts are compared.
     host: str | None = None
+    # training: micro-batches per optimizer step, and activations recomputed in the backward
+    grad_accum: int = 1
+    activation_checkpointing: bool = False
+    # training: the largest micro-batch that fits, searched from ``batch_size`` up by
+    # doubling until the device runs out of memory (engine/microbatch.py)
+    find_micro_batch: bool = False
+    # training: data-parallel ranks on this host, one process per device (gloo on the CPU,
+    # NCCL/RCCL on GPUs), each with ``batch_size`` sequences per micro-batch
+    data_parallel: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.scenario, Scenario):
@@ -186,11 +202,65 @@ class RunSpec:
                 field="new_tokens",
             )
         self._check_instances()
+        self._check_training()
         if self.host is not None and not HOST_NAME.fullmatch(self.host):
             raise BadInputError(
                 f"A fleet host name is 1 to 64 letters, digits, '.', '_' or '-' "
                 f"(got {self.host!r}).",
                 field="host",
+            )
+
+    def _check_training(self) -> None:
+        n = self.grad_accum
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_GRAD_ACCUM:
+            raise BadInputError(
+                f"Gradient accumulation is a whole number of micro-batches from 1 to "
+                f"{MAX_GRAD_ACCUM} (got {n!r}).",
+                field="grad_accum",
+            )
+        dp = self.data_parallel
+        if isinstance(dp, bool) or not isinstance(dp, int) or not 1 <= dp <= MAX_DATA_PARALLEL:
+            raise BadInputError(
+                f"Data-parallel ranks are a whole number from 1 to {MAX_DATA_PARALLEL} "
+                f"(got {dp!r}).",
+                field="data_parallel",
+            )
+        if self.scenario is Scenario.TRAINING:
+            if dp > 1 and self.instances > 1:
+                raise BadInputError(
+                    "Data-parallel ranks are the training run's processes: give no instances.",
+                    field="instances",
+                )
+            if self.precision not in TRAINING_PRECISIONS:
+                raise BadInputError(
+                    f"A training step runs in {' or '.join(TRAINING_PRECISIONS)} (bf16 as "
+                    f"autocast over fp32 weights), not {self.precision}.",
+                    field="precision",
+                )
+            if self.prompt_tokens < 2:
+                raise BadInputError(
+                    "A training sequence needs at least 2 tokens (each predicts the next).",
+                    field="prompt_tokens",
+                )
+            return
+        given = [
+            (name, field_)
+            for name, field_, on in (
+                ("Gradient accumulation", "grad_accum", n != 1),
+                (
+                    "Activation checkpointing",
+                    "activation_checkpointing",
+                    self.activation_checkpointing,
+                ),
+                ("The micro-batch search", "find_micro_batch", self.find_micro_batch),
+                ("Data parallelism", "data_parallel", dp != 1),
+            )
+            if on
+        ]
+        if given:
+            raise BadInputError(
+                f"{given[0][0]} applies to the training scenario only: add --scenario training.",
+                field=given[0][1],
             )
 
     def _check_instances(self) -> None:
@@ -315,7 +385,20 @@ class RunSpec:
         if self.scenario is Scenario.SERVER:
             parts.append(f"s{self.streams}")
             parts.append(self.server_load_label)
+        if self.scenario is Scenario.TRAINING:
+            parts.append(self.training_label)
         return join_label(parts)
+
+    @property
+    def training_label(self) -> str:
+        """What one training step is: 'train s128 ×4 ckpt' (sequence, accumulation, recompute)."""
+        if self.scenario is not Scenario.TRAINING:
+            return ""
+        accum = f" ×{self.grad_accum}" if self.grad_accum > 1 else ""
+        ckpt = " ckpt" if self.activation_checkpointing else ""
+        auto = " mb max" if self.find_micro_batch else ""
+        dp = f" dp{self.data_parallel}" if self.data_parallel > 1 else ""
+        return f"train s{self.prompt_tokens}{accum}{ckpt}{auto}{dp}"
 
     @property
     def server_load_label(self) -> str:
@@ -340,6 +423,7 @@ class RunSpec:
             self.prompt_tokens if self.scenario in _TOKENS_MATTER else None,
             self.new_tokens if self.scenario in _TOKENS_MATTER else None,
             self.server_load_label or None,
+            self.training_label or None,
         )
 
     def config_key(self) -> tuple[Any, ...]:

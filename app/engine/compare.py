@@ -24,11 +24,13 @@ from wattbench.domain.quality import ETA_RANGE_TEXT, eta_out_of_range
 from wattbench.domain.result import (
     FLAG_CONTENDED,
     FLAG_HOST_UNSTEADY,
+    FLAG_LOSS_FLAT,
     FLAG_NOT_CONVERGED,
     FLAG_THROTTLED,
     RunResult,
     RunStatus,
 )
+from wattbench.domain.spec import Scenario
 from wattbench.engine.metrics import (
     DEFAULT_METRICS,
     DEFAULT_NOISE,
@@ -49,6 +51,7 @@ UNRELIABLE_FLAGS: dict[str, str] = {
     FLAG_CONTENDED: "contended (other processes used its cores)",
     FLAG_HOST_UNSTEADY: "host unsteady",
     FLAG_THROTTLED: "throttled",
+    FLAG_LOSS_FLAT: "the loss did not fall (the training step may not train)",
 }
 ETA_CAUSE = f"η out of its sane range {ETA_RANGE_TEXT}"
 
@@ -237,6 +240,12 @@ def compare_runs(
     else:
         raise BadInputError("None of these runs finished: there is nothing to compare.")
 
+    training = {run.spec.scenario is Scenario.TRAINING for run in done}
+    if len(training) > 1:
+        raise BadInputError(
+            "Training runs and inference runs measure different work (a trained token is not "
+            "an inference): compare training runs with training runs only."
+        )
     grouped: dict[tuple[Any, ...], list[RunResult]] = {}
     for run in done:
         grouped.setdefault((run.spec.config_key(), model_hash(run)), []).append(run)

@@ -28,10 +28,12 @@ from wattbench.domain.quality import ETA_SANE_RANGE
 from wattbench.domain.result import (
     FLAG_CONTENDED,
     FLAG_HOST_UNSTEADY,
+    FLAG_LOSS_FLAT,
     Measurement,
     PhaseTimings,
 )
 from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.domain.training import TrainingSummary
 from wattbench.engine import convergence, stats
 from wattbench.engine.generation import (
     SequenceConvergence,
@@ -250,6 +252,12 @@ def _fraction(elapsed_ns: int, t_max_ns: int, rho: float, eps: float) -> float:
     return min(1.0, f)
 
 
+def trained(loaded: object) -> TrainingSummary | None:
+    """A training run's step and loss, from a model that trains (None for inference)."""
+    summary = getattr(loaded, "training_summary", None)
+    return summary() if callable(summary) else None
+
+
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -364,6 +372,9 @@ def measure(
     if spec.memory_pass:
         emit(MeasureProgress(Phase.MEMORY, "memory pass"))
         memory = memory_pass(loaded, one)
+    training = trained(loaded)
+    if training is not None and training.loss_decreased is False:
+        flags = (*flags, FLAG_LOSS_FLAT)
 
     phases = PhaseTimings(
         cold_load_s=load_s,
@@ -397,6 +408,7 @@ def measure(
         items=items,
         window_ns=(int(m.starts[0]), int(m.starts[-1] + m.lats[-1])),
         generation=gen,
+        training=training,
         memory=memory,
         arrays=arrays,
         interference=interference,

@@ -120,6 +120,7 @@ WORKLOAD_FIELDS = (
     "prompt tokens",
     "new tokens",
     "server load",
+    "training step",
 )
 
 

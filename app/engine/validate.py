@@ -42,6 +42,9 @@ def runtime_options(spec: RunSpec, entry: ModelEntry | None = None) -> RuntimeOp
         new_tokens=spec.new_tokens,
         seed=spec.repeat,
         generation=generates(spec, entry),
+        training=spec.scenario is Scenario.TRAINING,
+        grad_accum=spec.grad_accum,
+        activation_checkpointing=spec.activation_checkpointing,
     )
 
 
@@ -75,6 +78,8 @@ def check_entry(spec: RunSpec, entry: ModelEntry) -> None:
     catalog.concrete_inputs(entry, spec.batch_size, dict(spec.dims), dict(spec.input_shapes))
     if spec.scenario is Scenario.SERVER:
         check_server_entry(spec, entry)
+    if spec.scenario is Scenario.TRAINING:
+        check_training_entry(spec, entry)
     if not generates(spec, entry):
         return
     if not entry.generative:
@@ -89,6 +94,23 @@ def check_entry(spec: RunSpec, entry: ModelEntry) -> None:
             f"{spec.model} holds at most {limit} positions: prompt {spec.prompt_tokens} + "
             f"{spec.new_tokens} new tokens is too long.",
             field="new_tokens",
+        )
+
+
+def check_training_entry(spec: RunSpec, entry: ModelEntry) -> None:
+    """A training step trains a decoder language model on sequences it can hold."""
+    if not entry.generative:
+        raise UnsupportedOptionError(
+            f"{spec.model} is not a decoder language model: the training scenario trains one "
+            "(builtin:gpt-small, an llm: architecture or a Hugging Face checkpoint).",
+            field="scenario",
+        )
+    limit = catalog.max_positions(entry)
+    if limit is not None and spec.prompt_tokens > limit:
+        raise ShapeError(
+            f"{spec.model} holds at most {limit} positions: a training sequence of "
+            f"{spec.prompt_tokens} tokens is too long.",
+            field="prompt_tokens",
         )
 
 
@@ -125,6 +147,11 @@ def validate(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
     if not available.ok:
         raise UnsupportedOptionError(
             f"Runtime {spec.runtime} is not usable: {available.reason}", field="runtime"
+        )
+    if spec.scenario is Scenario.TRAINING and not getattr(runtime, "trains", False):
+        raise UnsupportedOptionError(
+            f"The {spec.runtime} runtime does not train: run the training scenario on torch.",
+            field="runtime",
         )
     entry = resolve_entry(spec, cancel)
     check_entry(spec, entry)

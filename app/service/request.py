@@ -53,6 +53,11 @@ class RunRequest:
     tags: tuple[str, ...] = ()
     # multi-instance CPU runs: instances per run (a sweep: 1, 2, 4 ...), each with ``threads``
     instance_counts: tuple[int, ...] = (1,)
+    # training scenario: micro-batches per optimizer step, activations recomputed
+    grad_accum: int = 1
+    activation_checkpointing: bool = False
+    find_micro_batch: bool = False
+    data_parallel: int = 1
 
 
 COMPARISON_REPLICATES = 2  # a between-run interval needs at least two runs per side

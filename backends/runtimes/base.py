@@ -60,6 +60,11 @@ class RuntimeOptions:
     new_tokens: int = 16
     seed: int = 0
     generation: bool = False  # prefill + decode steps with a KV cache (GenerativeModel)
+    # a training step per run_once (forward, backward, optimizer step): ``batch_size``
+    # sequences of ``prompt_tokens`` tokens per micro-batch, ``grad_accum`` micro-batches
+    training: bool = False
+    grad_accum: int = 1
+    activation_checkpointing: bool = False
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,13 @@ def _checkpoint(model: ModelEntry, dev: torch.device, dtype: Any) -> Any:
     return module.to(dev)
 
 
+def decoder_module(model: ModelEntry, dev: torch.device, dtype: Any) -> Any:
+    """The transformers module of a checkpoint or an llm: architecture, on ``dev``."""
+    if model.family == llm_shapes.FAMILY:
+        return _random_weights(model, dev, dtype)
+    return _checkpoint(model, dev, dtype)
+
+
 def load_decoder(
     model: ModelEntry,
     dev: torch.device,
@@ -86,10 +93,7 @@ def load_decoder(
     """The model of ``model`` (a checkpoint or an llm: architecture) loaded on ``dev``,
     its weights then passed through ``quantize`` when given (weight-only int8)."""
     try:
-        if model.family == llm_shapes.FAMILY:
-            module = _random_weights(model, dev, dtype)
-        else:
-            module = _checkpoint(model, dev, dtype)
+        module = decoder_module(model, dev, dtype)
         if quantize is not None:
             module = quantize(module)
     except RuntimeError as exc:

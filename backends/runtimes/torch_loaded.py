@@ -58,6 +58,36 @@ def _sync_fn(dev: torch.device) -> Any:
     return None
 
 
+def reset_device_peak(dev: torch.device) -> None:
+    """Start a new peak of torch's allocations on ``dev`` (GPU devices only)."""
+    if dev.type == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def device_peak_memory(dev: torch.device) -> DeviceMemory:
+    """torch's peaks on ``dev`` since the last reset, and the GPU's figure for this process."""
+    if dev.type != "cuda":
+        return DeviceMemory(
+            notes=(
+                "torch memory peaks: n/a (CPU device; torch tracks only GPU allocations)"
+                if dev.type == "cpu"
+                else f"torch memory peaks: n/a (not tracked on {dev.type})",
+                "GPU process memory: n/a (not an NVIDIA GPU run)",
+            )
+        )
+    import torch
+
+    process, why = nvml_process_bytes(dev.index or 0)
+    return DeviceMemory(
+        allocated_peak_bytes=int(torch.cuda.max_memory_allocated(dev)),
+        reserved_peak_bytes=int(torch.cuda.max_memory_reserved(dev)),
+        process_bytes=process,
+        notes=(why,) if why else (),
+    )
+
+
 class TorchLoaded:
     """A torch module on its device with seeded inputs; ``run_once`` is one synchronized call."""
 
@@ -143,30 +173,10 @@ class TorchLoaded:
         }
 
     def reset_peak_memory(self) -> None:
-        if self.device.type == "cuda":
-            import torch
-
-            torch.cuda.reset_peak_memory_stats(self.device)
+        reset_device_peak(self.device)
 
     def peak_memory(self) -> DeviceMemory:
-        if self.device.type != "cuda":
-            return DeviceMemory(
-                notes=(
-                    "torch memory peaks: n/a (CPU device; torch tracks only GPU allocations)"
-                    if self.device.type == "cpu"
-                    else f"torch memory peaks: n/a (not tracked on {self.device.type})",
-                    "GPU process memory: n/a (not an NVIDIA GPU run)",
-                )
-            )
-        import torch
-
-        process, why = nvml_process_bytes(self.device.index or 0)
-        return DeviceMemory(
-            allocated_peak_bytes=int(torch.cuda.max_memory_allocated(self.device)),
-            reserved_peak_bytes=int(torch.cuda.max_memory_reserved(self.device)),
-            process_bytes=process,
-            notes=(why,) if why else (),
-        )
+        return device_peak_memory(self.device)
 
     def close(self) -> None:
         if self.closed:

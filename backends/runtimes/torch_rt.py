@@ -30,6 +30,7 @@ from wattbench.backends.runtimes.torch_loaded import (
     TorchLoaded,
     _build,
 )
+from wattbench.backends.runtimes.torch_train import TorchTrainer, load_trainer
 from wattbench.domain.errors import DeviceError, ModelError, UnsupportedOptionError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class TorchRuntime:
 
     name = "torch"
     formats = ("torch-module", "torchscript", "torch-export", "hf-safetensors", "hf-config")
+    trains = True  # the training scenario (torch_train.py)
 
     def available(self) -> Availability:
         """Whether torch is installed, found without importing it: an installation that is
@@ -273,13 +275,17 @@ class TorchRuntime:
         )
 
     # -- loading -----------------------------------------------------------------------
-    def load(self, model: ModelEntry, device: str, options: RuntimeOptions) -> TorchLoaded:
+    def load(
+        self, model: ModelEntry, device: str, options: RuntimeOptions
+    ) -> TorchLoaded | TorchTrainer:
         self.check(model, device, options)
         torch = _import_torch()
         if options.threads is not None:
             torch.set_num_threads(options.threads)
         dev = torch.device(torch_device(device))
         dtype = getattr(torch, _DTYPES.get(options.precision, "float32"))  # int8: fp32 compute
+        if options.training:  # fp32 weights; bf16 is autocast in the step
+            return load_trainer(model, dev, options)
         if model.decoder is not None:  # a transformers language model (checkpoint or llm:)
             from wattbench.backends.runtimes import torch_hf
 

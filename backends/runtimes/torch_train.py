@@ -1,0 +1,254 @@
+"""A decoder language model's training step on torch (the training scenario).
+
+``run_once`` is one optimizer step: ``grad_accum`` micro-batches of ``batch_size`` sequences of
+``prompt_tokens`` synthetic tokens (seeded; the same batch every step), each a forward with the
+next-token loss and a backward, then an AdamW step; it returns when the device is done. The
+weights stay fp32; bf16 runs the forward and backward under autocast, as mixed-precision
+training does. Activation checkpointing recomputes each block's activations in the backward
+(transformers' gradient checkpointing for a Hugging Face model, ``torch.utils.checkpoint``
+around each block of the built-in GPT). The loss on the fixed batch is kept (first and last
+step) as the check that the step trains: it must fall.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from wattbench.backends.models.base import ModelEntry
+from wattbench.backends.runtimes.base import DeviceMemory, RuntimeOptions
+from wattbench.backends.runtimes.torch_loaded import (
+    _sync_fn,
+    device_peak_memory,
+    reset_device_peak,
+)
+from wattbench.domain.errors import ModelError
+from wattbench.domain.training import TrainingSummary, flops_per_token
+
+if TYPE_CHECKING:
+    import torch
+
+LEARNING_RATE = 3e-4
+OPTIMIZER = f"AdamW lr {LEARNING_RATE:g}"
+
+
+def matmul_parameters(module: Any) -> int:
+    """N of the FLOPs count: every trainable parameter except the embedding lookups, with a
+    tied LM head counted once as the matrix product it is."""
+    import torch
+
+    total = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    lookups = [m.weight for m in module.modules() if isinstance(m, torch.nn.Embedding)]
+    n = total - sum(w.numel() for w in lookups)
+    head = module.get_output_embeddings() if hasattr(module, "get_output_embeddings") else None
+    tied_hf = head is not None and any(head.weight is w for w in lookups)
+    tied_builtin = head is None and hasattr(module, "wte")  # its logits use wte's weight
+    if tied_hf and head is not None:
+        n += head.weight.numel()
+    elif tied_builtin:
+        n += module.wte.weight.numel()
+    return int(n)
+
+
+def _device_name(dev: torch.device) -> str:
+    """The device's name as torch gives it (a GPU), or the CPU's model."""
+    import torch
+
+    if dev.type == "cuda":
+        return str(torch.cuda.get_device_name(dev))
+    if dev.type == "cpu":
+        from wattbench.backends.system import cpu_summary
+
+        return str(cpu_summary().get("model") or "CPU")
+    return dev.type
+
+
+class TorchTrainer:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        module: Any,
+        model: ModelEntry,
+        dev: torch.device,
+        options: RuntimeOptions,
+        *,
+        hf: bool,
+        layers: int,
+        width: int,
+        vocab: int,
+    ) -> None:
+        import torch
+
+        self.module = module.train()
+        self.model = model
+        self.device = dev
+        self.options = options
+        self.hf = hf
+        self.ckpt = options.activation_checkpointing
+        if self.ckpt and hf:
+            module.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+        self.optimizer: Any = torch.optim.AdamW(module.parameters(), lr=LEARNING_RATE)
+        self.vocab = vocab
+        self.batches: list[Any] = []
+        self.set_micro_batch(options.batch_size)
+        self._sync = _sync_fn(dev)
+        self._bf16 = options.precision == "bf16"
+        self.summary = TrainingSummary(
+            micro_batch=options.batch_size,
+            grad_accum=options.grad_accum,
+            seq_len=options.prompt_tokens,
+            activation_checkpointing=self.ckpt,
+            parameters=matmul_parameters(module),
+            layers=layers,
+            width=width,
+            flops_per_token=flops_per_token(
+                matmul_parameters(module), layers, width, options.prompt_tokens
+            ),
+            optimizer=OPTIMIZER,
+            device_name=_device_name(dev),
+        )
+        self._first: float | None = None
+        self._last: float | None = None
+        self._steps = 0
+        self.closed = False
+
+    def set_micro_batch(self, sequences: int) -> None:
+        """Train on micro-batches of ``sequences`` sequences from now on (new seeded tokens:
+        the micro-batch search tries several sizes on one loaded model)."""
+        import torch
+
+        gen = torch.Generator().manual_seed(self.options.seed)
+        shape = (sequences, self.options.prompt_tokens)
+        self.batches = []  # the old ones go first: a search near the memory's end needs room
+        self.batches = [
+            torch.randint(0, self.vocab, shape, generator=gen).to(self.device)
+            for _ in range(self.options.grad_accum)
+        ]
+        self.micro_batch = sequences
+        self.items_per_call = sequences * self.options.grad_accum * self.options.prompt_tokens
+        self.input_shapes = (("input_ids", shape, "int64"),)
+        if hasattr(self, "summary"):
+            from dataclasses import replace
+
+            self.summary = replace(self.summary, micro_batch=sequences)
+
+    def release(self) -> None:
+        """Drop the gradients and the allocator's cache (after an out-of-memory step)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _autocast(self) -> Any:
+        import torch
+
+        if not self._bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _loss(self, ids: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        if self.hf:
+            return self.module(input_ids=ids, labels=ids, use_cache=False).loss
+        gpt = self.module
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        x = gpt.wte(ids) + gpt.wpe(positions)
+        for block in gpt.blocks:
+            if self.ckpt:
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        logits = gpt.logits(x)
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
+
+    def run_once(self) -> None:
+        total: Any = None
+        for ids in self.batches:
+            with self._autocast():
+                loss = self._loss(ids) / len(self.batches)
+            loss.backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        value = float(total)  # waits for the device, as the sync below does
+        self.synchronize()
+        if self._first is None:
+            self._first = value
+        self._last = value
+        self._steps += 1
+
+    def training_summary(self) -> TrainingSummary:
+        from dataclasses import replace
+
+        return replace(
+            self.summary, loss_first=self._first, loss_last=self._last, steps=self._steps
+        )
+
+    def synchronize(self) -> None:
+        if self._sync is not None:
+            self._sync()
+
+    def settings(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "runtime": "torch",
+            "torch_version": torch.__version__,
+            "device": str(self.device),
+            "precision": self.options.precision,
+            "mode": "training: "
+            + ("bf16 autocast, fp32 weights" if self._bf16 else "fp32")
+            + (", activation checkpointing" if self.ckpt else ""),
+            "optimizer": OPTIMIZER,
+            "intra_op_threads": torch.get_num_threads(),
+            "threads_requested": self.options.threads,
+            "tokens_per_step": self.items_per_call,
+        }
+
+    def reset_peak_memory(self) -> None:
+        reset_device_peak(self.device)
+
+    def peak_memory(self) -> DeviceMemory:
+        return device_peak_memory(self.device)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.batches = []
+        self.optimizer = None
+        self.module = None
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def load_trainer(model: ModelEntry, dev: torch.device, options: RuntimeOptions) -> TorchTrainer:
+    """The model of ``model`` in fp32 on ``dev``, ready to train (ModelError if it cannot be)."""
+    import torch
+    from wattbench.backends.runtimes.torch_loaded import _build
+
+    try:
+        if model.decoder is not None:  # a transformers checkpoint or an llm: architecture
+            from wattbench.backends.runtimes import torch_hf
+
+            module = torch_hf.decoder_module(model, dev, torch.float32)
+            shape = model.decoder
+            return TorchTrainer(
+                module, model, dev, options, hf=True, layers=shape.layers,
+                width=shape.hidden, vocab=shape.vocab,
+            )  # fmt: skip
+        module = _build(model).to(device=dev)
+    except RuntimeError as exc:
+        raise ModelError(f"Cannot build {model.ref} on {dev} for training: {exc}") from exc
+    return TorchTrainer(
+        module, model, dev, options, hf=False, layers=len(module.blocks),
+        width=int(module.wte.embedding_dim), vocab=int(module.wte.num_embeddings),
+    )  # fmt: skip

@@ -239,6 +239,13 @@ def training_lines(r: RunResult) -> list[str]:
     return lines
 
 
+def micro_batch_search_text(tries: Sequence[tuple[int, bool]]) -> str:
+    """'micro-batch search: 8 fits, 16 fits, 32 out of memory, 24 fits … → 28 sequences'."""
+    steps = ", ".join(f"{n} {'fits' if ok else 'out of memory'}" for n, ok in tries)
+    best = max((n for n, ok in tries if ok), default=None)
+    return f"micro-batch search: {steps} → {best} sequences (the largest that fit)"
+
+
 def _cells(i: int, r: RunResult, label: str) -> tuple[list[str], set[bool]]:
     """A result row, and for each percentile in it that is not a headline number whether it
     shows an interval."""
@@ -279,6 +286,8 @@ def _notes(
     notes += [f"{i}. {line}" for line in (instances_lines(r.instances) if r.instances else [])]
     notes += [f"{i}. {line}" for line in (server_lines(r.server) if r.server else [])]
     notes += [f"{i}. {line}" for line in training_lines(r)]
+    if r.training is not None and r.training.micro_batch_tries:
+        notes.append(f"{i}. {micro_batch_search_text(r.training.micro_batch_tries)}")
     batch = r.spec.batch_size
     if batch > 1 and r.training is None:
         mean = r.latency.mean_ns

@@ -41,6 +41,9 @@ class TrainingSummary:
     loss_first: float | None = None  # on the fixed batch, at the first step
     loss_last: float | None = None  # ... at the last step
     steps: int = 0  # optimizer steps taken on the batch (warm-up, measurement, memory pass)
+    # the micro-batch search (--find-micro-batch): each size tried, in order, and whether a
+    # step fit in the device's memory; the run measured the largest that fit
+    micro_batch_tries: tuple[tuple[int, bool], ...] = ()
 
     @property
     def tokens_per_step(self) -> int:

@@ -12,13 +12,14 @@ all happen between iterations, outside [t0, t1].
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from wattbench.backends.runtimes.base import LoadedModel
@@ -43,6 +44,7 @@ from wattbench.engine.generation import (
 )
 from wattbench.engine.interference import InterferenceProbe, contention_note
 from wattbench.engine.memory import memory_pass
+from wattbench.engine.microbatch import Resizable, find_micro_batch
 from wattbench.engine.pinning import GroupLink
 from wattbench.engine.timing import (
     PROGRESS_INTERVAL_NS,
@@ -290,6 +292,9 @@ def measure(
             field="scenario",
         )
     one = iteration_timer(loaded, generation, spec.new_tokens)
+    tries: tuple[tuple[int, bool], ...] = ()
+    if spec.find_micro_batch:  # the largest micro-batch that fits, before anything is timed
+        _, tries = find_micro_batch(cast(Resizable, loaded), spec.batch_size, emit)
     items_per_call = int(getattr(loaded, "items_per_call", spec.batch_size))
 
     emit(MeasureProgress(Phase.LOADING, "first call"))
@@ -373,6 +378,8 @@ def measure(
         emit(MeasureProgress(Phase.MEMORY, "memory pass"))
         memory = memory_pass(loaded, one)
     training = trained(loaded)
+    if training is not None and tries:
+        training = dataclasses.replace(training, micro_batch_tries=tries)
     if training is not None and training.loss_decreased is False:
         flags = (*flags, FLAG_LOSS_FLAT)
 

@@ -45,6 +45,7 @@ def runtime_options(spec: RunSpec, entry: ModelEntry | None = None) -> RuntimeOp
         training=spec.scenario is Scenario.TRAINING,
         grad_accum=spec.grad_accum,
         activation_checkpointing=spec.activation_checkpointing,
+        find_micro_batch=spec.find_micro_batch,
     )
 
 

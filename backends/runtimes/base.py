@@ -65,6 +65,7 @@ class RuntimeOptions:
     training: bool = False
     grad_accum: int = 1
     activation_checkpointing: bool = False
+    find_micro_batch: bool = False  # the engine searches the largest micro-batch that fits
 
 
 @dataclass(frozen=True)

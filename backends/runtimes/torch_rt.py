@@ -243,6 +243,13 @@ class TorchRuntime:
                 )
         if options.precision == torch_int8.INT8:
             torch_int8.check(kind, model)
+        if options.find_micro_batch and kind == "cpu":
+            raise UnsupportedOptionError(
+                "The micro-batch search runs a step until the device runs out of memory: on "
+                "the CPU that is the host's memory (swapping, or the kernel's out-of-memory "
+                "killer). Search on a GPU, or give the micro-batch with --batch.",
+                field="find_micro_batch",
+            )
         if kind == "cpu":  # always usable, in every precision: nothing to ask torch
             return
         info = self._device_info(device, kind, index)

@@ -30,6 +30,7 @@ from wattbench.backends.runtimes.base import (
 from wattbench.backends.sensors.base import Domain, Reading, SourceContext, SourceDefaults
 from wattbench.backends.sensors.common import STATUS_OK, DomainStatus
 from wattbench.domain.errors import DeviceError, UnsupportedOptionError
+from wattbench.domain.training import TrainingSummary, flops_per_token
 
 PRECISIONS = ("fp32", "fp16")
 PLUG_W = 42.0
@@ -109,9 +110,59 @@ class FakeGenerator(FakeLoaded):
         self.position += 1
 
 
+class FakeTrainer(FakeLoaded):
+    """A training step: call_ns per sequence of each micro-batch, on a device that holds
+    WATTBENCH_FAKE_MEMORY_TOKENS tokens per micro-batch (a larger one runs out of memory, as a
+    GPU's allocator does); its loss falls as 10 / (1 + steps)."""
+
+    def __init__(self, model: ModelEntry, options: RuntimeOptions) -> None:
+        super().__init__(model, options)
+        self.per_sequence_ns = self.call_ns // max(options.batch_size, 1)
+        self.capacity = int(os.environ.get("WATTBENCH_FAKE_MEMORY_TOKENS", "1000000000"))
+        self.steps = 0
+        self.losses: list[float] = []
+        self.set_micro_batch(options.batch_size)
+
+    def set_micro_batch(self, sequences: int) -> None:
+        self.micro_batch = sequences
+        self.items_per_call = sequences * self.options.grad_accum * self.options.prompt_tokens
+
+    def release(self) -> None:
+        pass
+
+    def run_once(self) -> None:
+        tokens = self.micro_batch * self.options.prompt_tokens
+        if tokens > self.capacity:
+            raise MemoryError(
+                f"out of memory: a micro-batch of {tokens} tokens, the fake device holds "
+                f"{self.capacity}"
+            )
+        self.wait(self.per_sequence_ns * self.micro_batch * self.options.grad_accum)
+        self.steps += 1
+        self.losses.append(10.0 / (1 + self.steps))
+
+    def training_summary(self) -> TrainingSummary:
+        return TrainingSummary(
+            micro_batch=self.micro_batch,
+            grad_accum=self.options.grad_accum,
+            seq_len=self.options.prompt_tokens,
+            activation_checkpointing=self.options.activation_checkpointing,
+            parameters=1000,
+            layers=2,
+            width=64,
+            flops_per_token=flops_per_token(1000, 2, 64, self.options.prompt_tokens),
+            optimizer="none (fake)",
+            loss_first=self.losses[0] if self.losses else None,
+            loss_last=self.losses[-1] if self.losses else None,
+            steps=self.steps,
+            device_name="fake device",
+        )
+
+
 class FakeRuntime:
     name = "fake"
     formats = ("torch-module",)
+    trains = True  # FakeTrainer
 
     def available(self) -> Availability:
         return Availability(True, "the test runtime is always there", "1.0")
@@ -140,6 +191,8 @@ class FakeRuntime:
 
     def load(self, model: ModelEntry, device: str, options: RuntimeOptions) -> FakeLoaded:
         self.check(model, device, options)
+        if options.training:
+            return FakeTrainer(model, options)
         return FakeGenerator(model, options) if options.generation else FakeLoaded(model, options)
 
 

@@ -438,3 +438,22 @@ def test_env_step_on_a_fake_gpu_records_what_it_cannot_read(
     assert got["nvml_driver"].startswith("error: AttributeError")
     assert got["throttle_reasons"] == ["gpu_idle"]
     assert got["ok"] is False and got["reason"] == "torch.cuda.is_available() is False"
+
+
+def test_the_training_step_reads_its_mfu_against_the_h200s_documented_peak() -> None:
+    run = _run_doc("bf16", energy_per_item_j=0.05) | {
+        "throughput_items_per_s": {"value": 40_000.0},
+        "training": {
+            "micro_batch": 4, "grad_accum": 1, "seq_len": 1024, "parameters": 1_000_000_000,
+            "flops_per_token": 6.5e9, "device_name": "NVIDIA H200",
+            "loss_first": 10.4, "loss_last": 9.8,
+        },
+    }  # fmt: skip
+    got = figures.summarise_training({"exit_code": 0, "runs": [run]})
+    assert got["ok"] is True, got.get("reason")
+    assert got["achieved_tflops"] == pytest.approx(260.0)
+    assert got["mfu"] == pytest.approx(260.0 / 989.5, rel=1e-3) and "MFU" in got["mfu_words"]
+    assert got["j_per_token"] == 0.05
+    flat = run | {"training": run["training"] | {"loss_last": 10.5}}
+    bad = figures.summarise_training({"exit_code": 0, "runs": [flat]})
+    assert bad["ok"] is False and "did not fall" in bad["reason"]

@@ -310,6 +310,60 @@ def _run_line(f: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def summarise_training(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The training step's ``wattbench run --json`` document: tokens/s, step time, FLOPs per
+    token, achieved TFLOP/s, MFU against the device's documented peak, J per trained token
+    (NVML's counter), and whether the loss fell."""
+    from wattbench.domain.peaks import mfu, peak_for
+
+    runs = doc.get("runs") or []
+    if not runs:
+        return {"ok": False, "reason": (doc.get("error") or {}).get("message", "no run")}
+    run = runs[0]
+    out = summarise_run(run)
+    training = run.get("training") or {}
+    tokens_per_s = out.get("throughput_items_per_s")
+    flops = training.get("flops_per_token")
+    out["training"] = {
+        k: training.get(k)
+        for k in ("micro_batch", "grad_accum", "seq_len", "parameters", "flops_per_token")
+    } | {
+        "device_name": training.get("device_name"),
+        "loss": [training.get("loss_first"), training.get("loss_last")],
+    }
+    problems = [out["reason"]] if not out["ok"] else []
+    if isinstance(tokens_per_s, int | float) and isinstance(flops, int | float):
+        achieved = tokens_per_s * flops / 1e12
+        fraction, words = mfu(
+            achieved,
+            peak_for(str(training.get("device_name") or ""), str(out.get("precision") or "")),
+            device_name=str(training.get("device_name") or ""),
+            precision=str(out.get("precision") or ""),
+        )
+        out["achieved_tflops"], out["mfu"], out["mfu_words"] = achieved, fraction, words
+    else:
+        problems.append("no tokens/s or FLOPs per token")
+    energy = out.get("energy") or {}
+    out["j_per_token"] = energy.get("energy_per_item_j")
+    first, last = training.get("loss_first"), training.get("loss_last")
+    if not (isinstance(first, int | float) and isinstance(last, int | float) and last < first):
+        problems.append(f"the loss did not fall ({first} → {last})")
+    out["ok"] = not problems
+    if problems:
+        out["reason"] = "; ".join(problems)
+    return out
+
+
+def _training_line(f: Mapping[str, Any]) -> str:
+    t = f.get("training") or {}
+    return (
+        f"training {t.get('device_name')}: {_num(f.get('throughput_items_per_s'), ',.0f')} "
+        f"tokens/s, step {_num(f.get('mean_ms'), '.1f', ' ms')}, "
+        f"{_num(f.get('achieved_tflops'), '.1f')} TFLOP/s; {f.get('mfu_words')}; "
+        f"{_num(f.get('j_per_token'), '.3g', ' J/token')}; loss {t.get('loss')}"
+    )
+
+
 LINES = {
     "env": _env_line,
     "sensors": _sensors_line,
@@ -317,6 +371,7 @@ LINES = {
     "energy": _energy_line,
     "timing": _timing_line,
     "run": _run_line,
+    "training": _training_line,
 }
 
 

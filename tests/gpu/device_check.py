@@ -34,6 +34,7 @@ from check_figures import (
     summarise_devices,
     summarise_run_output,
     summarise_sensors,
+    summarise_training,
     summary_text,
 )
 
@@ -43,12 +44,18 @@ RESULT_JSON = "device-check.json"
 SUMMARY_TXT = "device-check.txt"
 LOG_TXT = "device-check.log"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_GPU = 0, 1, 2, 3
-DEFAULT_BUDGET_S = 450.0
+DEFAULT_BUDGET_S = 540.0
 MIN_STEP_S = 10.0  # a step is skipped rather than started with less time than this
 STOP_GRACE_S = 15.0  # after SIGTERM at a step's timeout, before SIGKILL
 LOG_TAIL_CHARS = 6000
 RUN_PRECISIONS = ("fp32", "bf16")
 RUN_MODEL = "builtin:resnet50"
+# the training step on a 1B-class shape-only architecture in bf16 (docs/training.md)
+TRAIN_ARGS = (
+    "run", "--model", "llm:tinyllama-1.1b", "--scenario", "training", "--device", "cuda:0",
+    "--precision", "bf16", "--batch", "4", "--prompt-tokens", "1024", "--preset", "quick",
+    "--no-memory",
+)  # fmt: skip
 
 
 # -- preflight -------------------------------------------------------------------------------
@@ -290,6 +297,11 @@ def plan(ctx: Context) -> list[tuple[str, float, Callable[[Context, str, float],
                 lambda d: summarise_run_output(d, RUN_PRECISIONS),
                 "run.json",
             ),
+        ),
+        (
+            "training",
+            150.0,
+            json_step(_cli("--db", db, *TRAIN_ARGS, "--json"), summarise_training, "training.json"),
         ),
     ]
 

@@ -21,7 +21,7 @@ from wattbench.domain.interference import interference_text
 from wattbench.domain.peaks import mfu, peak_for
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
 from wattbench.domain.server import server_lines
-from wattbench.domain.training import FLOPS_FORMULA
+from wattbench.domain.training import FLOPS_FORMULA, data_parallel_lines
 from wattbench.engine.cost import cost_figures, energy_per_item, usd_per_million_output_tokens
 from wattbench.engine.token_energy import token_energy
 
@@ -157,7 +157,8 @@ def inference_cost_text(run: RunResult, p: CostProfile, footnotes: Footnotes | N
     counts = c["counts"]
     if footnotes is not None and counts.startswith("hardware only"):
         counts = f"hardware only, a lower bound (measured energy n/a {energy_mark(run, footnotes)})"
-    text = f"{c['usd_per_million']} per million inferences: {counts}"
+    what = "tokens trained" if run.training is not None else "inferences"
+    text = f"{c['usd_per_million']} per million {what}: {counts}"
     return text + (f"; with estimated energy {c['estimate']}" if c["estimate"] != "—" else "")
 
 
@@ -201,14 +202,16 @@ def generation_lines(r: RunResult, profile: CostProfile | None = None) -> list[s
 
 
 def training_lines(r: RunResult) -> list[str]:
-    """A training run's step, FLOPs, MFU and loss in words (run and show output)."""
+    """A training run's step, FLOPs, MFU and loss in words (run and show output); a
+    data-parallel run's figures per device and per node too, MFU per device."""
     t, thr = r.training, r.throughput_items_per_s
     if t is None or thr is None or r.latency is None:
         return []
     lat = r.latency
     ckpt = ", activation checkpointing" if t.activation_checkpointing else ""
     step = _with_interval(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns)
-    tera = t.flops_per_token / 1e12
+    # model FLOP/s of one device: with N data-parallel ranks, its share of the node's tokens/s
+    tera = t.flops_per_token / 1e12 / t.data_parallel
     achieved = units.estimate(
         thr.value * tera,
         None if thr.lo is None else thr.lo * tera,
@@ -220,15 +223,18 @@ def training_lines(r: RunResult) -> list[str]:
         device_name=t.device_name,
         precision=r.spec.precision,
     )
+    ranks = f" × {t.data_parallel} ranks" if t.data_parallel > 1 else ""
+    per = " per device" if t.data_parallel > 1 else ""
     lines = [
         f"training step: {t.micro_batch} sequence(s) × {t.grad_accum} micro-batch(es) × "
-        f"{t.seq_len} tokens = {units.count(t.tokens_per_step)} tokens ({t.optimizer}, "
+        f"{t.seq_len} tokens{ranks} = {units.count(t.tokens_per_step)} tokens ({t.optimizer}, "
         f"{r.spec.precision}{ckpt}); step time {step}; "
         f"{units.estimate(thr.value, thr.lo, thr.hi)} tokens/s (an item is a trained token)",
         f"model FLOPs: {units.number(t.flops_per_token / 1e9, 4)} GFLOP per token, "
         f"{FLOPS_FORMULA} with N = {units.count(t.parameters)}, L = {t.layers}, "
         f"d = {t.width}, s = {t.seq_len}",
-        f"achieved {achieved} TFLOP/s on {t.device_name or r.spec.device}; {words}",
+        f"achieved {achieved} TFLOP/s{per} on {t.device_name or r.spec.device}; {words}",
+        *data_parallel_lines(t, thr.value, r.phases.measure_s or 0.0),
     ]
     if t.loss_first is not None and t.loss_last is not None:
         verdict = "falls: the step trains" if t.loss_decreased else "did not fall: it may not train"

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 
 from wattbench.backends.models import catalog, llm_memory
 from wattbench.backends.models.base import ModelEntry
-from wattbench.backends.runtimes import registry
-from wattbench.backends.runtimes.base import RuntimeOptions
+from wattbench.backends.runtimes import registry, torch_ddp
+from wattbench.backends.runtimes.base import Runtime, RuntimeOptions
+from wattbench.backends.runtimes.device_names import torch_device
 from wattbench.domain.errors import (
     BadInputError,
+    DeviceError,
     ModelError,
     ShapeError,
     UnsupportedOptionError,
@@ -46,6 +48,7 @@ def runtime_options(spec: RunSpec, entry: ModelEntry | None = None) -> RuntimeOp
         grad_accum=spec.grad_accum,
         activation_checkpointing=spec.activation_checkpointing,
         find_micro_batch=spec.find_micro_batch,
+        data_parallel=spec.data_parallel,
     )
 
 
@@ -157,9 +160,43 @@ def validate(spec: RunSpec, cancel: CancelToken | None = None) -> ModelEntry:
     entry = resolve_entry(spec, cancel)
     check_entry(spec, entry)
     runtime.check(entry, spec.device, runtime_options(spec, entry))
+    check_data_parallel(spec, entry, runtime)
     check_memory(spec, entry)
     check_instances(spec)
     return entry
+
+
+def check_data_parallel(spec: RunSpec, entry: ModelEntry, runtime: Runtime) -> None:
+    """Each data-parallel rank has its device: every rank shares the CPU; on GPUs rank r runs
+    on index k + r of a run on GPU k, which must be visible and usable. The micro-batch
+    search runs on one rank (an out-of-memory step of one rank would leave the others waiting
+    in the step's all-reduce)."""
+    n = spec.data_parallel
+    if n == 1:
+        return
+    if spec.find_micro_batch:
+        raise UnsupportedOptionError(
+            "The micro-batch search runs on one rank: search with one data-parallel rank, then "
+            "give the micro-batch found to the data-parallel run.",
+            field="find_micro_batch",
+        )
+    devices = torch_ddp.rank_devices(spec.device, n)
+    if devices[0] == "cpu":
+        return
+    visible = [d.id for d in runtime.devices() if d.usable and d.id.startswith("cuda:")]
+    missing = [d for d in devices if torch_device(d) not in visible]
+    if missing:
+        have = ", ".join(visible) or "no usable GPU"
+        raise DeviceError(
+            f"{n} data-parallel ranks from {spec.device} run on {devices[0]} … {devices[-1]}, "
+            f"one GPU each, but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+            f"visible ({spec.runtime} sees {have}). Use fewer ranks, start from a lower GPU, "
+            "or make the GPUs visible (CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES).",
+            field="data_parallel",
+        )
+    options = runtime_options(spec, entry)
+    for device in devices[1:]:
+        runtime.check(entry, device, options)
 
 
 def check_memory(spec: RunSpec, entry: ModelEntry) -> None:

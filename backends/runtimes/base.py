@@ -66,6 +66,8 @@ class RuntimeOptions:
     grad_accum: int = 1
     activation_checkpointing: bool = False
     find_micro_batch: bool = False  # the engine searches the largest micro-batch that fits
+    # data-parallel ranks, one process and device each (torch_ddp.py); ``batch_size`` per rank
+    data_parallel: int = 1
 
 
 @dataclass(frozen=True)

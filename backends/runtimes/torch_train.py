@@ -8,11 +8,19 @@ training does. Activation checkpointing recomputes each block's activations in t
 (transformers' gradient checkpointing for a Hugging Face model, ``torch.utils.checkpoint``
 around each block of the built-in GPT). The loss on the fixed batch is kept (first and last
 step) as the check that the step trains: it must fall.
+
+With ``data_parallel`` N > 1 this is rank 0 of N data-parallel ranks (torch_ddp.py: why rank 0
+leads and the others follow): ``load_trainer`` starts the followers, the step runs through
+DistributedDataParallel (gradients averaged over the ranks; ``no_sync`` for every micro-batch
+but the last, so one all-reduce per step), and ``run_once`` first tells the followers to step.
+An item is still a trained token, of every rank: tokens per step are the global batch, so the
+run's tokens/s is the node's. The loss kept is rank 0's, on its own batch.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from wattbench.backends.models.base import ModelEntry
@@ -27,6 +35,7 @@ from wattbench.domain.training import TrainingSummary, flops_per_token
 
 if TYPE_CHECKING:
     import torch
+    from wattbench.backends.runtimes.torch_ddp import FollowerLink, Leader
 
 LEARNING_RATE = 3e-4
 OPTIMIZER = f"AdamW lr {LEARNING_RATE:g}"
@@ -77,10 +86,17 @@ class TorchTrainer:
         layers: int,
         width: int,
         vocab: int,
+        rank: int = 0,
+        leader: Leader | None = None,
     ) -> None:
         import torch
+        from wattbench.backends.runtimes.torch_ddp import rank_seed
 
         self.module = module.train()
+        self.rank = rank
+        self.ranks = options.data_parallel
+        self.leader = leader
+        self.seed = rank_seed(options.seed, rank)
         self.model = model
         self.device = dev
         self.options = options
@@ -90,10 +106,13 @@ class TorchTrainer:
             module.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False}
             )
+        self.step_module: Any = None  # the DistributedDataParallel wrap of the loss, N > 1
+        if self.ranks > 1:
+            self.step_module = _ddp_loss(self, dev)
         self.optimizer: Any = torch.optim.AdamW(module.parameters(), lr=LEARNING_RATE)
         self.vocab = vocab
         self.batches: list[Any] = []
-        self.set_micro_batch(options.batch_size)
+        self._set_batches(options.batch_size)
         self._sync = _sync_fn(dev)
         self._bf16 = options.precision == "bf16"
         self.summary = TrainingSummary(
@@ -109,6 +128,10 @@ class TorchTrainer:
             ),
             optimizer=OPTIMIZER,
             device_name=_device_name(dev),
+            data_parallel=self.ranks,
+            devices=leader.devices if leader is not None else (str(dev),),
+            device_names=leader.names if leader is not None else (),
+            backend=leader.backend if leader is not None else "",
         )
         self._first: float | None = None
         self._last: float | None = None
@@ -117,10 +140,17 @@ class TorchTrainer:
 
     def set_micro_batch(self, sequences: int) -> None:
         """Train on micro-batches of ``sequences`` sequences from now on (new seeded tokens:
-        the micro-batch search tries several sizes on one loaded model)."""
+        the micro-batch search tries several sizes on one loaded model); every rank does."""
+        if self.leader is not None:
+            from wattbench.backends.runtimes.torch_ddp import MICRO_BATCH
+
+            self.leader.command(MICRO_BATCH, sequences)
+        self._set_batches(sequences)
+
+    def _set_batches(self, sequences: int) -> None:
         import torch
 
-        gen = torch.Generator().manual_seed(self.options.seed)
+        gen = torch.Generator().manual_seed(self.seed)
         shape = (sequences, self.options.prompt_tokens)
         self.batches = []  # the old ones go first: a search near the memory's end needs room
         self.batches = [
@@ -128,15 +158,18 @@ class TorchTrainer:
             for _ in range(self.options.grad_accum)
         ]
         self.micro_batch = sequences
-        self.items_per_call = sequences * self.options.grad_accum * self.options.prompt_tokens
+        per_rank = sequences * self.options.grad_accum * self.options.prompt_tokens
+        self.items_per_call = per_rank * self.ranks  # the global batch: every rank's tokens
         self.input_shapes = (("input_ids", shape, "int64"),)
         if hasattr(self, "summary"):
-            from dataclasses import replace
-
             self.summary = replace(self.summary, micro_batch=sequences)
 
     def release(self) -> None:
         """Drop the gradients and the allocator's cache (after an out-of-memory step)."""
+        if self.leader is not None:
+            from wattbench.backends.runtimes.torch_ddp import RELEASE
+
+            self.leader.command(RELEASE)
         self.optimizer.zero_grad(set_to_none=True)
         if self.device.type == "cuda":
             import torch
@@ -168,11 +201,27 @@ class TorchTrainer:
         return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
 
     def run_once(self) -> None:
+        if self.leader is None:
+            self.step()
+            return
+        from wattbench.backends.runtimes.torch_ddp import STEP
+
+        self.leader.command(STEP)
+        try:
+            self.step()
+        except Exception as exc:
+            raise self.leader.explain(exc) from exc
+
+    def step(self) -> None:
+        """One optimizer step on this rank (with the others, through DDP, for N ranks)."""
         total: Any = None
-        for ids in self.batches:
-            with self._autocast():
-                loss = self._loss(ids) / len(self.batches)
-            loss.backward()
+        last = len(self.batches) - 1
+        for i, ids in enumerate(self.batches):
+            accumulate = self.step_module is not None and i < last  # no all-reduce yet
+            with self.step_module.no_sync() if accumulate else contextlib.nullcontext():
+                with self._autocast():
+                    loss = self._micro_loss(ids) / len(self.batches)
+                loss.backward()
             total = loss.detach() if total is None else total + loss.detach()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -183,9 +232,10 @@ class TorchTrainer:
         self._last = value
         self._steps += 1
 
-    def training_summary(self) -> TrainingSummary:
-        from dataclasses import replace
+    def _micro_loss(self, ids: Any) -> Any:
+        return self._loss(ids) if self.step_module is None else self.step_module(ids)
 
+    def training_summary(self) -> TrainingSummary:
         return replace(
             self.summary, loss_first=self._first, loss_last=self._last, steps=self._steps
         )
@@ -209,6 +259,15 @@ class TorchTrainer:
             "intra_op_threads": torch.get_num_threads(),
             "threads_requested": self.options.threads,
             "tokens_per_step": self.items_per_call,
+            **(
+                {}
+                if self.leader is None
+                else {
+                    "data_parallel": self.ranks,
+                    "process_group": self.leader.backend,
+                    "rank_devices": list(self.leader.devices),
+                }
+            ),
         }
 
     def reset_peak_memory(self) -> None:
@@ -221,6 +280,8 @@ class TorchTrainer:
         if self.closed:
             return
         self.closed = True
+        if self.leader is not None:
+            self.leader.close()
         self.batches = []
         self.optimizer = None
         self.module = None
@@ -230,8 +291,27 @@ class TorchTrainer:
             torch.cuda.empty_cache()
 
 
-def load_trainer(model: ModelEntry, dev: torch.device, options: RuntimeOptions) -> TorchTrainer:
-    """The model of ``model`` in fp32 on ``dev``, ready to train (ModelError if it cannot be)."""
+def _ddp_loss(trainer: TorchTrainer, dev: torch.device) -> Any:
+    """The trainer's next-token loss as a module wrapped in DistributedDataParallel (its
+    forward must run through the wrap for the gradients to be averaged)."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    class NextTokenLoss(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = trainer.module
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return trainer._loss(ids)
+
+    ids = [dev.index if dev.index is not None else 0] if dev.type == "cuda" else None
+    return DistributedDataParallel(NextTokenLoss(), device_ids=ids)
+
+
+def _build_for_training(model: ModelEntry, dev: torch.device) -> tuple[Any, bool, int, int, int]:
+    """The module in fp32 on ``dev``, whether it is a transformers model, and its layers, width
+    and vocabulary (ModelError if it cannot be built there)."""
     import torch
     from wattbench.backends.runtimes.torch_loaded import _build
 
@@ -241,14 +321,46 @@ def load_trainer(model: ModelEntry, dev: torch.device, options: RuntimeOptions) 
 
             module = torch_hf.decoder_module(model, dev, torch.float32)
             shape = model.decoder
-            return TorchTrainer(
-                module, model, dev, options, hf=True, layers=shape.layers,
-                width=shape.hidden, vocab=shape.vocab,
-            )  # fmt: skip
+            return module, True, shape.layers, shape.hidden, shape.vocab
         module = _build(model).to(device=dev)
     except RuntimeError as exc:
         raise ModelError(f"Cannot build {model.ref} on {dev} for training: {exc}") from exc
-    return TorchTrainer(
-        module, model, dev, options, hf=False, layers=len(module.blocks),
-        width=int(module.wte.embedding_dim), vocab=int(module.wte.num_embeddings),
-    )  # fmt: skip
+    width, vocab = int(module.wte.embedding_dim), int(module.wte.num_embeddings)
+    return module, False, len(module.blocks), width, vocab
+
+
+def load_trainer(
+    model: ModelEntry,
+    dev: torch.device,
+    options: RuntimeOptions,
+    *,
+    follower: FollowerLink | None = None,
+) -> TorchTrainer:
+    """The model of ``model`` in fp32 on ``dev``, ready to train (ModelError if it cannot be).
+
+    With ``options.data_parallel`` N > 1 this is rank 0, which starts ranks 1…N-1 first (they
+    load while it does) and forms the process group with them; a follower process passes its
+    ``follower`` link instead (torch_ddp.py)."""
+    from wattbench.backends.runtimes import torch_ddp
+
+    leader = None
+    if options.data_parallel > 1 and follower is None:
+        devices = torch_ddp.rank_devices(str(dev), options.data_parallel)
+        leader = torch_ddp.Leader.start(model, options, devices)
+    try:
+        module, hf, layers, width, vocab = _build_for_training(model, dev)
+        link = leader or follower
+        if link is not None:
+            link.join(_device_name(dev))
+        return TorchTrainer(
+            module, model, dev, options, hf=hf, layers=layers, width=width, vocab=vocab,
+            rank=0 if follower is None else follower.rank, leader=leader,
+        )  # fmt: skip
+    except BaseException as exc:
+        if leader is None:
+            raise
+        failure = leader.explain(exc) if isinstance(exc, Exception) else exc
+        leader.close()
+        if failure is exc:
+            raise
+        raise failure from exc

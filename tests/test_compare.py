@@ -29,6 +29,7 @@ from wattbench.engine.metrics import (
 )
 from wattbench.engine.ratios import Ratio, verdict_sentence
 from wattbench.engine.stats import summarize, throughput_interval
+from wattbench.engine.training_metrics import TRAINING_METRICS
 
 from tests.store_fixtures import MODEL, make_result
 
@@ -375,7 +376,8 @@ def test_verdict_sentence_reads_plainly() -> None:
     assert verdict_sentence(na, "B", "A", energy_view="device") == (
         "B vs A: energy per inference n/a (baseline: RAPL unreadable). Energy view: device."
     )
-    assert set(METRICS) - set(GENERATION_METRICS) - set(SERVER_METRICS) == set(DEFAULT_METRICS) == {
+    others = set(GENERATION_METRICS) | set(SERVER_METRICS) | set(TRAINING_METRICS)
+    assert set(METRICS) - others == set(DEFAULT_METRICS) == {
         "throughput", "latency-p50", "latency-p99", "latency-mean", "energy", "perf-per-watt",
         "cost", "co2",
     }  # fmt: skip

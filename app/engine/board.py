@@ -30,6 +30,7 @@ from wattbench.engine.cost import cost_figures, energy_per_item, estimated_energ
 from wattbench.engine.generation import inverse
 from wattbench.engine.metrics import METRICS, ConfigGroup, MetricEstimate, pool, pool_values
 from wattbench.engine.ratios import Ratio, ratio_of
+from wattbench.engine.training_metrics import mfu_text
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,12 @@ HARDWARE_ONLY = "hardware only"
 INFERENCE_QUESTIONS = ("throughput", "latency-p99", "energy", "perf-per-watt", "cost")
 GENERATION_QUESTIONS = ("decode-tokens-per-s", "ttft", "tpot", "tokens-per-j", "cost-per-m-tokens")
 SERVER_QUESTIONS = ("goodput",)
-BOARD_METRICS = INFERENCE_QUESTIONS + GENERATION_QUESTIONS + SERVER_QUESTIONS
+# training runs: an item is a trained token; the step time is a mean (steps are few: no p99)
+TRAINING_QUESTIONS = (
+    "train-tokens-per-s", "step-time", "train-energy-per-token", "train-tokens-per-j",
+    "cost-per-m-train-tokens", "train-tflops",
+)  # fmt: skip
+BOARD_METRICS = INFERENCE_QUESTIONS + GENERATION_QUESTIONS + SERVER_QUESTIONS + TRAINING_QUESTIONS
 TITLES = {
     "throughput": "Throughput",
     "latency-p99": "p99 latency per call",
@@ -53,9 +59,16 @@ TITLES = {
     "tokens-per-j": "Output tokens per joule",
     "cost-per-m-tokens": "$ per 1M output tokens",
     "goodput": "Goodput at the latency SLO",
+    "train-tokens-per-s": "Trained tokens/s",
+    "step-time": "Step time (mean)",
+    "train-energy-per-token": "J per trained token",
+    "train-tokens-per-j": "Trained tokens per joule",
+    "cost-per-m-train-tokens": "$ per 1M tokens trained",
+    "train-tflops": "Achieved model TFLOP/s (MFU)",
 }
-_ENERGY_QUESTIONS = ("energy", "perf-per-watt", "tokens-per-j")
-_COST_QUESTIONS = ("cost", "cost-per-m-tokens")
+_ENERGY_QUESTIONS = ("energy", "perf-per-watt", "tokens-per-j", "train-energy-per-token",
+                     "train-tokens-per-j")  # fmt: skip
+_COST_QUESTIONS = ("cost", "cost-per-m-tokens", "cost-per-m-train-tokens")
 SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
 
 
@@ -89,9 +102,11 @@ class Standing:
     ratio: Ratio | None  # to the baseline; None for the baseline itself
     is_baseline: bool
     runs: int  # runs behind the figure
+    remark: str = ""  # said beside the figure: the MFU of achieved TFLOP/s
 
     def value_text(self, unit: str, *, interval: bool = True) -> str:
-        return figure_text(self.value, unit, interval=interval)
+        text = figure_text(self.value, unit, interval=interval)
+        return f"{text} ({self.remark})" if self.remark else text
 
     def ratio_text(self) -> str:
         """ "1.84× [1.79–1.90] faster", "baseline", or "n/a (why)"."""
@@ -209,7 +224,7 @@ def _estimate_figure(
             est = estimated_energy_per_item(run, view)[0]
             if est is None:
                 return None
-            if question == "energy":
+            if question in ("energy", "train-energy-per-token"):
                 return est
             tokens = run.generation.new_tokens if run.generation is not None else 1
             return inverse(est, float(tokens if question == "tokens-per-j" else 1))
@@ -256,13 +271,16 @@ def _p99_headline(run: RunResult) -> bool:
 
 
 def board_questions(comparison: Comparison) -> tuple[str, ...]:
-    """The questions for the baseline's workload: generation ones for a generation run, goodput
+    """The questions for the baseline's workload: generation ones for a generation run, training
+    ones for a training run, goodput
     first for a server run; p99 latency where it is a headline — one request at a time, per
     request of a server run, or the baseline's runs have enough effective samples for it
     (METHOD.md)."""
     base = comparison.baseline
     if base.spec.scenario is Scenario.GENERATION:
         return GENERATION_QUESTIONS
+    if base.spec.scenario is Scenario.TRAINING:
+        return TRAINING_QUESTIONS
     server = SERVER_QUESTIONS if base.spec.scenario is Scenario.SERVER else ()
     if base.spec.scenario is not Scenario.OFFLINE or all(_p99_headline(r) for r in base.runs):
         return server + INFERENCE_QUESTIONS
@@ -380,14 +398,15 @@ def _answer(
     def standing(g: ConfigGroup) -> Standing:
         e = ests[g.label]
         assert e.value is not None
+        remark = mfu_text(g.runs[0], e.value.value) if q == "train-tflops" else ""
         if g is base:
-            return Standing(g.label, e.value, None, True, e.replicates)
+            return Standing(g.label, e.value, None, True, e.replicates, remark)
         row = next(r for r in comparison.rows if r.group is g)
         ratio = ratio_of(
             base_est, e, q, noise=comparison.noise, comparable=row.comparable,
             unreliable=row.unreliable,
         )  # fmt: skip
-        return Standing(g.label, e.value, ratio, False, e.replicates)
+        return Standing(g.label, e.value, ratio, False, e.replicates, remark)
 
     winner = standing(ranked[0])
     runner = standing(ranked[1]) if len(ranked) > 1 else None

@@ -24,6 +24,7 @@ from wattbench.engine.cost import (
 )
 from wattbench.engine.generation import inverse
 from wattbench.engine.stats import t_975
+from wattbench.engine.training_metrics import TRAINING_METRICS, training_metric
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ DEFAULT_NOISE = 0.01  # the noise threshold: ratios within [0.99, 1.01] are no d
 ENERGY_BASED = (
     "energy", "perf-per-watt", "cost", "co2",
     "tokens-per-j", "prefill-energy-per-token", "decode-energy-per-token", "cost-per-m-tokens",
+    "train-energy-per-token", "train-tokens-per-j", "cost-per-m-train-tokens",
 )  # fmt: skip
-COST_METRICS = ("cost", "co2", "cost-per-m-tokens")  # the metrics that need a cost profile
+# the metrics that need a cost profile
+COST_METRICS = ("cost", "co2", "cost-per-m-tokens", "cost-per-m-train-tokens")
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,20 @@ METRICS: dict[str, MetricInfo] = {
         # server runs with an SLO search (engine/slo.py); n/a with the reason for other runs
         MetricInfo("goodput", "goodput at the latency SLO", "requests/s", True, True,
                    "serves {r}× the goodput of"),
+        # training runs (engine/training_metrics.py): an item is a trained token
+        MetricInfo("train-tokens-per-s", "trained tokens per second", "tokens/s", True, True,
+                   "trains {r}× the tokens per second of"),
+        MetricInfo("step-time", "mean step time", "ns", False, True,
+                   "has {r}× the mean step time of"),
+        MetricInfo("train-energy-per-token", "energy per trained token", "J/token", False,
+                   False, "uses {r}× the energy per trained token of"),
+        MetricInfo("train-tokens-per-j", "trained tokens per joule", "tokens/J", True, False,
+                   "trains {r}× the tokens per joule of"),
+        MetricInfo("cost-per-m-train-tokens", "cost per million tokens trained",
+                   "USD/1M tokens", False, False,
+                   "costs {r}× as much per million tokens trained as"),
+        MetricInfo("train-tflops", "achieved model TFLOP/s", "TFLOP/s", True, True,
+                   "achieves {r}× the model TFLOP/s of"),
     )
 }  # fmt: skip
 GENERATION_METRICS: tuple[str, ...] = (
@@ -101,7 +118,7 @@ GENERATION_METRICS: tuple[str, ...] = (
 )  # fmt: skip
 SERVER_METRICS: tuple[str, ...] = ("goodput",)
 DEFAULT_METRICS: tuple[str, ...] = tuple(
-    m for m in METRICS if m not in GENERATION_METRICS and m not in SERVER_METRICS
+    m for m in METRICS if m not in GENERATION_METRICS + SERVER_METRICS + TRAINING_METRICS
 )
 
 
@@ -153,6 +170,8 @@ def _raw_metric(
 ) -> tuple[Interval | None, str | None]:
     if metric in GENERATION_METRICS:
         return generation_metric(run, metric, energy_view, cost_profiles)
+    if metric in TRAINING_METRICS:
+        return training_metric(run, metric, energy_view, cost_profiles)
     if metric == "goodput":
         if run.server is None:
             return None, "not a server-scenario run"

@@ -23,6 +23,7 @@ from wattbench.engine.token_energy import token_energy
 from wattbench.reports.front import quality_line
 from wattbench.reports.model import Cell, ReportModel, RunEntry
 from wattbench.reports.sizing import sizing_json
+from wattbench.reports.training import TRAINING_COLUMNS, training_fields
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def run_row(e: RunEntry, energy_view: str) -> dict[str, Any]:
         "tags": ";".join(s.tags), "notes": r.notes, "converged": r.converged,
         "flags": ";".join(r.flags), "energy_view": energy_view,
     }  # fmt: skip
-    for m, col in (METRIC_COLUMNS | GENERATION_COLUMNS).items():
+    for m, col in (METRIC_COLUMNS | GENERATION_COLUMNS | TRAINING_COLUMNS).items():
         if m not in e.cells:
             continue
         c = e.cells[m]
@@ -138,6 +139,7 @@ def run_row(e: RunEntry, energy_view: str) -> dict[str, Any]:
         if te is not None:
             for k, v in dataclasses.asdict(te).items():
                 row[f"gen_{k}"] = v
+    row.update(training_fields(r))
     if r.memory is not None:
         for k, v in dataclasses.asdict(r.memory).items():
             row["memory_" + k] = ";".join(v) if isinstance(v, list | tuple) else v

@@ -26,11 +26,16 @@ from wattbench.reports.series import (
     pareto_points,
     power_series,
 )
+from wattbench.reports.training import is_training
 
 log = logging.getLogger(__name__)
 
 BAR_METRICS: tuple[str, ...] = ("throughput", "latency-p99", "energy", "perf-per-watt", "cost")
 GENERATION_BARS: tuple[str, ...] = ("ttft", "decode-tokens-per-s", "tokens-per-j")  # when shown
+TRAINING_BARS: tuple[str, ...] = (
+    "train-tokens-per-s", "step-time", "train-energy-per-token", "train-tokens-per-j",
+    "cost-per-m-train-tokens", "train-tflops",
+)  # fmt: skip
 
 
 @dataclass
@@ -42,7 +47,8 @@ class ChartSet:
 def build_charts(model: ReportModel, *, png_dpi: int = 250) -> ChartSet:
     """Every chart the report shows, in reading order."""
     out = ChartSet()
-    for metric in BAR_METRICS + tuple(m for m in GENERATION_BARS if m in model.metrics):
+    bars_of = TRAINING_BARS if is_training(model.metrics) else BAR_METRICS
+    for metric in bars_of + tuple(m for m in GENERATION_BARS if m in model.metrics):
         info = METRICS[metric]
         bars = metric_bars(model.comparison, metric, scale=model.units[metric].scale)
         title = info.label if info.label[:2] in ("p5", "p9") else info.label.capitalize()
@@ -77,9 +83,10 @@ def build_charts(model: ReportModel, *, png_dpi: int = 250) -> ChartSet:
         out.skipped.append(
             ("Throughput vs batch size", "no configuration was measured at two or more batch sizes")
         )
-    points = pareto_points(model.comparison, energy_scale=model.units["energy"].scale)
-    if len(points) >= 2:
-        out.charts.append(pareto_chart(points, model.units["energy"].unit, png_dpi=png_dpi))
+    energy = model.units.get("energy")  # a training report has its own energy per token
+    points = [] if energy is None else pareto_points(model.comparison, energy_scale=energy.scale)
+    if energy is not None and len(points) >= 2:
+        out.charts.append(pareto_chart(points, energy.unit, png_dpi=png_dpi))
     else:
         out.skipped.append(
             ("Pareto view", "fewer than two configurations have both throughput and p99 latency")

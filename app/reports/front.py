@@ -18,6 +18,7 @@ from wattbench.engine.ratios import Ratio
 from wattbench.reports.model import ReportModel, compared
 from wattbench.reports.tables import BAD_VERDICTS, GOOD_VERDICTS, Table, TCell
 from wattbench.reports.textfmt import counted, ratio_text
+from wattbench.reports.training import TRAINING_ENERGY, TRAINING_SPEED, item_words
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ RATIO_GROUPS = (
     ("generation_energy", "Energy per token ratios", ("tokens-per-j", "prefill-energy-per-token",
                                                       "decode-energy-per-token",
                                                       "cost-per-m-tokens")),
+    ("training", "Training ratios", TRAINING_SPEED),
+    ("training_energy", "Energy and cost per trained token ratios", TRAINING_ENERGY),
 )  # fmt: skip
 
 
@@ -100,7 +103,8 @@ def method_paragraph(model: ReportModel) -> str:
     eps = sorted({e.run.spec.target_epsilon for e in model.runs})
     eps_text = ", ".join(units.percent(x) for x in eps)
     base = model.baseline.group.label
-    cost = ("$ per million inferences comes from the cost profiles listed below: amortised "
+    per, million = item_words(model.metrics)
+    cost = (f"$ {million} comes from the cost profiles listed below: amortised "
             "hardware per hour of use plus energy × tariff × PUE (or a cloud price per hour)."
             if model.cost_profiles else
             "No cost profile was given, so $ and CO2 figures are n/a.")  # fmt: skip
@@ -113,7 +117,7 @@ def method_paragraph(model: ReportModel) -> str:
         "95 % interval — between runs where both sides have two or more, otherwise from the "
         "runs' own intervals (marked indicative); it is faster/better or slower/worse only "
         f"when the whole interval lies beyond ±{model.noise * 100:g} %. Energy uses the "
-        f"{model.energy_view} view, gross per inference (idle power included), from hardware "
+        f"{model.energy_view} view, gross {per} (idle power included), from hardware "
         "counters; estimates from a power model are labelled and never ranked against "
         f"measurements. {cost} The full method is in the appendix."
     )
@@ -122,6 +126,7 @@ def method_paragraph(model: ReportModel) -> str:
 def method_notes(model: ReportModel) -> list[tuple[str, str]]:
     """The method in words: stopping rule, comparison, energy and idle handling, cost."""
     presets = sorted({e.run.spec.preset for e in model.runs})
+    per, million = item_words(model.metrics)
     notes = [
         ("Measurement and stopping rule",
          "Each run executed in its own worker process: system description, cold load and first "
@@ -144,7 +149,7 @@ def method_notes(model: ReportModel) -> list[tuple[str, str]]:
         ("Energy and idle handling",
          f"Energy figures use the {model.energy_view} view: 'device' counts the device's own "
          "domains (GPU board, or CPU packages + DRAM); 'system' adds every measured domain. "
-         "Energy per inference is gross (idle power included); the above-idle figure "
+         f"Energy {per} is gross (idle power included); the above-idle figure "
          "(E − P_idle × T) / N is listed per domain in the energy sources table, with the idle "
          "power measured before the run until its 5 s rolling mean was stable within ±2 %. "
          "Estimates from a TDP × load model are marked ESTIMATE, drawn hatched in grey, and "
@@ -159,7 +164,7 @@ def method_notes(model: ReportModel) -> list[tuple[str, str]]:
                       "the cost table."))  # fmt: skip
     else:
         notes.append(("Cost assumptions",
-                      "No cost profile was given, so $ and CO2 per million inferences are n/a. "
+                      f"No cost profile was given, so $ and CO2 {million} are n/a. "
                       "Set a cost profile per device (the Cost profiles page of "
                       "`wattbench gui`) to get them."))  # fmt: skip
     return notes

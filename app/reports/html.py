@@ -27,6 +27,7 @@ from wattbench.reports.model import ReportModel
 from wattbench.reports.sizing_tables import claims_table, plan_table, verdict_counts
 from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, TCell, all_tables
 from wattbench.reports.textfmt import counted, esc
+from wattbench.reports.training import rate_unit
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,8 @@ def render_html(model: ReportModel, charts: ChartSet) -> str:
         + " · "
         + _data_link(json_text(model), "application/json", "wattbench-report.json",
                      "full report as JSON (format wattbench.report, version 1)")
-        + ". One row per run with every figure and flag, in stored units (ns, J, items/s); an "
+        + ". One row per run with every figure and flag, in stored units (ns, J, "
+        f"{rate_unit(model.metrics)}); an "
         "empty cell is unknown, with its reason in the matching _na_reason column. The JSON "
         "has every run's raw system description too.</p></section>"
     )  # fmt: skip

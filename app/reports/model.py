@@ -18,11 +18,13 @@ from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import EnergyFigure, RunResult, RunStatus, host_of
+from wattbench.domain.spec import Scenario
 from wattbench.engine.board import Board, verdict_board
 from wattbench.engine.compare import Comparison, compare_runs
 from wattbench.engine.metrics import COST_METRICS, METRICS, ConfigGroup, metric_value
 from wattbench.engine.ratios import Ratio, verdict_sentence
 from wattbench.engine.token_energy import token_energy
+from wattbench.engine.training_metrics import TRAINING_METRICS
 from wattbench.reports.sentences import model_name, summary_lines
 from wattbench.reports.sizing import NO_SIZING, Sizing
 from wattbench.reports.systems import Machines, SystemEntry, machines, raw_systems
@@ -197,7 +199,10 @@ def build_report(
 
 
 def report_metrics(runs: Sequence[RunResult]) -> tuple[str, ...]:
-    """The metrics a report shows: the generation ones too when a run generated tokens."""
+    """The metrics a report shows: the generation ones too when a run generated tokens; a
+    training run's own (its items are trained tokens) for training runs."""
+    if any(r.spec.scenario is Scenario.TRAINING for r in runs):
+        return TRAINING_METRICS
     if any(r.generation is not None for r in runs):
         return REPORT_METRICS + GENERATION_REPORT_METRICS
     return REPORT_METRICS
@@ -305,9 +310,9 @@ def _estimate_value(run: RunResult, metric: str, energy_view: str) -> float | No
             else (te.prefill_j_per_token if metric.startswith("prefill") else te.decode_j_per_token)
         )
     e = _estimate_figure(run, energy_view)
-    if e is None or metric not in ("energy", "perf-per-watt"):
+    if e is None or metric not in _ITEM_ENERGY:
         return None
-    return e.energy_per_item_j if metric == "energy" else e.items_per_j
+    return e.energy_per_item_j if metric in ("energy", "train-energy-per-token") else e.items_per_j
 
 
 def _estimate_note(run: RunResult, metric: str, energy_view: str, unit: DisplayUnit) -> str:
@@ -327,6 +332,8 @@ def _estimate_note(run: RunResult, metric: str, energy_view: str, unit: DisplayU
 
 
 _TOKEN_ENERGY = ("tokens-per-j", "prefill-energy-per-token", "decode-energy-per-token")
+# energy per item and items per joule: of an inference, or of a trained token
+_ITEM_ENERGY = ("energy", "perf-per-watt", "train-energy-per-token", "train-tokens-per-j")
 
 
 # -- display units ---------------------------------------------------------------------------
@@ -336,12 +343,13 @@ def display_unit(metric: str, values: Sequence[float | None]) -> DisplayUnit:
     """A unit that reads well for the typical value (latency in µs/ms/s, energy in µJ/mJ/J)."""
     known = sorted(v for v in values if v is not None and math.isfinite(v) and v > 0)
     typical = known[len(known) // 2] if known else None
-    if metric in ("prefill-energy-per-token", "decode-energy-per-token"):
+    if metric in ("prefill-energy-per-token", "decode-energy-per-token", "train-energy-per-token"):
+        per = "per trained token" if metric == "train-energy-per-token" else "per token"
         if typical is None or 1e-3 <= typical < 1:
-            return DisplayUnit("mJ per token", 1e3)
+            return DisplayUnit(f"mJ {per}", 1e3)
         if typical < 1e-3:
-            return DisplayUnit("µJ per token", 1e6)
-        return DisplayUnit("J per token", 1.0)
+            return DisplayUnit(f"µJ {per}", 1e6)
+        return DisplayUnit(f"J {per}", 1.0)
     if metric.startswith("latency") or METRICS[metric].unit == "ns":
         if typical is not None and typical < 1e6:
             return DisplayUnit("µs", 1e-3)
@@ -359,6 +367,8 @@ def display_unit(metric: str, values: Sequence[float | None]) -> DisplayUnit:
         "perf-per-watt": "inferences/J",
         "cost": "USD per million inferences",
         "co2": "gCO2 per million inferences",
+        "train-tokens-per-j": "trained tokens/J",
+        "cost-per-m-train-tokens": "USD per million tokens trained",
     }
     return DisplayUnit(fixed.get(metric, METRICS[metric].unit), 1.0)
 

@@ -24,6 +24,7 @@ from wattbench.reports.model import ReportModel
 from wattbench.reports.sizing_tables import claims_table, plan_table, verdict_counts
 from wattbench.reports.tables import APPENDIX_TABLES, COMPARISON_TABLES, Table, all_tables
 from wattbench.reports.textfmt import counted, esc
+from wattbench.reports.training import rate_unit
 
 if TYPE_CHECKING:
     from reportlab.platypus import Flowable
@@ -302,7 +303,8 @@ def render_pdf(model: ReportModel, charts: ChartSet) -> bytes:
         story.append(Paragraph(f"<b>{esc(heading)}.</b> {esc(text)}", st["body"]))
     story += [
         Paragraph("Raw data", st["h3"]),
-        Paragraph("Every figure and flag of every run, in stored units (ns, J, items/s), and each "
+        Paragraph("Every figure and flag of every run, in stored units (ns, J, "
+                  f"{rate_unit(model.metrics)}), and each "
                   "run's raw system description are in the CSV and JSON exports of this report "
                   "(wattbench report … -o FILE.csv or FILE.json).", st["body"]),
     ]  # fmt: skip

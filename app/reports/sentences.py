@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from wattbench.domain.result import RunResult
 from wattbench.engine.compare import Comparison
-from wattbench.engine.metrics import METRICS
+from wattbench.engine.metrics import COST_METRICS, METRICS
 from wattbench.engine.ratios import Ratio
 
 # Metrics whose ratios make the one-line summary of each configuration.
 SUMMARY_METRICS: tuple[str, ...] = ("throughput", "perf-per-watt", "cost")
+# the same for training runs: an item is a trained token
+TRAINING_SUMMARY: tuple[str, ...] = (
+    "train-tokens-per-s", "train-tokens-per-j", "cost-per-m-train-tokens",
+)  # fmt: skip
+
+
+def summary_metrics(comparison: Comparison) -> tuple[str, ...]:
+    return TRAINING_SUMMARY if "train-tokens-per-s" in comparison.metrics else SUMMARY_METRICS
 
 
 def model_name(run: RunResult) -> str:
@@ -28,9 +36,9 @@ def summary_lines(comparison: Comparison, *, with_cost: bool) -> tuple[str, ...]
     lines: list[str] = []
     missing: dict[tuple[str, str], list[str]] = {}
     for row in comparison.rows:
-        for m in SUMMARY_METRICS:
+        for m in summary_metrics(comparison):
             r = row.ratios.get(m)
-            if r is not None and r.value is None and (with_cost or m != "cost"):
+            if r is not None and r.value is None and (with_cost or m not in COST_METRICS):
                 missing.setdefault((m, r.na_reason or "not available"), []).append(row.group.label)
         sentence = summary_sentence(comparison, row.group.label)
         if sentence:
@@ -57,7 +65,7 @@ def summary_sentence(comparison: Comparison, group_label: str) -> str:
     else:
         where = f"On {name} (batch {b_spec.batch_size} vs {a_spec.batch_size}), "
     parts: list[str] = []
-    for m in SUMMARY_METRICS:
+    for m in summary_metrics(comparison):
         ratio = row.ratios.get(m)
         if ratio is not None and ratio.value is not None:
             parts.append(_clause(ratio, base.label if not parts else None))

@@ -14,9 +14,19 @@ from dataclasses import dataclass, field
 from wattbench.domain import units
 from wattbench.domain.quality import ETA_MEANING, ETA_RANGE_TEXT, eta_out_of_range
 from wattbench.domain.result import Interval, RunStatus
-from wattbench.engine.metrics import METRICS
+from wattbench.engine.metrics import COST_METRICS, METRICS
 from wattbench.reports.model import Cell, ReportModel, RunEntry, display_unit
 from wattbench.reports.textfmt import NA, interval_text, na, percent_text, sig
+from wattbench.reports.training import (
+    STEP_CAPTION,
+    TRAINING_ENERGY,
+    TRAINING_SPEED,
+    flops_text,
+    is_training,
+    loss_text,
+    mfu_cell,
+    step_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +39,7 @@ GENERATION_ENERGY = ("tokens-per-j", "prefill-energy-per-token", "decode-energy-
 # the tables of the report's comparison section, in reading order
 COMPARISON_TABLES = ("speed", "energy", "generation_speed", "generation_energy")
 # the per-run tables of the appendix, in reading order
-APPENDIX_TABLES = ("runs", "generation", "stopping", "startup", "sensors")
+APPENDIX_TABLES = ("runs", "generation", "training", "stopping", "startup", "sensors")
 GOOD_VERDICTS = ("faster", "better")
 BAD_VERDICTS = ("slower", "worse")
 
@@ -109,17 +119,21 @@ def generation_figures_tables(model: ReportModel) -> tuple[Table | None, Table |
 
 
 def energy_table(model: ReportModel) -> Table:
-    """Energy (and cost, when cost profiles were given) per configuration."""
+    """Energy (and cost, when cost profiles were given) per configuration: per inference, or
+    per trained token for training runs."""
+    training = is_training(model.metrics)
+    metrics = TRAINING_ENERGY if training else ENERGY_METRICS
     if model.cost_profiles:
         return figures_table(
             model,
             "energy",
-            ENERGY_METRICS,
+            metrics,
             f"Energy and cost per configuration ({model.energy_view} view)",
         )
-    t = figures_table(model, "energy", ENERGY_METRICS[:2],
+    t = figures_table(model, "energy", [m for m in metrics if m not in COST_METRICS],
                       f"Energy per configuration ({model.energy_view} view)")  # fmt: skip
-    t.caption += " No cost profile was given: $ and CO2 per million inferences are n/a."
+    what = "$ per million tokens trained is" if training else "$ and CO2 per million inferences are"
+    t.caption += f" No cost profile was given: {what} n/a."
     return t
 
 
@@ -161,7 +175,8 @@ def runs_table(model: ReportModel) -> Table:
 
 
 def sensors_table(model: ReportModel) -> Table:
-    u = display_unit("energy", [f.energy_per_item_j for e in model.runs for f in e.run.energy])
+    per = "train-energy-per-token" if is_training(model.metrics) else "energy"
+    u = display_unit(per, [f.energy_per_item_j for e in model.runs for f in e.run.energy])
     t = Table("sensors", "Energy sources per run",
               "Each energy figure with where it comes from (source), what it covers (scope), how "
               "it was obtained (method) and its flags. Estimates are marked and never ranked "
@@ -315,6 +330,29 @@ def startup_table(model: ReportModel) -> Table:
     return t
 
 
+def training_table(model: ReportModel) -> Table | None:
+    """Each training run's step, model FLOPs per token, achieved TFLOP/s with MFU and loss;
+    None when no run trained."""
+    runs = [e for e in model.runs if e.run.training is not None]
+    if not runs:
+        return None
+    t = Table("training", "Training step per run", STEP_CAPTION,
+              ["Run", "Configuration", "Step (tokens per step)", "Model FLOPs per token",
+               "Achieved TFLOP/s", "MFU", "Loss first → last"],
+              widths=(0.8, 1.6, 1.5, 1.7, 1.1, 2.2, 1.5))  # fmt: skip
+    for e in runs:
+        tr = e.run.training
+        assert tr is not None
+        tflops, mfu = mfu_cell(e.run)
+        t.rows.append([
+            TCell(e.run.id[:8], "mono"), TCell(e.group_label or e.run.spec.label()),
+            TCell(step_text(tr)), TCell(flops_text(tr)),
+            TCell(tflops, "na" if tflops.startswith(NA) else ""),
+            TCell(mfu, "na" if mfu.startswith(NA) else ""), TCell(loss_text(tr)),
+        ])  # fmt: skip
+    return t
+
+
 def said_once(t: Table | None) -> Table | None:
     """A per-run table whose 'n/a — reason' cells read 'n/a', each reason said once under it
     with the columns it concerns."""
@@ -337,10 +375,17 @@ def said_once(t: Table | None) -> Table | None:
 
 def all_tables(model: ReportModel) -> dict[str, Table | None]:
     gen_speed, gen_energy = generation_figures_tables(model)
+    training = is_training(model.metrics)
+    speed = (
+        figures_table(model, "speed", TRAINING_SPEED, "Training speed per configuration")
+        if training
+        else figures_table(model, "speed", SPEED_METRICS, "Speed per configuration")
+    )
     return {
-        "speed": figures_table(model, "speed", SPEED_METRICS, "Speed per configuration"),
+        "speed": speed,
         "energy": energy_table(model),
         "generation": said_once(generation_table(model)),
+        "training": said_once(training_table(model)),
         "generation_speed": gen_speed,
         "generation_energy": gen_energy,
         "runs": runs_table(model),

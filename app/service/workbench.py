@@ -22,7 +22,7 @@ from wattbench.domain.claim import Claim, Side
 from wattbench.domain.cost import CostProfile, profiles_by_device
 from wattbench.domain.errors import BadInputError
 from wattbench.domain.result import RunResult
-from wattbench.domain.spec import RunSpec
+from wattbench.domain.spec import RunSpec, Scenario
 from wattbench.engine.board import BOARD_METRICS, Board, verdict_board
 from wattbench.engine.board import Answer as Answer  # the GUI reads the board through here
 from wattbench.engine.board import Standing as Standing
@@ -30,6 +30,7 @@ from wattbench.engine.capacity import CapacityRow, Facility
 from wattbench.engine.claims import ClaimResult, check_claim
 from wattbench.engine.compare import Comparison, compare_runs
 from wattbench.engine.metrics import DEFAULT_METRICS, GENERATION_METRICS, SERVER_METRICS
+from wattbench.engine.training_metrics import TRAINING_METRICS
 from wattbench.reports import write_report
 from wattbench.service.capacity import ServerInput, capacity_plan
 from wattbench.service.report_sizing import report_sizing
@@ -55,7 +56,10 @@ class ComparisonView:
 def comparison_metrics(runs: Sequence[RunResult]) -> tuple[str, ...]:
     """The metrics a comparison shows by default: the engine's default ones, after the
     generation ones (TTFT, TPOT, tokens/s, tokens/J, $/M tokens ...) when a run generated
-    tokens, and goodput when a run is a server run."""
+    tokens, and goodput when a run is a server run; a training run's own (tokens/s, step time,
+    J per trained token ...: its items are trained tokens)."""
+    if any(r.spec.scenario is Scenario.TRAINING for r in runs):
+        return TRAINING_METRICS
     metrics = DEFAULT_METRICS
     if any(r.generation is not None for r in runs):
         metrics = GENERATION_METRICS + metrics

@@ -43,6 +43,7 @@ from wattbench.gui.widgets.comparison_text import (
     verdict_html,
     with_report_suffix,
 )
+from wattbench.gui.widgets.runs_table import throughput_text
 from wattbench.gui.widgets.verdict_board import VerdictBoard
 from wattbench.service.workbench import ComparisonView
 
@@ -250,14 +251,14 @@ class ComparePage(QWidget):
         if s is None:
             return run_id[:8]
         created = units.timestamp(s.created_at)
-        thr = units.with_unit(s.throughput_items_per_s, "items/s")
+        thr = throughput_text(s)
         return f"{s.label} — {thr} — {created} — {run_id[:8]}"
 
     def _list_text(self, run_id: str) -> str:
         """Two lines in the run list: the configuration, then its figure, time and id."""
         s = self._summaries[run_id]
         created = units.timestamp(s.created_at)
-        thr = units.with_unit(s.throughput_items_per_s, "items/s")
+        thr = throughput_text(s)
         return f"{s.label.removeprefix('builtin:')}\n{thr} · {created} · {run_id[:8]}"
 
     def _fill_list(self) -> None:

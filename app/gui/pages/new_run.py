@@ -209,8 +209,10 @@ class NewRunPage(RunForm):
 
     def _match_scenario(self, model: Any) -> None:
         """A model that generates tokens is measured generating them; another model leaves
-        the generation scenario for single stream."""
+        the generation scenario for single stream. A training choice is left as it is."""
         scenario = Scenario(self.scenario_combo.currentData())
+        if scenario is Scenario.TRAINING:
+            return
         if model.generative and scenario is not Scenario.GENERATION:
             wanted = Scenario.GENERATION
         elif not model.generative and scenario is Scenario.GENERATION:
@@ -293,6 +295,7 @@ class NewRunPage(RunForm):
         scenario = Scenario(self.scenario_combo.currentData())
         self.set_generation_mode(scenario is Scenario.GENERATION)
         self.set_server_mode(scenario is Scenario.SERVER)
+        self.set_training_mode(scenario is Scenario.TRAINING)
         errors = self._waiting()
         try:
             request = self.request()

@@ -38,6 +38,15 @@ GENERATION_BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
     ("tokens-per-j", "Output tokens per joule", "tokens/J", 1.0),
     ("cost-per-m-tokens", "$ per million output tokens", "USD", 1.0),
 )
+# the same for training runs (engine/training_metrics.py: an item is a trained token)
+TRAINING_BAR_METRICS: tuple[tuple[str, str, str, float], ...] = (
+    ("train-tokens-per-s", "Trained tokens per second", "tokens/s", 1.0),
+    ("step-time", "Step time (mean)", "ms", 1e-6),
+    ("train-energy-per-token", "J per trained token", "mJ", 1e3),
+    ("train-tokens-per-j", "Trained tokens per joule", "tokens/J", 1.0),
+    ("cost-per-m-train-tokens", "$ per million tokens trained", "USD", 1.0),
+    ("train-tflops", "Achieved model TFLOP/s", "TFLOP/s", 1.0),
+)
 
 
 MIN_BAR_SHARE = 0.45  # a label that would leave the bars less of the width than this is shortened

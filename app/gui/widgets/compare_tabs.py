@@ -12,7 +12,7 @@ import logging
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
-from wattbench.gui.widgets.bar_charts import GENERATION_BAR_METRICS, BarGrid
+from wattbench.gui.widgets.bar_charts import GENERATION_BAR_METRICS, TRAINING_BAR_METRICS, BarGrid
 from wattbench.gui.widgets.chart_slot import ChartSlot, fold_empty, note_html, one_line
 from wattbench.gui.widgets.compare_charts import BatchChart, CdfChart, ParetoChart, PowerChart
 from wattbench.gui.widgets.comparison_text import na_reason, short_labels
@@ -50,6 +50,7 @@ class ChartTabs(QWidget):
         self.tabs = QTabWidget(self)
         self.bars = BarGrid(self.tabs)
         self.generation = BarGrid(self.tabs, GENERATION_BAR_METRICS)
+        self.training = BarGrid(self.tabs, TRAINING_BAR_METRICS)
         self.cdf = CdfChart(self.tabs)
         self.power = PowerChart(self.tabs)
         self.batch = BatchChart(self.tabs)
@@ -62,11 +63,13 @@ class ChartTabs(QWidget):
         self.pages: dict[QWidget, QWidget] = {
             self.bars: _scrolled(self.bars),
             self.generation: _scrolled(self.generation),
+            self.training: _scrolled(self.training),
             **self.slots,
         }
         for chart, title in (
             (self.bars, "Figures"),
             (self.generation, "Token generation"),  # shown for generation runs
+            (self.training, "Training"),  # shown for training runs
             (self.cdf, "Latency CDF"),
             (self.power, "Power"),
             (self.batch, "Throughput vs batch"),
@@ -74,6 +77,7 @@ class ChartTabs(QWidget):
         ):
             self.tabs.addTab(self.pages[chart], title)
         self.tabs.setTabVisible(self._index(self.generation), False)
+        self.tabs.setTabVisible(self._index(self.training), False)
         self.tabs.currentChanged.connect(self._draw_tab)
         self.tabs.currentChanged.connect(self._show_chart_notes)
         layout.addWidget(self.chart_notes)
@@ -82,7 +86,11 @@ class ChartTabs(QWidget):
     def set_view(self, view: ComparisonView) -> None:
         """Draw the tab shown from this comparison; the others when they are shown."""
         self.view = view
-        self._show_generation(any(r.generation is not None for r in view.runs))
+        training = any(r.training is not None for r in view.runs)
+        self.tabs.setTabVisible(self._index(self.bars), True)  # where a hidden tab moves to
+        self._show_grid(self.generation, any(r.generation is not None for r in view.runs))
+        self._show_grid(self.training, training)
+        self.tabs.setTabVisible(self._index(self.bars), not training)  # its figures are n/a
         self.redraw()
 
     def clear(self) -> None:
@@ -104,10 +112,15 @@ class ChartTabs(QWidget):
         """Whether the token generation figures are shown (a compared run generated tokens)."""
         return self.tabs.isTabVisible(self._index(self.generation))
 
-    def _show_generation(self, shown: bool) -> None:
-        """The token generation tab, brought to the front when it appears."""
-        index = self._index(self.generation)
-        if shown == self.generative:
+    @property
+    def training_shown(self) -> bool:
+        """Whether the training figures are shown (a compared run is a training run)."""
+        return self.tabs.isTabVisible(self._index(self.training))
+
+    def _show_grid(self, grid: BarGrid, shown: bool) -> None:
+        """The token generation or training tab, brought to the front when it appears."""
+        index = self._index(grid)
+        if shown == self.tabs.isTabVisible(index):
             return
         current = self.tabs.currentIndex()
         self.tabs.blockSignals(True)  # the tab is drawn by show_comparison, once
@@ -124,8 +137,9 @@ class ChartTabs(QWidget):
         self._stale.discard(index)
         comp, names = view.comparison, short_labels(view)
         tab = self._index
-        if index in (tab(self.bars), tab(self.generation)):
-            grid = self.bars if index == tab(self.bars) else self.generation
+        grids = {tab(g): g for g in (self.bars, self.generation, self.training)}
+        if index in grids:
+            grid = grids[index]
             drawn, notes = [], []
             for metric, title, _unit, scale in grid.metrics:
                 bars = series.metric_bars(comp, metric, scale=scale, labels=names)

@@ -27,9 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from wattbench.domain.errors import BadInputError
-from wattbench.domain.spec import PRECISIONS, PRESETS, Scenario
+from wattbench.domain.spec import PRECISIONS, PRESETS, TRAINING_PRECISIONS, Scenario
 from wattbench.gui import icons
 from wattbench.gui.widgets.device_list import DeviceList
+from wattbench.gui.widgets.training_fields import TrainingFields
 from wattbench.service.request import (
     COMPARISON_REPLICATES,
     RunRequest,
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 AUTO_REPLICATES = 0  # the replicates box's "auto": the service's default for the plan
 BATCH_LABEL = "Batch sizes"
+MICRO_BATCH_LABEL = "Micro-batch sizes"
 CONCURRENCY_LABEL = "Concurrent sequences"
 
 
@@ -121,6 +123,7 @@ class RunForm(QWidget):
             (Scenario.OFFLINE, "Offline (throughput)"),
             (Scenario.GENERATION, "Generation (TTFT, tokens/s)"),
             (Scenario.SERVER, "Server (Poisson load, latency SLO)"),
+            (Scenario.TRAINING, "Training (tokens/s, step time, MFU)"),
         ):
             self.scenario_combo.addItem(text, scenario.value)
         self.prompt_spin = QSpinBox(self)
@@ -181,6 +184,9 @@ class RunForm(QWidget):
         how_form.addRow("Scenario", self.scenario_combo)
         how_form.addRow("", self.gen_widget)
         how_form.addRow("", self.server_widget)
+        self.training_widget = TrainingFields(self)
+        self.training_widget.changed.connect(self.changed)
+        how_form.addRow("", self.training_widget)
         how_form.addRow(self.batch_label, self.batch_edit)
         how_form.addRow("Threads", self.threads_edit)
         how_form.addRow("Instances", self.instances_edit)
@@ -256,6 +262,21 @@ class RunForm(QWidget):
             else "Items per call; several values, e.g. 1, 8, 32, make a sweep"
         )
 
+    def set_training_mode(self, training: bool) -> None:
+        """Show the training inputs, the batch as the micro-batch, and only the precisions a
+        training step runs in (fp32, bf16); hide them and free the precisions for the others."""
+        self.training_widget.setVisible(training)
+        if training:
+            self.batch_label.setText(MICRO_BATCH_LABEL)
+            self.batch_edit.setToolTip("Sequences per micro-batch; several values make a sweep")
+        for name, check in self.precision_checks.items():
+            allowed = not training or name in TRAINING_PRECISIONS
+            if not allowed and check.isChecked():
+                check.setChecked(False)
+            check.setEnabled(allowed)
+        if training and not any(c.isChecked() for c in self.precision_checks.values()):
+            self.precision_checks[TRAINING_PRECISIONS[0]].setChecked(True)
+
     def set_server_mode(self, server: bool) -> None:
         """Show the rate, streams and SLO of the server scenario; hide them for the others."""
         self.server_widget.setVisible(server)
@@ -298,6 +319,7 @@ class RunForm(QWidget):
         self.streams_edit.setText(str(saved.get("streams", "1")))
         self.slo_edit.setText(str(saved.get("slo", "")))
         self.instances_edit.setText(str(saved.get("instances", "1")))
+        self.training_widget.restore(saved)
 
     def form_choices(self) -> dict[str, Any]:
         """The choices to remember for the next session."""
@@ -321,6 +343,7 @@ class RunForm(QWidget):
             "streams": self.streams_edit.text(),
             "slo": self.slo_edit.text(),
             "instances": self.instances_edit.text(),
+            **self.training_widget.choices(),
         }
 
     def _dims(self) -> dict[str, int]:
@@ -343,9 +366,11 @@ class RunForm(QWidget):
 
     def request(self) -> RunRequest:
         """The form as a service request (BadInputError for a value that cannot be read)."""
-        server = Scenario(self.scenario_combo.currentData()) is Scenario.SERVER
+        scenario = Scenario(self.scenario_combo.currentData())
+        server = scenario is Scenario.SERVER
         slo = parse_slo(self.slo_edit.text()) if server else None
-        return RunRequest(
+        training = self.training_widget.request_fields() if scenario is Scenario.TRAINING else {}
+        return RunRequest(  # training: the sequence length is the prompt tokens
             model=str(self.model_combo.currentData() or ""),
             devices=tuple(self.device_list.checked()),
             runtimes=tuple(n for n, c in self.runtime_checks.items() if c.isChecked()),
@@ -356,12 +381,12 @@ class RunForm(QWidget):
             threads=tuple(parse_threads(self.threads_edit.text())),
             repeats=self.repeats_spin.value() or None,
             order_seed=self.order_seed,
-            scenario=Scenario(self.scenario_combo.currentData()),
+            scenario=scenario,
             preset=str(self.preset_combo.currentData()),
             t_max_s=self.t_max_spin.value() or None,
             dims=self._dims(),
             input_shapes=self._input_shapes(),
-            prompt_tokens=self.prompt_spin.value(),
+            prompt_tokens=training.pop("prompt_tokens", self.prompt_spin.value()),
             new_tokens=self.new_tokens_spin.value(),
             sample_hz=self.sample_spin.value(),
             idle_baseline=self.idle_check.isChecked(),
@@ -378,6 +403,7 @@ class RunForm(QWidget):
                 parse_ints(self.instances_edit.text(), what="instances", field="instances")
             )
             or (1,),
+            **training,
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
-from wattbench.domain import units
+from wattbench.gui.widgets.runs_table import throughput_text
 
 
 class RunPicker(QWidget):
@@ -69,7 +69,7 @@ class RunPicker(QWidget):
             s = self._summaries.get(rid)
             text = rid[:8]
             if s is not None:
-                thr = units.with_unit(s.throughput_items_per_s, "items/s")
+                thr = throughput_text(s)
                 text = f"{s.label.removeprefix('builtin:')}\n{thr} · {rid[:8]}"
                 item = QListWidgetItem(text, self.list)
                 item.setToolTip(f"{s.label}\n{rid}\ntags: {', '.join(s.tags) or '—'}")

@@ -16,6 +16,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor
 from wattbench.domain import units
+from wattbench.domain.spec import Scenario
 from wattbench.gui import (
     theme,
 )
@@ -29,6 +30,12 @@ ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
 # (header, function of a RunSummary -> display text, function -> sort key)
 _Index = QModelIndex | QPersistentModelIndex
+
+
+def throughput_text(s: Any) -> str:
+    """A stored run's throughput in its items: tokens/s for a training run (a trained token)."""
+    unit = "tokens/s" if s.scenario == Scenario.TRAINING.value else "items/s"
+    return units.with_unit(s.throughput_items_per_s, unit)
 
 
 def _energy_text(s: Any) -> str:
@@ -69,7 +76,7 @@ COLUMNS: tuple[tuple[str, Any, Any], ...] = (
     ("Flags", lambda s: _flags_text(s), lambda s: len(s.flags)),
     (
         "Throughput",
-        lambda s: units.with_unit(s.throughput_items_per_s, "items/s"),
+        throughput_text,
         lambda s: _num(s.throughput_items_per_s),
     ),
     ("p50 per call", lambda s: units.duration_ns(s.p50_ns), lambda s: _num(s.p50_ns)),

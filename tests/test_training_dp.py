@@ -12,6 +12,7 @@ import signal
 from collections.abc import Iterator
 from dataclasses import replace
 
+import numpy as np
 import psutil
 import pytest
 from wattbench.backends.models import catalog
@@ -23,11 +24,14 @@ from wattbench.backends.runtimes.torch_train import (
     _build_for_training,
     load_trainer,
 )
+from wattbench.backends.sensors.base import Domain
 from wattbench.cli.run_output import training_lines
 from wattbench.domain.errors import DeviceError, UnsupportedOptionError
 from wattbench.domain.events import MeasureProgress, Phase
 from wattbench.domain.result import RunStatus
 from wattbench.domain.spec import RunSpec, Scenario
+from wattbench.energy.figures import FLAG_INCOMPLETE, DomainSeries, compute_report
+from wattbench.energy.sampler import rank_devices
 from wattbench.engine.runner import run_one
 from wattbench.engine.validate import check_data_parallel
 
@@ -204,3 +208,39 @@ def test_gpu_ranks_need_their_devices_and_the_search_one_rank() -> None:
     assert torch_ddp.rank_devices("cuda", 3) == ("cuda:0", "cuda:1", "cuda:2")
     assert torch_ddp.rank_devices("rocm:2", 2) == ("rocm:2", "rocm:3")
     assert torch_ddp.rank_devices("cpu", 2) == ("cpu", "cpu")
+
+
+def _gpu_series(device: str, watts: float) -> DomainSeries:
+    index = device.rpartition(":")[2]
+    domain = Domain(
+        f"nvml:{index}", f"gpu{index}", device, "nvml.total_energy", "gpu-board", "energy",
+        "J", 0.1,
+    )  # fmt: skip
+    t_s = np.arange(0, 20, 0.1)
+    return DomainSeries(domain, (t_s * 1e9).astype(np.int64), watts * t_s)
+
+
+def test_the_device_energy_of_gpu_ranks_is_every_rank_device_s() -> None:
+    """Three GPUs read, two of them the run's ranks: the device figure is theirs together,
+    over the node's tokens; a rank's GPU with no reading (cuda:2) makes it incomplete."""
+    series = [_gpu_series("cuda:0", 250.0), _gpu_series("cuda:1", 200.0)]
+    series.append(_gpu_series("cuda:3", 100.0))  # another run's GPU: not in it
+    spec = replace(SPEC, device="cuda:0")
+    ranks = rank_devices(spec)
+    assert ranks == ("cuda:0", "cuda:1") and rank_devices(replace(spec, data_parallel=1)) == ()
+    window = (2 * 10**9, 12 * 10**9)
+    rep = compute_report(
+        series, *window, 1000, None, run_device="cuda:0", sample_period_s=0.1,
+        rank_devices=ranks,
+    )  # fmt: skip
+    dev = rep.figure("device")
+    assert dev is not None and dev.energy_j == pytest.approx(4500.0)
+    assert dev.energy_per_item_j == pytest.approx(4.5) and FLAG_INCOMPLETE not in dev.flags
+    three = rank_devices(replace(spec, data_parallel=3))  # cuda:2 has no reading
+    rep = compute_report(
+        series, *window, 1000, None, run_device="cuda:0", sample_period_s=0.1,
+        rank_devices=three,
+    )  # fmt: skip
+    dev = rep.figure("device")
+    assert dev is not None and dev.energy_j == pytest.approx(4500.0)
+    assert FLAG_INCOMPLETE in dev.flags

@@ -126,10 +126,10 @@ def power_coverage(t: TrainingSummary) -> str:
             "power: every rank runs on the CPU, so the CPU package's reading covers them all "
             "(the run's power sources cover what they cover: nothing of it is split by rank)"
         )
-    first, rest = t.devices[0], ", ".join(units.printable(d) for d in t.devices[1:])
+    devices = ", ".join(units.printable(d) for d in t.devices)
     return (
-        f"power: the run's device energy, where there is one, is {units.printable(first)}'s "
-        f"reading alone (the run's device), not the node's: {rest} are not in it, so its J per "
-        "token counts every rank's tokens against one device's energy (too low by about the "
-        "ranks' number); the system figure covers the sources read on the host"
+        f"power: the run's device energy sums the readings of the ranks' devices ({devices}), "
+        "so its J per token is the node's; it is flagged incomplete where a rank's device has "
+        "no reading of its own (so is a multi-die card read once, on its first die); the "
+        "system figure covers every source read on the host"
     )

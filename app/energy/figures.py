@@ -221,8 +221,12 @@ def compute_report(
     sample_period_s: float,
     throttled_devices: Iterable[str] = (),
     unreadable: Iterable[str] = (),
+    rank_devices: Iterable[str] = (),
 ) -> EnergyReport:
-    """Per-domain figures plus the aggregate 'device' and 'system' figures (ENERGY.md)."""
+    """Per-domain figures plus the aggregate 'device' and 'system' figures (ENERGY.md).
+
+    ``rank_devices``: the devices of a data-parallel run's ranks; its 'device' figure sums
+    them all (the run's items are every rank's), flagged incomplete where one has no figure."""
     if items < 1:
         raise ValueError(f"a window needs at least one inference (got {items})")
     report = EnergyReport()
@@ -262,12 +266,14 @@ def compute_report(
         run_flags |= flags - {FLAG_ESTIMATE}
     measured = [(s, f) for s, f in parts if s.used and not s.is_estimate]
     estimates = [(s, f) for s, f in parts if s.is_estimate]
+    ranks = set(rank_devices)
+    devices = {run_device, *ranks}
     lost_run_device = any(
-        s.domain.device == run_device and s.domain.name in report.domain_na for s in series
+        s.domain.device in devices and s.domain.name in report.domain_na for s in series
     )
-    dev_parts = [(s, f) for s, f in measured if s.domain.device == run_device]
+    dev_parts = [(s, f) for s, f in measured if s.domain.device in devices]
     if not dev_parts:
-        dev_parts = [(s, f) for s, f in estimates if s.domain.device == run_device]
+        dev_parts = [(s, f) for s, f in estimates if s.domain.device in devices]
     # sensors that were readable at discovery but gave no figure for this window, and why
     lost = [
         (s.domain.device, f"{s.domain.name} ({s.domain.source}): {report.domain_na[s.domain.name]}")
@@ -276,19 +282,27 @@ def compute_report(
     ]
     failed = [text for _, text in lost]
     if dev_parts:
+        unread = not ranks <= {s.domain.device for s, _ in dev_parts}  # a rank's device
         report.figures.append(
             _aggregate(
-                "device", run_device, "device", dev_parts, duration_s, items, idle, lost_run_device
+                "device",
+                run_device,
+                "device",
+                dev_parts,
+                duration_s,
+                items,
+                idle,
+                lost_run_device or unread,
             )
         )
     else:
-        why = [text for device, text in lost if device == run_device] or list(unreadable)
+        why = [text for device, text in lost if device in devices] or list(unreadable)
         report.domain_na["device"] = f"no readable power sensor for {run_device}" + (
             ": " + "; ".join(why) if why else ""
         )
     sys_parts = measured or estimates
     if sys_parts:
-        incomplete = lost_run_device or not any(s.domain.device == run_device for s, _ in sys_parts)
+        incomplete = lost_run_device or not any(s.domain.device in devices for s, _ in sys_parts)
         report.figures.append(
             _aggregate("system", "node", "system", sys_parts, duration_s, items, idle, incomplete)
         )

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from wattbench.backends.runtimes import torch_ddp
+from wattbench.backends.runtimes.device_names import torch_device
 from wattbench.backends.sensors.base import THROTTLED, Domain, PowerSource
 from wattbench.backends.sensors.common import STATUS_OK
 from wattbench.backends.sensors.discovery import Inventory, inventory
@@ -324,6 +326,7 @@ class Sampler:
             sample_period_s=self.period_s,
             throttled_devices=self.throttled_devices(t0_ns, t1_ns),
             unreadable=unreadable,
+            rank_devices=rank_devices(self.spec),
         )
         self._cross_check(report, t0_ns, t1_ns)
         return report
@@ -379,6 +382,14 @@ class Sampler:
                     )
                 )
         return out
+
+
+def rank_devices(spec: RunSpec) -> tuple[str, ...]:
+    """The devices of a data-parallel run's ranks as the power sources name them (cuda:N),
+    whose energy the run's device figure sums; () for a run of one process."""
+    if spec.data_parallel <= 1:
+        return ()
+    return tuple(torch_device(d) for d in torch_ddp.rank_devices(spec.device, spec.data_parallel))
 
 
 def _mean_power_w(tr: _Track, a_ns: int, b_ns: int) -> float | None:

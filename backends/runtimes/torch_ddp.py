@@ -177,6 +177,7 @@ class Leader:
     def _spawn(self, job: FollowerJob) -> None:
         log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close(), after the follower)
         self.logs.append(log)
+        # the leader and rank in argv only name the follower in a process list
         argv = [sys.executable, "-m", __name__, "--leader", str(job.leader_pid)]
         proc = subprocess.Popen(
             [*argv, "--rank", str(job.rank)],

@@ -82,6 +82,21 @@ def mfu_cell(run: RunResult) -> tuple[str, str]:
     return units.estimate(tf.value, tf.lo, tf.hi), run_mfu(run, tf.value)[1]
 
 
+def training_rows(run: RunResult) -> list[tuple[str, str]]:
+    """A training run's step in words, one (label, text) per line (the run details pane)."""
+    t = run.training
+    if t is None:
+        return []
+    tflops, mfu = mfu_cell(run)
+    return [
+        ("Training step", f"{step_text(t)} ({t.optimizer}, {run.spec.precision})"),
+        ("Model FLOPs per token", f"{flops_text(t)}; {FLOPS_FORMULA}"),
+        ("Achieved TFLOP/s", f"{tflops} on {t.device_name or run.spec.device}"),
+        ("MFU", mfu),
+        ("Loss on the fixed batch", loss_text(t)),
+    ]
+
+
 def training_fields(run: RunResult) -> dict[str, Any]:
     """A training run's step in the CSV/JSON row (empty for other runs)."""
     t = run.training

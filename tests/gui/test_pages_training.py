@@ -12,12 +12,14 @@ from wattbench.gui.main_window import MainWindow
 from wattbench.gui.pages.compare import ComparePage
 from wattbench.gui.pages.new_run import NewRunPage
 from wattbench.gui.widgets.bar_charts import TRAINING_BAR_METRICS
+from wattbench.gui.widgets.run_details import run_summary_html
 from wattbench.gui.widgets.run_form import BATCH_LABEL, MICRO_BATCH_LABEL
 from wattbench.gui.widgets.runs_table import throughput_text
 from wattbench.gui.widgets.verdict_board import COL_FIGURE, COL_QUESTION
 from wattbench.service.queue import ItemState
 
 from tests.gui.conftest import LOAD_TIMEOUT_MS, launch, stored_runs, wait_items
+from tests.training_fixtures import training_run
 
 
 def _choose(page: NewRunPage, scenario: Scenario) -> None:
@@ -96,3 +98,13 @@ def test_a_training_run_from_the_form_is_shown_in_tokens(
     # a run this machine's noise flagged (not converged, contended) is not ranked: n/a and why
     assert " tokens/s" in tps or "not ranked" in compare.board.why.text()
     assert not any("items" in cell for r in compare.board.rows for cell in r)
+
+
+def test_a_training_run_s_details_show_its_step_in_tokens() -> None:
+    text = run_summary_html(training_run(device="cuda:0", device_name="NVIDIA H200"))
+    assert " tokens/s" in text and "items/s" not in text and "inference" not in text
+    assert "/trained token" in text and "tokens/J" in text
+    assert "2 × 2 × 16 = 64 tokens" in text and "6·N + 12·L·d·s" in text
+    assert "step time" in text and "per call" not in text
+    assert "documented peak 67 TFLOP/s fp32" in text  # the H200's MFU, with its peak
+    assert "6.9 → 5.2 over 40 steps (falls)" in text

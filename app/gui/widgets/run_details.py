@@ -20,6 +20,7 @@ from wattbench.gui import (
     theme,
 )
 from wattbench.gui.controller import flag_words
+from wattbench.reports.training import training_rows
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +149,16 @@ def run_summary_html(result: Any) -> str:
                 f"{result.model.name} ({result.model.format}, sha256 {result.model.sha256[:12]}…)",
             )
         )
+    training = result.training is not None  # an item is a trained token, a call a step
     thr = result.throughput_items_per_s
     if thr is not None:
-        rows.append(("Throughput", units.estimate(thr.value, thr.lo, thr.hi) + " items/s"))
+        rate = " tokens/s" if training else " items/s"
+        rows.append(("Throughput", units.estimate(thr.value, thr.lo, thr.hi) + rate))
+    rows += training_rows(result)
     lat = result.latency
     if lat is not None:
-        batch = result.spec.batch_size
-        per_call = units.per_call_label(batch)
+        batch = 1 if training else result.spec.batch_size
+        per_call = "step time" if training else units.per_call_label(batch)
         rows.append(
             (
                 f"Latency mean {per_call}",
@@ -167,7 +171,7 @@ def run_summary_html(result: Any) -> str:
             marker = "" if pe.headline else " (not a headline figure: too few effective samples)"
             rows.append(
                 (
-                    f"{pe.name} per call",
+                    f"{pe.name} {'step time' if training else 'per call'}",
                     units.estimate(pe.value_ns, pe.lo_ns, pe.hi_ns, units.duration_ns) + marker,
                 )
             )
@@ -182,14 +186,15 @@ def run_summary_html(result: Any) -> str:
     rows.append(("Converged", "yes" if result.converged else "no"))
     rows.append(("Flags", ", ".join(flag_words(result.flags)) or "none"))
     rows.append(("Interference", interference_text(result.interference)))
+    item, items = ("trained token", "tokens") if training else ("inference", "inferences")
     if result.energy:
         for e in result.energy:
             est = " (estimate)" if e.is_estimate else ""
             rows.append(
                 (
                     f"Energy {e.domain}{est}",
-                    f"{units.energy_j(e.energy_per_item_j)}/inference, "
-                    f"{units.number(e.items_per_j)} inferences/J, "
+                    f"{units.energy_j(e.energy_per_item_j)}/{item}, "
+                    f"{units.number(e.items_per_j)} {items}/J, "
                     f"{units.power_w(e.avg_power_w)} avg — {e.source}, {e.scope}, "
                     f"{e.method}" + (f"; flags {', '.join(e.flags)}" if e.flags else ""),
                 )

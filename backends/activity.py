@@ -1,7 +1,8 @@
 """What the host is doing, read where the system shows it: per-CPU times from /proc/stat, a
 process's threads' run-queue waits from /proc/<pid>/task/*/schedstat, CPU frequencies and
 thermal throttle counters under /sys, this process's own CPU time and context switches
-(getrusage: every thread, live or ended), and the other processes on an NVIDIA GPU (NVML).
+(getrusage: every thread, live or ended; its live children's CPU time from /proc), and the
+other processes on an NVIDIA GPU (NVML).
 
 Every reader takes its root (``proc``, ``sys_cpu``, ``nvml_module``) so tests feed it a fake
 tree, and answers ``(value, None)`` or ``(None, why)``: nothing unreadable becomes 0.
@@ -138,13 +139,33 @@ def throttle_counts(
     return out, None
 
 
-def own_usage() -> tuple[OwnUsage | None, str | None]:
+def own_usage(proc: Path = PROC) -> tuple[OwnUsage | None, str | None]:
+    """This process's CPU time (and its live children's: the follower ranks of a data-parallel
+    run work for it) and its own context switches."""
     try:
         import resource
     except ImportError:
         return None, "getrusage is not available on this system"
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return OwnUsage(ru.ru_utime + ru.ru_stime, int(ru.ru_nvcsw), int(ru.ru_nivcsw)), None
+    cpu_s = ru.ru_utime + ru.ru_stime + children_cpu_s(os.getpid(), proc)
+    return OwnUsage(cpu_s, int(ru.ru_nvcsw), int(ru.ru_nivcsw)), None
+
+
+def children_cpu_s(pid: int, proc: Path = PROC) -> float:
+    """The CPU seconds (user + system) of the live children of ``pid`` in /proc/<child>/stat;
+    0 where /proc cannot be read (an ended child's time is in getrusage's RUSAGE_CHILDREN)."""
+    ticks = 0
+    with contextlib.suppress(OSError):
+        for stat in proc.glob("[0-9]*/stat"):
+            text = _read(stat)
+            # the fields after the command, which may hold spaces and parentheses: state,
+            # ppid, … utime and stime are the 12th and 13th (proc(5): fields 14 and 15)
+            fields = (text or "").rpartition(")")[2].split()
+            if len(fields) > 12 and fields[1] == str(pid):
+                with contextlib.suppress(ValueError):
+                    ticks += int(fields[11]) + int(fields[12])
+    hz = clock_ticks_per_s()
+    return ticks / hz if hz else 0.0
 
 
 def affinity() -> tuple[tuple[int, ...] | None, str | None]:

@@ -11,10 +11,12 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
+from wattbench.backends.activity import children_cpu_s, clock_ticks_per_s
 from wattbench.backends.models import catalog
 from wattbench.backends.models.base import ModelEntry
 from wattbench.backends.runtimes import torch_ddp
@@ -244,3 +246,23 @@ def test_the_device_energy_of_gpu_ranks_is_every_rank_device_s() -> None:
     dev = rep.figure("device")
     assert dev is not None and dev.energy_j == pytest.approx(4500.0)
     assert FLAG_INCOMPLETE in dev.flags
+
+
+def test_the_followers_cpu_time_is_the_run_s_own(tmp_path: Path) -> None:
+    """A follower works for the worker: its CPU time counts as the run's own, not as another
+    program's on the run's cores (a fake /proc with a child whose name has spaces and
+    parentheses, a grandchild and a stranger)."""
+    hz = clock_ticks_per_s() or 100
+
+    def stat(pid: int, name: str, ppid: int, utime: int, stime: int) -> None:
+        (tmp_path / str(pid)).mkdir()
+        rest = " ".join(["0"] * 9 + [str(utime), str(stime)] + ["0"] * 30)
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} ({name}) S {ppid} {rest}\n")
+
+    stat(10, "python -m (rank 1)", 7, 3 * hz, hz)
+    stat(11, "python", 7, hz, 0)
+    stat(12, "grandchild", 10, 50 * hz, 0)
+    stat(13, "stranger", 1, 90 * hz, 0)
+    (tmp_path / "stat").write_text("cpu  1 2 3 4\n")
+    assert children_cpu_s(7, tmp_path) == pytest.approx(5.0)
+    assert children_cpu_s(99, tmp_path) == 0.0

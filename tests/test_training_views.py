@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ from wattbench.domain.result import RunResult
 from wattbench.domain.training import FLOPS_FORMULA
 from wattbench.engine.board import TRAINING_QUESTIONS, Board
 from wattbench.engine.metrics import METRICS, metric_value
+from wattbench.engine.training_metrics import mfu_text
 from wattbench.reports import write_report
+from wattbench.reports.training import step_text
 from wattbench.service.workbench import compare_loaded
 
 from tests.report_fixtures import make_run
@@ -142,3 +145,14 @@ def test_a_training_report_speaks_of_tokens_and_shows_the_step(tmp_path: Path) -
     assert "throughput" not in doc["metrics"]
     titles = {a["title"] for a in doc["board"]["answers"]}
     assert {"Trained tokens/s", "J per trained token", "$ per 1M tokens trained"} <= titles
+
+
+def test_mfu_is_per_device_for_data_parallel_ranks() -> None:
+    one = gpu_run(3)
+    assert one.training is not None
+    two = one.with_(training=replace(one.training, data_parallel=2))
+    tflops = 400.0  # the node's: each of two ranks achieves 200 of the H200's 989.5
+    assert mfu_text(one, tflops) == "MFU 40.4 %"
+    assert mfu_text(two, tflops) == "MFU 20.2 % per device"
+    assert two.training is not None
+    assert step_text(two.training) == "2 × 2 × 16 × 2 ranks = 128 tokens"

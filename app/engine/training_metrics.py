@@ -74,15 +74,21 @@ def achieved_tflops(run: RunResult, tokens_per_s: Interval) -> Interval:
 
 
 def run_mfu(run: RunResult, tflops: float) -> tuple[float | None, str]:
-    """MFU of ``tflops`` on the run's device (as its runtime names it) at the run's precision:
-    the fraction and its words (peak and source), or None and why it is n/a."""
+    """MFU of the run's ``tflops`` (all its data-parallel ranks together) per device, as its
+    runtime names it, at the run's precision: the fraction and its words (peak and source), or
+    None and why it is n/a. Each rank trains its share of the tokens in the common step time."""
     t = run.training
     name = (t.device_name if t is not None else "") or run.spec.device
+    ranks = t.data_parallel if t is not None else 1
     peak = peak_for(name, run.spec.precision)
-    return mfu(tflops, peak, device_name=name, precision=run.spec.precision)
+    return mfu(tflops / max(ranks, 1), peak, device_name=name, precision=run.spec.precision)
 
 
 def mfu_text(run: RunResult, tflops: float) -> str:
-    """'MFU 41.2 %', or 'MFU n/a: <why>' (a per-device figure)."""
+    """'MFU 41.2 %' ('… per device' with several ranks), or 'MFU n/a: <why>'."""
     fraction, words = run_mfu(run, tflops)
-    return f"MFU {words}" if fraction is None else f"MFU {units.percent(fraction, 3)}"
+    if fraction is None:
+        return f"MFU {words}"
+    t = run.training
+    per = " per device" if t is not None and t.data_parallel > 1 else ""
+    return f"MFU {units.percent(fraction, 3)}{per}"

@@ -25,9 +25,10 @@ TRAINING_COLUMNS: dict[str, str] = {
 }
 STEP_CAPTION = (
     "One optimizer step: sequences per micro-batch × micro-batches (gradient accumulation) × "
-    f"tokens per sequence. Model FLOPs per token: {FLOPS_FORMULA}; recomputed activations are "
-    "not counted. Achieved TFLOP/s = tokens/s × FLOPs per token; MFU is that over the device's "
-    "documented dense peak at the run's precision (n/a with the reason where there is none)."
+    "tokens per sequence (× data-parallel ranks). Model FLOPs per token: "
+    f"{FLOPS_FORMULA}; recomputed activations are not counted. Achieved TFLOP/s = tokens/s × "
+    "FLOPs per token; MFU is one device's share of it over the device's documented dense peak "
+    "at the run's precision (n/a with the reason where there is none)."
 )
 
 
@@ -49,10 +50,12 @@ def rate_unit(metrics: tuple[str, ...]) -> str:
 
 
 def step_text(t: TrainingSummary) -> str:
-    """'2 × 4 × 128 = 1,024 tokens, activation checkpointing'."""
+    """'2 × 4 × 128 = 1,024 tokens, activation checkpointing' ('… × 2 ranks = …' for a
+    data-parallel run: the global batch)."""
     ckpt = ", activation checkpointing" if t.activation_checkpointing else ""
+    ranks = f" × {t.data_parallel} ranks" if t.data_parallel > 1 else ""
     return (
-        f"{t.micro_batch} × {t.grad_accum} × {t.seq_len} = "
+        f"{t.micro_batch} × {t.grad_accum} × {t.seq_len}{ranks} = "
         f"{units.count(t.tokens_per_step)} tokens{ckpt}"
     )
 

@@ -165,3 +165,26 @@ def test_goodput_claims_on_server_runs() -> None:
     assert board is not None and board.answers[0].question == "goodput"
     winner = board.answers[0].winner
     assert winner is not None and winner.label.startswith("cuda:0")
+
+
+def test_per_gpu_training_claims_count_an_mi250_as_one_card_of_two_dies() -> None:
+    """The claim "an MI250 delivers 80 % of the per-GPU training throughput of an A100": for training
+    runs "tokens/s" is trained tokens per second per card. Here one MI250 die trains at 0.45×
+    the A100's tokens/s (step 44.4 ms vs 20 ms), so its card (two dies) at 0.9×."""
+    from tests.training_fixtures import training_run
+
+    a100 = [
+        training_run(device="cuda:0", device_name="NVIDIA A100-SXM4-40GB", step_ms=20.0, seed=s)
+        for s in (1, 2, 3)
+    ]
+    die = [
+        training_run(device="cuda:1", device_name="AMD Instinct MI250", step_ms=20.0 / 0.45, seed=s)
+        for s in (4, 5, 6)
+    ]
+    claim = Claim(Side(device="cuda:0"), Side(device="cuda:1"), "tokens/s", "≥", 0.8)
+    res = check_claim(claim, a100, die)
+    assert res.ratio.value is not None and res.ratio.value == pytest.approx(0.9, rel=0.03)
+    assert res.verdict in (CONFIRMED, INCONCLUSIVE)
+    per_device = check_claim(dataclasses.replace(claim, metric="tokens/s per device"), a100, die)
+    assert per_device.ratio.value == pytest.approx(0.45, rel=0.03)
+    assert per_device.verdict == REFUTED

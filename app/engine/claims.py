@@ -33,12 +33,18 @@ ALIASES = {
     "inferences-per-j": "perf-per-watt",
     "usd-per-m": "cost",
     "cost-per-m": "cost",
+    "tokens/s-per-gpu": "train-tokens-per-s-per-card",
+    "tokens/s-per-card": "train-tokens-per-s-per-card",
+    "tokens/s-per-device": "train-tokens-per-s-per-device",
 }
+# what "tokens/s" means for training runs: trained tokens per second, per card (a vendor's
+# "per GPU" counts an MI250, two dies, as one GPU; a single-die device is its own card)
+TRAINING_ALIASES = {"decode-tokens-per-s": "train-tokens-per-s-per-card"}
 
 
 def claim_metric(name: str) -> str:
     """A metric of METRICS from what people write (tokens/s, perf_per_watt …)."""
-    key = metric_name(name)
+    key = "-".join(metric_name(name).split())  # "tokens/s per GPU" → "tokens/s-per-gpu"
     key = ALIASES.get(key, key)
     if key not in METRICS:
         raise BadInputError(
@@ -114,6 +120,8 @@ def check_claim(
     metric = claim_metric(claim.metric)
     done_a = [r for r in runs_a if r.status is RunStatus.DONE]
     done_b = [r for r in runs_b if r.status is RunStatus.DONE]
+    if all(r.training is not None for r in (*done_a, *done_b)):
+        metric = TRAINING_ALIASES.get(metric, metric)
     for side, done, given in (("A", done_a, claim.a), ("B", done_b, claim.b)):
         if not done:
             raise BadInputError(

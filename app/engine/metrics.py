@@ -109,6 +109,12 @@ METRICS: dict[str, MetricInfo] = {
                    "costs {r}× as much per million tokens trained as"),
         MetricInfo("train-tflops", "achieved model TFLOP/s", "TFLOP/s", True, True,
                    "achieves {r}× the model TFLOP/s of"),
+        # the claim "per GPU": per device (a data-parallel run's node over its ranks), and
+        # per card (a device's figure × its card's dies: an MI250 is one card of two dies)
+        MetricInfo("train-tokens-per-s-per-device", "trained tokens per second per device",
+                   "tokens/s", True, True, "trains {r}× the tokens per second per device of"),
+        MetricInfo("train-tokens-per-s-per-card", "trained tokens per second per card",
+                   "tokens/s", True, True, "trains {r}× the tokens per second per card of"),
     )
 }  # fmt: skip
 GENERATION_METRICS: tuple[str, ...] = (

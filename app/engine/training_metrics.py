@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from wattbench.domain import units
 from wattbench.domain.cost import CostProfile
-from wattbench.domain.peaks import mfu, peak_for
+from wattbench.domain.peaks import device_model, mfu, peak_for
 from wattbench.domain.result import Interval, RunResult
 from wattbench.engine.cost import cost_figures, energy_per_item
 from wattbench.engine.generation import inverse
@@ -23,6 +23,8 @@ TRAINING_METRICS: tuple[str, ...] = (
     "train-tokens-per-j",
     "cost-per-m-train-tokens",
     "train-tflops",
+    "train-tokens-per-s-per-device",
+    "train-tokens-per-s-per-card",
 )
 NOT_TRAINING = "not a training run"
 
@@ -40,6 +42,14 @@ def training_metric(
     if t is None:
         return None, NOT_TRAINING
     thr = run.throughput_items_per_s
+    if metric in ("train-tokens-per-s-per-device", "train-tokens-per-s-per-card"):
+        if thr is None:
+            return None, run.reason or "no throughput was recorded"
+        per = 1.0 / max(t.data_parallel, 1)  # each rank trains its share in the common step
+        if metric.endswith("card"):
+            model = device_model(t.device_name)
+            per *= model.dies_per_card if model is not None else 1
+        return _scaled(thr, per), None
     if metric in ("train-tokens-per-s", "train-tflops"):
         if thr is None:
             return None, run.reason or "no throughput was recorded"
@@ -61,6 +71,12 @@ def training_metric(
     if metric == "train-energy-per-token":
         return energy, None
     return inverse(energy, 1.0), None
+
+
+def _scaled(iv: Interval, k: float) -> Interval:
+    return Interval(
+        iv.value * k, None if iv.lo is None else iv.lo * k, None if iv.hi is None else iv.hi * k
+    )
 
 
 def achieved_tflops(run: RunResult, tokens_per_s: Interval) -> Interval:

@@ -168,9 +168,9 @@ def test_goodput_claims_on_server_runs() -> None:
 
 
 def test_per_gpu_training_claims_count_an_mi250_as_one_card_of_two_dies() -> None:
-    """The claim "an MI250 delivers 80 % of the per-GPU training throughput of an A100": for training
-    runs "tokens/s" is trained tokens per second per card. Here one MI250 die trains at 0.45×
-    the A100's tokens/s (step 44.4 ms vs 20 ms), so its card (two dies) at 0.9×."""
+    """The claim "an MI250 delivers 80 % of the per-GPU training throughput of an A100": for
+    training runs "tokens/s" is trained tokens per second per card. Here one MI250 die trains at
+    0.45× the A100's tokens/s (step 44.4 ms vs 20 ms), so its card (two dies) at 0.9×."""
     from tests.training_fixtures import training_run
 
     a100 = [

@@ -50,8 +50,9 @@ SPEC = RunSpec(
     memory_pass=False,
 )
 OPTIONS = RuntimeOptions(
-    batch_size=2, threads=1, prompt_tokens=16, training=True, data_parallel=2, seed=3
-)
+    batch_size=2, threads=1, prompt_tokens=16, training=True, data_parallel=2, seed=3,
+    grad_accum=2,
+)  # fmt: skip
 
 
 def _followers(leader_pid: int | None = None) -> list[psutil.Process]:
@@ -106,7 +107,8 @@ def test_two_ranks_train_through_the_engine_and_leave_nothing_behind() -> None:
 
 def test_the_gradients_are_averaged_over_the_ranks_batches() -> None:
     """One step of rank 0 with a follower gives the weights of one step on both ranks'
-    batches together: DDP averaged the gradients of two different batches."""
+    batches together: DDP averaged the gradients of two different batches (each of two
+    micro-batches, the first accumulated without an all-reduce)."""
     import torch
 
     entry = catalog.resolve_model("builtin:gpt-small")
@@ -115,7 +117,7 @@ def test_the_gradients_are_averaged_over_the_ranks_batches() -> None:
     dev = torch.device("cpu")
     trainer = load_trainer(entry, dev, OPTIONS)
     try:
-        assert trainer.leader is not None and trainer.items_per_call == 64
+        assert trainer.leader is not None and trainer.items_per_call == 2 * 2 * 2 * 16
         start = copy.deepcopy(trainer.module.state_dict())
         trainer.run_once()
         stepped = {k: v.detach().clone() for k, v in trainer.module.state_dict().items()}
@@ -135,14 +137,21 @@ def test_the_gradients_are_averaged_over_the_ranks_batches() -> None:
     both, rank1 = reference(0), reference(1)
     alone = copy.deepcopy(both)
     assert not torch.equal(both.batches[0], rank1.batches[0])  # each rank its own tokens
-    both.batches = [torch.cat([both.batches[0], rank1.batches[0]])]
+    both.batches = [torch.cat([a, b]) for a, b in zip(both.batches, rank1.batches, strict=True)]
     both.step()
     alone.step()
     torch.set_num_threads(threads)
-    for name, value in stepped.items():
-        torch.testing.assert_close(value, both.module.state_dict()[name], rtol=0, atol=2e-6)
-    differs = [n for n, v in stepped.items() if not torch.allclose(v, alone.module.state_dict()[n])]
-    assert differs  # not what rank 0's batch alone gives
+
+    def off(reference: TorchTrainer) -> float:
+        """The share of the weights more than 1e-6 away from ``reference``'s (AdamW's first
+        step is about lr × the gradient's sign, so a near-zero gradient summed in another
+        order may move one weight by up to 2 lr: a few in a million do)."""
+        ref = reference.module.state_dict()
+        far = sum(int(((v - ref[n]).abs() > 1e-6).sum()) for n, v in stepped.items())
+        return far / sum(v.numel() for v in stepped.values())
+
+    assert off(both) < 1e-4
+    assert off(alone) > 0.1  # not what rank 0's batch alone gives
 
 
 def test_a_killed_follower_fails_the_run_with_its_rank() -> None:

@@ -230,7 +230,10 @@ class Leader:
             self._flag[0], self._flag[1] = cmd, arg
             dist.broadcast(self._flag, src=0)
         except Exception as exc:
-            raise self.explain(exc) from exc
+            failure = self.explain(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
 
     def explain(self, exc: BaseException) -> BaseException:
         """What to raise for ``exc`` from a step or a broadcast: a DataParallelError naming the

@@ -129,7 +129,7 @@ class TorchTrainer:
             optimizer=OPTIMIZER,
             device_name=_device_name(dev),
             data_parallel=self.ranks,
-            devices=leader.devices if leader is not None else (str(dev),),
+            devices=leader.devices if leader is not None else (),
             device_names=leader.names if leader is not None else (),
             backend=leader.backend if leader is not None else "",
         )
@@ -210,7 +210,10 @@ class TorchTrainer:
         try:
             self.step()
         except Exception as exc:
-            raise self.leader.explain(exc) from exc
+            failure = self.leader.explain(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
 
     def step(self) -> None:
         """One optimizer step on this rank (with the others, through DDP, for N ranks)."""

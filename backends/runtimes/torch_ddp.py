@@ -19,13 +19,14 @@ worker (PR_SET_PDEATHSIG), and writes its stderr to a temporary file that a fail
 Rendezvous. Rank 0 hosts a TCPStore on 127.0.0.1 at a port the system picks (port 0: no race
 for a "free" port between finding it and binding it); the followers join it, and every rank
 then calls ``init_process_group`` on that store (gloo on the CPU, NCCL — RCCL on ROCm — on
-GPUs) with a timeout on every collective. A follower loads its model first and says so in the
-store ("ready" with its device's name, or "error" with why), while rank 0 waits for all of them
-watching their processes: a follower that cannot start fails the run at once, with its rank and
-reason. Later, a follower that dies breaks rank 0's next collective (gloo sees the closed
-connection at once; NCCL at the timeout) and rank 0 raises a DataParallelError that names the
-rank and how it ended. ``close`` broadcasts stop, waits for the followers (killing any that do
-not end in time) and destroys the process group.
+GPUs) with a timeout on every collective. On the CPU every rank runs on the same cores, with
+the run's threads each, or the cores shared out when no thread count is given. A follower loads
+its model first and says so in the store ("ready" with its device's name, or "error" with why),
+while rank 0 waits for all of them watching their processes: a follower that cannot start fails
+the run at once, with its rank and reason. Later, a follower that dies breaks rank 0's next
+collective (gloo sees the closed connection at once; NCCL at the timeout) and rank 0 raises a
+DataParallelError that names the rank and how it ended. ``close`` broadcasts stop, waits for
+the followers (killing any that do not end in time) and destroys the process group.
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def rank_devices(device: str, ranks: int) -> tuple[str, ...]:
     prefix = device.strip().lower().partition(":")[0]
     start = index or 0
     return tuple(f"{prefix}:{start + r}" for r in range(ranks))
+
+
+def cpu_threads(ranks: int) -> int:
+    """Threads per rank of a data-parallel CPU run given no thread count: the CPUs this process
+    may use, shared out (each rank taking them all would oversubscribe them N times)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // ranks)
 
 
 def backend_for(device: str) -> str:
@@ -357,7 +365,7 @@ def follower_main() -> int:
         from wattbench.backends.runtimes.torch_train import load_trainer
 
         if job.options.threads is not None:
-            torch.set_num_threads(job.options.threads)
+            torch.set_num_threads(job.options.threads)  # else load_trainer shares the CPUs
         dev = torch.device(torch_device(job.devices[job.rank]))
         trainer = load_trainer(job.model, dev, job.options, follower=link)
         link.follow(trainer)

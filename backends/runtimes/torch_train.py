@@ -347,6 +347,10 @@ def load_trainer(
     from wattbench.backends.runtimes import torch_ddp
 
     leader = None
+    if options.data_parallel > 1 and dev.type == "cpu" and options.threads is None:
+        import torch
+
+        torch.set_num_threads(torch_ddp.cpu_threads(options.data_parallel))
     if options.data_parallel > 1 and follower is None:
         devices = torch_ddp.rank_devices(str(dev), options.data_parallel)
         leader = torch_ddp.Leader.start(model, options, devices)

@@ -22,6 +22,8 @@ TRAINING_COLUMNS: dict[str, str] = {
     "train-tokens-per-j": "train_metric_tokens_per_j",
     "cost-per-m-train-tokens": "train_metric_usd_per_million_tokens",
     "train-tflops": "train_metric_achieved_tflops",
+    "train-tokens-per-s-per-device": "train_metric_tokens_per_s_per_device",
+    "train-tokens-per-s-per-card": "train_metric_tokens_per_s_per_card",
 }
 STEP_CAPTION = (
     "One optimizer step: sequences per micro-batch × micro-batches (gradient accumulation) × "

@@ -112,3 +112,27 @@ def test_the_command_line_shows_the_step_the_flops_and_the_loss(
     assert "6·N + 12·L·d·s" in out and "TFLOP/s on" in out
     assert "n/a: no documented peak for" in out  # a CPU has none in the table
     assert "(falls: the step trains)" in out
+
+
+def test_a_step_trains_where_an_inference_model_turned_grad_mode_off() -> None:
+    """Grad mode is per thread, and a torch inference model loaded in the same process turns
+    it off: the training step turns it on for itself."""
+    import torch
+    from wattbench.backends.models import catalog
+    from wattbench.backends.runtimes.base import RuntimeOptions
+    from wattbench.backends.runtimes.torch_train import load_trainer
+
+    options = RuntimeOptions(batch_size=2, prompt_tokens=8, training=True)
+    entry = catalog.resolve_model("builtin:gpt-small")
+    was = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        trainer = load_trainer(entry, torch.device("cpu"), options)
+        trainer.run_once()
+        trainer.run_once()
+        summary = trainer.training_summary()
+        trainer.close()
+    finally:
+        torch.set_grad_enabled(was)
+    assert summary.steps == 2 and summary.loss_last is not None
+    assert summary.loss_first is not None and summary.loss_last < summary.loss_first

@@ -216,16 +216,21 @@ class TorchTrainer:
             raise failure from exc
 
     def step(self) -> None:
-        """One optimizer step on this rank (with the others, through DDP, for N ranks)."""
+        """One optimizer step on this rank (with the others, through DDP, for N ranks). Grad
+        mode is per thread and an inference model loaded in the same process turns it off, so
+        the step turns it on for itself."""
+        import torch
+
         total: Any = None
         last = len(self.batches) - 1
-        for i, ids in enumerate(self.batches):
-            accumulate = self.step_module is not None and i < last  # no all-reduce yet
-            with self.step_module.no_sync() if accumulate else contextlib.nullcontext():
-                with self._autocast():
-                    loss = self._micro_loss(ids) / len(self.batches)
-                loss.backward()
-            total = loss.detach() if total is None else total + loss.detach()
+        with torch.enable_grad():
+            for i, ids in enumerate(self.batches):
+                accumulate = self.step_module is not None and i < last  # no all-reduce yet
+                with self.step_module.no_sync() if accumulate else contextlib.nullcontext():
+                    with self._autocast():
+                        loss = self._micro_loss(ids) / len(self.batches)
+                    loss.backward()
+                total = loss.detach() if total is None else total + loss.detach()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         value = float(total)  # waits for the device, as the sync below does

@@ -18,12 +18,12 @@ from wattbench.domain.energy import view_figure
 from wattbench.domain.errors import WattbenchError
 from wattbench.domain.instances import instances_lines
 from wattbench.domain.interference import interference_text
-from wattbench.domain.peaks import mfu, peak_for
 from wattbench.domain.result import GenerationSummary, Interval, RunResult, result_document
 from wattbench.domain.server import server_lines
 from wattbench.domain.training import FLOPS_FORMULA, data_parallel_lines
 from wattbench.engine.cost import cost_figures, energy_per_item, usd_per_million_output_tokens
 from wattbench.engine.token_energy import token_energy
+from wattbench.engine.training_metrics import achieved_tflops, run_mfu, training_metric
 
 JSON_FORMAT = "wattbench.run-output"
 JSON_FORMAT_VERSION = 1
@@ -211,18 +211,10 @@ def training_lines(r: RunResult) -> list[str]:
     ckpt = ", activation checkpointing" if t.activation_checkpointing else ""
     step = _with_interval(lat.mean_ns, lat.mean_lo_ns, lat.mean_hi_ns)
     # model FLOP/s of one device: with N data-parallel ranks, its share of the node's tokens/s
-    tera = t.flops_per_token / 1e12 / t.data_parallel
-    achieved = units.estimate(
-        thr.value * tera,
-        None if thr.lo is None else thr.lo * tera,
-        None if thr.hi is None else thr.hi * tera,
-    )
-    _, words = mfu(
-        thr.value * tera,
-        peak_for(t.device_name, r.spec.precision),
-        device_name=t.device_name,
-        precision=r.spec.precision,
-    )
+    per_device, _ = training_metric(r, "train-tokens-per-s-per-device", "device", None)
+    device = achieved_tflops(r, per_device or thr)
+    achieved = units.estimate(device.value, device.lo, device.hi)
+    _, words = run_mfu(r, achieved_tflops(r, thr).value)
     ranks = f" × {t.data_parallel} ranks" if t.data_parallel > 1 else ""
     per = " per device" if t.data_parallel > 1 else ""
     lines = [

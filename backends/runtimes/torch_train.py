@@ -115,17 +115,16 @@ class TorchTrainer:
         self._set_batches(options.batch_size)
         self._sync = _sync_fn(dev)
         self._bf16 = options.precision == "bf16"
+        n = matmul_parameters(module)
         self.summary = TrainingSummary(
             micro_batch=options.batch_size,
             grad_accum=options.grad_accum,
             seq_len=options.prompt_tokens,
             activation_checkpointing=self.ckpt,
-            parameters=matmul_parameters(module),
+            parameters=n,
             layers=layers,
             width=width,
-            flops_per_token=flops_per_token(
-                matmul_parameters(module), layers, width, options.prompt_tokens
-            ),
+            flops_per_token=flops_per_token(n, layers, width, options.prompt_tokens),
             optimizer=OPTIMIZER,
             device_name=_device_name(dev),
             data_parallel=self.ranks,
@@ -161,8 +160,6 @@ class TorchTrainer:
         per_rank = sequences * self.options.grad_accum * self.options.prompt_tokens
         self.items_per_call = per_rank * self.ranks  # the global batch: every rank's tokens
         self.input_shapes = (("input_ids", shape, "int64"),)
-        if hasattr(self, "summary"):
-            self.summary = replace(self.summary, micro_batch=sequences)
 
     def release(self) -> None:
         """Drop the gradients and the allocator's cache (after an out-of-memory step)."""
@@ -245,7 +242,11 @@ class TorchTrainer:
 
     def training_summary(self) -> TrainingSummary:
         return replace(
-            self.summary, loss_first=self._first, loss_last=self._last, steps=self._steps
+            self.summary,
+            micro_batch=self.micro_batch,  # the micro-batch search may have changed it
+            loss_first=self._first,
+            loss_last=self._last,
+            steps=self._steps,
         )
 
     def synchronize(self) -> None:

@@ -186,19 +186,17 @@ class FleetRun:
         listener: QueueListener | None = None,
         *,
         keep_aside: bool = True,
-        executor_for: Callable[[Fleet, str], Any] = RemoteExecutor,
     ) -> None:
         if not hosts:
             raise BadInputError("Choose at least one host to run on.", field="on")
         keys = itertools.count(1)
         shared = _Serialized(recorder) if recorder is not None else None
-        self.fleet = fleet
         self.queues = {
             name: RunQueue(
                 shared,
                 listener,
                 keep_aside=keep_aside,
-                executor=executor_for(fleet, name),
+                executor=RemoteExecutor(fleet, name),
                 keys=keys,
             )
             for name in hosts
